@@ -1,0 +1,75 @@
+//! Configuration: director settings plus forwarding tables, from native TOML ([`native`]) or
+//! GLB's files ([`glb`]: `director.conf` JSON with `forwarding_table.json` / `.bin`).
+//! [`load`] detects what a file is; every error names the file, the line where known, the
+//! field path and what was expected.
+
+pub mod glb;
+pub mod load;
+pub mod native;
+mod settings;
+
+pub use load::{load_config, load_file, load_glb, load_tables, Loaded};
+pub use settings::{DirectorSettings, HashFields};
+
+use crate::table::ForwardingTable;
+
+/// A complete, validated configuration: what the datapath needs to forward.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub settings: DirectorSettings,
+    pub tables: Vec<ForwardingTable>,
+}
+
+/// A configuration error with enough context to fix the file at 3 a.m.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `file:line: field: message`.
+    #[error("{file}{}: {field}{}{message}", line.map(|l| format!(":{l}")).unwrap_or_default(), if field.is_empty() { "" } else { ": " })]
+    Field {
+        file: String,
+        line: Option<usize>,
+        field: String,
+        message: String,
+    },
+    #[error("{file}: {message}")]
+    File { file: String, message: String },
+    #[error(transparent)]
+    Table(#[from] crate::table::TableError),
+}
+
+impl ConfigError {
+    pub(crate) fn field(
+        file: &str,
+        line: Option<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        ConfigError::Field {
+            file: file.to_string(),
+            line,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Parse an address or CIDR (`1.2.3.0/24`, `fdb4::/64`): `(address as written, prefix length)`.
+pub fn parse_ip_or_cidr(s: &str) -> Result<(std::net::IpAddr, u8), String> {
+    let (ip, bits) = match s.split_once('/') {
+        Some((ip, bits)) => (ip, Some(bits)),
+        None => (s, None),
+    };
+    let ip: std::net::IpAddr = ip
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected an IPv4/IPv6 address or CIDR, got {s:?}"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let bits = match bits {
+        None => max,
+        Some(b) => match b.trim().parse::<u8>() {
+            Ok(b) if b <= max => b,
+            _ => return Err(format!("prefix length in {s:?} must be 0..={max}")),
+        },
+    };
+    Ok((ip, bits))
+}

@@ -1,0 +1,432 @@
+//! Native TOML configuration.
+//!
+//! ```toml
+//! [director]
+//! outbound_gateway_mac = "02:00:00:00:00:fe"
+//! outbound_src_ip = "10.0.0.10"
+//! hash_fields = ["src_addr"]
+//!
+//! [[tables]]
+//! name = "web"
+//! hash_key = "12345678901234561234567890123456"
+//! seed = "34567890123456783456789012345678"
+//! binds = [{ ip = "1.1.1.1", proto = "tcp", port = 80 }]
+//!
+//! [[tables.backends]]
+//! ip = "10.1.0.1"
+//! ```
+//! Tables may instead come from GLB files: `forwarding_table = "table.json"` (or `.bin`).
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{parse_ip_or_cidr, ConfigError, DirectorSettings, HashFields};
+use crate::config::settings::DEFAULT_SRC_MAC;
+use crate::hash::parse_hex_key;
+use crate::table::{
+    Backend, BackendState, Bind, HealthChecks, Proto, RowPolicy, TableSpec,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    director: RawDirector,
+    #[serde(default)]
+    tables: Vec<RawTable>,
+    forwarding_table: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDirector {
+    outbound_gateway_mac: Spanned<String>,
+    outbound_src_ip: Spanned<String>,
+    outbound_src_ip6: Option<Spanned<String>>,
+    src_mac: Option<Spanned<String>>,
+    forward_icmp_ping_responses: Option<bool>,
+    hash_fields: Option<Spanned<Vec<String>>>,
+    alt_hash_fields: Option<Spanned<Vec<String>>>,
+    row_policy: Option<Spanned<String>>,
+    hops: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    name: Spanned<String>,
+    hash_key: Spanned<String>,
+    seed: Spanned<String>,
+    #[serde(default)]
+    binds: Vec<RawBind>,
+    #[serde(default)]
+    backends: Vec<RawBackend>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBind {
+    ip: Spanned<String>,
+    proto: Spanned<String>,
+    port: Option<Spanned<i64>>,
+    port_start: Option<Spanned<i64>>,
+    port_end: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackend {
+    ip: Spanned<String>,
+    state: Option<Spanned<String>>,
+    healthy: Option<bool>,
+    weight: Option<Spanned<i64>>,
+    #[serde(default)]
+    healthchecks: RawHealthChecks,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHealthChecks {
+    http: Option<Spanned<i64>>,
+    http_uri: Option<String>,
+    tcp: Option<Spanned<i64>>,
+    gue: Option<Spanned<i64>>,
+}
+
+/// What a native file describes: settings plus either inline tables or a GLB table file.
+pub struct NativeConfig {
+    pub settings: DirectorSettings,
+    pub tables: NativeTables,
+}
+
+pub enum NativeTables {
+    Inline(Vec<TableSpec>),
+    /// Path (resolved against the config's folder) of a GLB `.json` or `.bin` table file.
+    GlbFile(std::path::PathBuf),
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line(&self, span: std::ops::Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+    fn err(
+        &self,
+        span: std::ops::Range<usize>,
+        field: impl Into<String>,
+        msg: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::field(self.file, Some(self.line(span)), field, msg)
+    }
+}
+
+/// Parse a native TOML document. `file` names it in errors; relative `forwarding_table`
+/// paths are resolved against `file`'s folder.
+pub fn parse(text: &str, file: &str) -> Result<NativeConfig, ConfigError> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| {
+            text.as_bytes()[..s.start.min(text.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1
+        });
+        ConfigError::field(file, line, "", e.message().to_string())
+    })?;
+    let cx = Ctx { file, text };
+    let settings = settings(&cx, &raw.director)?;
+    let tables = match (&raw.forwarding_table, raw.tables.is_empty()) {
+        (Some(path), true) => {
+            let base = Path::new(file).parent().unwrap_or(Path::new(""));
+            NativeTables::GlbFile(base.join(path.get_ref()))
+        }
+        (Some(path), false) => {
+            return Err(cx.err(
+                path.span(),
+                "forwarding_table",
+                "give either `forwarding_table` or inline [[tables]], not both",
+            ))
+        }
+        (None, true) => {
+            return Err(ConfigError::field(
+                file,
+                None,
+                "tables",
+                "no tables: add at least one [[tables]] section or `forwarding_table = \"FILE\"`",
+            ))
+        }
+        (None, false) => NativeTables::Inline(
+            raw.tables
+                .iter()
+                .enumerate()
+                .map(|(i, t)| table(&cx, i, t))
+                .collect::<Result<_, _>>()?,
+        ),
+    };
+    if let NativeTables::Inline(specs) = &tables {
+        check_unique_names(&cx, specs, &raw.tables)?;
+    }
+    Ok(NativeConfig { settings, tables })
+}
+
+fn check_unique_names(cx: &Ctx, specs: &[TableSpec], raw: &[RawTable]) -> Result<(), ConfigError> {
+    for (i, s) in specs.iter().enumerate() {
+        if let Some(j) = specs[..i].iter().position(|o| o.name == s.name) {
+            return Err(cx.err(
+                raw[i].name.span(),
+                format!("tables[{i}].name"),
+                format!("table name {:?} is already used by tables[{j}]", s.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn hash_fields(
+    cx: &Ctx,
+    field: &str,
+    v: &Spanned<Vec<String>>,
+) -> Result<HashFields, ConfigError> {
+    let mut h = HashFields::none();
+    for name in v.get_ref() {
+        h.set(name, true)
+            .map_err(|m| cx.err(v.span(), field, m))?;
+    }
+    Ok(h)
+}
+
+fn settings(cx: &Ctx, d: &RawDirector) -> Result<DirectorSettings, ConfigError> {
+    let mac = |v: &Spanned<String>, field: &str| {
+        v.get_ref().parse().map_err(|_| {
+            cx.err(
+                v.span(),
+                field,
+                format!("expected a MAC address like 02:00:00:00:00:01, got {:?}", v.get_ref()),
+            )
+        })
+    };
+    let gateway_mac = mac(&d.outbound_gateway_mac, "director.outbound_gateway_mac")?;
+    let src_mac = match &d.src_mac {
+        Some(v) => mac(v, "director.src_mac")?,
+        None => DEFAULT_SRC_MAC,
+    };
+    let src_ipv4 = d.outbound_src_ip.get_ref().parse().map_err(|_| {
+        cx.err(
+            d.outbound_src_ip.span(),
+            "director.outbound_src_ip",
+            format!("expected an IPv4 address, got {:?}", d.outbound_src_ip.get_ref()),
+        )
+    })?;
+    let src_ipv6 = match &d.outbound_src_ip6 {
+        Some(v) => Some(v.get_ref().parse().map_err(|_| {
+            cx.err(
+                v.span(),
+                "director.outbound_src_ip6",
+                format!("expected an IPv6 address, got {:?}", v.get_ref()),
+            )
+        })?),
+        None => None,
+    };
+    let hash = match &d.hash_fields {
+        Some(v) => hash_fields(cx, "director.hash_fields", v)?,
+        None => HashFields::default(),
+    };
+    if hash.is_empty() {
+        let span = d.hash_fields.as_ref().map(|v| v.span()).unwrap_or(0..0);
+        return Err(cx.err(
+            span,
+            "director.hash_fields",
+            "at least one hash field is needed (src_addr, dst_addr, src_port, dst_port)",
+        ));
+    }
+    let alt = match &d.alt_hash_fields {
+        Some(v) => {
+            let h = hash_fields(cx, "director.alt_hash_fields", v)?;
+            (!h.is_empty()).then_some(h)
+        }
+        None => None,
+    };
+    let hops = match &d.hops {
+        None => 2,
+        Some(v) => match *v.get_ref() {
+            n @ 1..=8 => n as usize,
+            n => {
+                return Err(cx.err(
+                    v.span(),
+                    "director.hops",
+                    format!("hops per row must be 1..=8, got {n}"),
+                ))
+            }
+        },
+    };
+    let row_policy = match d.row_policy.as_ref().map(|v| (v.get_ref().as_str(), v)) {
+        None | Some(("native", _)) => RowPolicy::Native { hops },
+        Some(("glb", v)) => {
+            if hops != 2 {
+                return Err(cx.err(
+                    v.span(),
+                    "director.row_policy",
+                    "row_policy \"glb\" always has 2 hops; remove `hops`",
+                ));
+            }
+            RowPolicy::Glb
+        }
+        Some((other, v)) => {
+            return Err(cx.err(
+                v.span(),
+                "director.row_policy",
+                format!("expected \"native\" or \"glb\", got {other:?}"),
+            ))
+        }
+    };
+    Ok(DirectorSettings {
+        gateway_mac,
+        src_mac,
+        src_ipv4,
+        src_ipv6,
+        forward_icmp_ping_responses: d.forward_icmp_ping_responses.unwrap_or(true),
+        hash_fields: hash,
+        alt_hash_fields: alt,
+        row_policy,
+    })
+}
+
+fn port(cx: &Ctx, field: &str, v: &Spanned<i64>) -> Result<u16, ConfigError> {
+    u16::try_from(*v.get_ref())
+        .map_err(|_| cx.err(v.span(), field, format!("expected a port 0..=65535, got {}", v.get_ref())))
+}
+
+fn table(cx: &Ctx, i: usize, t: &RawTable) -> Result<TableSpec, ConfigError> {
+    let name = t.name.get_ref().clone();
+    let at = |f: &str| format!("tables[{i}] ({name:?}).{f}");
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(cx.err(t.name.span(), at("name"), "expected a non-empty name without spaces"));
+    }
+    let key = |v: &Spanned<String>, f: &str| {
+        parse_hex_key(v.get_ref()).map_err(|m| cx.err(v.span(), at(f), m))
+    };
+    let hash_key = key(&t.hash_key, "hash_key")?;
+    let seed = key(&t.seed, "seed")?;
+    let mut binds = Vec::with_capacity(t.binds.len());
+    for (j, b) in t.binds.iter().enumerate() {
+        let f = |x: &str| at(&format!("binds[{j}].{x}"));
+        let (addr, prefix_len) =
+            parse_ip_or_cidr(b.ip.get_ref()).map_err(|m| cx.err(b.ip.span(), f("ip"), m))?;
+        let proto = match b.proto.get_ref().as_str() {
+            "tcp" => Proto::Tcp,
+            "udp" => Proto::Udp,
+            other => {
+                return Err(cx.err(
+                    b.proto.span(),
+                    f("proto"),
+                    format!("expected \"tcp\" or \"udp\", got {other:?}"),
+                ))
+            }
+        };
+        let (port_start, port_end) = match (&b.port, &b.port_start, &b.port_end) {
+            (Some(p), None, None) => {
+                let p = port(cx, &f("port"), p)?;
+                (p, p)
+            }
+            (None, Some(s), Some(e)) => {
+                let (ps, pe) = (port(cx, &f("port_start"), s)?, port(cx, &f("port_end"), e)?);
+                if ps > pe {
+                    return Err(cx.err(
+                        s.span(),
+                        f("port_start"),
+                        format!("port_start {ps} is above port_end {pe}"),
+                    ));
+                }
+                (ps, pe)
+            }
+            _ => {
+                return Err(cx.err(
+                    b.ip.span(),
+                    at(&format!("binds[{j}]")),
+                    "give either `port` or both `port_start` and `port_end`",
+                ))
+            }
+        };
+        binds.push(Bind {
+            addr,
+            prefix_len,
+            proto,
+            port_start,
+            port_end,
+        });
+    }
+    let mut backends: Vec<Backend> = Vec::with_capacity(t.backends.len());
+    for (j, b) in t.backends.iter().enumerate() {
+        let f = |x: &str| at(&format!("backends[{j}].{x}"));
+        let ip: IpAddr = b.ip.get_ref().parse().map_err(|_| {
+            cx.err(
+                b.ip.span(),
+                f("ip"),
+                format!("expected an IPv4 or IPv6 address, got {:?}", b.ip.get_ref()),
+            )
+        })?;
+        if let Some(k) = backends.iter().position(|o| o.ip == ip) {
+            return Err(cx.err(
+                b.ip.span(),
+                f("ip"),
+                format!("backend {ip} is already listed as backends[{k}]"),
+            ));
+        }
+        let state = match &b.state {
+            None => BackendState::Active,
+            Some(s) => s
+                .get_ref()
+                .parse()
+                .map_err(|m: String| cx.err(s.span(), f("state"), m))?,
+        };
+        let weight = match &b.weight {
+            None => 1,
+            Some(w) => match u32::try_from(*w.get_ref()) {
+                Ok(w) if (1..=1000).contains(&w) => w,
+                _ => {
+                    return Err(cx.err(
+                        w.span(),
+                        f("weight"),
+                        format!("expected a weight 1..=1000, got {}", w.get_ref()),
+                    ))
+                }
+            },
+        };
+        let hc = &b.healthchecks;
+        let opt_port = |v: &Option<Spanned<i64>>, x: &str| -> Result<Option<u16>, ConfigError> {
+            v.as_ref()
+                .map(|p| port(cx, &f(&format!("healthchecks.{x}")), p))
+                .transpose()
+        };
+        backends.push(Backend {
+            ip,
+            state,
+            healthy: b.healthy.unwrap_or(true),
+            weight,
+            healthchecks: HealthChecks {
+                http: opt_port(&hc.http, "http")?,
+                http_uri: hc.http_uri.clone(),
+                tcp: opt_port(&hc.tcp, "tcp")?,
+                gue: opt_port(&hc.gue, "gue")?,
+            },
+        });
+    }
+    Ok(TableSpec {
+        name,
+        hash_key,
+        seed: Some(seed),
+        binds,
+        backends,
+    })
+}

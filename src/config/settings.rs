@@ -1,0 +1,91 @@
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::table::RowPolicy;
+use crate::wire::ethernet::MacAddr;
+
+/// Which packet fields feed the flow hash (GLB's `hash_fields`), concatenated in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashFields {
+    pub src_addr: bool,
+    pub dst_addr: bool,
+    pub src_port: bool,
+    pub dst_port: bool,
+}
+
+impl Default for HashFields {
+    /// GLB's default: the client address only.
+    fn default() -> Self {
+        HashFields {
+            src_addr: true,
+            dst_addr: false,
+            src_port: false,
+            dst_port: false,
+        }
+    }
+}
+
+impl HashFields {
+    pub const NAMES: [&'static str; 4] = ["src_addr", "dst_addr", "src_port", "dst_port"];
+
+    pub fn none() -> Self {
+        HashFields {
+            src_addr: false,
+            dst_addr: false,
+            src_port: false,
+            dst_port: false,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !(self.src_addr || self.dst_addr || self.src_port || self.dst_port)
+    }
+
+    /// Set a field by its GLB name; `Err` for an unknown name.
+    pub fn set(&mut self, name: &str, on: bool) -> Result<(), String> {
+        match name {
+            "src_addr" => self.src_addr = on,
+            "dst_addr" => self.dst_addr = on,
+            "src_port" => self.src_port = on,
+            "dst_port" => self.dst_port = on,
+            other => {
+                return Err(format!(
+                    "unknown hash field {other:?}; expected one of {}",
+                    Self::NAMES.join(", ")
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        let on = [self.src_addr, self.dst_addr, self.src_port, self.dst_port];
+        Self::NAMES
+            .iter()
+            .zip(on)
+            .filter(|(_, on)| *on)
+            .map(|(n, _)| *n)
+            .collect()
+    }
+}
+
+/// Director-wide settings (GLB's `director.conf`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectorSettings {
+    /// Destination MAC of every encapsulated packet (the next-hop router).
+    pub gateway_mac: MacAddr,
+    /// Source MAC of encapsulated packets when the port does not supply its own (pcap, mem).
+    pub src_mac: MacAddr,
+    /// Outer source address for IPv4 backends.
+    pub src_ipv4: Ipv4Addr,
+    /// Outer source address for IPv6 backends (native tables only).
+    pub src_ipv6: Option<Ipv6Addr>,
+    pub forward_icmp_ping_responses: bool,
+    pub hash_fields: HashFields,
+    /// Second hash whose hops are appended (GLB's migration aid): 4 hops per packet.
+    pub alt_hash_fields: Option<HashFields>,
+    /// How rows are built for tables defined in this config.
+    pub row_policy: RowPolicy,
+}
+
+/// Locally administered MAC used as the source when no port MAC is known.
+pub const DEFAULT_SRC_MAC: MacAddr = MacAddr([0x02, 0x00, 0x00, 0x00, 0x00, 0x01]);

@@ -1,0 +1,177 @@
+//! Verdicts, drop reasons and per-core counters.
+
+/// Why a packet was dropped. Each reason has its own counter; names are stable (metrics and
+/// console use [`DropReason::name`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    /// Frame shorter than its Ethernet (and VLAN) header.
+    TruncatedL2,
+    /// More than one VLAN tag (QinQ) on a director port.
+    StackedVlan,
+    /// IP header or packet (IPv4 total length, IPv6 payload length) runs past the frame.
+    TruncatedIp,
+    /// IP version field does not match the ethertype.
+    BadIpVersion,
+    /// IPv4 IHL below 5 or beyond the frame.
+    BadIhl,
+    /// IPv4 total length below its own header length.
+    BadIpLength,
+    /// IPv6 extension header malformed or running past the payload.
+    BadExtHeader,
+    /// More IPv6 extension headers than Rondo walks (bounds loops).
+    TooManyExtHeaders,
+    /// IP fragment addressed to a VIP: cannot be hashed on ports safely.
+    Fragment,
+    /// TCP/UDP header missing or truncated (zero-length L4 included).
+    TruncatedL4,
+    /// ICMP header truncated.
+    TruncatedIcmp,
+    /// ICMP error quoting a header too short to find the flow.
+    IcmpQuoteTruncated,
+    /// Not enough headroom in the buffer to prepend the encapsulation.
+    NoHeadroom,
+    /// Encapsulated packet would exceed 65535 bytes.
+    TooBig,
+}
+
+impl DropReason {
+    pub const COUNT: usize = 14;
+    pub const ALL: [DropReason; Self::COUNT] = [
+        DropReason::TruncatedL2,
+        DropReason::StackedVlan,
+        DropReason::TruncatedIp,
+        DropReason::BadIpVersion,
+        DropReason::BadIhl,
+        DropReason::BadIpLength,
+        DropReason::BadExtHeader,
+        DropReason::TooManyExtHeaders,
+        DropReason::Fragment,
+        DropReason::TruncatedL4,
+        DropReason::TruncatedIcmp,
+        DropReason::IcmpQuoteTruncated,
+        DropReason::NoHeadroom,
+        DropReason::TooBig,
+    ];
+
+    /// Stable snake_case name for counters, metrics and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::TruncatedL2 => "truncated_l2",
+            DropReason::StackedVlan => "stacked_vlan",
+            DropReason::TruncatedIp => "truncated_ip",
+            DropReason::BadIpVersion => "bad_ip_version",
+            DropReason::BadIhl => "bad_ihl",
+            DropReason::BadIpLength => "bad_ip_length",
+            DropReason::BadExtHeader => "bad_ext_header",
+            DropReason::TooManyExtHeaders => "too_many_ext_headers",
+            DropReason::Fragment => "fragment",
+            DropReason::TruncatedL4 => "truncated_l4",
+            DropReason::TruncatedIcmp => "truncated_icmp",
+            DropReason::IcmpQuoteTruncated => "icmp_quote_truncated",
+            DropReason::NoHeadroom => "no_headroom",
+            DropReason::TooBig => "too_big",
+        }
+    }
+}
+
+/// What happens to one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Encapsulated in place; send it out the port.
+    Forward,
+    /// Not for a VIP (ARP, BGP, SSH to the host, ...): hand to the kernel unchanged.
+    Exception(ExceptionReason),
+    /// Dropped; the reason's counter was incremented.
+    Drop(DropReason),
+}
+
+/// Why a packet went to the exception path (counted, not an error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExceptionReason {
+    /// Not IPv4/IPv6 (ARP, LLDP, 802.3 frames, ...).
+    NotIp,
+    /// IP packet whose destination/protocol/port matches no bind.
+    NoBind,
+    /// ICMP to a VIP that Rondo does not forward (echo with forwarding off, other types).
+    Icmp,
+}
+
+impl ExceptionReason {
+    pub const COUNT: usize = 3;
+    pub const ALL: [ExceptionReason; Self::COUNT] =
+        [ExceptionReason::NotIp, ExceptionReason::NoBind, ExceptionReason::Icmp];
+    pub fn name(self) -> &'static str {
+        match self {
+            ExceptionReason::NotIp => "not_ip",
+            ExceptionReason::NoBind => "no_bind",
+            ExceptionReason::Icmp => "icmp",
+        }
+    }
+}
+
+/// Counters of one worker core, alone on their cache lines (no false sharing). Written only by
+/// their core; the control thread reads them (torn reads of a u64 cannot happen on x86_64,
+/// and the values only grow).
+#[derive(Debug, Clone, Default)]
+#[repr(C, align(64))]
+pub struct CoreCounters {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub forwarded: u64,
+    pub forwarded_bytes: u64,
+    pub exceptions: [u64; ExceptionReason::COUNT],
+    pub drops: [u64; DropReason::COUNT],
+    /// Packets forwarded with 4 hops (alt_hash_fields in use).
+    pub alt_hashed: u64,
+    pub bursts: u64,
+}
+
+impl CoreCounters {
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+    pub fn total_exceptions(&self) -> u64 {
+        self.exceptions.iter().sum()
+    }
+    pub fn drop_count(&self, r: DropReason) -> u64 {
+        self.drops[r as usize]
+    }
+    pub fn exception_count(&self, r: ExceptionReason) -> u64 {
+        self.exceptions[r as usize]
+    }
+    /// Add another core's counters into this one (for totals).
+    pub fn accumulate(&mut self, o: &CoreCounters) {
+        self.rx_packets += o.rx_packets;
+        self.rx_bytes += o.rx_bytes;
+        self.forwarded += o.forwarded;
+        self.forwarded_bytes += o.forwarded_bytes;
+        for (a, b) in self.exceptions.iter_mut().zip(o.exceptions) {
+            *a += b;
+        }
+        for (a, b) in self.drops.iter_mut().zip(o.drops) {
+            *a += b;
+        }
+        self.alt_hashed += o.alt_hashed;
+        self.bursts += o.bursts;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_index_their_own_slot() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{}", r.name());
+        }
+        for (i, r) in ExceptionReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{}", r.name());
+        }
+        let names: std::collections::HashSet<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(names.len(), DropReason::COUNT);
+        assert_eq!(std::mem::align_of::<CoreCounters>(), 64);
+    }
+}

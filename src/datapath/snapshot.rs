@@ -1,0 +1,457 @@
+//! The compiled, immutable form of a configuration: everything a worker reads per packet,
+//! loaded once per burst. Built by the control thread off the data path.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::IpAddr;
+
+use crate::config::{Config, DirectorSettings, HashFields};
+use crate::hash::SipKey;
+use crate::table::{Bind, ForwardingTable};
+use crate::wire::ethernet::MacAddr;
+
+/// Most hops one packet can carry: 8 per row, twice with `alt_hash_fields`.
+pub const MAX_HOPS: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("table {table:?} mixes IPv4 and IPv6 backends ({v4} and {v6}); a hop list carries one address family, split it into two tables")]
+    MixedFamilies { table: String, v4: IpAddr, v6: IpAddr },
+    #[error("table {table:?} has IPv6 backends but no outer IPv6 source is configured (set director.outbound_src_ip6)")]
+    NoIpv6Source { table: String },
+    #[error("table {table:?}: {hops} hops per packet do not fit GUE's 5-bit header length for {family} hops (at most {max})")]
+    TooManyHops {
+        table: String,
+        hops: usize,
+        family: &'static str,
+        max: usize,
+    },
+    #[error("bind {bind} of table {a:?} overlaps bind {other} of table {b:?}: a packet could match both; make the ranges disjoint")]
+    OverlappingBinds {
+        a: String,
+        bind: String,
+        b: String,
+        other: String,
+    },
+    #[error("more than 65535 tables")]
+    TooManyTables,
+}
+
+/// Hop address family of a compiled table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+/// A table ready for the hot path: rows plus backend addresses in wire order.
+#[derive(Debug)]
+pub struct CompiledTable {
+    pub table: ForwardingTable,
+    pub(crate) key: SipKey,
+    pub(crate) family: Family,
+    /// Backend addresses by index, network order (v4 tables).
+    pub(crate) addrs_v4: Box<[[u8; 4]]>,
+    /// Backend addresses by index (v6 tables).
+    pub(crate) addrs_v6: Box<[[u8; 16]]>,
+}
+
+/// Which fields feed a hash, as a bit set for a cheap test per packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FieldSet(u8);
+
+impl FieldSet {
+    pub(crate) const SRC_ADDR: u8 = 1;
+    pub(crate) const DST_ADDR: u8 = 2;
+    pub(crate) const SRC_PORT: u8 = 4;
+    pub(crate) const DST_PORT: u8 = 8;
+    fn from(h: &HashFields) -> Self {
+        FieldSet(
+            (h.src_addr as u8) * Self::SRC_ADDR
+                | (h.dst_addr as u8) * Self::DST_ADDR
+                | (h.src_port as u8) * Self::SRC_PORT
+                | (h.dst_port as u8) * Self::DST_PORT,
+        )
+    }
+    #[inline]
+    pub(crate) fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Rule<A> {
+    net: A,
+    prefix: u8,
+    proto: u8,
+    port_start: u16,
+    port_end: u16,
+    table: u16,
+}
+
+impl<A: Copy> Rule<A> {
+    #[inline]
+    fn matches_l4(&self, proto: u8, port: u16) -> bool {
+        self.proto == proto && self.port_start <= port && port <= self.port_end
+    }
+}
+
+/// Multiplicative hasher for address keys (std's SipHash is needlessly slow here and the
+/// keys come from the operator's config, not from the network).
+#[derive(Default)]
+struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.write_u64(n as u64);
+        self.write_u64((n >> 64) as u64);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(29) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type AddrMap<K> = HashMap<K, (u32, u32), BuildHasherDefault<AddrHasher>>;
+
+/// Bind lookup for one family: host binds (/32, /128) through a hash map, prefixes through a
+/// list ordered longest prefix first (config order within a length).
+#[derive(Debug)]
+struct FamilyIndex<A: Copy + Eq + std::hash::Hash> {
+    exact_rules: Vec<Rule<A>>,
+    exact: AddrMap<A>,
+    cidr: Vec<Rule<A>>,
+}
+
+impl<A: Copy + Eq + std::hash::Hash + std::fmt::Debug> FamilyIndex<A> {
+    fn new(mut rules: Vec<Rule<A>>, host_bits: u8, mask: impl Fn(A, u8) -> A) -> Self {
+        for r in &mut rules {
+            r.net = mask(r.net, r.prefix);
+        }
+        let (mut exact_rules, mut cidr): (Vec<_>, Vec<_>) =
+            rules.into_iter().partition(|r| r.prefix == host_bits);
+        cidr.sort_by(|a, b| b.prefix.cmp(&a.prefix)); // stable: config order kept
+        let mut order: Vec<usize> = (0..exact_rules.len()).collect();
+        // group equal addresses together, keeping config order inside a group
+        let mut seen: Vec<A> = Vec::new();
+        for r in &exact_rules {
+            if !seen.contains(&r.net) {
+                seen.push(r.net);
+            }
+        }
+        order.sort_by_key(|&i| seen.iter().position(|a| *a == exact_rules[i].net));
+        exact_rules = order.into_iter().map(|i| exact_rules[i]).collect();
+        let mut exact = AddrMap::default();
+        let mut i = 0;
+        while i < exact_rules.len() {
+            let mut j = i;
+            while j < exact_rules.len() && exact_rules[j].net == exact_rules[i].net {
+                j += 1;
+            }
+            exact.insert(exact_rules[i].net, (i as u32, (j - i) as u32));
+            i = j;
+        }
+        FamilyIndex {
+            exact_rules,
+            exact,
+            cidr,
+        }
+    }
+
+    #[inline]
+    fn lookup(
+        &self,
+        ip: A,
+        mask: impl Fn(A, u8) -> A,
+        pred: impl Fn(&Rule<A>) -> bool,
+    ) -> Option<&Rule<A>> {
+        if let Some(&(start, len)) = self.exact.get(&ip) {
+            let rules = &self.exact_rules[start as usize..(start + len) as usize];
+            if let Some(r) = rules.iter().find(|r| pred(r)) {
+                return Some(r);
+            }
+        }
+        self.cidr
+            .iter()
+            .find(|r| mask(ip, r.prefix) == r.net && pred(r))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.exact_rules.is_empty() && self.cidr.is_empty()
+    }
+}
+
+#[inline]
+fn mask_v4(a: u32, prefix: u8) -> u32 {
+    if prefix == 0 {
+        0
+    } else {
+        a & (u32::MAX << (32 - u32::from(prefix.min(32))))
+    }
+}
+
+#[inline]
+fn mask_v6(a: u128, prefix: u8) -> u128 {
+    if prefix == 0 {
+        0
+    } else {
+        a & (u128::MAX << (128 - u32::from(prefix.min(128))))
+    }
+}
+
+/// All binds of all tables.
+#[derive(Debug)]
+pub struct BindIndex {
+    v4: FamilyIndex<u32>,
+    v6: FamilyIndex<u128>,
+}
+
+impl BindIndex {
+    fn new(tables: &[ForwardingTable]) -> Result<Self, SnapshotError> {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for (ti, t) in tables.iter().enumerate() {
+            for b in &t.spec.binds {
+                let (proto, port_start, port_end, table) =
+                    (b.proto.number(), b.port_start, b.port_end, ti as u16);
+                match b.addr {
+                    IpAddr::V4(a) => v4.push(Rule {
+                        net: u32::from(a),
+                        prefix: b.prefix_len,
+                        proto,
+                        port_start,
+                        port_end,
+                        table,
+                    }),
+                    IpAddr::V6(a) => v6.push(Rule {
+                        net: u128::from(a),
+                        prefix: b.prefix_len,
+                        proto,
+                        port_start,
+                        port_end,
+                        table,
+                    }),
+                }
+            }
+        }
+        check_overlaps(tables)?;
+        Ok(BindIndex {
+            v4: FamilyIndex::new(v4, 32, mask_v4),
+            v6: FamilyIndex::new(v6, 128, mask_v6),
+        })
+    }
+
+    /// Table for a TCP/UDP packet to `dst`:`port`.
+    #[inline]
+    pub fn lookup_v4(&self, dst: u32, proto: u8, port: u16) -> Option<u16> {
+        self.v4
+            .lookup(dst, mask_v4, |r| r.matches_l4(proto, port))
+            .map(|r| r.table)
+    }
+
+    #[inline]
+    pub fn lookup_v6(&self, dst: u128, proto: u8, port: u16) -> Option<u16> {
+        self.v6
+            .lookup(dst, mask_v6, |r| r.matches_l4(proto, port))
+            .map(|r| r.table)
+    }
+
+    /// Table of the first bind whose prefix holds `dst` and also holds `also` (ICMP: echo
+    /// requests match any bind of the address; frag-needed needs the quoted source too).
+    #[inline]
+    pub fn lookup_v4_addr(&self, dst: u32, proto_port: Option<(u8, u16)>, also: u32) -> Option<u16> {
+        self.v4
+            .lookup(dst, mask_v4, |r| {
+                proto_port.is_none_or(|(p, port)| r.matches_l4(p, port))
+                    && mask_v4(also, r.prefix) == r.net
+            })
+            .map(|r| r.table)
+    }
+
+    #[inline]
+    pub fn lookup_v6_addr(&self, dst: u128, proto_port: Option<(u8, u16)>, also: u128) -> Option<u16> {
+        self.v6
+            .lookup(dst, mask_v6, |r| {
+                proto_port.is_none_or(|(p, port)| r.matches_l4(p, port))
+                    && mask_v6(also, r.prefix) == r.net
+            })
+            .map(|r| r.table)
+    }
+
+    /// Whether any bind covers this address (used to decide drop vs. exception for
+    /// malformed or fragmented packets).
+    #[inline]
+    pub fn is_vip_v4(&self, dst: u32) -> bool {
+        self.v4.lookup(dst, mask_v4, |_| true).is_some()
+    }
+
+    #[inline]
+    pub fn is_vip_v6(&self, dst: u128) -> bool {
+        self.v6.lookup(dst, mask_v6, |_| true).is_some()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.is_empty()
+    }
+}
+
+fn bind_str(b: &Bind) -> String {
+    let ports = if b.port_start == b.port_end {
+        b.port_start.to_string()
+    } else {
+        format!("{}-{}", b.port_start, b.port_end)
+    };
+    format!("{}/{} {} {}", b.addr, b.prefix_len, b.proto.as_str(), ports)
+}
+
+/// Two binds in different tables that a packet could both match make forwarding depend on
+/// rule order: refuse them. (Within one table it is harmless: same rows either way.)
+fn check_overlaps(tables: &[ForwardingTable]) -> Result<(), SnapshotError> {
+    let all: Vec<(usize, &Bind)> = tables
+        .iter()
+        .enumerate()
+        .flat_map(|(i, t)| t.spec.binds.iter().map(move |b| (i, b)))
+        .collect();
+    for (k, (ti, a)) in all.iter().enumerate() {
+        for (tj, b) in &all[k + 1..] {
+            if ti == tj || a.proto != b.proto {
+                continue;
+            }
+            if a.port_start > b.port_end || b.port_start > a.port_end {
+                continue;
+            }
+            let same_prefix = a.prefix_len == b.prefix_len;
+            let nets_overlap = match (a.addr, b.addr) {
+                (IpAddr::V4(x), IpAddr::V4(y)) => {
+                    let p = a.prefix_len.min(b.prefix_len);
+                    mask_v4(u32::from(x), p) == mask_v4(u32::from(y), p)
+                }
+                (IpAddr::V6(x), IpAddr::V6(y)) => {
+                    let p = a.prefix_len.min(b.prefix_len);
+                    mask_v6(u128::from(x), p) == mask_v6(u128::from(y), p)
+                }
+                _ => false,
+            };
+            // Nested prefixes of different lengths are fine: the longest prefix wins.
+            if nets_overlap && same_prefix {
+                return Err(SnapshotError::OverlappingBinds {
+                    a: tables[*ti].spec.name.clone(),
+                    bind: bind_str(a),
+                    b: tables[*tj].spec.name.clone(),
+                    other: bind_str(b),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Everything a worker needs, immutable once built.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub settings: DirectorSettings,
+    /// Source MAC of encapsulated frames: the port's own MAC where the driver knows it.
+    pub src_mac: MacAddr,
+    pub binds: BindIndex,
+    pub tables: Vec<CompiledTable>,
+    pub(crate) hash: FieldSet,
+    pub(crate) alt_hash: Option<FieldSet>,
+    /// Increases with every swap; lets tools tell snapshots apart.
+    pub generation: u64,
+}
+
+impl Snapshot {
+    /// Compile a config. `src_mac` overrides the config's source MAC (ports know their own).
+    pub fn compile(
+        config: Config,
+        src_mac: Option<MacAddr>,
+        generation: u64,
+    ) -> Result<Snapshot, SnapshotError> {
+        let Config { settings, tables } = config;
+        if tables.len() > usize::from(u16::MAX) {
+            return Err(SnapshotError::TooManyTables);
+        }
+        let binds = BindIndex::new(&tables)?;
+        let per_packet = |t: &ForwardingTable| {
+            t.hops() * if settings.alt_hash_fields.is_some() { 2 } else { 1 }
+        };
+        let mut compiled = Vec::with_capacity(tables.len());
+        for table in tables {
+            let v4 = table.spec.backends.iter().find(|b| b.ip.is_ipv4()).map(|b| b.ip);
+            let v6 = table.spec.backends.iter().find(|b| b.ip.is_ipv6()).map(|b| b.ip);
+            let family = match (v4, v6) {
+                (Some(v4), Some(v6)) => {
+                    return Err(SnapshotError::MixedFamilies {
+                        table: table.spec.name.clone(),
+                        v4,
+                        v6,
+                    })
+                }
+                (None, Some(_)) => Family::V6,
+                _ => Family::V4,
+            };
+            let hops = per_packet(&table);
+            let (max, fam) = match family {
+                Family::V4 => (MAX_HOPS, "IPv4"),
+                Family::V6 => (8, "IPv6"),
+            };
+            if hops > max {
+                return Err(SnapshotError::TooManyHops {
+                    table: table.spec.name.clone(),
+                    hops,
+                    family: fam,
+                    max,
+                });
+            }
+            if family == Family::V6 && settings.src_ipv6.is_none() {
+                return Err(SnapshotError::NoIpv6Source {
+                    table: table.spec.name.clone(),
+                });
+            }
+            let addrs_v4 = table
+                .spec
+                .backends
+                .iter()
+                .map(|b| match b.ip {
+                    IpAddr::V4(a) => a.octets(),
+                    IpAddr::V6(_) => [0; 4],
+                })
+                .collect();
+            let addrs_v6 = table
+                .spec
+                .backends
+                .iter()
+                .map(|b| match b.ip {
+                    IpAddr::V6(a) => a.octets(),
+                    IpAddr::V4(_) => [0; 16],
+                })
+                .collect();
+            compiled.push(CompiledTable {
+                key: SipKey::from_bytes(&table.spec.hash_key),
+                family,
+                addrs_v4,
+                addrs_v6,
+                table,
+            });
+        }
+        Ok(Snapshot {
+            src_mac: src_mac.unwrap_or(settings.src_mac),
+            hash: FieldSet::from(&settings.hash_fields),
+            alt_hash: settings.alt_hash_fields.as_ref().map(FieldSet::from),
+            settings,
+            binds,
+            tables: compiled,
+            generation,
+        })
+    }
+}

@@ -1,0 +1,21 @@
+//! Rondo: a userspace L4 load-balancer director, wire-compatible with GitHub's GLB Director.
+//!
+//! Folders name the layers:
+//! - [`wire`]: zero-copy views and emitters for every header Rondo reads or writes.
+//! - [`hash`]: SipHash-2-4 as GLB keys it.
+//! - [`table`]: forwarding tables: rendezvous builder, GLB v2 binary and JSON formats, native tables.
+//! - [`config`]: native TOML and GLB `director.conf` configuration.
+//! - [`datapath`]: classifier, GUE encapsulation and the burst pipeline every driver calls.
+//! - [`tools`]: the `rondo` subcommands.
+//! - [`sys`]: CPU/OS primitives (with the drivers, the only place `unsafe` is allowed).
+
+#[cfg(feature = "wip-integration")]
+pub mod config;
+#[cfg(feature = "wip-integration")]
+pub mod datapath;
+pub mod hash;
+pub mod sys;
+pub mod table;
+#[cfg(feature = "wip-integration")]
+pub mod tools;
+pub mod wire;

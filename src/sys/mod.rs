@@ -1,0 +1,19 @@
+//! CPU and OS facing primitives. Like the driver modules, this is where `unsafe` may live,
+//! each block with its `// SAFETY:` reasoning.
+#![allow(unsafe_code)]
+
+/// Hint the CPU to pull the cache line holding `p` into L1; never faults, no effect on
+/// program semantics.
+#[inline(always)]
+pub fn prefetch<T>(p: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of the x86_64 baseline, so `prefetcht0` exists on every CPU this
+    // code runs on; prefetch is a hint that never faults and reads nothing observable, and
+    // `p` is a valid reference anyway.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((p as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}

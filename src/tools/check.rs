@@ -1,0 +1,49 @@
+use std::path::Path;
+
+use crate::config::{load_file, load_glb, Loaded};
+use crate::datapath::Snapshot;
+
+/// `rondo check-config FILE [--forwarding-table T]`.
+pub fn run(file: &Path, table: Option<&Path>) -> Result<(), String> {
+    let loaded = match table {
+        Some(t) => {
+            let (cfg, rt) = load_glb(file, t).map_err(|e| e.to_string())?;
+            println!(
+                "{}: GLB director.conf: {} flow path(s), {} lcore(s){}",
+                file.display(),
+                rt.flow_paths.len(),
+                rt.lcores.len(),
+                if rt.wants_exception_path() { ", exception path (kni) wanted" } else { "" }
+            );
+            Loaded::Config(cfg)
+        }
+        None => load_file(file).map_err(|e| e.to_string())?,
+    };
+    match loaded {
+        Loaded::Config(cfg) => {
+            let n_tables = cfg.tables.len();
+            let binds: usize = cfg.tables.iter().map(|t| t.spec.binds.len()).sum();
+            let backends: usize = cfg.tables.iter().map(|t| t.spec.backends.len()).sum();
+            Snapshot::compile(cfg, None, 0).map_err(|e| format!("{}: {e}", file.display()))?;
+            println!("{}: OK: {n_tables} table(s), {binds} bind(s), {backends} backend(s)", file.display());
+        }
+        Loaded::Director(_, rt) => println!(
+            "{}: OK: GLB director.conf ({} flow path(s), {} lcore(s)); give --forwarding-table to check it with its table",
+            file.display(),
+            rt.flow_paths.len(),
+            rt.lcores.len()
+        ),
+        Loaded::Tables(tables) => {
+            for t in &tables {
+                println!(
+                    "{}: OK: table {:?}: {} bind(s), {} backend(s)",
+                    file.display(),
+                    t.spec.name,
+                    t.spec.binds.len(),
+                    t.spec.backends.len()
+                );
+            }
+        }
+    }
+    Ok(())
+}

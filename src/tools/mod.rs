@@ -1,0 +1,91 @@
+//! The `rondo` command line: one module per subcommand.
+
+mod check;
+mod pcap;
+mod report;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status for a failed command (bad config, bad table, I/O error); usage errors exit 2.
+pub const EXIT_FAILURE: u8 = 1;
+
+#[derive(Parser)]
+#[command(name = "rondo", version, about = "Userspace L4 load-balancer director, GLB Director compatible")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Forwarding tables: build GLB binaries, show and diff tables.
+    #[command(subcommand)]
+    Table(TableCmd),
+    /// Validate a config or table file (TOML, GLB director.conf / forwarding_table.json / .bin).
+    CheckConfig {
+        file: PathBuf,
+        /// With a GLB director.conf: the forwarding table to check it with.
+        #[arg(long)]
+        forwarding_table: Option<PathBuf>,
+    },
+    /// Forward a capture offline through the same pipeline the ports run.
+    Pcap(pcap::PcapArgs),
+    /// The main job on an embedded default (arrives with the runtime).
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum TableCmd {
+    /// Build a GLB v2 binary from forwarding_table.json, byte-identical to glb-director-cli.
+    Build { input: PathBuf, output: PathBuf },
+    /// Show a table file or config: binds, backends, row shares, rows.
+    Show {
+        file: PathBuf,
+        /// Only this table (index or name).
+        #[arg(long)]
+        table: Option<String>,
+        /// Print this row's hops (0..=65535).
+        #[arg(long)]
+        row: Option<u16>,
+    },
+    /// What changing A into B moves: rows whose primary/secondary change, shares before/after.
+    Diff { a: PathBuf, b: PathBuf },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RONDO_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Table(TableCmd::Build { input, output }) => table::build(&input, &output),
+        Cmd::Table(TableCmd::Show { file, table, row }) => table::show(&file, table.as_deref(), row),
+        Cmd::Table(TableCmd::Diff { a, b }) => table::diff(&a, &b),
+        Cmd::CheckConfig {
+            file,
+            forwarding_table,
+        } => check::run(&file, forwarding_table.as_deref()),
+        Cmd::Pcap(args) => pcap::run(&args),
+        Cmd::Demo => Err(
+            "`rondo demo` needs the poll-mode runtime (in-memory ports, workers), which is not built yet; \
+             try `rondo pcap` to forward a capture through the pipeline"
+                .to_string(),
+        ),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("rondo: error: {msg}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}

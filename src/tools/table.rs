@@ -1,0 +1,193 @@
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::path::Path;
+
+use crate::config::{load_file, Loaded};
+use crate::table::{glb_bin, glb_json, ForwardingTable, RowPolicy, TABLE_ROWS};
+
+fn tables_of(file: &Path) -> Result<Vec<ForwardingTable>, String> {
+    match load_file(file).map_err(|e| e.to_string())? {
+        Loaded::Config(c) => Ok(c.tables),
+        Loaded::Tables(t) => Ok(t),
+        Loaded::Director(..) => Err(format!(
+            "{}: a GLB director.conf holds no tables; give the forwarding table file",
+            file.display()
+        )),
+    }
+}
+
+/// `rondo table build IN.json OUT.bin`: GLB's `glb-director-cli build-config`.
+pub fn build(input: &Path, output: &Path) -> Result<(), String> {
+    let file = input.display().to_string();
+    let text = std::fs::read_to_string(input).map_err(|e| format!("{file}: cannot read: {e}"))?;
+    let specs = glb_json::parse(&text, &file).map_err(|e| e.to_string())?;
+    let tables = specs
+        .into_iter()
+        .map(|s| ForwardingTable::build(s, RowPolicy::Glb))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{file}: {e}"))?;
+    glb_bin::write_atomic(output, &tables).map_err(|e| e.to_string())?;
+    println!("{}: {} table(s) written", output.display(), tables.len());
+    Ok(())
+}
+
+/// Rows per backend as primary and as any later hop.
+fn shares(t: &ForwardingTable) -> Vec<(u32, u32)> {
+    let mut s = vec![(0u32, 0u32); t.spec.backends.len()];
+    for row in t.rows().chunks_exact(t.hops()) {
+        s[row[0] as usize].0 += 1;
+        for &b in &row[1..] {
+            s[b as usize].1 += 1;
+        }
+    }
+    s
+}
+
+fn pct(n: u32) -> f64 {
+    f64::from(n) * 100.0 / TABLE_ROWS as f64
+}
+
+fn select<'a>(tables: &'a [ForwardingTable], sel: Option<&str>) -> Result<Vec<(usize, &'a ForwardingTable)>, String> {
+    match sel {
+        None => Ok(tables.iter().enumerate().collect()),
+        Some(s) => {
+            let found = tables
+                .iter()
+                .enumerate()
+                .find(|(i, t)| t.spec.name == s || s.parse::<usize>().ok() == Some(*i));
+            found.map(|x| vec![x]).ok_or_else(|| {
+                let names: Vec<_> = tables.iter().map(|t| t.spec.name.as_str()).collect();
+                format!("no table {s:?}; tables are {} (or their index)", names.join(", "))
+            })
+        }
+    }
+}
+
+/// Render one table for `show`.
+pub fn render(i: usize, t: &ForwardingTable, row: Option<u16>) -> String {
+    let mut o = String::new();
+    let hex = |k: &[u8; 16]| k.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let _ = writeln!(o, "table {i} {:?}  policy {:?}  hops/row {}", t.spec.name, t.policy, t.hops());
+    let _ = writeln!(
+        o,
+        "  hash_key {}  seed {}",
+        hex(&t.spec.hash_key),
+        t.spec.seed.as_ref().map_or("(not stored in .bin)".to_string(), hex)
+    );
+    let _ = writeln!(o, "  binds ({}):", t.spec.binds.len());
+    for b in &t.spec.binds {
+        let ports = if b.port_start == b.port_end {
+            b.port_start.to_string()
+        } else {
+            format!("{}-{}", b.port_start, b.port_end)
+        };
+        let _ = writeln!(o, "    {}/{} {} {}", b.addr, b.prefix_len, b.proto.as_str(), ports);
+    }
+    let _ = writeln!(o, "  backends ({}):", t.spec.backends.len());
+    let _ = writeln!(o, "    {:>3}  {:<40} {:<9} {:<9} {:>6} {:>9} {:>9}", "idx", "ip", "state", "health", "weight", "primary", "secondary");
+    for (k, (b, (p, s))) in t.spec.backends.iter().zip(shares(t)).enumerate() {
+        let _ = writeln!(
+            o,
+            "    {k:>3}  {:<40} {:<9} {:<9} {:>6} {:>8.2}% {:>8.2}%",
+            b.ip.to_string(),
+            b.state.as_str(),
+            if b.healthy { "up" } else { "down" },
+            b.weight,
+            pct(p),
+            pct(s)
+        );
+    }
+    if let Some(r) = row {
+        let hops: Vec<String> = t
+            .row(r)
+            .iter()
+            .map(|&b| format!("{} ({})", t.spec.backends[b as usize].ip, b))
+            .collect();
+        let _ = writeln!(o, "  row {r:#06x}: {}", hops.join(" -> "));
+    }
+    o
+}
+
+/// `rondo table show FILE [--table N] [--row R]`.
+pub fn show(file: &Path, table: Option<&str>, row: Option<u16>) -> Result<(), String> {
+    let tables = tables_of(file)?;
+    for (i, t) in select(&tables, table)? {
+        print!("{}", render(i, t, row));
+    }
+    Ok(())
+}
+
+/// What a change from `a` to `b` moves, per table (matched by name, else by position).
+pub fn diff_tables(a: &[ForwardingTable], b: &[ForwardingTable]) -> String {
+    let mut o = String::new();
+    for (i, ta) in a.iter().enumerate() {
+        let tb = b
+            .iter()
+            .find(|t| t.spec.name == ta.spec.name)
+            .or_else(|| b.get(i));
+        let Some(tb) = tb else {
+            let _ = writeln!(o, "table {:?}: removed", ta.spec.name);
+            continue;
+        };
+        let ip = |t: &ForwardingTable, idx: u32| t.spec.backends[idx as usize].ip;
+        let (mut prim, mut sec) = (0u32, 0u32);
+        let mut before: BTreeMap<IpAddr, (u32, u32)> = BTreeMap::new();
+        let mut after: BTreeMap<IpAddr, (u32, u32)> = BTreeMap::new();
+        for r in 0..TABLE_ROWS {
+            let (ra, rb) = (ta.row(r as u16), tb.row(r as u16));
+            if ip(ta, ra[0]) != ip(tb, rb[0]) {
+                prim += 1;
+            }
+            let sa: Vec<IpAddr> = ra[1..].iter().map(|&x| ip(ta, x)).collect();
+            let sb: Vec<IpAddr> = rb[1..].iter().map(|&x| ip(tb, x)).collect();
+            if sa != sb {
+                sec += 1;
+            }
+            before.entry(ip(ta, ra[0])).or_default().0 += 1;
+            after.entry(ip(tb, rb[0])).or_default().0 += 1;
+            for x in sa {
+                before.entry(x).or_default().1 += 1;
+            }
+            for x in sb {
+                after.entry(x).or_default().1 += 1;
+            }
+        }
+        let _ = writeln!(
+            o,
+            "table {:?}: primary changes in {prim} rows ({:.2}%), later hops change in {sec} rows ({:.2}%)",
+            ta.spec.name,
+            pct(prim),
+            pct(sec)
+        );
+        let mut ips: Vec<IpAddr> = before.keys().chain(after.keys()).copied().collect();
+        ips.sort();
+        ips.dedup();
+        let _ = writeln!(o, "  {:<40} {:>17} {:>17}", "backend", "primary before/after", "secondary before/after");
+        for x in ips {
+            let (pb, sb) = before.get(&x).copied().unwrap_or_default();
+            let (pa, sa) = after.get(&x).copied().unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "  {:<40} {:>7.2}% {:>7.2}%   {:>7.2}% {:>7.2}%",
+                x.to_string(),
+                pct(pb),
+                pct(pa),
+                pct(sb),
+                pct(sa)
+            );
+        }
+    }
+    for tb in b.iter().skip(a.len()) {
+        if !a.iter().any(|t| t.spec.name == tb.spec.name) {
+            let _ = writeln!(o, "table {:?}: added", tb.spec.name);
+        }
+    }
+    o
+}
+
+/// `rondo table diff A B`.
+pub fn diff(a: &Path, b: &Path) -> Result<(), String> {
+    print!("{}", diff_tables(&tables_of(a)?, &tables_of(b)?));
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! The Internet checksum (RFC 1071): ones-complement sums, pseudo-headers, incremental update.
+//!
+//! A *partial sum* (`u32`) is the ones-complement sum of 16-bit big-endian words, not yet
+//! folded to 16 bits nor complemented. Partial sums of even-length segments add up
+//! (with [`add`], or as `u64` then [`fold`]); the checksum field is `!fold(total)`.
+
+use core::net::{Ipv4Addr, Ipv6Addr};
+
+/// Folds a 64-bit ones-complement accumulator to 32 bits (same value modulo 0xffff).
+#[inline(always)]
+fn fold64to32(acc: u64) -> u32 {
+    let s = (acc & 0xffff_ffff) + (acc >> 32);
+    let s = (s & 0xffff_ffff) + (s >> 32);
+    s as u32
+}
+
+/// Ones-complement partial sum of `data` as 16-bit big-endian words (odd tail padded with 0).
+///
+/// Adds 32-bit big-endian words into a 64-bit accumulator (folded every 64 KiB, so exact for
+/// any length); 2^32 = 1 modulo 0xffff makes this equal to the 16-bit word sum.
+#[inline]
+pub fn sum(data: &[u8]) -> u32 {
+    let mut acc: u64 = 0;
+    for block in data.chunks(1 << 16) {
+        let mut words = block.chunks_exact(4);
+        for w in &mut words {
+            acc += u32::from_be_bytes([w[0], w[1], w[2], w[3]]) as u64;
+        }
+        let tail = words.remainder();
+        if !tail.is_empty() {
+            let mut b = [0u8; 4];
+            b[..tail.len()].copy_from_slice(tail);
+            acc += u32::from_be_bytes(b) as u64;
+        }
+        acc = fold64to32(acc) as u64;
+    }
+    acc as u32
+}
+
+/// Folds a partial sum (`u16`, `u32` or `u64`) to 16 bits with end-around carry.
+///
+/// Not complemented: the checksum field is `!fold(..)`.
+#[inline]
+pub fn fold(sum: impl Into<u64>) -> u16 {
+    let mut s: u64 = sum.into();
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s as u16
+}
+
+/// Ones-complement addition of two partial sums.
+#[inline]
+pub fn add(a: u32, b: u32) -> u32 {
+    fold64to32(a as u64 + b as u64)
+}
+
+/// The checksum of `data` alone: `!fold(sum(data))`. Zero when `data` holds a valid checksum.
+#[inline]
+pub fn data(data: &[u8]) -> u16 {
+    !fold(sum(data))
+}
+
+/// Combines partial sums into the final checksum field value: `!fold(Σ sums)`.
+#[inline]
+pub fn combine(sums: &[u32]) -> u16 {
+    let mut acc: u64 = 0;
+    for &s in sums {
+        acc += s as u64;
+    }
+    !fold(acc)
+}
+
+/// Partial sum of the IPv4 pseudo-header (RFC 768 / RFC 793). `len` is the L4 length.
+#[inline]
+pub fn pseudo_header_v4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, len: u32) -> u32 {
+    let s = u32::from(src);
+    let d = u32::from(dst);
+    (s >> 16)
+        + (s & 0xffff)
+        + (d >> 16)
+        + (d & 0xffff)
+        + proto as u32
+        + (len >> 16)
+        + (len & 0xffff)
+}
+
+/// Partial sum of the IPv6 pseudo-header (RFC 8200 section 8.1). `len` is the L4 length.
+#[inline]
+pub fn pseudo_header_v6(src: &Ipv6Addr, dst: &Ipv6Addr, proto: u8, len: u32) -> u32 {
+    let mut acc: u32 = proto as u32 + (len >> 16) + (len & 0xffff);
+    for w in src.segments() {
+        acc += w as u32;
+    }
+    for w in dst.segments() {
+        acc += w as u32;
+    }
+    acc
+}
+
+/// Incrementally updates checksum field `check` when a 16-bit word changes from `old` to
+/// `new` (RFC 1624 eqn. 3).
+#[inline]
+pub fn update16(check: u16, old: u16, new: u16) -> u16 {
+    let s = (!check) as u32 + (!old) as u32 + new as u32;
+    !fold(s)
+}
+
+/// Incrementally updates checksum field `check` when an aligned 32-bit field (e.g. an IPv4
+/// address) changes from `old` to `new`.
+#[inline]
+pub fn update32(check: u16, old: u32, new: u32) -> u16 {
+    let s =
+        (!check) as u32 + (!(old >> 16) & 0xffff) + (!old & 0xffff) + (new >> 16) + (new & 0xffff);
+    !fold(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Straightforward 16-bit reference implementation.
+    fn naive(data: &[u8]) -> u16 {
+        let mut s: u64 = 0;
+        let mut i = 0;
+        while i + 1 < data.len() {
+            s += u16::from_be_bytes([data[i], data[i + 1]]) as u64;
+            i += 2;
+        }
+        if i < data.len() {
+            s += (data[i] as u64) << 8;
+        }
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        s as u16
+    }
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 section 3: bytes 00 01 f2 03 f4 f5 f6 f7 sum to 0xddf2.
+        let d = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(fold(sum(&d)), 0xddf2);
+        assert_eq!(data(&d), 0x220d);
+    }
+
+    #[test]
+    fn odd_length_pads_low_byte() {
+        assert_eq!(fold(sum(&[0x01])), 0x0100);
+        assert_eq!(fold(sum(&[0x12, 0x34, 0x56])), 0x1234 + 0x5600);
+        assert_eq!(sum(&[]), 0);
+        assert_eq!(data(&[]), 0xffff);
+    }
+
+    #[test]
+    fn known_ipv4_header() {
+        // Classic example header (192.168.0.1 -> 192.168.0.199, UDP), checksum 0xb861.
+        let mut h = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        assert_eq!(data(&h), 0);
+        h[10] = 0;
+        h[11] = 0;
+        assert_eq!(data(&h), 0xb861);
+    }
+
+    #[test]
+    fn captured_tcp_syn_pseudo_header() {
+        // GLB's 1k_pkts.pcap: 10.11.12.13:45678 -> 1.1.1.1:80 SYN, TCP checksum 0xc50a.
+        let tcp = [
+            0xb2, 0x6e, 0x00, 0x50, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0x02, 0x20, 0x00, 0xc5, 0x0a,
+            0x00, 0x00,
+        ];
+        let ph = pseudo_header_v4(
+            Ipv4Addr::new(10, 11, 12, 13),
+            Ipv4Addr::new(1, 1, 1, 1),
+            6,
+            20,
+        );
+        assert_eq!(combine(&[ph, sum(&tcp)]), 0);
+        let mut z = tcp;
+        z[16] = 0;
+        z[17] = 0;
+        assert_eq!(combine(&[ph, sum(&z)]), 0xc50a);
+        assert_eq!(!fold(add(ph, sum(&z))), 0xc50a);
+    }
+
+    #[test]
+    fn pseudo_header_v6_matches_bytes() {
+        let s: Ipv6Addr = "fdb4:98ce:52d4::42".parse().unwrap();
+        let d: Ipv6Addr = "2001:db8::ffff:1".parse().unwrap();
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&s.octets());
+        bytes.extend_from_slice(&d.octets());
+        bytes.extend_from_slice(&70000u32.to_be_bytes());
+        bytes.extend_from_slice(&[0, 0, 0, 17]);
+        assert_eq!(fold(pseudo_header_v6(&s, &d, 17, 70000)), naive(&bytes));
+    }
+
+    #[test]
+    fn fast_sum_matches_naive() {
+        let buf: Vec<u8> = (0..300u32).map(|i| (i * 151 + 7) as u8 | 0x80).collect();
+        for start in 0..4 {
+            for end in start..buf.len() {
+                assert_eq!(fold(sum(&buf[start..end])), naive(&buf[start..end]));
+            }
+        }
+        let ff = [0xffu8; 100];
+        assert_eq!(fold(sum(&ff)), 0xffff);
+    }
+
+    #[test]
+    fn incremental_update_matches_recompute() {
+        let mut h = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        // TTL 64 -> 63 (word at offset 8).
+        let old = u16::from_be_bytes([h[8], h[9]]);
+        h[8] = 63;
+        let new = u16::from_be_bytes([h[8], h[9]]);
+        let c = update16(0xb861, old, new);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        assert_eq!(data(&h), 0);
+        // Destination address change.
+        let old = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
+        let new = u32::from(Ipv4Addr::new(10, 0, 0, 2));
+        h[16..20].copy_from_slice(&new.to_be_bytes());
+        let c = update32(c, old, new);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        assert_eq!(data(&h), 0);
+    }
+}

@@ -1,0 +1,152 @@
+//! Every example config loads; bad configs give precise errors through `rondo check-config`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rondo::config::{load_config, load_file, Loaded};
+use rondo::datapath::Snapshot;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn configs(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            configs(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn every_example_config_loads_and_compiles() {
+    let mut files = Vec::new();
+    configs(&root().join("configs"), &mut files);
+    let mut tomls = 0;
+    for f in &files {
+        match f.extension().and_then(|e| e.to_str()) {
+            Some("toml") => {
+                tomls += 1;
+                let cfg = load_config(f, None).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+                Snapshot::compile(cfg, None, 0).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            }
+            Some("json") | Some("conf") => {
+                load_file(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            }
+            _ => {}
+        }
+    }
+    assert!(tomls >= 3, "examples found: {files:?}");
+    let glb = load_config(
+        &root().join("configs/glb/director.conf"),
+        Some(&root().join("configs/glb/forwarding_table.json")),
+    )
+    .unwrap();
+    assert_eq!(glb.tables.len(), 2);
+    Snapshot::compile(glb, None, 0).unwrap();
+}
+
+#[test]
+fn native_example_has_what_it_says() {
+    let Loaded::Config(c) = load_file(&root().join("configs/director.toml")).unwrap() else {
+        panic!("not a config")
+    };
+    assert_eq!(c.tables.len(), 2);
+    assert_eq!(c.tables[0].spec.name, "web");
+    assert_eq!(c.tables[1].spec.binds[0].prefix_len, 24);
+    assert_eq!(c.tables[1].spec.backends[0].weight, 2);
+    assert!(!c.tables[1].spec.backends[2].healthy);
+}
+
+fn check(text: &str, ext: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join(format!("bad.{ext}"));
+    std::fs::write(&p, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rondo"))
+        .arg("check-config")
+        .arg(&p)
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+const GOOD: &str = r#"[director]
+outbound_gateway_mac = "02:00:00:00:00:fe"
+outbound_src_ip = "192.0.2.10"
+
+[[tables]]
+name = "web"
+hash_key = "12345678901234561234567890123456"
+seed = "34567890123456783456789012345678"
+binds = [{ ip = "1.1.1.1", proto = "tcp", port = 80 }]
+
+[[tables.backends]]
+ip = "10.1.0.1"
+"#;
+
+#[test]
+fn good_config_passes() {
+    let (code, err) = check(GOOD, "toml");
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn bad_configs_name_file_line_field_and_expectation() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("ip = \"10.1.0.1\"", "ip = \"10.1.0\"", &[":12:", "tables[0] (\"web\").backends[0].ip", "expected an IPv4 or IPv6 address", "\"10.1.0\""]),
+        ("outbound_src_ip = \"192.0.2.10\"", "outbound_src_ip = \"fe80::1\"", &[":3:", "director.outbound_src_ip", "expected an IPv4 address"]),
+        ("proto = \"tcp\"", "proto = \"sctp\"", &[":9:", "binds[0].proto", "expected \"tcp\" or \"udp\""]),
+        ("port = 80", "port = 70000", &[":9:", "binds[0].port", "0..=65535"]),
+        ("hash_key = \"12345678901234561234567890123456\"", "hash_key = \"1234\"", &[":7:", "hash_key", "32 hex"]),
+        ("[[tables.backends]]\nip = \"10.1.0.1\"", "[[tables.backends]]\nip = \"10.1.0.1\"\nstate = \"paused\"", &["backends[0].state", "active, draining, filling, inactive"]),
+        ("[[tables.backends]]\nip = \"10.1.0.1\"", "[[tables.backends]]\nip = \"10.1.0.1\"\nweight = 0", &["backends[0].weight", "1..=1000"]),
+        ("outbound_src_ip = \"192.0.2.10\"", "outbound_src_ip = \"192.0.2.10\"\ncolour = \"blue\"", &[":4:", "unknown field `colour`"]),
+        ("[[tables.backends]]\nip = \"10.1.0.1\"", "[[tables.backends]]\nip = \"10.1.0.1\"\n[[tables.backends]]\nip = \"10.1.0.1\"", &["backends[1].ip", "already listed as backends[0]"]),
+        ("[[tables.backends]]\nip = \"10.1.0.1\"", "", &["no backend is available"]),
+        ("ip = \"1.1.1.1\"", "ip = \"1.1.1.1/33\"", &["binds[0].ip", "prefix length"]),
+    ];
+    for (from, to, wants) in cases {
+        assert!(GOOD.contains(from), "case {from:?}");
+        let text = GOOD.replacen(from, to, 1);
+        let (code, err) = check(&text, "toml");
+        assert_eq!(code, 1, "{to:?} should fail: {err}");
+        assert!(err.contains("bad.toml"), "names the file: {err}");
+        for w in *wants {
+            assert!(err.contains(w), "{to:?}: expected {w:?} in: {err}");
+        }
+    }
+}
+
+#[test]
+fn overlapping_binds_across_tables_are_refused() {
+    let two = format!(
+        "{GOOD}\n[[tables]]\nname = \"other\"\nhash_key = \"12345678901234561234567890123456\"\nseed = \"12345678901234561234567890123456\"\nbinds = [{{ ip = \"1.1.1.1\", proto = \"tcp\", port_start = 79, port_end = 81 }}]\n[[tables.backends]]\nip = \"10.2.0.1\"\n"
+    );
+    let (code, err) = check(&two, "toml");
+    assert_eq!(code, 1);
+    assert!(err.contains("overlaps") && err.contains("\"web\"") && err.contains("\"other\""), "{err}");
+    let dup = two.replace("name = \"other\"", "name = \"web\"");
+    let (code, err) = check(&dup, "toml");
+    assert_eq!(code, 1);
+    assert!(err.contains("already used by tables[0]"), "{err}");
+}
+
+#[test]
+fn bad_glb_director_conf() {
+    let (code, err) = check(r#"{"outbound_gateway_mac": "00:11:22:33:44", "outbound_src_ip": "1.2.3.4"}"#, "json");
+    assert_eq!(code, 1);
+    assert!(err.contains("outbound_gateway_mac") && err.contains("MAC"), "{err}");
+    let (code, err) = check(r#"{"outbound_gateway_mac": "00:11:22:33:44:55", "outbound_src_ip": "1.2.3.4", "hash_fields": {"src_ip": true}}"#, "json");
+    assert_eq!(code, 1);
+    assert!(err.contains("hash_fields.src_ip") && err.contains("unknown hash field"), "{err}");
+    let (code, err) = check("{\n\"outbound_gateway_mac\": \n", "json");
+    assert_eq!(code, 1);
+    assert!(err.contains("invalid JSON"), "{err}");
+    let (code, err) = check(&[0xffu8, 0xfe, 0].iter().map(|&b| b as char).collect::<String>(), "toml");
+    assert_eq!(code, 1, "{err}");
+}
