@@ -7,7 +7,9 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rondo::config::native;
 use rondo::datapath::classify::classify;
 use rondo::datapath::encap::encapsulate;
-use rondo::datapath::{process_burst, CoreCounters, HeapBuf, PacketBuf, Snapshot, Verdict, BURST_MAX};
+use rondo::datapath::{
+    process_burst, CoreCounters, HeapBuf, PacketBuf, Snapshot, Verdict, BURST_MAX,
+};
 use rondo::hash::{siphash24, SipKey};
 use rondo::wire::{ethernet, Ipv4Packet, TcpPacket};
 
@@ -25,15 +27,29 @@ binds = [{ ip = "1.1.1.1", proto = "tcp", port = 80 }, { ip = "1.1.1.2", proto =
 fn snapshot() -> Snapshot {
     let mut text = CONFIG.to_string();
     for i in 0..64 {
-        text.push_str(&format!("[[tables.backends]]\nip = \"10.0.{}.{}\"\n", i / 200, i % 200 + 1));
+        text.push_str(&format!(
+            "[[tables.backends]]\nip = \"10.0.{}.{}\"\n",
+            i / 200,
+            i % 200 + 1
+        ));
     }
     let cfg = native::parse(&text, "bench.toml").unwrap();
-    let native::NativeTables::Inline(specs) = cfg.tables else { unreachable!() };
+    let native::NativeTables::Inline(specs) = cfg.tables else {
+        unreachable!()
+    };
     let tables = specs
         .into_iter()
         .map(|s| rondo::table::ForwardingTable::build(s, cfg.settings.row_policy).unwrap())
         .collect();
-    Snapshot::compile(rondo::config::Config { settings: cfg.settings, tables }, None, 1).unwrap()
+    Snapshot::compile(
+        rondo::config::Config {
+            settings: cfg.settings,
+            tables,
+        },
+        None,
+        1,
+    )
+    .unwrap()
 }
 
 /// 1024 different clients sending a SYN to 1.1.1.1:80, each frame 60 bytes.
@@ -46,7 +62,9 @@ fn frames() -> Vec<Vec<u8>> {
             f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
             f[12..14].copy_from_slice(&[0x08, 0x00]);
             let ip = &mut f[14..34];
-            ip.copy_from_slice(&[0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1]);
+            ip.copy_from_slice(&[
+                0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1,
+            ]);
             ip[12..16].copy_from_slice(&src);
             let tcp = &mut f[34..54];
             tcp[0..2].copy_from_slice(&(1024 + (i as u16)).to_be_bytes());
@@ -126,7 +144,9 @@ fn benches(c: &mut Criterion) {
     });
 
     g.throughput(Throughput::Elements(BURST_MAX as u64));
-    let mut bufs: Vec<HeapBuf> = (0..BURST_MAX).map(|_| HeapBuf::new(HeapBuf::HEADROOM, 2048)).collect();
+    let mut bufs: Vec<HeapBuf> = (0..BURST_MAX)
+        .map(|_| HeapBuf::new(HeapBuf::HEADROOM, 2048))
+        .collect();
     let mut verdicts = [Verdict::Forward; BURST_MAX];
     let mut ctr = CoreCounters::default();
     g.bench_function("refill_burst_only", |b| {
@@ -151,7 +171,11 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.finish();
-    assert_eq!(ctr.total_drops() + ctr.total_exceptions(), 0, "bench traffic must all forward");
+    assert_eq!(
+        ctr.total_drops() + ctr.total_exceptions(),
+        0,
+        "bench traffic must all forward"
+    );
 }
 
 criterion_group! {

@@ -9,13 +9,10 @@
 //! - [`tools`]: the `rondo` subcommands.
 //! - [`sys`]: CPU/OS primitives (with the drivers, the only place `unsafe` is allowed).
 
-#[cfg(feature = "wip-integration")]
 pub mod config;
-#[cfg(feature = "wip-integration")]
 pub mod datapath;
 pub mod hash;
 pub mod sys;
 pub mod table;
-#[cfg(feature = "wip-integration")]
 pub mod tools;
 pub mod wire;

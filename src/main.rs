@@ -1,6 +1,3 @@
 fn main() -> std::process::ExitCode {
-    #[cfg(feature = "wip-integration")]
-    return rondo::tools::main();
-    #[cfg(not(feature = "wip-integration"))]
-    std::process::ExitCode::FAILURE
+    rondo::tools::main()
 }

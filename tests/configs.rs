@@ -72,7 +72,10 @@ fn check(text: &str, ext: &str) -> (i32, String) {
         .arg(&p)
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 const GOOD: &str = r#"[director]
@@ -98,17 +101,70 @@ fn good_config_passes() {
 #[test]
 fn bad_configs_name_file_line_field_and_expectation() {
     let cases: &[(&str, &str, &[&str])] = &[
-        ("ip = \"10.1.0.1\"", "ip = \"10.1.0\"", &[":12:", "tables[0] (\"web\").backends[0].ip", "expected an IPv4 or IPv6 address", "\"10.1.0\""]),
-        ("outbound_src_ip = \"192.0.2.10\"", "outbound_src_ip = \"fe80::1\"", &[":3:", "director.outbound_src_ip", "expected an IPv4 address"]),
-        ("proto = \"tcp\"", "proto = \"sctp\"", &[":9:", "binds[0].proto", "expected \"tcp\" or \"udp\""]),
-        ("port = 80", "port = 70000", &[":9:", "binds[0].port", "0..=65535"]),
-        ("hash_key = \"12345678901234561234567890123456\"", "hash_key = \"1234\"", &[":7:", "hash_key", "32 hex"]),
-        ("[[tables.backends]]\nip = \"10.1.0.1\"", "[[tables.backends]]\nip = \"10.1.0.1\"\nstate = \"paused\"", &["backends[0].state", "active, draining, filling, inactive"]),
-        ("[[tables.backends]]\nip = \"10.1.0.1\"", "[[tables.backends]]\nip = \"10.1.0.1\"\nweight = 0", &["backends[0].weight", "1..=1000"]),
-        ("outbound_src_ip = \"192.0.2.10\"", "outbound_src_ip = \"192.0.2.10\"\ncolour = \"blue\"", &[":4:", "unknown field `colour`"]),
-        ("[[tables.backends]]\nip = \"10.1.0.1\"", "[[tables.backends]]\nip = \"10.1.0.1\"\n[[tables.backends]]\nip = \"10.1.0.1\"", &["backends[1].ip", "already listed as backends[0]"]),
-        ("[[tables.backends]]\nip = \"10.1.0.1\"", "", &["no backend is available"]),
-        ("ip = \"1.1.1.1\"", "ip = \"1.1.1.1/33\"", &["binds[0].ip", "prefix length"]),
+        (
+            "ip = \"10.1.0.1\"",
+            "ip = \"10.1.0\"",
+            &[
+                ":12:",
+                "tables[0] (\"web\").backends[0].ip",
+                "expected an IPv4 or IPv6 address",
+                "\"10.1.0\"",
+            ],
+        ),
+        (
+            "outbound_src_ip = \"192.0.2.10\"",
+            "outbound_src_ip = \"fe80::1\"",
+            &[
+                ":3:",
+                "director.outbound_src_ip",
+                "expected an IPv4 address",
+            ],
+        ),
+        (
+            "proto = \"tcp\"",
+            "proto = \"sctp\"",
+            &[":9:", "binds[0].proto", "expected \"tcp\" or \"udp\""],
+        ),
+        (
+            "port = 80",
+            "port = 70000",
+            &[":9:", "binds[0].port", "0..=65535"],
+        ),
+        (
+            "hash_key = \"12345678901234561234567890123456\"",
+            "hash_key = \"1234\"",
+            &[":7:", "hash_key", "32 hex"],
+        ),
+        (
+            "[[tables.backends]]\nip = \"10.1.0.1\"",
+            "[[tables.backends]]\nip = \"10.1.0.1\"\nstate = \"paused\"",
+            &["backends[0].state", "active, draining, filling, inactive"],
+        ),
+        (
+            "[[tables.backends]]\nip = \"10.1.0.1\"",
+            "[[tables.backends]]\nip = \"10.1.0.1\"\nweight = 0",
+            &["backends[0].weight", "1..=1000"],
+        ),
+        (
+            "outbound_src_ip = \"192.0.2.10\"",
+            "outbound_src_ip = \"192.0.2.10\"\ncolour = \"blue\"",
+            &[":4:", "unknown field `colour`"],
+        ),
+        (
+            "[[tables.backends]]\nip = \"10.1.0.1\"",
+            "[[tables.backends]]\nip = \"10.1.0.1\"\n[[tables.backends]]\nip = \"10.1.0.1\"",
+            &["backends[1].ip", "already listed as backends[0]"],
+        ),
+        (
+            "[[tables.backends]]\nip = \"10.1.0.1\"",
+            "",
+            &["no backend is available"],
+        ),
+        (
+            "ip = \"1.1.1.1\"",
+            "ip = \"1.1.1.1/33\"",
+            &["binds[0].ip", "prefix length"],
+        ),
     ];
     for (from, to, wants) in cases {
         assert!(GOOD.contains(from), "case {from:?}");
@@ -129,7 +185,10 @@ fn overlapping_binds_across_tables_are_refused() {
     );
     let (code, err) = check(&two, "toml");
     assert_eq!(code, 1);
-    assert!(err.contains("overlaps") && err.contains("\"web\"") && err.contains("\"other\""), "{err}");
+    assert!(
+        err.contains("overlaps") && err.contains("\"web\"") && err.contains("\"other\""),
+        "{err}"
+    );
     let dup = two.replace("name = \"other\"", "name = \"web\"");
     let (code, err) = check(&dup, "toml");
     assert_eq!(code, 1);
@@ -138,15 +197,33 @@ fn overlapping_binds_across_tables_are_refused() {
 
 #[test]
 fn bad_glb_director_conf() {
-    let (code, err) = check(r#"{"outbound_gateway_mac": "00:11:22:33:44", "outbound_src_ip": "1.2.3.4"}"#, "json");
+    let (code, err) = check(
+        r#"{"outbound_gateway_mac": "00:11:22:33:44", "outbound_src_ip": "1.2.3.4"}"#,
+        "json",
+    );
     assert_eq!(code, 1);
-    assert!(err.contains("outbound_gateway_mac") && err.contains("MAC"), "{err}");
-    let (code, err) = check(r#"{"outbound_gateway_mac": "00:11:22:33:44:55", "outbound_src_ip": "1.2.3.4", "hash_fields": {"src_ip": true}}"#, "json");
+    assert!(
+        err.contains("outbound_gateway_mac") && err.contains("MAC"),
+        "{err}"
+    );
+    let (code, err) = check(
+        r#"{"outbound_gateway_mac": "00:11:22:33:44:55", "outbound_src_ip": "1.2.3.4", "hash_fields": {"src_ip": true}}"#,
+        "json",
+    );
     assert_eq!(code, 1);
-    assert!(err.contains("hash_fields.src_ip") && err.contains("unknown hash field"), "{err}");
+    assert!(
+        err.contains("hash_fields.src_ip") && err.contains("unknown hash field"),
+        "{err}"
+    );
     let (code, err) = check("{\n\"outbound_gateway_mac\": \n", "json");
     assert_eq!(code, 1);
     assert!(err.contains("invalid JSON"), "{err}");
-    let (code, err) = check(&[0xffu8, 0xfe, 0].iter().map(|&b| b as char).collect::<String>(), "toml");
+    let (code, err) = check(
+        &[0xffu8, 0xfe, 0]
+            .iter()
+            .map(|&b| b as char)
+            .collect::<String>(),
+        "toml",
+    );
     assert_eq!(code, 1, "{err}");
 }

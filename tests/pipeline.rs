@@ -6,7 +6,9 @@ use common::*;
 use proptest::prelude::*;
 use rondo::config::{load_config, Config};
 use rondo::datapath::counters::ExceptionReason;
-use rondo::datapath::{process_burst, CoreCounters, DropReason, HeapBuf, PacketBuf, Snapshot, Verdict};
+use rondo::datapath::{
+    process_burst, CoreCounters, DropReason, HeapBuf, PacketBuf, Snapshot, Verdict,
+};
 use rondo::wire::ethernet::MacAddr;
 
 const KEY: &str = "12345678901234561234567890123456";
@@ -16,7 +18,11 @@ const SRC_IP: [u8; 4] = [1, 2, 3, 4];
 fn glb_config() -> Option<(Config, Vec<u8>)> {
     let dir = shared()?;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let cfg = load_config(&root.join("configs/glb/director.conf"), Some(&dir.join("table.bin"))).unwrap();
+    let cfg = load_config(
+        &root.join("configs/glb/director.conf"),
+        Some(&dir.join("table.bin")),
+    )
+    .unwrap();
     Some((cfg, std::fs::read(dir.join("table.bin")).unwrap()))
 }
 
@@ -30,7 +36,13 @@ fn run(s: &Snapshot, frames: &[Vec<u8>]) -> (Vec<(Verdict, Vec<u8>)>, CoreCounte
     let mut verdicts = vec![Verdict::Forward; bufs.len()];
     let mut c = CoreCounters::default();
     process_burst(s, &mut bufs, &mut verdicts, &mut c);
-    (verdicts.into_iter().zip(bufs.iter().map(|b| b.data().to_vec())).collect(), c)
+    (
+        verdicts
+            .into_iter()
+            .zip(bufs.iter().map(|b| b.data().to_vec()))
+            .collect(),
+        c,
+    )
 }
 
 fn run1(s: &Snapshot, frame: Vec<u8>) -> (Verdict, Vec<u8>) {
@@ -45,7 +57,9 @@ fn expect_v4(bin: &[u8], table: usize, hash_input: &[u8], hint: u16) -> ([u8; 4]
 
 #[test]
 fn glb_capture_known_answers() {
-    let Some((cfg, bin)) = glb_config() else { return };
+    let Some((cfg, bin)) = glb_config() else {
+        return;
+    };
     let s = snap(cfg);
     let file = std::fs::File::open(shared().unwrap().join("1k_pkts.pcap")).unwrap();
     let mut r = pcap_file::pcap::PcapReader::new(file).unwrap();
@@ -67,13 +81,19 @@ fn glb_capture_known_answers() {
         assert_eq!(sp, sport);
         let ip_len = u16::from_be_bytes([f[16], f[17]]) as usize;
         assert_eq!(inner, f[14..14 + ip_len], "inner packet unchanged");
-        assert_eq!(o.len(), 14 + 20 + 8 + 12 + ip_len, "40 bytes of overhead (H=2)");
+        assert_eq!(
+            o.len(),
+            14 + 20 + 8 + 12 + ip_len,
+            "40 bytes of overhead (H=2)"
+        );
     }
 }
 
 #[test]
 fn many_clients_hit_the_rows_glb_built() {
-    let Some((cfg, bin)) = glb_config() else { return };
+    let Some((cfg, bin)) = glb_config() else {
+        return;
+    };
     let s = snap(cfg);
     for i in 0..500u32 {
         let src = (0x0a00_0000 + i * 7919).to_be_bytes();
@@ -115,10 +135,17 @@ fn icmp_frag_needed_reaches_the_flow_owner() {
     let s = snap(cfg);
     let (_, syn_out) = run1(&s, syn_v4([10, 11, 12, 13], [1, 1, 1, 1], 45678, 80));
     let (syn_dst, syn_hops, syn_sport, _) = check_outer_v4(&syn_out, GW, DIRECTOR_MAC, SRC_IP);
-    let (v, o) = run1(&s, frag_needed([9, 9, 9, 9], [1, 1, 1, 1], [10, 11, 12, 13], 80, 45678));
+    let (v, o) = run1(
+        &s,
+        frag_needed([9, 9, 9, 9], [1, 1, 1, 1], [10, 11, 12, 13], 80, 45678),
+    );
     assert_eq!(v, Verdict::Forward);
     let (dst, hops, sport, inner) = check_outer_v4(&o, GW, DIRECTOR_MAC, SRC_IP);
-    assert_eq!((dst, hops, sport), (syn_dst, syn_hops, syn_sport), "same backends and same UDP source port as the flow");
+    assert_eq!(
+        (dst, hops, sport),
+        (syn_dst, syn_hops, syn_sport),
+        "same backends and same UDP source port as the flow"
+    );
     assert_eq!(inner[9], 1, "inner is the ICMP packet itself");
 
     // A quote cut short is dropped, not guessed.
@@ -129,7 +156,10 @@ fn icmp_frag_needed_reaches_the_flow_owner() {
     short[24..26].copy_from_slice(&[0, 0]);
     let c = csum(&[&short[14..34]]);
     short[24..26].copy_from_slice(&c.to_be_bytes());
-    assert_eq!(run1(&s, short).0, Verdict::Drop(DropReason::IcmpQuoteTruncated));
+    assert_eq!(
+        run1(&s, short).0,
+        Verdict::Drop(DropReason::IcmpQuoteTruncated)
+    );
     // Frag-needed quoting a port no bind covers goes to the kernel.
     let other = frag_needed([9, 9, 9, 9], [1, 1, 1, 1], [10, 11, 12, 13], 22, 45678);
     assert_eq!(run1(&s, other).0, Verdict::Exception(ExceptionReason::Icmp));
@@ -147,7 +177,9 @@ fn echo_v4(src: [u8; 4], dst: [u8; 4], id: u16) -> Vec<u8> {
 
 #[test]
 fn icmp_echo_forwarded_with_ip_id_hint_unless_disabled() {
-    let Some((mut cfg, bin)) = glb_config() else { return };
+    let Some((mut cfg, bin)) = glb_config() else {
+        return;
+    };
     let s = snap(cfg.clone());
     let (v, o) = run1(&s, echo_v4([10, 9, 8, 7], [1, 1, 1, 1], 0x1234));
     assert_eq!(v, Verdict::Forward);
@@ -155,18 +187,32 @@ fn icmp_echo_forwarded_with_ip_id_hint_unless_disabled() {
     let (p, sec, e_sport) = expect_v4(&bin, 0, &[10, 9, 8, 7], 0x1234);
     assert_eq!((dst, hops, sport), (p, vec![sec], e_sport));
     // Echo to an address with no bind, and echo replies: kernel.
-    assert_eq!(run1(&s, echo_v4([10, 9, 8, 7], [8, 8, 8, 8], 1)).0, Verdict::Exception(ExceptionReason::NoBind));
+    assert_eq!(
+        run1(&s, echo_v4([10, 9, 8, 7], [8, 8, 8, 8], 1)).0,
+        Verdict::Exception(ExceptionReason::NoBind)
+    );
     cfg.settings.forward_icmp_ping_responses = false;
     let s = snap(cfg);
-    assert_eq!(run1(&s, echo_v4([10, 9, 8, 7], [1, 1, 1, 1], 1)).0, Verdict::Exception(ExceptionReason::Icmp));
+    assert_eq!(
+        run1(&s, echo_v4([10, 9, 8, 7], [1, 1, 1, 1], 1)).0,
+        Verdict::Exception(ExceptionReason::Icmp)
+    );
 }
 
 #[test]
 fn ipv6_vip_to_ipv4_backends() {
-    let Some((cfg, bin)) = glb_config() else { return };
+    let Some((cfg, bin)) = glb_config() else {
+        return;
+    };
     let s = snap(cfg);
-    let vip: [u8; 16] = "fdb4:98ce:52d4::42".parse::<std::net::Ipv6Addr>().unwrap().octets();
-    let client: [u8; 16] = "2001:db8::99".parse::<std::net::Ipv6Addr>().unwrap().octets();
+    let vip: [u8; 16] = "fdb4:98ce:52d4::42"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets();
+    let client: [u8; 16] = "2001:db8::99"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets();
     let f = syn_v6(client, vip, 40000, 80);
     let (v, o) = run1(&s, f.clone());
     assert_eq!(v, Verdict::Forward);
@@ -179,8 +225,15 @@ fn ipv6_vip_to_ipv4_backends() {
 
 #[test]
 fn hash_fields_order_and_alt_hash_give_four_hops() {
-    let Some((mut cfg, bin)) = glb_config() else { return };
-    cfg.settings.hash_fields = rondo::config::HashFields { src_addr: true, dst_addr: true, src_port: true, dst_port: true };
+    let Some((mut cfg, bin)) = glb_config() else {
+        return;
+    };
+    cfg.settings.hash_fields = rondo::config::HashFields {
+        src_addr: true,
+        dst_addr: true,
+        src_port: true,
+        dst_port: true,
+    };
     cfg.settings.alt_hash_fields = Some(rondo::config::HashFields::default());
     let s = snap(cfg);
     let (v, o) = run1(&s, syn_v4([10, 1, 2, 3], [1, 1, 1, 1], 0xabcd, 443));
@@ -190,13 +243,19 @@ fn hash_fields_order_and_alt_hash_give_four_hops() {
     let (p, sec, e_sport) = expect_v4(&bin, 0, &input, 0xabcd);
     let (p2, s2, _) = expect_v4(&bin, 0, &[10, 1, 2, 3], 0);
     assert_eq!(dst, p);
-    assert_eq!(hops, vec![sec, p2, s2], "primary, secondary, alt primary, alt secondary");
+    assert_eq!(
+        hops,
+        vec![sec, p2, s2],
+        "primary, secondary, alt primary, alt secondary"
+    );
     assert_eq!(sport, e_sport, "UDP source port from the main hash");
 }
 
 #[test]
 fn vlan_tag_and_ethernet_padding() {
-    let Some((cfg, bin)) = glb_config() else { return };
+    let Some((cfg, bin)) = glb_config() else {
+        return;
+    };
     let s = snap(cfg);
     let f = syn_v4([10, 11, 12, 13], [1, 1, 1, 1], 45678, 80);
     let mut tagged = f[..12].to_vec();
@@ -211,7 +270,11 @@ fn vlan_tag_and_ethernet_padding() {
     padded.resize(60, 0xee);
     let (v, o) = run1(&s, padded);
     assert_eq!(v, Verdict::Forward);
-    assert_eq!(check_outer_v4(&o, GW, DIRECTOR_MAC, SRC_IP).3, f[14..], "padding not carried");
+    assert_eq!(
+        check_outer_v4(&o, GW, DIRECTOR_MAC, SRC_IP).3,
+        f[14..],
+        "padding not carried"
+    );
 }
 
 #[test]
@@ -222,7 +285,10 @@ fn bad_input_is_counted_never_forwarded_wrongly() {
     // Every truncation of a valid SYN: a drop or exception, never a forward, never a panic.
     for n in 0..good.len() {
         let (v, _) = run1(&s, good[..n].to_vec());
-        assert!(!matches!(v, Verdict::Forward), "truncated to {n} bytes forwarded");
+        assert!(
+            !matches!(v, Verdict::Forward),
+            "truncated to {n} bytes forwarded"
+        );
     }
     let refix = |mut f: Vec<u8>| {
         f[24..26].copy_from_slice(&[0, 0]);
@@ -239,10 +305,18 @@ fn bad_input_is_counted_never_forwarded_wrongly() {
     assert!(matches!(run1(&s, big_ihl).0, Verdict::Drop(_)));
     let mut long = good.clone();
     long[16..18].copy_from_slice(&200u16.to_be_bytes());
-    assert_eq!(run1(&s, refix(long)).0, Verdict::Drop(DropReason::TruncatedIp), "total length beyond the frame");
+    assert_eq!(
+        run1(&s, refix(long)).0,
+        Verdict::Drop(DropReason::TruncatedIp),
+        "total length beyond the frame"
+    );
     let mut short = good.clone();
     short[16..18].copy_from_slice(&12u16.to_be_bytes());
-    assert_eq!(run1(&s, refix(short)).0, Verdict::Drop(DropReason::BadIpLength), "total length below the header");
+    assert_eq!(
+        run1(&s, refix(short)).0,
+        Verdict::Drop(DropReason::BadIpLength),
+        "total length below the header"
+    );
     let mut v5 = good.clone();
     v5[14] = 0x55;
     assert_eq!(run1(&s, v5).0, Verdict::Drop(DropReason::BadIpVersion));
@@ -250,12 +324,19 @@ fn bad_input_is_counted_never_forwarded_wrongly() {
     for frag in [0x2000u16, 0x0010] {
         let mut f = good.clone();
         f[20..22].copy_from_slice(&frag.to_be_bytes());
-        assert_eq!(run1(&s, refix(f)).0, Verdict::Drop(DropReason::Fragment), "frag {frag:#x}");
+        assert_eq!(
+            run1(&s, refix(f)).0,
+            Verdict::Drop(DropReason::Fragment),
+            "frag {frag:#x}"
+        );
     }
     // A fragment to someone else is the kernel's business.
     let mut f = syn_v4([10, 11, 12, 13], [192, 0, 2, 1], 45678, 80);
     f[20..22].copy_from_slice(&0x2000u16.to_be_bytes());
-    assert_eq!(run1(&s, refix(f)).0, Verdict::Exception(ExceptionReason::NoBind));
+    assert_eq!(
+        run1(&s, refix(f)).0,
+        Verdict::Exception(ExceptionReason::NoBind)
+    );
     // Zero-length L4 to a VIP.
     let mut z = eth(0x0800);
     z.extend(ipv4_hdr([10, 0, 0, 1], [1, 1, 1, 1], 6, 0, 1, 0));
@@ -270,13 +351,22 @@ fn bad_input_is_counted_never_forwarded_wrongly() {
     qinq.extend_from_slice(&good[12..]);
     assert_eq!(run1(&s, qinq).0, Verdict::Drop(DropReason::StackedVlan));
     // No bind for this port / address: kernel.
-    assert_eq!(run1(&s, syn_v4([10, 0, 0, 1], [1, 1, 1, 1], 1, 22)).0, Verdict::Exception(ExceptionReason::NoBind));
-    assert_eq!(run1(&s, udp_v4([10, 0, 0, 1], [1, 1, 1, 1], 1, 80, b"x")).0, Verdict::Exception(ExceptionReason::NoBind));
+    assert_eq!(
+        run1(&s, syn_v4([10, 0, 0, 1], [1, 1, 1, 1], 1, 22)).0,
+        Verdict::Exception(ExceptionReason::NoBind)
+    );
+    assert_eq!(
+        run1(&s, udp_v4([10, 0, 0, 1], [1, 1, 1, 1], 1, 80, b"x")).0,
+        Verdict::Exception(ExceptionReason::NoBind)
+    );
 }
 
 fn ipv6_with_ext(chain: &[(u8, Vec<u8>)], last: u8, l4: &[u8]) -> Vec<u8> {
     let src = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x99];
-    let vip: [u8; 16] = "fdb4:98ce:52d4::42".parse::<std::net::Ipv6Addr>().unwrap().octets();
+    let vip: [u8; 16] = "fdb4:98ce:52d4::42"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets();
     let mut payload = Vec::new();
     for (i, (_, body)) in chain.iter().enumerate() {
         let next = chain.get(i + 1).map_or(last, |c| c.0);
@@ -296,28 +386,40 @@ fn ipv6_extension_headers() {
     let Some((cfg, _)) = glb_config() else { return };
     let s = snap(cfg);
     let tcp = {
-        let mut t = vec![0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0];
+        let mut t = vec![
+            0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0,
+        ];
         t[16] = 0;
         t
     };
     let opts = vec![0u8, 1, 4, 0, 0, 0, 0]; // len 0 (8 bytes total): PadN
-    // hop-by-hop + destination options, then TCP: forwarded.
+                                            // hop-by-hop + destination options, then TCP: forwarded.
     let f = ipv6_with_ext(&[(0, opts.clone()), (60, opts.clone())], 6, &tcp);
     assert_eq!(run1(&s, f).0, Verdict::Forward);
     // A fragment header: dropped as a fragment.
     let frag = vec![0u8, 0, 1, 0, 0, 0, 7];
-    assert_eq!(run1(&s, ipv6_with_ext(&[(44, frag)], 6, &tcp)).0, Verdict::Drop(DropReason::Fragment));
+    assert_eq!(
+        run1(&s, ipv6_with_ext(&[(44, frag)], 6, &tcp)).0,
+        Verdict::Drop(DropReason::Fragment)
+    );
     // A long chain of destination options is cut off.
     let chain: Vec<(u8, Vec<u8>)> = (0..20).map(|_| (60, opts.clone())).collect();
-    assert_eq!(run1(&s, ipv6_with_ext(&chain, 6, &tcp)).0, Verdict::Drop(DropReason::TooManyExtHeaders));
+    assert_eq!(
+        run1(&s, ipv6_with_ext(&chain, 6, &tcp)).0,
+        Verdict::Drop(DropReason::TooManyExtHeaders)
+    );
     // An extension header that claims more bytes than there are.
     let big = vec![0xffu8, 1, 4, 0, 0, 0, 0];
-    assert!(matches!(run1(&s, ipv6_with_ext(&[(60, big)], 6, &tcp)).0, Verdict::Drop(_)));
+    assert!(matches!(
+        run1(&s, ipv6_with_ext(&[(60, big)], 6, &tcp)).0,
+        Verdict::Drop(_)
+    ));
 }
 
 fn shared_snapshot() -> Option<&'static Snapshot> {
     static S: std::sync::OnceLock<Option<Snapshot>> = std::sync::OnceLock::new();
-    S.get_or_init(|| glb_config().map(|(cfg, _)| snap(cfg))).as_ref()
+    S.get_or_init(|| glb_config().map(|(cfg, _)| snap(cfg)))
+        .as_ref()
 }
 
 #[test]
@@ -326,8 +428,14 @@ fn ipv6_backends_get_an_ipv6_outer_header_and_16_byte_hops() {
     let cfg = load_config(&root.join("configs/ipv6-backends.toml"), None).unwrap();
     let table = cfg.tables[0].clone();
     let s = snap(cfg);
-    let vip: [u8; 16] = "2001:db8:100::1".parse::<std::net::Ipv6Addr>().unwrap().octets();
-    let client: [u8; 16] = "2001:db8:ffff::7".parse::<std::net::Ipv6Addr>().unwrap().octets();
+    let vip: [u8; 16] = "2001:db8:100::1"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets();
+    let client: [u8; 16] = "2001:db8:ffff::7"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets();
     let f = syn_v6(client, vip, 33333, 443);
     let (v, o) = run1(&s, f.clone());
     assert_eq!(v, Verdict::Forward);
@@ -336,13 +444,24 @@ fn ipv6_backends_get_an_ipv6_outer_header_and_16_byte_hops() {
     let ip = &o[14..54];
     assert_eq!(ip[0] >> 4, 6);
     assert_eq!(ip[6], 17);
-    assert_eq!(u16::from_be_bytes([ip[4], ip[5]]) as usize, o.len() - 54, "payload length");
-    let src6: [u8; 16] = "2001:db8::10".parse::<std::net::Ipv6Addr>().unwrap().octets();
+    assert_eq!(
+        u16::from_be_bytes([ip[4], ip[5]]) as usize,
+        o.len() - 54,
+        "payload length"
+    );
+    let src6: [u8; 16] = "2001:db8::10"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets();
     assert_eq!(&ip[8..24], &src6);
     let udp = &o[54..];
     assert_eq!(u16::from_be_bytes([udp[2], udp[3]]), 19523);
     let ulen = (udp.len() as u32).to_be_bytes();
-    assert_eq!(csum(&[&ip[8..40], &ulen, &[0, 0, 0, 17], udp]), 0, "udp checksum over the v6 pseudo-header");
+    assert_eq!(
+        csum(&[&ip[8..40], &ulen, &[0, 0, 0, 17], udp]),
+        0,
+        "udp checksum over the v6 pseudo-header"
+    );
     let gue = &udp[8..];
     // 3 hops per row: 2 in the list, 16 bytes each -> hlen = 1 + 2*4
     assert_eq!(gue[0], 9);
@@ -381,7 +500,7 @@ proptest! {
             }
         };
         f.truncate(1600);
-        let (out, c) = run(&s, std::slice::from_ref(&f));
+        let (out, c) = run(s, std::slice::from_ref(&f));
         prop_assert_eq!(c.rx_packets, 1);
         prop_assert_eq!(c.forwarded + c.total_drops() + c.total_exceptions(), 1);
         if out[0].0 == Verdict::Forward {

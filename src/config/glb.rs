@@ -51,12 +51,11 @@ pub fn parse_director_conf(
     text: &str,
     file: &str,
 ) -> Result<(DirectorSettings, GlbRuntime), ConfigError> {
-    let v: Value = serde_json::from_str(text).map_err(|e| {
-        ConfigError::field(file, Some(e.line()), "", format!("invalid JSON: {e}"))
+    let v: Value = serde_json::from_str(text)
+        .map_err(|e| ConfigError::field(file, Some(e.line()), "", format!("invalid JSON: {e}")))?;
+    let obj = v.as_object().ok_or_else(|| {
+        ConfigError::field(file, None, "", "expected a JSON object at the top level")
     })?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| ConfigError::field(file, None, "", "expected a JSON object at the top level"))?;
     let err = |field: &str, msg: String| ConfigError::field(file, None, field, msg);
     const KNOWN: [&str; 10] = [
         "outbound_gateway_mac",
@@ -71,7 +70,10 @@ pub fn parse_director_conf(
         "statsd_port",
     ];
     if let Some(k) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(err(k, format!("unknown key; expected one of {}", KNOWN.join(", "))));
+        return Err(err(
+            k,
+            format!("unknown key; expected one of {}", KNOWN.join(", ")),
+        ));
     }
     let string = |k: &str| -> Result<&str, ConfigError> {
         match obj.get(k) {
@@ -87,12 +89,19 @@ pub fn parse_director_conf(
             Some(other) => Err(err(k, format!("expected true or false, got {other}"))),
         }
     };
-    let uint = |o: &Map<String, Value>, k: &str, field: &str, max: u64| -> Result<Option<u64>, ConfigError> {
+    let uint = |o: &Map<String, Value>,
+                k: &str,
+                field: &str,
+                max: u64|
+     -> Result<Option<u64>, ConfigError> {
         match o.get(k) {
             None => Ok(None),
             Some(v) => match v.as_u64() {
                 Some(n) if n <= max => Ok(Some(n)),
-                _ => Err(err(field, format!("expected an integer 0..={max}, got {v}"))),
+                _ => Err(err(
+                    field,
+                    format!("expected an integer 0..={max}, got {v}"),
+                )),
             },
         }
     };
@@ -104,9 +113,12 @@ pub fn parse_director_conf(
         )
     })?;
     let ip = string("outbound_src_ip")?;
-    let src_ipv4 = ip
-        .parse()
-        .map_err(|_| err("outbound_src_ip", format!("expected an IPv4 address, got {ip:?}")))?;
+    let src_ipv4 = ip.parse().map_err(|_| {
+        err(
+            "outbound_src_ip",
+            format!("expected an IPv4 address, got {ip:?}"),
+        )
+    })?;
     let fields = |k: &str| -> Result<Option<HashFields>, ConfigError> {
         match obj.get(k) {
             None => Ok(None),
@@ -114,9 +126,13 @@ pub fn parse_director_conf(
                 let mut h = HashFields::none();
                 for (name, on) in m {
                     let on = on.as_bool().ok_or_else(|| {
-                        err(&format!("{k}.{name}"), format!("expected true or false, got {on}"))
+                        err(
+                            &format!("{k}.{name}"),
+                            format!("expected true or false, got {on}"),
+                        )
                     })?;
-                    h.set(name, on).map_err(|m| err(&format!("{k}.{name}"), m))?;
+                    h.set(name, on)
+                        .map_err(|m| err(&format!("{k}.{name}"), m))?;
                 }
                 Ok(Some(h))
             }
@@ -142,7 +158,9 @@ pub fn parse_director_conf(
                     .as_object()
                     .ok_or_else(|| err(&format!("flow_paths[{i}]"), "expected an object".into()))?;
                 let get = |k: &str| -> Result<u16, ConfigError> {
-                    Ok(uint(o, k, &field(k), u64::from(u16::MAX))?.ok_or_else(|| err(&field(k), "missing".into()))? as u16)
+                    Ok(uint(o, k, &field(k), u64::from(u16::MAX))?
+                        .ok_or_else(|| err(&field(k), "missing".into()))?
+                        as u16)
                 };
                 flow_paths.push(FlowPath {
                     rx_port: get("rx_port")?,
@@ -164,28 +182,37 @@ pub fn parse_director_conf(
                     .strip_prefix("lcore-")
                     .and_then(|n| n.parse::<usize>().ok())
                     .ok_or_else(|| err(&field, "expected a key of the form \"lcore-N\"".into()))?;
-                let o = l.as_object().ok_or_else(|| err(&field, "expected an object".into()))?;
+                let o = l
+                    .as_object()
+                    .ok_or_else(|| err(&field, "expected an object".into()))?;
                 let flag = |k: &str| -> Result<bool, ConfigError> {
                     match o.get(k) {
                         None => Ok(false),
                         Some(Value::Bool(b)) => Ok(*b),
-                        Some(v) => Err(err(&format!("{field}.{k}"), format!("expected true or false, got {v}"))),
+                        Some(v) => Err(err(
+                            &format!("{field}.{k}"),
+                            format!("expected true or false, got {v}"),
+                        )),
                     }
                 };
                 let mut paths = Vec::new();
                 if let Some(p) = o.get("flow_paths") {
-                    let a = p
-                        .as_array()
-                        .ok_or_else(|| err(&format!("{field}.flow_paths"), "expected an array of flow path indices".into()))?;
+                    let a = p.as_array().ok_or_else(|| {
+                        err(
+                            &format!("{field}.flow_paths"),
+                            "expected an array of flow path indices".into(),
+                        )
+                    })?;
                     for x in a {
                         match x.as_u64() {
                             Some(n) if (n as usize) < flow_paths.len() => paths.push(n as usize),
-                            _ => {
-                                return Err(err(
-                                    &format!("{field}.flow_paths"),
-                                    format!("{x} is not an index into flow_paths (which has {} entries)", flow_paths.len()),
-                                ))
-                            }
+                            _ => return Err(err(
+                                &format!("{field}.flow_paths"),
+                                format!(
+                                    "{x} is not an index into flow_paths (which has {} entries)",
+                                    flow_paths.len()
+                                ),
+                            )),
                         }
                     }
                 }
@@ -204,11 +231,13 @@ pub fn parse_director_conf(
         Some(other) => return Err(err("lcores", format!("expected an object, got {other}"))),
     }
     let runtime = GlbRuntime {
-        num_worker_queues: uint(obj, "num_worker_queues", "num_worker_queues", 1024)?.unwrap_or(1) as usize,
+        num_worker_queues: uint(obj, "num_worker_queues", "num_worker_queues", 1024)?.unwrap_or(1)
+            as usize,
         flow_paths,
         lcores,
         rx_drop_en: boolean("rx_drop_en", false)?,
-        statsd_port: uint(obj, "statsd_port", "statsd_port", u64::from(u16::MAX))?.unwrap_or(28125) as u16,
+        statsd_port: uint(obj, "statsd_port", "statsd_port", u64::from(u16::MAX))?.unwrap_or(28125)
+            as u16,
     };
     let settings = DirectorSettings {
         gateway_mac,

@@ -28,7 +28,10 @@ fn read(path: &Path) -> Result<Vec<u8>, ConfigError> {
 fn utf8<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, ConfigError> {
     std::str::from_utf8(bytes).map_err(|e| ConfigError::File {
         file: file.to_string(),
-        message: format!("not UTF-8 text (byte {}); expected TOML or JSON", e.valid_up_to()),
+        message: format!(
+            "not UTF-8 text (byte {}); expected TOML or JSON",
+            e.valid_up_to()
+        ),
     })
 }
 
@@ -46,7 +49,11 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
             ConfigError::field(&file, Some(e.line()), "", format!("invalid JSON: {e}"))
         })?;
         if v.get("tables").is_some() {
-            return Ok(Loaded::Tables(build(glb_json::parse(text, &file)?, RowPolicy::Glb, &file)?));
+            return Ok(Loaded::Tables(build(
+                glb_json::parse(text, &file)?,
+                RowPolicy::Glb,
+                &file,
+            )?));
         }
         let (s, r) = parse_director_conf(text, &file)?;
         return Ok(Loaded::Director(s, r));
@@ -91,10 +98,7 @@ pub fn load_tables(path: &Path) -> Result<Vec<ForwardingTable>, ConfigError> {
 
 /// Load a configuration: a native TOML file alone, or GLB's `director.conf` plus a table
 /// file. Returns the GLB runtime section when `director.conf` was given.
-pub fn load_glb(
-    director_conf: &Path,
-    table: &Path,
-) -> Result<(Config, GlbRuntime), ConfigError> {
+pub fn load_glb(director_conf: &Path, table: &Path) -> Result<(Config, GlbRuntime), ConfigError> {
     let file = director_conf.display().to_string();
     let bytes = read(director_conf)?;
     let (settings, runtime) = parse_director_conf(utf8(&bytes, &file)?, &file)?;

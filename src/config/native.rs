@@ -26,9 +26,7 @@ use toml::Spanned;
 use super::{parse_ip_or_cidr, ConfigError, DirectorSettings, HashFields};
 use crate::config::settings::DEFAULT_SRC_MAC;
 use crate::hash::parse_hex_key;
-use crate::table::{
-    Backend, BackendState, Bind, HealthChecks, Proto, RowPolicy, TableSpec,
-};
+use crate::table::{Backend, BackendState, Bind, HealthChecks, Proto, RowPolicy, TableSpec};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -146,34 +144,33 @@ pub fn parse(text: &str, file: &str) -> Result<NativeConfig, ConfigError> {
     })?;
     let cx = Ctx { file, text };
     let settings = settings(&cx, &raw.director)?;
-    let tables = match (&raw.forwarding_table, raw.tables.is_empty()) {
-        (Some(path), true) => {
-            let base = Path::new(file).parent().unwrap_or(Path::new(""));
-            NativeTables::GlbFile(base.join(path.get_ref()))
-        }
-        (Some(path), false) => {
-            return Err(cx.err(
-                path.span(),
-                "forwarding_table",
-                "give either `forwarding_table` or inline [[tables]], not both",
-            ))
-        }
-        (None, true) => {
-            return Err(ConfigError::field(
+    let tables =
+        match (&raw.forwarding_table, raw.tables.is_empty()) {
+            (Some(path), true) => {
+                let base = Path::new(file).parent().unwrap_or(Path::new(""));
+                NativeTables::GlbFile(base.join(path.get_ref()))
+            }
+            (Some(path), false) => {
+                return Err(cx.err(
+                    path.span(),
+                    "forwarding_table",
+                    "give either `forwarding_table` or inline [[tables]], not both",
+                ))
+            }
+            (None, true) => return Err(ConfigError::field(
                 file,
                 None,
                 "tables",
                 "no tables: add at least one [[tables]] section or `forwarding_table = \"FILE\"`",
-            ))
-        }
-        (None, false) => NativeTables::Inline(
-            raw.tables
-                .iter()
-                .enumerate()
-                .map(|(i, t)| table(&cx, i, t))
-                .collect::<Result<_, _>>()?,
-        ),
-    };
+            )),
+            (None, false) => NativeTables::Inline(
+                raw.tables
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| table(&cx, i, t))
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
     if let NativeTables::Inline(specs) = &tables {
         check_unique_names(&cx, specs, &raw.tables)?;
     }
@@ -193,15 +190,10 @@ fn check_unique_names(cx: &Ctx, specs: &[TableSpec], raw: &[RawTable]) -> Result
     Ok(())
 }
 
-fn hash_fields(
-    cx: &Ctx,
-    field: &str,
-    v: &Spanned<Vec<String>>,
-) -> Result<HashFields, ConfigError> {
+fn hash_fields(cx: &Ctx, field: &str, v: &Spanned<Vec<String>>) -> Result<HashFields, ConfigError> {
     let mut h = HashFields::none();
     for name in v.get_ref() {
-        h.set(name, true)
-            .map_err(|m| cx.err(v.span(), field, m))?;
+        h.set(name, true).map_err(|m| cx.err(v.span(), field, m))?;
     }
     Ok(h)
 }
@@ -212,7 +204,10 @@ fn settings(cx: &Ctx, d: &RawDirector) -> Result<DirectorSettings, ConfigError> 
             cx.err(
                 v.span(),
                 field,
-                format!("expected a MAC address like 02:00:00:00:00:01, got {:?}", v.get_ref()),
+                format!(
+                    "expected a MAC address like 02:00:00:00:00:01, got {:?}",
+                    v.get_ref()
+                ),
             )
         })
     };
@@ -225,7 +220,10 @@ fn settings(cx: &Ctx, d: &RawDirector) -> Result<DirectorSettings, ConfigError> 
         cx.err(
             d.outbound_src_ip.span(),
             "director.outbound_src_ip",
-            format!("expected an IPv4 address, got {:?}", d.outbound_src_ip.get_ref()),
+            format!(
+                "expected an IPv4 address, got {:?}",
+                d.outbound_src_ip.get_ref()
+            ),
         )
     })?;
     let src_ipv6 = match &d.outbound_src_ip6 {
@@ -303,15 +301,24 @@ fn settings(cx: &Ctx, d: &RawDirector) -> Result<DirectorSettings, ConfigError> 
 }
 
 fn port(cx: &Ctx, field: &str, v: &Spanned<i64>) -> Result<u16, ConfigError> {
-    u16::try_from(*v.get_ref())
-        .map_err(|_| cx.err(v.span(), field, format!("expected a port 0..=65535, got {}", v.get_ref())))
+    u16::try_from(*v.get_ref()).map_err(|_| {
+        cx.err(
+            v.span(),
+            field,
+            format!("expected a port 0..=65535, got {}", v.get_ref()),
+        )
+    })
 }
 
 fn table(cx: &Ctx, i: usize, t: &RawTable) -> Result<TableSpec, ConfigError> {
     let name = t.name.get_ref().clone();
     let at = |f: &str| format!("tables[{i}] ({name:?}).{f}");
     if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(cx.err(t.name.span(), at("name"), "expected a non-empty name without spaces"));
+        return Err(cx.err(
+            t.name.span(),
+            at("name"),
+            "expected a non-empty name without spaces",
+        ));
     }
     let key = |v: &Spanned<String>, f: &str| {
         parse_hex_key(v.get_ref()).map_err(|m| cx.err(v.span(), at(f), m))

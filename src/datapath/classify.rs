@@ -3,7 +3,9 @@
 
 use crate::hash::{siphash24, SipKey};
 use crate::wire::ip_proto::{ICMP, ICMPV6, TCP, UDP};
-use crate::wire::{self, ethernet, icmpv4, icmpv6, Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet};
+use crate::wire::{
+    self, ethernet, icmpv4, icmpv6, Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet,
+};
 
 use super::counters::{DropReason, ExceptionReason, Verdict};
 use super::snapshot::{FieldSet, Snapshot};
@@ -131,7 +133,11 @@ fn vip_drop(is_vip: bool, reason: DropReason) -> Verdict {
 
 #[inline]
 fn icmp_exception(is_vip: bool) -> Verdict {
-    Verdict::Exception(if is_vip { ExceptionReason::Icmp } else { ExceptionReason::NoBind })
+    Verdict::Exception(if is_vip {
+        ExceptionReason::Icmp
+    } else {
+        ExceptionReason::NoBind
+    })
 }
 
 fn classify_v4(snap: &Snapshot, l3: &[u8], l3_off: usize) -> Result<Flow, Verdict> {
@@ -147,23 +153,34 @@ fn classify_v4(snap: &Snapshot, l3: &[u8], l3_off: usize) -> Result<Flow, Verdic
     match ip.next_header() {
         proto @ (TCP | UDP) => {
             let min = if proto == TCP { 20 } else { 8 };
-            let (sport, dport) = ports(l4, min).ok_or_else(|| vip_drop(is_vip(), DropReason::TruncatedL4))?;
+            let (sport, dport) =
+                ports(l4, min).ok_or_else(|| vip_drop(is_vip(), DropReason::TruncatedL4))?;
             let table = snap
                 .binds
                 .lookup_v4(dst_n, proto, dport)
                 .ok_or(Verdict::Exception(ExceptionReason::NoBind))?;
-            let key = FlowKey { src: &src, dst: &dst, sport, dport };
+            let key = FlowKey {
+                src: &src,
+                dst: &dst,
+                sport,
+                dport,
+            };
             finish(snap, table, &key, sport, l3_off, total, false)
         }
         ICMP => {
-            let icmp = Icmpv4Packet::new_checked(l4).map_err(|_| vip_drop(is_vip(), DropReason::TruncatedIcmp))?;
+            let icmp = Icmpv4Packet::new_checked(l4)
+                .map_err(|_| vip_drop(is_vip(), DropReason::TruncatedIcmp))?;
             let (ty, code) = (icmp.msg_type(), icmp.code());
             if ty == icmpv4::DEST_UNREACHABLE && code == icmpv4::FRAG_NEEDED {
                 // The quote is a packet a backend sent from the VIP: reverse it.
-                let quoted = icmp
-                    .quoted_ipv4()
-                    .ok()
-                    .and_then(|q| Some((q.next_header(), q.src_addr().octets(), q.dst_addr().octets(), wire::l4_ports(q.payload()).ok()?)));
+                let quoted = icmp.quoted_ipv4().ok().and_then(|q| {
+                    Some((
+                        q.next_header(),
+                        q.src_addr().octets(),
+                        q.dst_addr().octets(),
+                        wire::l4_ports(q.payload()).ok()?,
+                    ))
+                });
                 let Some((qproto, qsrc, qdst, (qsport, qdport))) = quoted else {
                     return Err(vip_drop(is_vip(), DropReason::IcmpQuoteTruncated));
                 };
@@ -171,14 +188,27 @@ fn classify_v4(snap: &Snapshot, l3: &[u8], l3_off: usize) -> Result<Flow, Verdic
                     .binds
                     .lookup_v4_addr(u32::from_be_bytes(qsrc), Some((qproto, qsport)), dst_n)
                     .ok_or_else(|| icmp_exception(is_vip()))?;
-                let key = FlowKey { src: &qdst, dst: &qsrc, sport: qdport, dport: qsport };
+                let key = FlowKey {
+                    src: &qdst,
+                    dst: &qsrc,
+                    sport: qdport,
+                    dport: qsport,
+                };
                 finish(snap, table, &key, qdport, l3_off, total, false)
-            } else if ty == icmpv4::ECHO_REQUEST && code == 0 && snap.settings.forward_icmp_ping_responses {
+            } else if ty == icmpv4::ECHO_REQUEST
+                && code == 0
+                && snap.settings.forward_icmp_ping_responses
+            {
                 let table = snap
                     .binds
                     .lookup_v4_addr(dst_n, None, dst_n)
                     .ok_or(Verdict::Exception(ExceptionReason::NoBind))?;
-                let key = FlowKey { src: &src, dst: &dst, sport: 0, dport: 0 };
+                let key = FlowKey {
+                    src: &src,
+                    dst: &dst,
+                    sport: 0,
+                    dport: 0,
+                };
                 finish(snap, table, &key, ip.ident(), l3_off, total, false)
             } else {
                 Err(icmp_exception(is_vip()))
@@ -205,22 +235,33 @@ fn classify_v6(snap: &Snapshot, l3: &[u8], l3_off: usize) -> Result<Flow, Verdic
     match upper.next_header {
         proto @ (TCP | UDP) => {
             let min = if proto == TCP { 20 } else { 8 };
-            let (sport, dport) = ports(l4, min).ok_or_else(|| vip_drop(is_vip(), DropReason::TruncatedL4))?;
+            let (sport, dport) =
+                ports(l4, min).ok_or_else(|| vip_drop(is_vip(), DropReason::TruncatedL4))?;
             let table = snap
                 .binds
                 .lookup_v6(dst_n, proto, dport)
                 .ok_or(Verdict::Exception(ExceptionReason::NoBind))?;
-            let key = FlowKey { src: &src, dst: &dst, sport, dport };
+            let key = FlowKey {
+                src: &src,
+                dst: &dst,
+                sport,
+                dport,
+            };
             finish(snap, table, &key, sport, l3_off, total, true)
         }
         ICMPV6 => {
-            let icmp = Icmpv6Packet::new_checked(l4).map_err(|_| vip_drop(is_vip(), DropReason::TruncatedIcmp))?;
+            let icmp = Icmpv6Packet::new_checked(l4)
+                .map_err(|_| vip_drop(is_vip(), DropReason::TruncatedIcmp))?;
             let (ty, code) = (icmp.msg_type(), icmp.code());
             if ty == icmpv6::PACKET_TOO_BIG && code == 0 {
-                let quoted = icmp
-                    .quoted_ipv6()
-                    .ok()
-                    .and_then(|q| Some((q.next_header(), q.src_addr().octets(), q.dst_addr().octets(), wire::l4_ports(q.payload()).ok()?)));
+                let quoted = icmp.quoted_ipv6().ok().and_then(|q| {
+                    Some((
+                        q.next_header(),
+                        q.src_addr().octets(),
+                        q.dst_addr().octets(),
+                        wire::l4_ports(q.payload()).ok()?,
+                    ))
+                });
                 let Some((qproto, qsrc, qdst, (qsport, qdport))) = quoted else {
                     return Err(vip_drop(is_vip(), DropReason::IcmpQuoteTruncated));
                 };
@@ -232,14 +273,27 @@ fn classify_v6(snap: &Snapshot, l3: &[u8], l3_off: usize) -> Result<Flow, Verdic
                     .binds
                     .lookup_v6_addr(u128::from_be_bytes(qsrc), Some((qproto, qsport)), dst_n)
                     .ok_or_else(|| icmp_exception(is_vip()))?;
-                let key = FlowKey { src: &qdst, dst: &qsrc, sport: qdport, dport: qsport };
+                let key = FlowKey {
+                    src: &qdst,
+                    dst: &qsrc,
+                    sport: qdport,
+                    dport: qsport,
+                };
                 finish(snap, table, &key, qdport, l3_off, total, true)
-            } else if ty == icmpv6::ECHO_REQUEST && code == 0 && snap.settings.forward_icmp_ping_responses {
+            } else if ty == icmpv6::ECHO_REQUEST
+                && code == 0
+                && snap.settings.forward_icmp_ping_responses
+            {
                 let table = snap
                     .binds
                     .lookup_v6_addr(dst_n, None, dst_n)
                     .ok_or(Verdict::Exception(ExceptionReason::NoBind))?;
-                let key = FlowKey { src: &src, dst: &dst, sport: 0, dport: 0 };
+                let key = FlowKey {
+                    src: &src,
+                    dst: &dst,
+                    sport: 0,
+                    dport: 0,
+                };
                 // GLB quirk: the low 16 bits of the flow label, byte-swapped.
                 let hint = (ip.flow_label() as u16).swap_bytes();
                 finish(snap, table, &key, hint, l3_off, total, true)

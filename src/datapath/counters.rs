@@ -100,8 +100,11 @@ pub enum ExceptionReason {
 
 impl ExceptionReason {
     pub const COUNT: usize = 3;
-    pub const ALL: [ExceptionReason; Self::COUNT] =
-        [ExceptionReason::NotIp, ExceptionReason::NoBind, ExceptionReason::Icmp];
+    pub const ALL: [ExceptionReason; Self::COUNT] = [
+        ExceptionReason::NotIp,
+        ExceptionReason::NoBind,
+        ExceptionReason::Icmp,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             ExceptionReason::NotIp => "not_ip",
@@ -170,7 +173,8 @@ mod tests {
         for (i, r) in ExceptionReason::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i, "{}", r.name());
         }
-        let names: std::collections::HashSet<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        let names: std::collections::HashSet<_> =
+            DropReason::ALL.iter().map(|r| r.name()).collect();
         assert_eq!(names.len(), DropReason::COUNT);
         assert_eq!(std::mem::align_of::<CoreCounters>(), 64);
     }

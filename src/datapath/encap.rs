@@ -3,7 +3,10 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::wire::ethernet::{self, ethertype};
-use crate::wire::{emit_glb_v4, emit_glb_v6, ip_proto, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, UdpPacket, UdpRepr};
+use crate::wire::{
+    emit_glb_v4, emit_glb_v6, ip_proto, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, UdpPacket,
+    UdpRepr,
+};
 
 use super::buf::PacketBuf;
 use super::classify::Flow;
@@ -34,7 +37,11 @@ pub fn hops_for(table: &CompiledTable, flow: &Flow, alt: bool, out: &mut [u32; M
 /// Encapsulate `buf` (holding the classified frame) for `flow` in place. On success the
 /// buffer holds the outer frame, ready to transmit.
 #[inline]
-pub fn encapsulate<B: PacketBuf>(snap: &Snapshot, flow: &Flow, buf: &mut B) -> Result<(), DropReason> {
+pub fn encapsulate<B: PacketBuf>(
+    snap: &Snapshot,
+    flow: &Flow,
+    buf: &mut B,
+) -> Result<(), DropReason> {
     let table = &snap.tables[usize::from(flow.table)];
     let mut hops = [0u32; MAX_HOPS];
     let n = hops_for(table, flow, snap.alt_hash.is_some(), &mut hops);
@@ -54,7 +61,9 @@ pub fn encapsulate<B: PacketBuf>(snap: &Snapshot, flow: &Flow, buf: &mut B) -> R
     let list = addr_len * (n - 1);
     let outer = ETH + ip_hdr + UDP_GUE + list;
     let udp_len = UDP_GUE + list + ip_len;
-    if udp_len > usize::from(u16::MAX) || (table.family == Family::V4 && udp_len + 20 > usize::from(u16::MAX)) {
+    if udp_len > usize::from(u16::MAX)
+        || (table.family == Family::V4 && udp_len + 20 > usize::from(u16::MAX))
+    {
         return Err(DropReason::TooBig);
     }
     if outer > l3_off {
@@ -65,7 +74,11 @@ pub fn encapsulate<B: PacketBuf>(snap: &Snapshot, flow: &Flow, buf: &mut B) -> R
         buf.adj(l3_off - outer);
     }
     let sport = 0x8000 | ((flow.hash as u16 ^ flow.hint) & 0x7fff);
-    let gue_proto = if flow.inner_v6 { ip_proto::IPV6 } else { ip_proto::IPV4 };
+    let gue_proto = if flow.inner_v6 {
+        ip_proto::IPV6
+    } else {
+        ip_proto::IPV4
+    };
     let udp = UdpRepr {
         src_port: sport,
         dst_port: GUE_PORT,
@@ -83,22 +96,33 @@ pub fn encapsulate<B: PacketBuf>(snap: &Snapshot, flow: &Flow, buf: &mut B) -> R
                 *l = addr(h);
             }
             let (src, dst) = (snap.settings.src_ipv4, addr(hops[0]));
-            ethernet::emit_header(data, snap.settings.gateway_mac, snap.src_mac, ethertype::IPV4)
-                .and_then(|()| {
-                    Ipv4Repr {
-                        src_addr: src,
-                        dst_addr: dst,
-                        next_header: ip_proto::UDP,
-                        payload_len: udp_len,
-                        hop_limit: 64,
-                        dont_frag: true,
-                        ident: 0,
-                        dscp_ecn: 0,
-                    }
-                    .emit(&mut Ipv4Packet::new_unchecked(&mut data[ETH..]))
-                })
-                .and_then(|()| emit_glb_v4(&mut data[gue_off..], gue_proto, &list[..n - 1], 0))
-                .and_then(|_| udp.emit_v4(&mut UdpPacket::new_unchecked(&mut data[udp_off..]), src, dst))
+            ethernet::emit_header(
+                data,
+                snap.settings.gateway_mac,
+                snap.src_mac,
+                ethertype::IPV4,
+            )
+            .and_then(|()| {
+                Ipv4Repr {
+                    src_addr: src,
+                    dst_addr: dst,
+                    next_header: ip_proto::UDP,
+                    payload_len: udp_len,
+                    hop_limit: 64,
+                    dont_frag: true,
+                    ident: 0,
+                    dscp_ecn: 0,
+                }
+                .emit(&mut Ipv4Packet::new_unchecked(&mut data[ETH..]))
+            })
+            .and_then(|()| emit_glb_v4(&mut data[gue_off..], gue_proto, &list[..n - 1], 0))
+            .and_then(|_| {
+                udp.emit_v4(
+                    &mut UdpPacket::new_unchecked(&mut data[udp_off..]),
+                    src,
+                    dst,
+                )
+            })
         }
         Family::V6 => {
             let addr = |i: u32| Ipv6Addr::from(table.addrs_v6[i as usize]);
@@ -108,21 +132,32 @@ pub fn encapsulate<B: PacketBuf>(snap: &Snapshot, flow: &Flow, buf: &mut B) -> R
             }
             let src = snap.settings.src_ipv6.unwrap_or(Ipv6Addr::UNSPECIFIED);
             let dst = addr(hops[0]);
-            ethernet::emit_header(data, snap.settings.gateway_mac, snap.src_mac, ethertype::IPV6)
-                .and_then(|()| {
-                    Ipv6Repr {
-                        src_addr: src,
-                        dst_addr: dst,
-                        next_header: ip_proto::UDP,
-                        payload_len: udp_len,
-                        hop_limit: 64,
-                        traffic_class: 0,
-                        flow_label: 0,
-                    }
-                    .emit(&mut Ipv6Packet::new_unchecked(&mut data[ETH..]))
-                })
-                .and_then(|()| emit_glb_v6(&mut data[gue_off..], gue_proto, &list[..n - 1], 0))
-                .and_then(|_| udp.emit_v6(&mut UdpPacket::new_unchecked(&mut data[udp_off..]), &src, &dst))
+            ethernet::emit_header(
+                data,
+                snap.settings.gateway_mac,
+                snap.src_mac,
+                ethertype::IPV6,
+            )
+            .and_then(|()| {
+                Ipv6Repr {
+                    src_addr: src,
+                    dst_addr: dst,
+                    next_header: ip_proto::UDP,
+                    payload_len: udp_len,
+                    hop_limit: 64,
+                    traffic_class: 0,
+                    flow_label: 0,
+                }
+                .emit(&mut Ipv6Packet::new_unchecked(&mut data[ETH..]))
+            })
+            .and_then(|()| emit_glb_v6(&mut data[gue_off..], gue_proto, &list[..n - 1], 0))
+            .and_then(|_| {
+                udp.emit_v6(
+                    &mut UdpPacket::new_unchecked(&mut data[udp_off..]),
+                    &src,
+                    &dst,
+                )
+            })
         }
     };
     emitted.map_err(|_| DropReason::TooBig)

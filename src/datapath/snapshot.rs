@@ -16,7 +16,11 @@ pub const MAX_HOPS: usize = 16;
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     #[error("table {table:?} mixes IPv4 and IPv6 backends ({v4} and {v6}); a hop list carries one address family, split it into two tables")]
-    MixedFamilies { table: String, v4: IpAddr, v6: IpAddr },
+    MixedFamilies {
+        table: String,
+        v4: IpAddr,
+        v6: IpAddr,
+    },
     #[error("table {table:?} has IPv6 backends but no outer IPv6 source is configured (set director.outbound_src_ip6)")]
     NoIpv6Source { table: String },
     #[error("table {table:?}: {hops} hops per packet do not fit GUE's 5-bit header length for {family} hops (at most {max})")]
@@ -66,11 +70,12 @@ impl FieldSet {
     pub(crate) const SRC_PORT: u8 = 4;
     pub(crate) const DST_PORT: u8 = 8;
     fn from(h: &HashFields) -> Self {
+        let bit = |on: bool, b: u8| if on { b } else { 0 };
         FieldSet(
-            (h.src_addr as u8) * Self::SRC_ADDR
-                | (h.dst_addr as u8) * Self::DST_ADDR
-                | (h.src_port as u8) * Self::SRC_PORT
-                | (h.dst_port as u8) * Self::DST_PORT,
+            bit(h.src_addr, Self::SRC_ADDR)
+                | bit(h.dst_addr, Self::DST_ADDR)
+                | bit(h.src_port, Self::SRC_PORT)
+                | bit(h.dst_port, Self::DST_PORT),
         )
     }
     #[inline]
@@ -140,7 +145,7 @@ impl<A: Copy + Eq + std::hash::Hash + std::fmt::Debug> FamilyIndex<A> {
         }
         let (mut exact_rules, mut cidr): (Vec<_>, Vec<_>) =
             rules.into_iter().partition(|r| r.prefix == host_bits);
-        cidr.sort_by(|a, b| b.prefix.cmp(&a.prefix)); // stable: config order kept
+        cidr.sort_by_key(|r| std::cmp::Reverse(r.prefix)); // stable: config order kept
         let mut order: Vec<usize> = (0..exact_rules.len()).collect();
         // group equal addresses together, keeping config order inside a group
         let mut seen: Vec<A> = Vec::new();
@@ -269,7 +274,12 @@ impl BindIndex {
     /// Table of the first bind whose prefix holds `dst` and also holds `also` (ICMP: echo
     /// requests match any bind of the address; frag-needed needs the quoted source too).
     #[inline]
-    pub fn lookup_v4_addr(&self, dst: u32, proto_port: Option<(u8, u16)>, also: u32) -> Option<u16> {
+    pub fn lookup_v4_addr(
+        &self,
+        dst: u32,
+        proto_port: Option<(u8, u16)>,
+        also: u32,
+    ) -> Option<u16> {
         self.v4
             .lookup(dst, mask_v4, |r| {
                 proto_port.is_none_or(|(p, port)| r.matches_l4(p, port))
@@ -279,7 +289,12 @@ impl BindIndex {
     }
 
     #[inline]
-    pub fn lookup_v6_addr(&self, dst: u128, proto_port: Option<(u8, u16)>, also: u128) -> Option<u16> {
+    pub fn lookup_v6_addr(
+        &self,
+        dst: u128,
+        proto_port: Option<(u8, u16)>,
+        also: u128,
+    ) -> Option<u16> {
         self.v6
             .lookup(dst, mask_v6, |r| {
                 proto_port.is_none_or(|(p, port)| r.matches_l4(p, port))
@@ -383,12 +398,27 @@ impl Snapshot {
         }
         let binds = BindIndex::new(&tables)?;
         let per_packet = |t: &ForwardingTable| {
-            t.hops() * if settings.alt_hash_fields.is_some() { 2 } else { 1 }
+            t.hops()
+                * if settings.alt_hash_fields.is_some() {
+                    2
+                } else {
+                    1
+                }
         };
         let mut compiled = Vec::with_capacity(tables.len());
         for table in tables {
-            let v4 = table.spec.backends.iter().find(|b| b.ip.is_ipv4()).map(|b| b.ip);
-            let v6 = table.spec.backends.iter().find(|b| b.ip.is_ipv6()).map(|b| b.ip);
+            let v4 = table
+                .spec
+                .backends
+                .iter()
+                .find(|b| b.ip.is_ipv4())
+                .map(|b| b.ip);
+            let v6 = table
+                .spec
+                .backends
+                .iter()
+                .find(|b| b.ip.is_ipv6())
+                .map(|b| b.ip);
             let family = match (v4, v6) {
                 (Some(v4), Some(v6)) => {
                     return Err(SnapshotError::MixedFamilies {

@@ -157,12 +157,30 @@ pub fn build(spec: TableSpec, policy: RowPolicy) -> Result<ForwardingTable, Tabl
         fill(0, &mut rows);
     } else {
         let rows_per_chunk = TABLE_ROWS.div_ceil(threads);
+        let chunk_len = rows_per_chunk * hops;
+        // Chunks whose thread could not be started are done afterwards on this thread.
+        let mut not_started = Vec::new();
         std::thread::scope(|s| {
             let fill = &fill;
-            for (i, chunk) in rows.chunks_mut(rows_per_chunk * hops).enumerate() {
-                s.spawn(move || fill(i * rows_per_chunk, chunk));
+            let mut chunks = rows.chunks_mut(chunk_len).enumerate();
+            let own = chunks.next();
+            for (i, chunk) in chunks {
+                let started = std::thread::Builder::new()
+                    .name("table-build".to_string())
+                    .spawn_scoped(s, move || fill(i * rows_per_chunk, chunk));
+                if started.is_err() {
+                    not_started.push(i);
+                }
+            }
+            if let Some((_, chunk)) = own {
+                fill(0, chunk);
             }
         });
+        for i in not_started {
+            let start = i * chunk_len;
+            let end = (start + chunk_len).min(rows.len());
+            fill(i * rows_per_chunk, &mut rows[start..end]);
+        }
     }
     ForwardingTable::from_parts(spec, policy, hops, rows)
 }

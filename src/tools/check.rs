@@ -13,7 +13,11 @@ pub fn run(file: &Path, table: Option<&Path>) -> Result<(), String> {
                 file.display(),
                 rt.flow_paths.len(),
                 rt.lcores.len(),
-                if rt.wants_exception_path() { ", exception path (kni) wanted" } else { "" }
+                if rt.wants_exception_path() {
+                    ", exception path (kni) wanted"
+                } else {
+                    ""
+                }
             );
             Loaded::Config(cfg)
         }

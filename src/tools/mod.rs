@@ -14,7 +14,11 @@ use clap::{Parser, Subcommand};
 pub const EXIT_FAILURE: u8 = 1;
 
 #[derive(Parser)]
-#[command(name = "rondo", version, about = "Userspace L4 load-balancer director, GLB Director compatible")]
+#[command(
+    name = "rondo",
+    version,
+    about = "Userspace L4 load-balancer director, GLB Director compatible"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

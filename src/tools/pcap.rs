@@ -6,7 +6,9 @@ use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
 use pcap_file::DataLink;
 
 use crate::config::load::load_config;
-use crate::datapath::{process_burst, CoreCounters, HeapBuf, PacketBuf, Snapshot, Verdict, BURST_MAX};
+use crate::datapath::{
+    process_burst, CoreCounters, HeapBuf, PacketBuf, Snapshot, Verdict, BURST_MAX,
+};
 use crate::wire::ethernet::MacAddr;
 
 use super::report::format_counters;
@@ -40,7 +42,8 @@ fn writer(path: &Path, snaplen: u32) -> Result<PcapWriter<BufWriter<File>>, Stri
         datalink: DataLink::ETHERNET,
         ..PcapHeader::default()
     };
-    PcapWriter::with_header(BufWriter::new(f), header).map_err(|e| format!("{}: {e}", path.display()))
+    PcapWriter::with_header(BufWriter::new(f), header)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Forward every frame of a capture through [`process_burst`]; returns the counters.
@@ -55,10 +58,15 @@ pub fn forward_capture(
     let mut reader = PcapReader::new(BufReader::new(f))
         .map_err(|e| format!("{inp}: not a pcap capture (pcapng is not supported; convert with `editcap -F pcap`): {e}"))?;
     if reader.header().datalink != DataLink::ETHERNET {
-        return Err(format!("{inp}: link type {:?}; only Ethernet captures can be forwarded", reader.header().datalink));
+        return Err(format!(
+            "{inp}: link type {:?}; only Ethernet captures can be forwarded",
+            reader.header().datalink
+        ));
     }
     let mut ctr = CoreCounters::default();
-    let mut bufs: Vec<HeapBuf> = (0..BURST_MAX).map(|_| HeapBuf::new(HeapBuf::HEADROOM, 65536)).collect();
+    let mut bufs: Vec<HeapBuf> = (0..BURST_MAX)
+        .map(|_| HeapBuf::new(HeapBuf::HEADROOM, 65536))
+        .collect();
     let mut stamps = [std::time::Duration::ZERO; BURST_MAX];
     let mut verdicts = [Verdict::Forward; BURST_MAX];
     let mut n = 0;
@@ -70,7 +78,12 @@ pub fn forward_capture(
                 stamps[n] = p.timestamp;
                 n += 1;
             }
-            Some(Err(e)) => return Err(format!("{inp}: after {} packets: {e}", ctr.rx_packets + n as u64)),
+            Some(Err(e)) => {
+                return Err(format!(
+                    "{inp}: after {} packets: {e}",
+                    ctr.rx_packets + n as u64
+                ))
+            }
             None => done = true,
         }
         if n == BURST_MAX || (done && n > 0) {
@@ -96,14 +109,21 @@ pub fn forward_capture(
 /// `rondo pcap --config ... --in IN.pcap [--out OUT.pcap] [--exceptions EXC.pcap]`.
 pub fn run(a: &PcapArgs) -> Result<(), String> {
     let cfg = load_config(&a.config, a.forwarding_table.as_deref()).map_err(|e| e.to_string())?;
-    let snap = Snapshot::compile(cfg, a.src_mac, 1).map_err(|e| format!("{}: {e}", a.config.display()))?;
+    let snap =
+        Snapshot::compile(cfg, a.src_mac, 1).map_err(|e| format!("{}: {e}", a.config.display()))?;
     let snaplen = 65535 + 256;
     let mut out = a.out.as_deref().map(|p| writer(p, snaplen)).transpose()?;
-    let mut exc = a.exceptions.as_deref().map(|p| writer(p, snaplen)).transpose()?;
+    let mut exc = a
+        .exceptions
+        .as_deref()
+        .map(|p| writer(p, snaplen))
+        .transpose()?;
     let ctr = forward_capture(&snap, &a.input, out.as_mut(), exc.as_mut())?;
     for w in [out, exc].into_iter().flatten() {
         use std::io::Write;
-        w.into_writer().flush().map_err(|e| format!("writing capture: {e}"))?;
+        w.into_writer()
+            .flush()
+            .map_err(|e| format!("writing capture: {e}"))?;
     }
     print!("{}", format_counters(&ctr));
     Ok(())

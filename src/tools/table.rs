@@ -48,7 +48,10 @@ fn pct(n: u32) -> f64 {
     f64::from(n) * 100.0 / TABLE_ROWS as f64
 }
 
-fn select<'a>(tables: &'a [ForwardingTable], sel: Option<&str>) -> Result<Vec<(usize, &'a ForwardingTable)>, String> {
+fn select<'a>(
+    tables: &'a [ForwardingTable],
+    sel: Option<&str>,
+) -> Result<Vec<(usize, &'a ForwardingTable)>, String> {
     match sel {
         None => Ok(tables.iter().enumerate().collect()),
         Some(s) => {
@@ -58,7 +61,10 @@ fn select<'a>(tables: &'a [ForwardingTable], sel: Option<&str>) -> Result<Vec<(u
                 .find(|(i, t)| t.spec.name == s || s.parse::<usize>().ok() == Some(*i));
             found.map(|x| vec![x]).ok_or_else(|| {
                 let names: Vec<_> = tables.iter().map(|t| t.spec.name.as_str()).collect();
-                format!("no table {s:?}; tables are {} (or their index)", names.join(", "))
+                format!(
+                    "no table {s:?}; tables are {} (or their index)",
+                    names.join(", ")
+                )
             })
         }
     }
@@ -68,12 +74,21 @@ fn select<'a>(tables: &'a [ForwardingTable], sel: Option<&str>) -> Result<Vec<(u
 pub fn render(i: usize, t: &ForwardingTable, row: Option<u16>) -> String {
     let mut o = String::new();
     let hex = |k: &[u8; 16]| k.iter().map(|b| format!("{b:02x}")).collect::<String>();
-    let _ = writeln!(o, "table {i} {:?}  policy {:?}  hops/row {}", t.spec.name, t.policy, t.hops());
+    let _ = writeln!(
+        o,
+        "table {i} {:?}  policy {:?}  hops/row {}",
+        t.spec.name,
+        t.policy,
+        t.hops()
+    );
     let _ = writeln!(
         o,
         "  hash_key {}  seed {}",
         hex(&t.spec.hash_key),
-        t.spec.seed.as_ref().map_or("(not stored in .bin)".to_string(), hex)
+        t.spec
+            .seed
+            .as_ref()
+            .map_or("(not stored in .bin)".to_string(), hex)
     );
     let _ = writeln!(o, "  binds ({}):", t.spec.binds.len());
     for b in &t.spec.binds {
@@ -82,10 +97,21 @@ pub fn render(i: usize, t: &ForwardingTable, row: Option<u16>) -> String {
         } else {
             format!("{}-{}", b.port_start, b.port_end)
         };
-        let _ = writeln!(o, "    {}/{} {} {}", b.addr, b.prefix_len, b.proto.as_str(), ports);
+        let _ = writeln!(
+            o,
+            "    {}/{} {} {}",
+            b.addr,
+            b.prefix_len,
+            b.proto.as_str(),
+            ports
+        );
     }
     let _ = writeln!(o, "  backends ({}):", t.spec.backends.len());
-    let _ = writeln!(o, "    {:>3}  {:<40} {:<9} {:<9} {:>6} {:>9} {:>9}", "idx", "ip", "state", "health", "weight", "primary", "secondary");
+    let _ = writeln!(
+        o,
+        "    {:>3}  {:<40} {:<9} {:<9} {:>6} {:>9} {:>9}",
+        "idx", "ip", "state", "health", "weight", "primary", "secondary"
+    );
     for (k, (b, (p, s))) in t.spec.backends.iter().zip(shares(t)).enumerate() {
         let _ = writeln!(
             o,
@@ -163,7 +189,11 @@ pub fn diff_tables(a: &[ForwardingTable], b: &[ForwardingTable]) -> String {
         let mut ips: Vec<IpAddr> = before.keys().chain(after.keys()).copied().collect();
         ips.sort();
         ips.dedup();
-        let _ = writeln!(o, "  {:<40} {:>17} {:>17}", "backend", "primary before/after", "secondary before/after");
+        let _ = writeln!(
+            o,
+            "  {:<40} {:>17} {:>17}",
+            "backend", "primary before/after", "secondary before/after"
+        );
         for x in ips {
             let (pb, sb) = before.get(&x).copied().unwrap_or_default();
             let (pa, sa) = after.get(&x).copied().unwrap_or_default();

@@ -59,7 +59,14 @@ pub fn ipv4_hdr(src: [u8; 4], dst: [u8; 4], proto: u8, len: usize, id: u16, frag
 }
 
 /// A TCP header with the given flags and no options, checksum over the IPv4 pseudo-header.
-pub fn tcp_v4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
+pub fn tcp_v4(
+    src: [u8; 4],
+    dst: [u8; 4],
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut t = Vec::new();
     t.extend_from_slice(&sport.to_be_bytes());
     t.extend_from_slice(&dport.to_be_bytes());
@@ -152,14 +159,23 @@ pub fn hex16(s: &str) -> [u8; 16] {
 
 /// Check an encapsulated IPv4 frame: outer headers per spec section 6. Returns (outer dst,
 /// hop list, udp source port, inner packet).
-pub fn check_outer_v4(f: &[u8], gw: [u8; 6], src_mac: [u8; 6], src_ip: [u8; 4]) -> ([u8; 4], Vec<[u8; 4]>, u16, Vec<u8>) {
+pub fn check_outer_v4(
+    f: &[u8],
+    gw: [u8; 6],
+    src_mac: [u8; 6],
+    src_ip: [u8; 4],
+) -> ([u8; 4], Vec<[u8; 4]>, u16, Vec<u8>) {
     assert_eq!(&f[0..6], &gw, "eth dst");
     assert_eq!(&f[6..12], &src_mac, "eth src");
     assert_eq!(&f[12..14], &[0x08, 0x00], "ethertype");
     let ip = &f[14..34];
     assert_eq!(ip[0], 0x45);
     assert_eq!(ip[1], 0);
-    assert_eq!(u16::from_be_bytes([ip[2], ip[3]]) as usize, f.len() - 14, "ip total length");
+    assert_eq!(
+        u16::from_be_bytes([ip[2], ip[3]]) as usize,
+        f.len() - 14,
+        "ip total length"
+    );
     assert_eq!(&ip[4..6], &[0, 0], "id 0");
     assert_eq!(&ip[6..8], &[0x40, 0], "DF");
     assert_eq!(ip[8], 64, "ttl");
@@ -170,9 +186,17 @@ pub fn check_outer_v4(f: &[u8], gw: [u8; 6], src_mac: [u8; 6], src_ip: [u8; 4]) 
     let udp = &f[34..];
     let sport = u16::from_be_bytes([udp[0], udp[1]]);
     assert_eq!(u16::from_be_bytes([udp[2], udp[3]]), 19523);
-    assert_eq!(u16::from_be_bytes([udp[4], udp[5]]) as usize, udp.len(), "udp length");
+    assert_eq!(
+        u16::from_be_bytes([udp[4], udp[5]]) as usize,
+        udp.len(),
+        "udp length"
+    );
     let ulen = (udp.len() as u16).to_be_bytes();
-    assert_eq!(csum(&[&ip[12..20], &[0, 17], &ulen, udp]), 0, "udp checksum");
+    assert_eq!(
+        csum(&[&ip[12..20], &[0, 17], &ulen, udp]),
+        0,
+        "udp checksum"
+    );
     assert_ne!(&udp[6..8], &[0, 0], "udp checksum present");
     let gue = &udp[8..];
     let hlen = gue[0] as usize;

@@ -1,0 +1,241 @@
+//! The `rondo` commands end to end, as an operator runs them.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn rondo(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rondo"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn table_build_is_byte_identical_to_glb() {
+    let Some(v) = common::shared() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.bin");
+    let o = rondo(&["table", "build", s(&v.join("table.json")), s(&out)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        std::fs::read(&out).unwrap() == std::fs::read(v.join("table.bin")).unwrap(),
+        "not identical to GLB's table.bin"
+    );
+    // only the output file: the temp file was renamed away
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+fn json_with_backends(n: usize, binds: usize) -> String {
+    let backends: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"ip": "10.{}.{}.{}", "state": "active", "healthy": true}}"#,
+                i / 65536,
+                (i / 256) % 256,
+                i % 256
+            )
+        })
+        .collect();
+    let binds: Vec<String> = (0..binds)
+        .map(|i| {
+            format!(
+                r#"{{"ip": "1.1.{}.{}", "proto": "tcp", "port": 80}}"#,
+                i / 256,
+                i % 256
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"tables": [{{"hash_key": "12345678901234561234567890123456", "seed": "34567890123456783456789012345678", "binds": [{}], "backends": [{}]}}]}}"#,
+        binds.join(","),
+        backends.join(",")
+    )
+}
+
+#[test]
+fn table_build_refuses_what_glb_would_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    for (n, b, what) in [(257, 1, "257 backends"), (3, 257, "257 binds")] {
+        let inp = dir.path().join("t.json");
+        std::fs::write(&inp, json_with_backends(n, b)).unwrap();
+        let out = dir.path().join("t.bin");
+        let o = rondo(&["table", "build", s(&inp), s(&out)]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{what}: {err}");
+        assert!(err.contains("256"), "{what}: {err}");
+        assert!(!out.exists(), "{what}: nothing may be written");
+    }
+    // 256 is fine
+    let inp = dir.path().join("ok.json");
+    std::fs::write(&inp, json_with_backends(256, 256)).unwrap();
+    let o = rondo(&["table", "build", s(&inp), s(&dir.path().join("ok.bin"))]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn table_build_bad_json_names_the_field_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let inp = dir.path().join("t.json");
+    std::fs::write(&inp, json_with_backends(3, 1).replace("10.0.0.2", "10.0.0")).unwrap();
+    let out = dir.path().join("t.bin");
+    std::fs::write(&out, b"previous").unwrap();
+    let o = rondo(&["table", "build", s(&inp), s(&out)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err.contains("t.json") && err.contains("backends[2].ip"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        b"previous",
+        "existing output untouched"
+    );
+}
+
+#[test]
+fn pcap_forwards_glb_capture() {
+    let Some(v) = common::shared() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.pcap");
+    let o = rondo(&[
+        "pcap",
+        "--config",
+        s(&root().join("configs/glb/director.conf")),
+        "--forwarding-table",
+        s(&v.join("table.bin")),
+        "--in",
+        s(&v.join("1k_pkts.pcap")),
+        "--out",
+        s(&out),
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("forwarded") && l.contains(" 1000 packets")),
+        "{stdout}"
+    );
+    let mut r = pcap_file::pcap::PcapReader::new(std::fs::File::open(&out).unwrap()).unwrap();
+    let mut n = 0;
+    while let Some(p) = r.next_packet() {
+        let p = p.unwrap();
+        common::check_outer_v4(
+            &p.data,
+            [0, 0x11, 0x22, 0x33, 0x44, 0x55],
+            [2, 0, 0, 0, 0, 1],
+            [1, 2, 3, 4],
+        );
+        n += 1;
+    }
+    assert_eq!(n, 1000);
+}
+
+#[test]
+fn pcap_with_json_table_equals_bin_table() {
+    let Some(v) = common::shared() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let run = |table: &Path, out: &Path| {
+        let o = rondo(&[
+            "pcap",
+            "--config",
+            s(&root().join("configs/glb/director.conf")),
+            "--forwarding-table",
+            s(table),
+            "--in",
+            s(&v.join("1k_pkts.pcap")),
+            "--out",
+            s(out),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read(out).unwrap()
+    };
+    let a = run(&v.join("table.bin"), &dir.path().join("a.pcap"));
+    let b = run(&v.join("table.json"), &dir.path().join("b.pcap"));
+    assert!(a == b, "GLB .json and .bin give the same output bytes");
+}
+
+#[test]
+fn show_and_diff_report_shares_and_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.json");
+    let b = dir.path().join("b.json");
+    let base = json_with_backends(3, 1);
+    std::fs::write(&a, &base).unwrap();
+    // drain 10.0.0.1: its primary rows move, it stays as a secondary
+    std::fs::write(
+        &b,
+        base.replacen(
+            r#""ip": "10.0.0.1", "state": "active""#,
+            r#""ip": "10.0.0.1", "state": "draining""#,
+            1,
+        ),
+    )
+    .unwrap();
+    let o = rondo(&["table", "show", s(&a), "--row", "0"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success());
+    assert!(
+        out.contains("10.0.0.1") && out.contains("row 0x0000:"),
+        "{out}"
+    );
+    let o = rondo(&["table", "diff", s(&a), s(&b)]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let moved: f64 = out
+        .split("primary changes in ")
+        .nth(1)
+        .and_then(|x| x.split(" rows").next())
+        .and_then(|x| x.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    let frac = moved / 65536.0;
+    assert!(
+        (0.30..0.37).contains(&frac),
+        "about a third of rows move when one of three drains: {frac}\n{out}"
+    );
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("10.0.0.1 "))
+        .unwrap();
+    assert!(
+        line.contains("0.00%"),
+        "drained backend owns no primary rows after: {line}"
+    );
+}
+
+#[test]
+fn check_config_accepts_every_kind_of_file() {
+    for f in [
+        "configs/director.toml",
+        "configs/glb/director.conf",
+        "configs/glb/forwarding_table.json",
+    ] {
+        let o = rondo(&["check-config", s(&root().join(f))]);
+        assert!(
+            o.status.success(),
+            "{f}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let o = rondo(&[
+        "check-config",
+        s(&root().join("configs/glb/director.conf")),
+        "--forwarding-table",
+        s(&root().join("configs/glb/forwarding_table.json")),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = rondo(&["check-config", "/nonexistent/x.toml"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/x.toml"));
+}
