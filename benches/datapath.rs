@@ -45,6 +45,7 @@ fn snapshot() -> Snapshot {
         rondo::config::Config {
             settings: cfg.settings,
             tables,
+            run: cfg.run,
         },
         None,
         1,

@@ -6,12 +6,16 @@
 //! - [`table`]: forwarding tables: rendezvous builder, GLB v2 binary and JSON formats, native tables.
 //! - [`config`]: native TOML and GLB `director.conf` configuration.
 //! - [`datapath`]: classifier, GUE encapsulation and the burst pipeline every driver calls.
+//! - [`drivers`]: ports and queues: mem rings, pcap files, AF_PACKET, TAP (and DPDK later).
+//! - [`runtime`]: pinned workers, atomic snapshot swaps, reloads, the exception path.
 //! - [`tools`]: the `rondo` subcommands.
 //! - [`sys`]: CPU/OS primitives (with the drivers, the only place `unsafe` is allowed).
 
 pub mod config;
 pub mod datapath;
+pub mod drivers;
 pub mod hash;
+pub mod runtime;
 pub mod sys;
 pub mod table;
 pub mod tools;

@@ -33,7 +33,7 @@ fn snapshot() -> &'static Snapshot {
             .into_iter()
             .map(|s| rondo::table::ForwardingTable::build(s, cfg.settings.row_policy).unwrap())
             .collect();
-        Snapshot::compile(rondo::config::Config { settings: cfg.settings, tables }, None, 1).unwrap()
+        Snapshot::compile(rondo::config::Config { settings: cfg.settings, tables, run: cfg.run }, None, 1).unwrap()
     })
 }
 

@@ -206,13 +206,15 @@ pub fn parse_director_conf(
                     for x in a {
                         match x.as_u64() {
                             Some(n) if (n as usize) < flow_paths.len() => paths.push(n as usize),
-                            _ => return Err(err(
-                                &format!("{field}.flow_paths"),
-                                format!(
+                            _ => {
+                                return Err(err(
+                                    &format!("{field}.flow_paths"),
+                                    format!(
                                     "{x} is not an index into flow_paths (which has {} entries)",
                                     flow_paths.len()
                                 ),
-                            )),
+                                ))
+                            }
                         }
                     }
                 }

@@ -66,6 +66,7 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
     Ok(Loaded::Config(Config {
         settings: cfg.settings,
         tables,
+        run: cfg.run,
     }))
 }
 
@@ -103,7 +104,14 @@ pub fn load_glb(director_conf: &Path, table: &Path) -> Result<(Config, GlbRuntim
     let bytes = read(director_conf)?;
     let (settings, runtime) = parse_director_conf(utf8(&bytes, &file)?, &file)?;
     let tables = load_tables(table)?;
-    Ok((Config { settings, tables }, runtime))
+    Ok((
+        Config {
+            settings,
+            tables,
+            run: Default::default(),
+        },
+        runtime,
+    ))
 }
 
 /// Load whatever the operator pointed at into a full [`Config`]: a TOML config, or
@@ -125,4 +133,13 @@ pub fn load_config(config: &Path, table: Option<&Path>) -> Result<Config, Config
             message: "a TOML config names its own tables; drop --forwarding-table (or use `forwarding_table = ...` in the TOML)".into(),
         }),
     }
+}
+
+/// Read and parse a GLB `director.conf`.
+pub fn parse_director_conf_file(
+    path: &Path,
+) -> Result<(DirectorSettings, GlbRuntime), ConfigError> {
+    let file = path.display().to_string();
+    let bytes = read(path)?;
+    parse_director_conf(utf8(&bytes, &file)?, &file)
 }

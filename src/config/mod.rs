@@ -8,8 +8,8 @@ pub mod load;
 pub mod native;
 mod settings;
 
-pub use load::{load_config, load_file, load_glb, load_tables, Loaded};
-pub use settings::{DirectorSettings, HashFields};
+pub use load::{load_config, load_file, load_glb, load_tables, parse_director_conf_file, Loaded};
+pub use settings::{DirectorSettings, HashFields, RunSettings};
 
 use crate::table::ForwardingTable;
 
@@ -18,6 +18,8 @@ use crate::table::ForwardingTable;
 pub struct Config {
     pub settings: DirectorSettings,
     pub tables: Vec<ForwardingTable>,
+    /// How `rondo run` runs (ports, workers, cores); defaults for GLB files.
+    pub run: RunSettings,
 }
 
 /// A configuration error with enough context to fix the file at 3 a.m.

@@ -23,7 +23,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{parse_ip_or_cidr, ConfigError, DirectorSettings, HashFields};
+use super::{parse_ip_or_cidr, ConfigError, DirectorSettings, HashFields, RunSettings};
 use crate::config::settings::DEFAULT_SRC_MAC;
 use crate::hash::parse_hex_key;
 use crate::table::{Backend, BackendState, Bind, HealthChecks, Proto, RowPolicy, TableSpec};
@@ -32,6 +32,9 @@ use crate::table::{Backend, BackendState, Bind, HealthChecks, Proto, RowPolicy, 
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     director: RawDirector,
+    runtime: Option<RawRuntime>,
+    #[serde(default)]
+    ports: Vec<RawPort>,
     #[serde(default)]
     tables: Vec<RawTable>,
     forwarding_table: Option<Spanned<String>>,
@@ -49,6 +52,25 @@ struct RawDirector {
     alt_hash_fields: Option<Spanned<Vec<String>>>,
     row_policy: Option<Spanned<String>>,
     hops: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRuntime {
+    workers: Option<Spanned<i64>>,
+    cores: Option<Spanned<Vec<i64>>>,
+    /// "poll" (default) or "sleep"
+    idle: Option<Spanned<String>>,
+    idle_sleep_us: Option<Spanned<i64>>,
+    /// "drop" or "tap:NAME"
+    exception: Option<Spanned<String>>,
+    pool_size: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPort {
+    spec: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -97,6 +119,7 @@ struct RawHealthChecks {
 pub struct NativeConfig {
     pub settings: DirectorSettings,
     pub tables: NativeTables,
+    pub run: RunSettings,
 }
 
 pub enum NativeTables {
@@ -174,7 +197,123 @@ pub fn parse(text: &str, file: &str) -> Result<NativeConfig, ConfigError> {
     if let NativeTables::Inline(specs) = &tables {
         check_unique_names(&cx, specs, &raw.tables)?;
     }
-    Ok(NativeConfig { settings, tables })
+    let run = run_settings(&cx, raw.runtime.as_ref(), &raw.ports)?;
+    Ok(NativeConfig {
+        settings,
+        tables,
+        run,
+    })
+}
+
+fn run_settings(
+    cx: &Ctx,
+    r: Option<&RawRuntime>,
+    ports: &[RawPort],
+) -> Result<RunSettings, ConfigError> {
+    let mut run = RunSettings {
+        ports: ports.iter().map(|p| p.spec.get_ref().clone()).collect(),
+        ..RunSettings::default()
+    };
+    if let Some(p) = ports.get(1) {
+        return Err(cx.err(
+            p.spec.span(),
+            "ports[1]",
+            "one port per director for now (it receives and sends)",
+        ));
+    }
+    let Some(r) = r else { return Ok(run) };
+    if let Some(w) = &r.workers {
+        match usize::try_from(*w.get_ref()) {
+            Ok(n @ 1..=1024) => run.workers = Some(n),
+            _ => {
+                return Err(cx.err(
+                    w.span(),
+                    "runtime.workers",
+                    format!("expected 1..=1024 workers, got {}", w.get_ref()),
+                ))
+            }
+        }
+    }
+    if let Some(c) = &r.cores {
+        let cores: Result<Vec<usize>, _> =
+            c.get_ref().iter().map(|&x| usize::try_from(x)).collect();
+        let cores = cores
+            .map_err(|_| cx.err(c.span(), "runtime.cores", "expected core ids (0, 1, ...)"))?;
+        if cores.is_empty() {
+            return Err(cx.err(
+                c.span(),
+                "runtime.cores",
+                "list at least one core, or leave `cores` out",
+            ));
+        }
+        if let Some(w) = run.workers {
+            if w != cores.len() {
+                return Err(cx.err(
+                    c.span(),
+                    "runtime.cores",
+                    format!(
+                        "{} cores for {w} workers: list one core per worker",
+                        cores.len()
+                    ),
+                ));
+            }
+        }
+        run.cores = Some(cores);
+    }
+    match r.idle.as_ref().map(|v| (v.get_ref().as_str(), v)) {
+        None | Some(("poll", _)) => {}
+        Some(("sleep", _)) => {
+            run.idle_sleep_us = Some(match &r.idle_sleep_us {
+                None => 50,
+                Some(v) => match u64::try_from(*v.get_ref()) {
+                    Ok(us @ 1..=100_000) => us,
+                    _ => {
+                        return Err(cx.err(
+                            v.span(),
+                            "runtime.idle_sleep_us",
+                            "expected 1..=100000 microseconds",
+                        ))
+                    }
+                },
+            })
+        }
+        Some((other, v)) => {
+            return Err(cx.err(
+                v.span(),
+                "runtime.idle",
+                format!("expected \"poll\" or \"sleep\", got {other:?}"),
+            ))
+        }
+    }
+    if let Some(e) = &r.exception {
+        let v = e.get_ref();
+        run.exception_tap = match v.as_str() {
+            "drop" => None,
+            t => match t.strip_prefix("tap:") {
+                Some(name) if !name.is_empty() && name.len() <= 15 => Some(name.to_string()),
+                _ => return Err(cx.err(
+                    e.span(),
+                    "runtime.exception",
+                    format!(
+                        "expected \"drop\" or \"tap:NAME\" (NAME at most 15 characters), got {v:?}"
+                    ),
+                )),
+            },
+        };
+    }
+    if let Some(p) = &r.pool_size {
+        match usize::try_from(*p.get_ref()) {
+            Ok(n @ 64..=4_194_304) => run.pool_size = n,
+            _ => {
+                return Err(cx.err(
+                    p.span(),
+                    "runtime.pool_size",
+                    format!("expected 64..=4194304 buffers, got {}", p.get_ref()),
+                ))
+            }
+        }
+    }
+    Ok(run)
 }
 
 fn check_unique_names(cx: &Ctx, specs: &[TableSpec], raw: &[RawTable]) -> Result<(), ConfigError> {

@@ -89,3 +89,33 @@ pub struct DirectorSettings {
 
 /// Locally administered MAC used as the source when no port MAC is known.
 pub const DEFAULT_SRC_MAC: MacAddr = MacAddr([0x02, 0x00, 0x00, 0x00, 0x00, 0x01]);
+
+/// Runtime settings of a native config (`[runtime]` and `[[ports]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSettings {
+    /// Port specs (`af_packet:eth0`, ...); command-line `--port` overrides.
+    pub ports: Vec<String>,
+    /// Worker threads; defaults to the number of `cores`, else 1.
+    pub workers: Option<usize>,
+    /// Cores to pin workers to, one per worker.
+    pub cores: Option<Vec<usize>>,
+    /// Sleep this many microseconds when idle instead of busy polling.
+    pub idle_sleep_us: Option<u64>,
+    /// Exception path: `Some(tap name)` or `None` to drop.
+    pub exception_tap: Option<String>,
+    /// Packet buffers in the pool.
+    pub pool_size: usize,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            ports: Vec::new(),
+            workers: None,
+            cores: None,
+            idle_sleep_us: None,
+            exception_tap: None,
+            pool_size: 16384,
+        }
+    }
+}

@@ -129,6 +129,10 @@ pub struct CoreCounters {
     /// Packets forwarded with 4 hops (alt_hash_fields in use).
     pub alt_hashed: u64,
     pub bursts: u64,
+    /// Forwarded packets the TX queue still refused after retries (dropped, counted).
+    pub tx_refused: u64,
+    /// Exception packets dropped: exception path off or its queue full.
+    pub exception_dropped: u64,
 }
 
 impl CoreCounters {
@@ -158,6 +162,49 @@ impl CoreCounters {
         }
         self.alt_hashed += o.alt_hashed;
         self.bursts += o.bursts;
+        self.tx_refused += o.tx_refused;
+        self.exception_dropped += o.exception_dropped;
+    }
+
+    /// Number of u64 words in [`CoreCounters::to_words`].
+    pub const WORDS: usize = 8 + ExceptionReason::COUNT + DropReason::COUNT;
+
+    /// All counters as words, for publishing through atomics.
+    pub fn to_words(&self) -> [u64; Self::WORDS] {
+        let mut w = [0u64; Self::WORDS];
+        let fixed = [
+            self.rx_packets,
+            self.rx_bytes,
+            self.forwarded,
+            self.forwarded_bytes,
+            self.alt_hashed,
+            self.bursts,
+            self.tx_refused,
+            self.exception_dropped,
+        ];
+        w[..8].copy_from_slice(&fixed);
+        w[8..8 + ExceptionReason::COUNT].copy_from_slice(&self.exceptions);
+        w[8 + ExceptionReason::COUNT..].copy_from_slice(&self.drops);
+        w
+    }
+
+    /// Inverse of [`CoreCounters::to_words`].
+    pub fn from_words(w: &[u64; Self::WORDS]) -> Self {
+        let mut c = CoreCounters {
+            rx_packets: w[0],
+            rx_bytes: w[1],
+            forwarded: w[2],
+            forwarded_bytes: w[3],
+            alt_hashed: w[4],
+            bursts: w[5],
+            tx_refused: w[6],
+            exception_dropped: w[7],
+            ..CoreCounters::default()
+        };
+        c.exceptions
+            .copy_from_slice(&w[8..8 + ExceptionReason::COUNT]);
+        c.drops.copy_from_slice(&w[8 + ExceptionReason::COUNT..]);
+        c
     }
 }
 
@@ -177,5 +224,16 @@ mod tests {
             DropReason::ALL.iter().map(|r| r.name()).collect();
         assert_eq!(names.len(), DropReason::COUNT);
         assert_eq!(std::mem::align_of::<CoreCounters>(), 64);
+        let mut c = CoreCounters::default();
+        for (i, w) in c.drops.iter_mut().enumerate() {
+            *w = 100 + i as u64;
+        }
+        c.exceptions[2] = 7;
+        c.tx_refused = 3;
+        c.rx_bytes = 9;
+        assert_eq!(
+            CoreCounters::from_words(&c.to_words()).to_words(),
+            c.to_words()
+        );
     }
 }

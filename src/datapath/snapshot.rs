@@ -392,7 +392,9 @@ impl Snapshot {
         src_mac: Option<MacAddr>,
         generation: u64,
     ) -> Result<Snapshot, SnapshotError> {
-        let Config { settings, tables } = config;
+        let Config {
+            settings, tables, ..
+        } = config;
         if tables.len() > usize::from(u16::MAX) {
             return Err(SnapshotError::TooManyTables);
         }

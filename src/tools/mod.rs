@@ -1,8 +1,10 @@
 //! The `rondo` command line: one module per subcommand.
 
 mod check;
+mod demo;
 mod pcap;
 mod report;
+mod run;
 mod table;
 
 use std::path::PathBuf;
@@ -38,8 +40,10 @@ enum Cmd {
     },
     /// Forward a capture offline through the same pipeline the ports run.
     Pcap(pcap::PcapArgs),
-    /// The main job on an embedded default (arrives with the runtime).
-    Demo,
+    /// The appliance: data plane, control thread, reloads.
+    Run(run::RunArgs),
+    /// The main job on an embedded default: in-memory ports, built-in traffic, a table change, a verified summary.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Subcommand)]
@@ -68,22 +72,22 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Table(TableCmd::Build { input, output }) => table::build(&input, &output),
-        Cmd::Table(TableCmd::Show { file, table, row }) => table::show(&file, table.as_deref(), row),
+        Cmd::Table(TableCmd::Show { file, table, row }) => {
+            table::show(&file, table.as_deref(), row)
+        }
         Cmd::Table(TableCmd::Diff { a, b }) => table::diff(&a, &b),
         Cmd::CheckConfig {
             file,
             forwarding_table,
         } => check::run(&file, forwarding_table.as_deref()),
         Cmd::Pcap(args) => pcap::run(&args),
-        Cmd::Demo => Err(
-            "`rondo demo` needs the poll-mode runtime (in-memory ports, workers), which is not built yet; \
-             try `rondo pcap` to forward a capture through the pipeline"
-                .to_string(),
-        ),
+        Cmd::Run(args) => run::run(&args),
+        Cmd::Demo(args) => demo::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

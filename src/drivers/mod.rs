@@ -1,0 +1,218 @@
+//! Drivers: where packets come from and go to. Every driver implements the same boundary
+//! ([`Port`], [`RxQueue`], [`TxQueue`] over a [`PacketBuf`]) and the runtime is generic over
+//! it, so the driver is chosen once at start-up and the hot path is statically dispatched.
+//!
+//! - [`pool`]: pre-allocated packet buffers ([`PoolBuf`]), recycled, never allocated per packet.
+//! - [`mem`]: lock-free in-process rings (demo, tests, benchmarks).
+//! - [`pcap`]: capture files in and out.
+//! - [`af_packet`]: Linux interfaces through PACKET_MMAP rings.
+//! - [`tap`]: the kernel exception path (a TAP interface).
+//! - [`spec`]: parsing `--port` specs.
+
+pub mod af_packet;
+pub mod mem;
+pub mod pcap;
+pub mod pool;
+pub mod spec;
+pub mod tap;
+
+pub use pool::{BufPool, PoolBuf};
+pub use spec::PortSpec;
+
+use crate::datapath::{PacketBuf, BURST_MAX};
+use crate::wire::MacAddr;
+
+/// A burst of packet buffers: at most [`BURST_MAX`], storage reserved once and reused.
+pub struct Burst<B> {
+    bufs: Vec<B>,
+    /// Second buffer of the same capacity, for reordering without allocating.
+    spare: Vec<B>,
+}
+
+impl<B> Default for Burst<B> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<B> Burst<B> {
+    pub fn new() -> Self {
+        Burst {
+            bufs: Vec::with_capacity(BURST_MAX),
+            spare: Vec::with_capacity(BURST_MAX),
+        }
+    }
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.bufs.len()
+    }
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.bufs.is_empty()
+    }
+    /// Free slots left in this burst.
+    #[inline]
+    pub fn room(&self) -> usize {
+        BURST_MAX - self.bufs.len()
+    }
+    /// Add a buffer; gives it back when the burst is full (never grows the storage).
+    #[inline]
+    pub fn push(&mut self, b: B) -> Result<(), B> {
+        if self.bufs.len() >= BURST_MAX {
+            return Err(b);
+        }
+        self.bufs.push(b);
+        Ok(())
+    }
+    #[inline]
+    pub fn as_slice(&self) -> &[B] {
+        &self.bufs
+    }
+    #[inline]
+    pub fn as_mut_slice(&mut self) -> &mut [B] {
+        &mut self.bufs
+    }
+    /// Remove and yield the first `n` buffers (those a TX queue took).
+    #[inline]
+    pub fn drain_front(&mut self, n: usize) -> std::vec::Drain<'_, B> {
+        let n = n.min(self.bufs.len());
+        self.bufs.drain(..n)
+    }
+    /// Remove and yield every buffer.
+    #[inline]
+    pub fn drain(&mut self) -> std::vec::Drain<'_, B> {
+        self.bufs.drain(..)
+    }
+    #[inline]
+    pub fn pop(&mut self) -> Option<B> {
+        self.bufs.pop()
+    }
+    /// Offer buffers front to back to `send` until it refuses one; the refused buffer and
+    /// those after it stay in the burst, in order. Returns how many were sent.
+    #[inline]
+    pub fn send_each(&mut self, mut send: impl FnMut(B) -> Result<(), B>) -> usize {
+        std::mem::swap(&mut self.bufs, &mut self.spare);
+        let mut sent = 0;
+        let mut refused = false;
+        for b in self.spare.drain(..) {
+            if refused {
+                self.bufs.push(b);
+                continue;
+            }
+            match send(b) {
+                Ok(()) => sent += 1,
+                Err(b) => {
+                    refused = true;
+                    self.bufs.push(b);
+                }
+            }
+        }
+        sent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_each_keeps_refused_buffers_in_order() {
+        let mut b = Burst::new();
+        for i in 0..BURST_MAX {
+            b.push(i).unwrap();
+        }
+        assert_eq!(b.push(99), Err(99));
+        let mut out = Vec::new();
+        let n = b.send_each(|x| {
+            if x < 5 {
+                out.push(x);
+                Ok(())
+            } else {
+                Err(x)
+            }
+        });
+        assert_eq!(n, 5);
+        assert_eq!(out, [0, 1, 2, 3, 4]);
+        assert_eq!(b.as_slice(), &(5..BURST_MAX).collect::<Vec<_>>()[..]);
+        assert_eq!(b.send_each(Ok), BURST_MAX - 5);
+        assert!(b.is_empty());
+        for i in 0..BURST_MAX {
+            b.push(i).unwrap();
+        }
+        assert_eq!(b.len(), BURST_MAX);
+    }
+}
+
+/// Receive side of one queue, owned by one worker.
+pub trait RxQueue: Send {
+    type Buf: PacketBuf;
+    /// Append up to `out.room()` received packets to `out`; returns how many. Never blocks.
+    fn rx_burst(&mut self, out: &mut Burst<Self::Buf>) -> usize;
+    /// Whether this queue will never receive again (a capture read to its end).
+    fn is_exhausted(&self) -> bool {
+        false
+    }
+}
+
+/// Transmit side of one queue, owned by one worker (or the exception thread).
+pub trait TxQueue: Send {
+    type Buf: PacketBuf;
+    /// Send packets from the front of `pkts`, removing those the queue took; returns how
+    /// many. Packets left in `pkts` were refused (ring full): the caller retries or drops.
+    /// Never blocks.
+    fn tx_burst(&mut self, pkts: &mut Burst<Self::Buf>) -> usize;
+    /// Push out anything batched inside the queue (called when the worker goes idle).
+    fn flush(&mut self) {}
+}
+
+/// Counters a port keeps itself (what the driver or NIC saw).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortStats {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Packets the driver or kernel dropped before we saw them (ring full, no buffer).
+    pub rx_dropped: u64,
+    /// Packets we could not send (TX ring full after retries).
+    pub tx_dropped: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+}
+
+/// A network port: its queues (one RX/TX pair per worker) plus an extra TX queue for the
+/// exception path (frames the kernel sends out through the port).
+pub trait Port: Send + Sync {
+    type Buf: PacketBuf + Send + 'static;
+    type Rx: RxQueue<Buf = Self::Buf> + 'static;
+    type Tx: TxQueue<Buf = Self::Buf> + 'static;
+
+    /// Name for logs and stats (the spec as given).
+    fn name(&self) -> &str;
+    /// The port's own MAC (source of encapsulated frames), when it has one.
+    fn mac(&self) -> Option<MacAddr>;
+    /// Take the worker queues; called once. `n` is the number of workers.
+    fn take_queues(&mut self, n: usize) -> Result<Vec<(Self::Rx, Self::Tx)>, DriverError>;
+    /// A TX queue for the exception path (kernel -> wire); called at most once.
+    fn take_exception_tx(&mut self) -> Result<Self::Tx, DriverError>;
+    /// Make a buffer holding `frame` (for the exception path); `None` when the pool is empty.
+    fn alloc(&self, frame: &[u8]) -> Option<Self::Buf>;
+    /// Driver-level counters.
+    fn stats(&self) -> PortStats;
+}
+
+/// Start-up errors of a driver, naming the setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("port {port:?}: {reason}")]
+    Port { port: String, reason: String },
+    #[error("port {port:?}: {op}: {source}")]
+    Os {
+        port: String,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("port spec {spec:?}: {reason}")]
+    Spec { spec: String, reason: String },
+}

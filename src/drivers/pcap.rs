@@ -1,0 +1,358 @@
+//! Capture-file ports: frames are read from a pcap file (once, or looped from memory for
+//! benchmarks) and sent frames are written to another (or discarded). Only queue 0 reads;
+//! further queues stay idle.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
+use pcap_file::DataLink;
+
+use super::{BufPool, Burst, DriverError, PoolBuf, Port, PortStats, RxQueue, TxQueue};
+use crate::datapath::PacketBuf;
+use crate::wire::MacAddr;
+
+/// Most frames a looped capture keeps in memory.
+pub const MAX_LOOP_FRAMES: usize = 1 << 20;
+
+#[derive(Default)]
+struct Counters {
+    rx_packets: AtomicU64,
+    rx_bytes: AtomicU64,
+    tx_packets: AtomicU64,
+    tx_bytes: AtomicU64,
+    rx_dropped: AtomicU64,
+    tx_errors: AtomicU64,
+}
+
+/// The output file, shared so that it can be flushed while the pcap writer owns a handle.
+#[derive(Clone)]
+struct OutFile(Arc<Mutex<BufWriter<File>>>);
+
+impl Write for OutFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).flush()
+    }
+}
+
+/// The pcap writer plus a handle on its file for flushing.
+struct Writer {
+    pcap: PcapWriter<OutFile>,
+    file: OutFile,
+}
+
+enum Source {
+    File(PcapReader<BufReader<File>>),
+    Loop { frames: Vec<Box<[u8]>>, next: usize },
+    Done,
+}
+
+/// A port over capture files.
+pub struct PcapPort {
+    name: String,
+    pool: BufPool,
+    source: Option<Source>,
+    writer: Arc<Mutex<Option<Writer>>>,
+    counters: Arc<Counters>,
+}
+
+fn open_reader(path: &Path, port: &str) -> Result<PcapReader<BufReader<File>>, DriverError> {
+    let f = File::open(path).map_err(|source| DriverError::Os {
+        port: port.into(),
+        op: "open capture",
+        source,
+    })?;
+    let r = PcapReader::new(BufReader::new(f)).map_err(|e| DriverError::Port {
+        port: port.into(),
+        reason: format!(
+            "{}: not a pcap capture (pcapng is not supported): {e}",
+            path.display()
+        ),
+    })?;
+    if r.header().datalink != DataLink::ETHERNET {
+        return Err(DriverError::Port {
+            port: port.into(),
+            reason: format!(
+                "{}: link type {:?}, only Ethernet captures are supported",
+                path.display(),
+                r.header().datalink
+            ),
+        });
+    }
+    Ok(r)
+}
+
+impl PcapPort {
+    /// Open `input` (and create `output`); `looped` preloads the capture and replays it forever.
+    pub fn open(
+        input: &Path,
+        output: Option<&Path>,
+        looped: bool,
+        pool: BufPool,
+    ) -> Result<PcapPort, DriverError> {
+        let name = format!("pcap:{}", input.display());
+        let mut reader = open_reader(input, &name)?;
+        let source = if looped {
+            let mut frames = Vec::new();
+            while let Some(p) = reader.next_packet() {
+                let p = p.map_err(|e| DriverError::Port {
+                    port: name.clone(),
+                    reason: format!("reading capture: {e}"),
+                })?;
+                if frames.len() == MAX_LOOP_FRAMES {
+                    break;
+                }
+                frames.push(p.data.to_vec().into_boxed_slice());
+            }
+            if frames.is_empty() {
+                return Err(DriverError::Port {
+                    port: name,
+                    reason: "the capture is empty; nothing to loop".into(),
+                });
+            }
+            Source::Loop { frames, next: 0 }
+        } else {
+            Source::File(reader)
+        };
+        let writer = match output {
+            None => None,
+            Some(o) => {
+                let f = File::create(o).map_err(|source| DriverError::Os {
+                    port: name.clone(),
+                    op: "create output capture",
+                    source,
+                })?;
+                let header = PcapHeader {
+                    snaplen: 65535 + 256,
+                    datalink: DataLink::ETHERNET,
+                    ..PcapHeader::default()
+                };
+                let file = OutFile(Arc::new(Mutex::new(BufWriter::new(f))));
+                let pcap = PcapWriter::with_header(file.clone(), header).map_err(|e| {
+                    DriverError::Port {
+                        port: name.clone(),
+                        reason: format!("writing capture header: {e}"),
+                    }
+                })?;
+                Some(Writer { pcap, file })
+            }
+        };
+        Ok(PcapPort {
+            name,
+            pool,
+            source: Some(source),
+            writer: Arc::new(Mutex::new(writer)),
+            counters: Arc::default(),
+        })
+    }
+
+    /// Flush the output capture (also done when the last queue is dropped).
+    pub fn flush(&self) -> std::io::Result<()> {
+        let file = self
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|w| w.file.clone());
+        match file {
+            Some(mut f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// RX queue of a [`PcapPort`] (queue 0 reads the capture; others are idle).
+pub struct PcapRx {
+    source: Source,
+    pool: BufPool,
+    counters: Arc<Counters>,
+    port: String,
+}
+
+impl PcapRx {
+    /// Whether a non-looped capture has been read to its end.
+    pub fn is_done(&self) -> bool {
+        matches!(self.source, Source::Done)
+    }
+}
+
+impl RxQueue for PcapRx {
+    type Buf = PoolBuf;
+    fn is_exhausted(&self) -> bool {
+        self.is_done()
+    }
+    fn rx_burst(&mut self, out: &mut Burst<PoolBuf>) -> usize {
+        let mut n = 0;
+        while out.room() > 0 {
+            let buf = match &mut self.source {
+                Source::Done => break,
+                Source::Loop { frames, next } => {
+                    let f = &frames[*next];
+                    *next = (*next + 1) % frames.len();
+                    self.pool.get_with(f)
+                }
+                Source::File(r) => match r.next_packet() {
+                    Some(Ok(p)) => self.pool.get_with(&p.data),
+                    Some(Err(e)) => {
+                        tracing::warn!(port = %self.port, "capture read error, stopping this port: {e}");
+                        self.source = Source::Done;
+                        break;
+                    }
+                    None => {
+                        self.source = Source::Done;
+                        break;
+                    }
+                },
+            };
+            match buf {
+                Some(b) => {
+                    self.counters
+                        .rx_bytes
+                        .fetch_add(b.data().len() as u64, Ordering::Relaxed);
+                    let _ = out.push(b);
+                    n += 1;
+                }
+                None => {
+                    // Pool empty or frame larger than a buffer: counted, never blocks.
+                    self.counters.rx_dropped.fetch_add(1, Ordering::Relaxed);
+                    if matches!(self.source, Source::Loop { .. }) {
+                        break;
+                    }
+                }
+            }
+        }
+        self.counters
+            .rx_packets
+            .fetch_add(n as u64, Ordering::Relaxed);
+        n
+    }
+}
+
+/// TX queue of a [`PcapPort`]: appends to the output capture (one lock per burst).
+pub struct PcapTx {
+    writer: Arc<Mutex<Option<Writer>>>,
+    counters: Arc<Counters>,
+    start: std::time::Instant,
+}
+
+impl TxQueue for PcapTx {
+    type Buf = PoolBuf;
+    fn tx_burst(&mut self, pkts: &mut Burst<PoolBuf>) -> usize {
+        let n = pkts.len();
+        let mut bytes = 0;
+        let ts = self.start.elapsed();
+        let mut guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        for b in pkts.drain() {
+            let d = b.data();
+            bytes += d.len() as u64;
+            if let Some(w) = guard.as_mut() {
+                if w.pcap
+                    .write_packet(&PcapPacket::new(ts, d.len() as u32, d))
+                    .is_err()
+                {
+                    self.counters.tx_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        self.counters
+            .tx_packets
+            .fetch_add(n as u64, Ordering::Relaxed);
+        self.counters.tx_bytes.fetch_add(bytes, Ordering::Relaxed);
+        n
+    }
+    fn flush(&mut self) {
+        let file = self
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|w| w.file.clone());
+        if let Some(mut f) = file {
+            let _ = f.flush();
+        }
+    }
+}
+
+impl Drop for PcapTx {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+impl Port for PcapPort {
+    type Buf = PoolBuf;
+    type Rx = PcapRx;
+    type Tx = PcapTx;
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn mac(&self) -> Option<MacAddr> {
+        None
+    }
+    fn take_queues(&mut self, n: usize) -> Result<Vec<(PcapRx, PcapTx)>, DriverError> {
+        let Some(first) = self.source.take() else {
+            return Err(DriverError::Port {
+                port: self.name.clone(),
+                reason: "queues already taken".into(),
+            });
+        };
+        let mut sources = vec![first];
+        sources.extend((1..n).map(|_| Source::Done));
+        Ok(sources
+            .into_iter()
+            .map(|source| {
+                (
+                    PcapRx {
+                        source,
+                        pool: self.pool.clone(),
+                        counters: self.counters.clone(),
+                        port: self.name.clone(),
+                    },
+                    self.tx(),
+                )
+            })
+            .collect())
+    }
+    fn take_exception_tx(&mut self) -> Result<PcapTx, DriverError> {
+        Ok(self.tx())
+    }
+    fn alloc(&self, frame: &[u8]) -> Option<PoolBuf> {
+        self.pool.get_with(frame)
+    }
+    fn stats(&self) -> PortStats {
+        let c = &self.counters;
+        PortStats {
+            rx_packets: c.rx_packets.load(Ordering::Relaxed),
+            rx_bytes: c.rx_bytes.load(Ordering::Relaxed),
+            tx_packets: c.tx_packets.load(Ordering::Relaxed),
+            tx_bytes: c.tx_bytes.load(Ordering::Relaxed),
+            rx_dropped: c.rx_dropped.load(Ordering::Relaxed),
+            tx_errors: c.tx_errors.load(Ordering::Relaxed),
+            ..PortStats::default()
+        }
+    }
+}
+
+impl PcapPort {
+    fn tx(&self) -> PcapTx {
+        PcapTx {
+            writer: self.writer.clone(),
+            counters: self.counters.clone(),
+            start: std::time::Instant::now(),
+        }
+    }
+}
+
+/// Where a capture port's output went, for messages.
+pub fn describe(input: &Path, output: Option<&PathBuf>) -> String {
+    match output {
+        Some(o) => format!("{} -> {}", input.display(), o.display()),
+        None => format!("{} -> (discard)", input.display()),
+    }
+}

@@ -1,0 +1,141 @@
+//! Port specs: `mem:NAME`, `pcap:IN[,OUT][,loop]`, `af_packet:IFACE`, `dpdk:DEVARGS`.
+
+use std::path::PathBuf;
+
+use super::DriverError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortSpec {
+    /// In-process ring pair named NAME.
+    Mem { name: String },
+    /// Read frames from `input`, write sent frames to `output` (discard if none); `looped`
+    /// replays the capture forever (benchmarks).
+    Pcap {
+        input: PathBuf,
+        output: Option<PathBuf>,
+        looped: bool,
+    },
+    /// A Linux interface through AF_PACKET.
+    AfPacket { iface: String },
+    /// A DPDK port (PCI address or vdev devargs).
+    Dpdk { devargs: String },
+}
+
+impl std::fmt::Display for PortSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PortSpec::Mem { name } => write!(f, "mem:{name}"),
+            PortSpec::Pcap {
+                input,
+                output,
+                looped,
+            } => {
+                write!(f, "pcap:{}", input.display())?;
+                if let Some(o) = output {
+                    write!(f, ",{}", o.display())?;
+                }
+                if *looped {
+                    write!(f, ",loop")?;
+                }
+                Ok(())
+            }
+            PortSpec::AfPacket { iface } => write!(f, "af_packet:{iface}"),
+            PortSpec::Dpdk { devargs } => write!(f, "dpdk:{devargs}"),
+        }
+    }
+}
+
+impl std::str::FromStr for PortSpec {
+    type Err = DriverError;
+    fn from_str(s: &str) -> Result<Self, DriverError> {
+        let err = |reason: &str| DriverError::Spec {
+            spec: s.to_string(),
+            reason: reason.to_string(),
+        };
+        let (kind, rest) = s
+            .split_once(':')
+            .ok_or_else(|| err("expected DRIVER:ARGS, e.g. mem:a, pcap:in.pcap,out.pcap, af_packet:eth0, dpdk:0000:3b:00.0"))?;
+        match kind {
+            "mem" if !rest.is_empty() => Ok(PortSpec::Mem {
+                name: rest.to_string(),
+            }),
+            "mem" => Err(err("mem needs a name: mem:NAME")),
+            "pcap" => {
+                let mut parts = rest.split(',');
+                let input = parts
+                    .next()
+                    .filter(|p| !p.is_empty())
+                    .ok_or_else(|| err("pcap needs an input file: pcap:IN[,OUT][,loop]"))?;
+                let mut output = None;
+                let mut looped = false;
+                for p in parts {
+                    match p {
+                        "loop" => looped = true,
+                        "" => return Err(err("empty field")),
+                        p if output.is_none() => output = Some(PathBuf::from(p)),
+                        _ => return Err(err("pcap takes IN[,OUT][,loop]")),
+                    }
+                }
+                Ok(PortSpec::Pcap {
+                    input: PathBuf::from(input),
+                    output,
+                    looped,
+                })
+            }
+            "af_packet" => {
+                if rest.is_empty() || rest.len() > 15 || rest.contains(['/', ' ', ',']) {
+                    return Err(err(
+                        "af_packet needs an interface name (at most 15 characters): af_packet:eth0",
+                    ));
+                }
+                Ok(PortSpec::AfPacket {
+                    iface: rest.to_string(),
+                })
+            }
+            "dpdk" if !rest.is_empty() => Ok(PortSpec::Dpdk {
+                devargs: rest.to_string(),
+            }),
+            "dpdk" => Err(err("dpdk needs a PCI address or vdev devargs")),
+            "af_xdp" => Err(err(
+                "the af_xdp driver is not built yet; use af_packet:IFACE",
+            )),
+            _ => Err(err("unknown driver; expected mem, pcap, af_packet or dpdk")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_parse_and_print_back() {
+        for s in [
+            "mem:a",
+            "pcap:in.pcap",
+            "pcap:in.pcap,out.pcap",
+            "pcap:in.pcap,loop",
+            "pcap:a,b,loop",
+            "af_packet:eth0",
+            "dpdk:0000:3b:00.0",
+            "dpdk:net_pcap0,rx_pcap=a.pcap",
+        ] {
+            let p: PortSpec = s.parse().unwrap();
+            assert_eq!(p.to_string(), s);
+        }
+        for bad in [
+            "",
+            "mem",
+            "mem:",
+            "pcap:",
+            "pcap:a,b,c",
+            "af_packet:",
+            "af_packet:averyveryverylongname",
+            "bogus:x",
+            "af_xdp:eth0",
+        ] {
+            let e = bad.parse::<PortSpec>().unwrap_err().to_string();
+            assert!(e.contains(&format!("{bad:?}")), "{e}");
+        }
+    }
+}

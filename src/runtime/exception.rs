@@ -1,0 +1,132 @@
+//! The exception path: frames that match no bind go to the kernel through a TAP interface,
+//! and what the kernel sends on that TAP leaves through the port. It runs on its own thread
+//! (syscalls never happen on a worker core).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam::queue::ArrayQueue;
+
+use super::{RuntimeError, Shared};
+use crate::datapath::PacketBuf;
+#[cfg(any())] // TEMP-HELPER
+use crate::drivers::tap::{poll_readable, TapDevice};
+use crate::drivers::{Burst, Port, TxQueue};
+
+#[derive(Default)]
+struct Counts {
+    to_kernel: AtomicU64,
+    to_kernel_failed: AtomicU64,
+    from_kernel: AtomicU64,
+    from_kernel_dropped: AtomicU64,
+}
+
+/// Exception-path counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExceptionCounts {
+    /// Frames written to the TAP.
+    pub to_kernel: u64,
+    /// Frames the TAP refused (kernel queue full).
+    pub to_kernel_failed: u64,
+    /// Frames read from the TAP and sent out the port.
+    pub from_kernel: u64,
+    /// Frames read from the TAP that could not be sent (no buffer, TX full).
+    pub from_kernel_dropped: u64,
+}
+
+/// Handle to read the exception thread's counters.
+#[derive(Clone)]
+pub struct ExceptionStats(Arc<Counts>);
+
+impl ExceptionStats {
+    pub fn read(&self) -> ExceptionCounts {
+        let c = &self.0;
+        ExceptionCounts {
+            to_kernel: c.to_kernel.load(Ordering::Relaxed),
+            to_kernel_failed: c.to_kernel_failed.load(Ordering::Relaxed),
+            from_kernel: c.from_kernel.load(Ordering::Relaxed),
+            from_kernel_dropped: c.from_kernel_dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+#[cfg(any())] // TEMP-HELPER
+pub(crate) fn start<P: Port + 'static>(
+    name: &str,
+    port: Arc<P>,
+    ring: Arc<ArrayQueue<P::Buf>>,
+    mut tx: P::Tx,
+    shared: Arc<Shared>,
+) -> Result<(JoinHandle<()>, ExceptionStats), RuntimeError> {
+    let tap = TapDevice::open(name).map_err(|e| RuntimeError::Exception(e.to_string()))?;
+    let counts = Arc::new(Counts::default());
+    let c = counts.clone();
+    let h = std::thread::Builder::new()
+        .name("rondo-exc".into())
+        .spawn(move || {
+            let mut scratch = vec![0u8; 65536];
+            let mut burst = Burst::new();
+            while !shared.stop.load(Ordering::Relaxed) {
+                let mut busy = false;
+                // workers -> kernel
+                while let Some(b) = ring.pop() {
+                    busy = true;
+                    match tap.send(b.data()) {
+                        Ok(true) => c.to_kernel.fetch_add(1, Ordering::Relaxed),
+                        _ => c.to_kernel_failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+                // kernel -> wire
+                while burst.room() > 0 {
+                    match tap.recv(&mut scratch) {
+                        Ok(Some(n)) => {
+                            busy = true;
+                            match port.alloc(&scratch[..n]) {
+                                Some(b) => {
+                                    let _ = burst.push(b);
+                                }
+                                None => {
+                                    c.from_kernel_dropped.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!(tap = %tap.name(), "reading the exception TAP: {e}");
+                            break;
+                        }
+                    }
+                }
+                if !burst.is_empty() {
+                    let n = burst.len() as u64;
+                    tx.tx_burst(&mut burst);
+                    tx.flush();
+                    let left = burst.len() as u64;
+                    burst.drain().for_each(drop);
+                    c.from_kernel.fetch_add(n - left, Ordering::Relaxed);
+                    c.from_kernel_dropped.fetch_add(left, Ordering::Relaxed);
+                }
+                if !busy {
+                    // Wait for the kernel (1 ms) so the worker->kernel ring is still served promptly.
+                    let _ = poll_readable(tap.fd(), 1);
+                }
+            }
+        })
+        .map_err(|source| RuntimeError::Thread {
+            name: "rondo-exc".into(),
+            source,
+        })?;
+    Ok((h, ExceptionStats(counts)))
+}
+
+#[cfg(all())] // TEMP-HELPER
+pub(crate) fn start<P: Port + 'static>(
+    _name: &str,
+    _port: Arc<P>,
+    _ring: Arc<ArrayQueue<P::Buf>>,
+    _tx: P::Tx,
+    _shared: Arc<Shared>,
+) -> Result<(JoinHandle<()>, ExceptionStats), RuntimeError> {
+    Err(RuntimeError::Exception("TEMP-HELPER".into()))
+}

@@ -1,0 +1,285 @@
+//! The poll-mode runtime: pinned worker threads running [`crate::datapath::process_burst`]
+//! between a port's RX and TX queues, an atomically swapped [`Snapshot`], and the exception
+//! path to the kernel. [`control`] reloads configs; [`notify`] talks to systemd.
+
+pub mod control;
+pub mod exception;
+pub mod notify;
+mod worker;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use arc_swap::ArcSwap;
+use crossbeam::queue::ArrayQueue;
+
+use crate::datapath::{CoreCounters, Snapshot};
+use crate::drivers::{DriverError, Port, PortStats};
+
+/// What a worker does when its RX queue is empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdlePolicy {
+    /// Spin on the queue (lowest latency; the core shows 100% busy), as DPDK does.
+    BusyPoll,
+    /// After `after` empty polls, sleep `micros` between polls (for shared machines).
+    Sleep { after: u32, micros: u64 },
+}
+
+/// Where packets that match no bind go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExceptionPath {
+    /// Dropped (counted).
+    Drop,
+    /// To the kernel through a TAP interface of this name, both ways.
+    Tap(String),
+}
+
+/// How the runtime runs.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Worker threads (one RX/TX queue pair each).
+    pub workers: usize,
+    /// Pin worker i to `cores[i]`; `None`: not pinned.
+    pub cores: Option<Vec<usize>>,
+    pub idle: IdlePolicy,
+    pub exception: ExceptionPath,
+    /// Extra TX attempts for packets the TX queue refused before they are dropped.
+    pub tx_retries: u32,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            workers: 1,
+            cores: None,
+            idle: IdlePolicy::BusyPoll,
+            exception: ExceptionPath::Drop,
+            tx_retries: 8,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Driver(#[from] DriverError),
+    #[error("cores: core {core} does not exist on this machine (it has cores {have:?})")]
+    NoSuchCore { core: usize, have: Vec<usize> },
+    #[error("cores: {cores} core(s) listed for {workers} worker(s); list one core per worker")]
+    CoreCount { cores: usize, workers: usize },
+    #[error("workers: at least one worker is needed")]
+    NoWorkers,
+    #[error("exception path: {0}")]
+    Exception(String),
+    #[error("cannot start thread {name}: {source}")]
+    Thread {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One worker's published counters, on their own cache lines.
+#[repr(align(64))]
+pub(crate) struct WorkerSlot {
+    words: [AtomicU64; CoreCounters::WORDS],
+    pub(crate) running: AtomicBool,
+}
+
+impl WorkerSlot {
+    fn new() -> Self {
+        WorkerSlot {
+            words: std::array::from_fn(|_| AtomicU64::new(0)),
+            running: AtomicBool::new(true),
+        }
+    }
+    /// Written only by the owning worker: plain stores, no read-modify-write.
+    #[inline]
+    pub(crate) fn publish(&self, c: &CoreCounters) {
+        for (a, v) in self.words.iter().zip(c.to_words()) {
+            a.store(v, Ordering::Relaxed);
+        }
+    }
+    fn read(&self) -> CoreCounters {
+        let w: [u64; CoreCounters::WORDS] =
+            std::array::from_fn(|i| self.words[i].load(Ordering::Relaxed));
+        CoreCounters::from_words(&w)
+    }
+}
+
+/// State shared by the workers, the exception thread and the control side.
+pub(crate) struct Shared {
+    pub(crate) snapshot: ArcSwap<Snapshot>,
+    pub(crate) stop: AtomicBool,
+    pub(crate) workers: Vec<WorkerSlot>,
+    pub(crate) swaps: AtomicU64,
+}
+
+/// A running data plane. Dropping it stops and joins every thread.
+pub struct Runtime {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    port_name: String,
+    port_stats: Box<dyn Fn() -> PortStats + Send + Sync>,
+    exception: Option<exception::ExceptionStats>,
+}
+
+fn check_cores(opts: &RuntimeOptions) -> Result<(), RuntimeError> {
+    if opts.workers == 0 {
+        return Err(RuntimeError::NoWorkers);
+    }
+    if let Some(cores) = &opts.cores {
+        if cores.len() != opts.workers {
+            return Err(RuntimeError::CoreCount {
+                cores: cores.len(),
+                workers: opts.workers,
+            });
+        }
+        let have: Vec<usize> = core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        if let Some(&core) = cores.iter().find(|c| !have.contains(c)) {
+            return Err(RuntimeError::NoSuchCore { core, have });
+        }
+    }
+    Ok(())
+}
+
+impl Runtime {
+    /// Start workers on `port` with `snapshot` live. Fails, with nothing left running, if
+    /// the port, the cores or the exception path cannot be set up.
+    pub fn start<P: Port + 'static>(
+        mut port: P,
+        snapshot: Snapshot,
+        opts: RuntimeOptions,
+    ) -> Result<Runtime, RuntimeError> {
+        check_cores(&opts)?;
+        let queues = port.take_queues(opts.workers)?;
+        let exc_ring: Option<Arc<ArrayQueue<P::Buf>>> = match opts.exception {
+            ExceptionPath::Drop => None,
+            ExceptionPath::Tap(_) => Some(Arc::new(ArrayQueue::new(4096))),
+        };
+        let exc_tx = match opts.exception {
+            ExceptionPath::Drop => None,
+            ExceptionPath::Tap(_) => Some(port.take_exception_tx()?),
+        };
+        let shared = Arc::new(Shared {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            stop: AtomicBool::new(false),
+            workers: (0..opts.workers).map(|_| WorkerSlot::new()).collect(),
+            swaps: AtomicU64::new(0),
+        });
+        let port = Arc::new(port);
+        let mut rt = Runtime {
+            shared: shared.clone(),
+            threads: Vec::new(),
+            port_name: port.name().to_string(),
+            port_stats: {
+                let p = port.clone();
+                Box::new(move || p.stats())
+            },
+            exception: None,
+        };
+        if let (ExceptionPath::Tap(name), Some(ring), Some(tx)) =
+            (&opts.exception, &exc_ring, exc_tx)
+        {
+            let (handle, stats) =
+                exception::start(name, port.clone(), ring.clone(), tx, shared.clone())?;
+            rt.threads.push(handle);
+            rt.exception = Some(stats);
+        }
+        for (i, (rx, tx)) in queues.into_iter().enumerate() {
+            let w = worker::Worker {
+                id: i,
+                core: opts.cores.as_ref().map(|c| c[i]),
+                rx,
+                tx,
+                shared: shared.clone(),
+                exceptions: exc_ring.clone(),
+                idle: opts.idle,
+                tx_retries: opts.tx_retries,
+            };
+            let name = format!("rondo-w{i}");
+            let h = std::thread::Builder::new()
+                .name(name.clone())
+                .spawn(move || w.run())
+                .map_err(|source| RuntimeError::Thread { name, source })?;
+            rt.threads.push(h);
+        }
+        tracing::info!(port = %rt.port_name, workers = opts.workers, cores = ?opts.cores, idle = ?opts.idle, exception = ?opts.exception, "data plane started");
+        Ok(rt)
+    }
+
+    /// Make `snapshot` live. Workers pick it up at their next burst; the old one is freed
+    /// once no worker holds it.
+    pub fn swap(&self, snapshot: Snapshot) {
+        self.shared.snapshot.store(Arc::new(snapshot));
+        self.shared.swaps.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The live snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.shared.snapshot.load_full()
+    }
+
+    /// Counters per worker.
+    pub fn worker_counters(&self) -> Vec<CoreCounters> {
+        self.shared.workers.iter().map(|w| w.read()).collect()
+    }
+
+    /// Counters of all workers summed.
+    pub fn totals(&self) -> CoreCounters {
+        let mut t = CoreCounters::default();
+        for c in self.worker_counters() {
+            t.accumulate(&c);
+        }
+        t
+    }
+
+    pub fn port_name(&self) -> &str {
+        &self.port_name
+    }
+
+    pub fn port_stats(&self) -> PortStats {
+        (self.port_stats)()
+    }
+
+    /// Exception-path counters, when a TAP is in use.
+    pub fn exception_stats(&self) -> Option<exception::ExceptionCounts> {
+        self.exception.as_ref().map(|e| e.read())
+    }
+
+    /// Whether every worker has stopped by itself (e.g. its capture ended).
+    pub fn finished(&self) -> bool {
+        self.shared
+            .workers
+            .iter()
+            .all(|w| !w.running.load(Ordering::Acquire))
+    }
+
+    /// Ask every thread to stop.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::Release);
+    }
+
+    /// Stop and wait for every thread; returns the final totals.
+    pub fn shutdown(mut self) -> CoreCounters {
+        self.stop();
+        for h in self.threads.drain(..) {
+            let _ = h.join();
+        }
+        self.totals()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop();
+        for h in self.threads.drain(..) {
+            let _ = h.join();
+        }
+    }
+}

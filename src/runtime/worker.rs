@@ -1,0 +1,113 @@
+//! One worker: run to completion on its own queue pair.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crossbeam::queue::ArrayQueue;
+
+use super::{IdlePolicy, Shared};
+use crate::datapath::{process_burst, CoreCounters, PacketBuf, Verdict, BURST_MAX};
+use crate::drivers::{Burst, RxQueue, TxQueue};
+
+pub(crate) struct Worker<Rx: RxQueue, Tx: TxQueue<Buf = Rx::Buf>> {
+    pub(crate) id: usize,
+    pub(crate) core: Option<usize>,
+    pub(crate) rx: Rx,
+    pub(crate) tx: Tx,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) exceptions: Option<Arc<ArrayQueue<Rx::Buf>>>,
+    pub(crate) idle: IdlePolicy,
+    pub(crate) tx_retries: u32,
+}
+
+impl<Rx: RxQueue, Tx: TxQueue<Buf = Rx::Buf>> Worker<Rx, Tx>
+where
+    Rx::Buf: PacketBuf,
+{
+    pub(crate) fn run(mut self) {
+        if let Some(core) = self.core {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                tracing::warn!(
+                    worker = self.id,
+                    core,
+                    "could not pin worker to its core; running unpinned"
+                );
+            }
+        }
+        let slot = &self.shared.workers[self.id];
+        let mut rx = Burst::new();
+        let mut tx = Burst::new();
+        let mut verdicts = [Verdict::Forward; BURST_MAX];
+        let mut ctr = CoreCounters::default();
+        let mut empty_polls: u32 = 0;
+        while !self.shared.stop.load(Ordering::Relaxed) {
+            let n = self.rx.rx_burst(&mut rx);
+            if n == 0 {
+                if self.rx.is_exhausted() {
+                    break;
+                }
+                empty_polls = empty_polls.saturating_add(1);
+                if empty_polls == 1 {
+                    self.tx.flush();
+                    slot.publish(&ctr);
+                }
+                match self.idle {
+                    IdlePolicy::BusyPoll => std::hint::spin_loop(),
+                    IdlePolicy::Sleep { after, micros } => {
+                        if empty_polls > after {
+                            std::thread::sleep(std::time::Duration::from_micros(micros));
+                        } else {
+                            std::hint::spin_loop();
+                        }
+                    }
+                }
+                continue;
+            }
+            empty_polls = 0;
+            {
+                // One snapshot load per burst; no per-packet reference counting.
+                let snap = self.shared.snapshot.load();
+                process_burst(&snap, rx.as_mut_slice(), &mut verdicts[..n], &mut ctr);
+            }
+            for (buf, v) in rx.drain().zip(verdicts.iter()) {
+                match v {
+                    Verdict::Forward => {
+                        let _ = tx.push(buf);
+                    }
+                    Verdict::Exception(_) => match &self.exceptions {
+                        Some(ring) => {
+                            if ring.push(buf).is_err() {
+                                ctr.exception_dropped += 1;
+                            }
+                        }
+                        None => ctr.exception_dropped += 1,
+                    },
+                    Verdict::Drop(_) => drop(buf),
+                }
+            }
+            let mut tries = 0;
+            while !tx.is_empty() {
+                self.tx.tx_burst(&mut tx);
+                if tx.is_empty() || tries >= self.tx_retries {
+                    break;
+                }
+                tries += 1;
+                std::hint::spin_loop();
+            }
+            if !tx.is_empty() {
+                ctr.tx_refused += tx.len() as u64;
+                tx.drain().for_each(drop);
+            }
+            slot.publish(&ctr);
+        }
+        self.tx.flush();
+        slot.publish(&ctr);
+        slot.running.store(false, Ordering::Release);
+        tracing::debug!(
+            worker = self.id,
+            rx = ctr.rx_packets,
+            forwarded = ctr.forwarded,
+            "worker stopped"
+        );
+    }
+}

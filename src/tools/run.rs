@@ -1,0 +1,255 @@
+//! `rondo run`: the appliance.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::config::glb::GlbRuntime;
+use crate::config::{load_config, parse_director_conf_file, RunSettings};
+#[cfg(any())] // TEMP-HELPER
+use crate::drivers::af_packet::{AfPacketOptions, AfPacketPort};
+use crate::drivers::pcap::PcapPort;
+use crate::drivers::{BufPool, Port, PortSpec};
+use crate::runtime::control::{ConfigSource, Control, SignalFlags};
+use crate::runtime::notify::{sd_notify, PidFile};
+use crate::runtime::{ExceptionPath, IdlePolicy, Runtime, RuntimeOptions};
+
+use super::report::format_counters;
+
+/// Bytes of frame per packet buffer (after the headroom): a 1500-byte MTU frame plus VLAN
+/// tag and room to spare.
+pub const DATA_ROOM: usize = 2048;
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Native TOML config.
+    #[arg(long, conflicts_with = "glb_config")]
+    config: Option<PathBuf>,
+    /// GLB director.conf (with --forwarding-table and --port).
+    #[arg(long, requires = "forwarding_table")]
+    glb_config: Option<PathBuf>,
+    /// GLB forwarding table (.bin or .json).
+    #[arg(long)]
+    forwarding_table: Option<PathBuf>,
+    /// Port spec: af_packet:IFACE, pcap:IN[,OUT][,loop], dpdk:DEVARGS (overrides the config).
+    #[arg(long)]
+    port: Option<String>,
+    /// Worker threads (overrides the config).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Cores to pin workers to, comma-separated (overrides the config).
+    #[arg(long, value_delimiter = ',')]
+    cores: Option<Vec<usize>>,
+    /// Exception path: "drop" or "tap:NAME" (overrides the config).
+    #[arg(long)]
+    exception: Option<String>,
+    /// Write our pid here while running.
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+    /// Seconds between stats lines in the log (0: none).
+    #[arg(long, default_value_t = 10)]
+    stats_interval: u64,
+}
+
+/// What `rondo run` resolved from config files and flags.
+struct Plan {
+    source: ConfigSource,
+    run: RunSettings,
+    port: PortSpec,
+}
+
+fn glb_mapping(rt: &GlbRuntime, run: &mut RunSettings) {
+    let workers: Vec<usize> = rt.lcores.iter().filter(|l| l.work).map(|l| l.id).collect();
+    let rx: Vec<usize> = rt.lcores.iter().filter(|l| l.rx).map(|l| l.id).collect();
+    let chosen = if workers.is_empty() {
+        rx.clone()
+    } else {
+        workers.clone()
+    };
+    let have: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    if !chosen.is_empty() {
+        run.workers = Some(chosen.len());
+        if chosen.iter().all(|c| have.contains(c)) {
+            run.cores = Some(chosen.clone());
+        }
+    }
+    if rt.wants_exception_path() {
+        let port = rt.flow_paths.first().map_or(0, |f| f.rx_port);
+        run.exception_tap = Some(format!("vglb_kni{port}"));
+    }
+    tracing::info!(
+        glb_rx_tx_dist_lcores = ?rx,
+        glb_work_lcores = ?workers,
+        flow_paths = rt.flow_paths.len(),
+        rondo_workers = run.workers.unwrap_or(1),
+        rondo_cores = ?run.cores,
+        exception = ?run.exception_tap,
+        "mapped GLB's distributor/worker lcores onto run-to-completion workers (each receives, forwards and sends on its own queue){}",
+        if run.cores.is_none() && !chosen.is_empty() { "; GLB's lcore ids do not all exist here, workers are not pinned" } else { "" }
+    );
+}
+
+fn plan(a: &RunArgs) -> Result<Plan, String> {
+    let (source, mut run) = match (&a.config, &a.glb_config, &a.forwarding_table) {
+        (Some(c), None, None) => {
+            let cfg = load_config(c, None).map_err(|e| e.to_string())?;
+            (ConfigSource::Native(c.clone()), cfg.run)
+        }
+        (None, Some(d), Some(t)) => {
+            let (_, rt) = parse_director_conf_file(d).map_err(|e| e.to_string())?;
+            let mut run = RunSettings::default();
+            glb_mapping(&rt, &mut run);
+            (ConfigSource::Glb { director: d.clone(), table: t.clone() }, run)
+        }
+        (Some(_), _, Some(_)) => return Err("--forwarding-table goes with --glb-config; a TOML config names its tables itself".into()),
+        _ => return Err("give --config FILE.toml, or --glb-config director.conf --forwarding-table TABLE --port SPEC".into()),
+    };
+    if let Some(w) = a.workers {
+        run.workers = Some(w);
+        if a.cores.is_none() {
+            run.cores = run.cores.filter(|c| c.len() == w);
+        }
+    }
+    if let Some(c) = &a.cores {
+        run.cores = Some(c.clone());
+        if a.workers.is_none() {
+            run.workers = Some(c.len());
+        }
+    }
+    if let Some(e) = &a.exception {
+        run.exception_tap = match e.as_str() {
+            "drop" => None,
+            t => Some(
+                t.strip_prefix("tap:")
+                    .filter(|n| !n.is_empty())
+                    .ok_or_else(|| format!("--exception {e:?}: expected drop or tap:NAME"))?
+                    .to_string(),
+            ),
+        };
+    }
+    let spec = a
+        .port
+        .clone()
+        .or_else(|| run.ports.first().cloned())
+        .ok_or("no port: give --port SPEC or [[ports]] in the config")?;
+    let port: PortSpec = spec
+        .parse()
+        .map_err(|e: crate::drivers::DriverError| e.to_string())?;
+    Ok(Plan { source, run, port })
+}
+
+/// `rondo run`.
+pub fn run(a: &RunArgs) -> Result<(), String> {
+    let p = plan(a)?;
+    let pool =
+        BufPool::new(p.run.pool_size, DATA_ROOM).map_err(|e| format!("runtime.pool_size: {e}"))?;
+    match &p.port {
+        #[cfg(all())] // TEMP-HELPER
+        PortSpec::AfPacket { iface } => Err(format!("TEMP-HELPER {iface}")),
+        #[cfg(any())] // TEMP-HELPER
+        PortSpec::AfPacket { iface } => {
+            let port = AfPacketPort::open(iface, pool, AfPacketOptions::default()).map_err(|e| e.to_string())?;
+            serve(port, &p, a)
+        }
+        PortSpec::Pcap { input, output, looped } => {
+            let port = PcapPort::open(input, output.as_deref(), *looped, pool).map_err(|e| e.to_string())?;
+            serve(port, &p, a)
+        }
+        PortSpec::Mem { name } => Err(format!(
+            "port mem:{name}: in-memory ports connect threads of one process; `rondo demo` runs the data plane on them"
+        )),
+        PortSpec::Dpdk { devargs } => Err(format!(
+            "port dpdk:{devargs}: this rondo was built without DPDK; rebuild with `cargo build --release --features dpdk`"
+        )),
+    }
+}
+
+fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String> {
+    let signals = SignalFlags::install().map_err(|e| format!("installing signal handlers: {e}"))?;
+    let mut control = Control::new(Some(p.source.clone()), port.mac());
+    let snap = control.initial()?;
+    let opts = RuntimeOptions {
+        workers: p.run.workers.unwrap_or(1),
+        cores: p.run.cores.clone(),
+        idle: match p.run.idle_sleep_us {
+            Some(us) => IdlePolicy::Sleep {
+                after: 256,
+                micros: us,
+            },
+            None => IdlePolicy::BusyPoll,
+        },
+        exception: p
+            .run
+            .exception_tap
+            .clone()
+            .map_or(ExceptionPath::Drop, ExceptionPath::Tap),
+        ..RuntimeOptions::default()
+    };
+    let rt = Runtime::start(port, snap, opts).map_err(|e| e.to_string())?;
+    let _pid = a
+        .pid_file
+        .as_deref()
+        .map(PidFile::create)
+        .transpose()
+        .map_err(|e| format!("--pid-file: {e}"))?;
+    match sd_notify("READY=1") {
+        Ok(true) => tracing::info!("notified systemd: READY=1"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!("systemd notify failed: {e}"),
+    }
+    let mut last_check = Instant::now();
+    let mut last_stats = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        if signals.stop_requested() {
+            tracing::info!("stop requested by signal");
+            break;
+        }
+        if signals.take_reload() {
+            let _ = control.reload(&rt, "signal");
+        }
+        if last_check.elapsed() >= Duration::from_secs(1) {
+            last_check = Instant::now();
+            if control.files_changed() {
+                let _ = control.reload(&rt, "config file changed");
+            }
+        }
+        if a.stats_interval > 0 && last_stats.elapsed() >= Duration::from_secs(a.stats_interval) {
+            last_stats = Instant::now();
+            let t = rt.totals();
+            tracing::info!(
+                rx = t.rx_packets,
+                forwarded = t.forwarded,
+                exceptions = t.total_exceptions(),
+                drops = t.total_drops(),
+                tx_refused = t.tx_refused,
+                "stats"
+            );
+        }
+        if rt.finished() {
+            tracing::info!("every RX queue is exhausted; stopping");
+            break;
+        }
+    }
+    let _ = sd_notify("STOPPING=1");
+    let port_stats = rt.port_stats();
+    let totals = rt.shutdown();
+    print!("{}", format_counters(&totals));
+    println!(
+        "port        rx {} tx {} rx_dropped {} tx_dropped {}",
+        port_stats.rx_packets, port_stats.tx_packets, port_stats.rx_dropped, port_stats.tx_dropped
+    );
+    println!(
+        "reloads     ok {} failed {}",
+        control
+            .reloads_ok
+            .load(std::sync::atomic::Ordering::Relaxed),
+        control
+            .reloads_failed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
+    Ok(())
+}

@@ -1,0 +1,531 @@
+//! The AF_PACKET and TAP drivers against real kernel interfaces: veth pairs made for each
+//! test (removed again on drop, also when a test fails) and a TAP device.
+//!
+//! These need root and iproute2 (`ip`); without them each test prints "skipped: <reason>"
+//! and returns. Frames are told apart from the kernel's own chatter on the links (IPv6
+//! ND/MLD...) by a marker in their payload.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{Ipv4Addr, UdpSocket};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rondo::datapath::PacketBuf;
+use rondo::drivers::af_packet::{AfPacketOptions, AfPacketPort, AfPacketRx, AfPacketTx};
+use rondo::drivers::tap::{poll_readable, TapDevice};
+use rondo::drivers::{BufPool, Burst, DriverError, PoolBuf, Port, RxQueue, TxQueue};
+
+/// IEEE 802 local experimental ethertype: nothing else on the link uses it.
+const EXPERIMENTAL: u16 = 0x88b5;
+const MARK: &[u8; 6] = b"RONDO!";
+const DST: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+const SRC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+
+fn skip(reason: &str) {
+    println!("skipped: {reason}");
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip {args:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Root and `ip` are available, or why not.
+fn privileged() -> Result<(), String> {
+    if !is_root() {
+        return Err("needs root (creates network interfaces)".into());
+    }
+    Command::new("ip")
+        .arg("-V")
+        .output()
+        .map_err(|e| format!("iproute2 `ip` not runnable: {e}"))?;
+    Ok(())
+}
+
+/// A veth pair `rdo<tag><pid>a` / `...b`, both up, deleted on drop.
+struct Veth {
+    a: String,
+    b: String,
+}
+
+impl Veth {
+    /// The pair, or `None` after printing why the test is skipped.
+    fn new(tag: char) -> Option<Veth> {
+        if let Err(why) = privileged() {
+            skip(&why);
+            return None;
+        }
+        let pid = std::process::id() % 100_000;
+        let (a, b) = (format!("rdo{tag}{pid}a"), format!("rdo{tag}{pid}b"));
+        let _ = ip(&["link", "del", &a]);
+        if let Err(e) = ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]) {
+            skip(&format!("cannot create a veth pair: {e}"));
+            return None;
+        }
+        let v = Veth { a, b };
+        for n in [&v.a, &v.b] {
+            // Less kernel chatter on the link (best effort).
+            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{n}/disable_ipv6"), "1");
+            ip(&["link", "set", n, "up"]).expect("bring veth up");
+        }
+        Some(v)
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        // Deleting one end deletes the pair.
+        if let Err(e) = ip(&["link", "del", &self.a]) {
+            eprintln!("cleanup: {e}");
+        }
+    }
+}
+
+fn pool() -> BufPool {
+    BufPool::new(8192, 2048).unwrap()
+}
+
+fn small_rings() -> AfPacketOptions {
+    AfPacketOptions {
+        block_size: 1 << 16,
+        block_count: 64,
+        ..AfPacketOptions::default()
+    }
+}
+
+fn open(iface: &str, queues: usize) -> (AfPacketPort, Vec<(AfPacketRx, AfPacketTx)>) {
+    let mut port =
+        AfPacketPort::open(iface, pool(), small_rings()).unwrap_or_else(|e| panic!("{e}"));
+    let q = port.take_queues(queues).unwrap_or_else(|e| panic!("{e}"));
+    (port, q)
+}
+
+/// An experimental-ethertype frame of `len` bytes carrying `tag` and `seq`.
+fn marked(tag: u8, seq: u32, len: usize) -> Vec<u8> {
+    let mut f = Vec::with_capacity(len);
+    f.extend_from_slice(&DST);
+    f.extend_from_slice(&SRC);
+    f.extend_from_slice(&EXPERIMENTAL.to_be_bytes());
+    f.extend_from_slice(MARK);
+    f.push(tag);
+    f.extend_from_slice(&seq.to_be_bytes());
+    while f.len() < len {
+        f.push((f.len() as u8).wrapping_mul(7) ^ (seq as u8));
+    }
+    f
+}
+
+/// The (tag, seq) of a frame from [`marked`] or [`udp_flow`], also behind one VLAN tag.
+fn mark_of(f: &[u8]) -> Option<(u8, u32)> {
+    let p = match u16::from_be_bytes([*f.get(12)?, *f.get(13)?]) {
+        EXPERIMENTAL => f.get(14..)?,
+        0x8100 if u16::from_be_bytes([*f.get(16)?, *f.get(17)?]) == EXPERIMENTAL => f.get(18..)?,
+        0x0800 => f.get(14 + 20 + 8..)?,
+        _ => return None,
+    };
+    if p.get(..6)? != MARK {
+        return None;
+    }
+    Some((p[6], u32::from_be_bytes(p.get(7..11)?.try_into().ok()?)))
+}
+
+/// An IPv4/UDP frame of flow `flow` (source address and port vary) to a MAC no host has,
+/// so the kernel ignores it.
+fn udp_flow(tag: u8, flow: u16, seq: u32) -> Vec<u8> {
+    let payload_len = 6 + 1 + 4 + 21;
+    let mut f = Vec::new();
+    f.extend_from_slice(&DST);
+    f.extend_from_slice(&SRC);
+    f.extend_from_slice(&0x0800u16.to_be_bytes());
+    let total = (20 + 8 + payload_len) as u16;
+    f.extend_from_slice(&[0x45, 0]);
+    f.extend_from_slice(&total.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
+    f.extend_from_slice(&[10, 1, (flow >> 8) as u8, flow as u8]);
+    f.extend_from_slice(&[10, 2, 0, 1]);
+    f.extend_from_slice(&(1024 + flow).to_be_bytes());
+    f.extend_from_slice(&80u16.to_be_bytes());
+    f.extend_from_slice(&((8 + payload_len) as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(MARK);
+    f.push(tag);
+    f.extend_from_slice(&seq.to_be_bytes());
+    f.resize(14 + total as usize, 0xab);
+    f
+}
+
+/// Send every frame through `tx`, retrying refused ones; returns how many went.
+fn send_all(port: &AfPacketPort, tx: &mut AfPacketTx, frames: &[Vec<u8>]) -> usize {
+    let mut burst: Burst<PoolBuf> = Burst::new();
+    let mut sent = 0;
+    for chunk in frames.chunks(32) {
+        for f in chunk {
+            burst
+                .push(port.alloc(f).expect("pool buffer"))
+                .ok()
+                .expect("burst room");
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !burst.is_empty() && Instant::now() < deadline {
+            sent += tx.tx_burst(&mut burst);
+            if !burst.is_empty() {
+                tx.flush();
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+        burst.drain().for_each(drop);
+    }
+    tx.flush();
+    sent
+}
+
+/// Read every queue until `want` marked frames with `tag` arrived or `wait` passed;
+/// returns them per queue, in arrival order.
+fn collect(rxs: &mut [&mut AfPacketRx], tag: u8, want: usize, wait: Duration) -> Vec<Vec<Vec<u8>>> {
+    let mut got: Vec<Vec<Vec<u8>>> = vec![Vec::new(); rxs.len()];
+    let deadline = Instant::now() + wait;
+    let mut burst = Burst::new();
+    while got.iter().map(Vec::len).sum::<usize>() < want && Instant::now() < deadline {
+        let mut any = false;
+        for (i, rx) in rxs.iter_mut().enumerate() {
+            if rx.rx_burst(&mut burst) > 0 {
+                any = true;
+            }
+            for b in burst.drain() {
+                if mark_of(b.data()).is_some_and(|(t, _)| t == tag) {
+                    got[i].push(b.data().to_vec());
+                }
+            }
+        }
+        if !any {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    got
+}
+
+#[test]
+fn frames_cross_a_veth_pair_both_ways() {
+    let Some(v) = Veth::new('x') else { return };
+    let (port_a, mut qa) = open(&v.a, 1);
+    let (port_b, mut qb) = open(&v.b, 1);
+    let (rx_a, tx_a) = &mut qa[0];
+    let (rx_b, tx_b) = &mut qb[0];
+
+    // B -> A: various sizes up to the MTU, one behind a VLAN tag (veth offloads the tag,
+    // the driver must put it back).
+    let mut frames: Vec<Vec<u8>> = (0..200u32)
+        .map(|i| marked(1, i, 60 + (i as usize * 37) % 1455))
+        .collect();
+    frames.push(marked(1, 200, 1514));
+    let mut tagged = marked(1, 201, 100);
+    tagged.splice(12..12, [0x81, 0x00, 0x20, 0x07]);
+    frames.push(tagged);
+    assert_eq!(send_all(&port_b, tx_b, &frames), frames.len());
+    let got = collect(&mut [rx_a], 1, frames.len(), Duration::from_secs(5));
+    assert_eq!(got[0].len(), frames.len(), "frames B -> A");
+    for (g, f) in got[0].iter().zip(&frames) {
+        assert_eq!(g, f, "frame {:?} arrived changed", mark_of(f));
+    }
+
+    // A -> B, and A does not read back what it sent.
+    let frames: Vec<Vec<u8>> = (0..100u32).map(|i| marked(2, i, 64 + i as usize)).collect();
+    assert_eq!(send_all(&port_a, tx_a, &frames), frames.len());
+    let got = collect(&mut [rx_b], 2, frames.len(), Duration::from_secs(5));
+    assert_eq!(got[0], frames, "frames A -> B");
+    let echo = collect(&mut [rx_a], 2, 1, Duration::from_millis(100));
+    assert!(
+        echo[0].is_empty(),
+        "A read back {} frames it sent",
+        echo[0].len()
+    );
+
+    // Frames the link cannot carry are taken, counted and never stall the queue.
+    let mut burst = Burst::new();
+    burst.push(port_a.alloc(&[0u8; 10]).unwrap()).ok().unwrap();
+    burst
+        .push(port_a.alloc(&marked(3, 0, 1600)).unwrap())
+        .ok()
+        .unwrap();
+    burst
+        .push(port_a.alloc(&marked(3, 1, 60)).unwrap())
+        .ok()
+        .unwrap();
+    assert_eq!(tx_a.tx_burst(&mut burst), 3);
+    let got = collect(&mut [rx_b], 3, 1, Duration::from_secs(2));
+    assert_eq!(got[0], vec![marked(3, 1, 60)]);
+
+    let sa = port_a.stats();
+    assert!(sa.rx_packets >= 202, "{sa:?}");
+    assert_eq!(sa.tx_packets, 101, "{sa:?}");
+    assert_eq!(sa.tx_errors, 2, "{sa:?}");
+    assert_eq!(sa.rx_dropped, 0, "{sa:?}");
+    assert_eq!(port_a.mac(), Some(read_mac(&v.a)));
+}
+
+fn read_mac(iface: &str) -> rondo::wire::MacAddr {
+    let s = std::fs::read_to_string(format!("/sys/class/net/{iface}/address")).unwrap();
+    let b: Vec<u8> = s
+        .trim()
+        .split(':')
+        .map(|h| u8::from_str_radix(h, 16).unwrap())
+        .collect();
+    rondo::wire::MacAddr::from_slice(&b).unwrap()
+}
+
+#[test]
+fn fanout_spreads_flows_over_queues_without_loss() {
+    let Some(v) = Veth::new('f') else { return };
+    let (port_a, mut qa) = open(&v.a, 2);
+    assert!(port_a.fanout_group().is_some());
+    let (port_b, mut qb) = open(&v.b, 1);
+    let frames: Vec<Vec<u8>> = (0..4000u32)
+        .map(|i| udp_flow(4, (i % 256) as u16, i))
+        .collect();
+    assert_eq!(send_all(&port_b, &mut qb[0].1, &frames), frames.len());
+    let (q0, q1) = qa.split_at_mut(1);
+    let got = collect(
+        &mut [&mut q0[0].0, &mut q1[0].0],
+        4,
+        frames.len(),
+        Duration::from_secs(5),
+    );
+    let per_queue: Vec<usize> = got.iter().map(Vec::len).collect();
+    assert_eq!(
+        per_queue.iter().sum::<usize>(),
+        frames.len(),
+        "per queue {per_queue:?}"
+    );
+    assert!(
+        per_queue.iter().all(|&n| n > 0),
+        "all on one queue: {per_queue:?}"
+    );
+    let mut seen = HashSet::new();
+    let mut flow_queue = HashMap::new();
+    for (q, frames) in got.iter().enumerate() {
+        for f in frames {
+            let (_, seq) = mark_of(f).unwrap();
+            assert!(seen.insert(seq), "frame {seq} read twice");
+            let flow = seq % 256;
+            assert_eq!(
+                *flow_queue.entry(flow).or_insert(q),
+                q,
+                "flow {flow} split over queues"
+            );
+        }
+    }
+    println!("fanout: {per_queue:?} over 2 queues");
+}
+
+#[test]
+fn throughput_over_veth() {
+    let Some(v) = Veth::new('t') else { return };
+    let (_port_a, mut qa) = open(&v.a, 1);
+    let (port_b, mut qb) = open(&v.b, 1);
+    let rx = &mut qa[0].0;
+    let tx = &mut qb[0].1;
+    let n = 200_000u32;
+    let frame = marked(5, 0, 64);
+    let mut burst = Burst::new();
+    let mut inb = Burst::new();
+    let (mut sent, mut recvd) = (0u32, 0u32);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(20);
+    while recvd < n && Instant::now() < deadline {
+        while sent < n && burst.room() > 0 {
+            burst.push(port_b.alloc(&frame).unwrap()).ok().unwrap();
+            sent += 1;
+        }
+        tx.tx_burst(&mut burst);
+        sent -= burst.len() as u32;
+        burst.drain().for_each(drop);
+        while rx.rx_burst(&mut inb) > 0 {
+            recvd += inb
+                .drain()
+                .filter(|b| mark_of(b.data()).is_some_and(|(t, _)| t == 5))
+                .count() as u32;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "throughput: {recvd} of {sent} 64-byte frames in {secs:.3} s = {:.0} frames/s (send and receive on one thread)",
+        f64::from(recvd) / secs
+    );
+    assert_eq!(recvd, n, "lost frames (stats {:?})", _port_a.stats());
+}
+
+#[test]
+fn missing_interface_is_an_error_naming_it() {
+    let e = AfPacketPort::open("rdo-nosuch0", pool(), AfPacketOptions::default()).unwrap_err();
+    assert!(matches!(e, DriverError::Port { .. }));
+    let s = e.to_string();
+    assert!(
+        s.contains("rdo-nosuch0") && s.contains("no such interface"),
+        "{s}"
+    );
+}
+
+#[test]
+fn interface_down_is_an_error() {
+    let Some(v) = Veth::new('d') else { return };
+    ip(&["link", "set", &v.a, "down"]).unwrap();
+    let e = AfPacketPort::open(&v.a, pool(), AfPacketOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&v.a) && e.contains("down"), "{e}");
+}
+
+#[test]
+fn bad_ring_options_are_errors() {
+    let Some(v) = Veth::new('o') else { return };
+    let opts = AfPacketOptions {
+        block_size: 5000,
+        ..AfPacketOptions::default()
+    };
+    let e = AfPacketPort::open(&v.a, pool(), opts)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&v.a) && e.contains("block_size"), "{e}");
+    let mut port = AfPacketPort::open(&v.a, pool(), small_rings()).unwrap();
+    assert!(port.take_queues(0).is_err());
+    let q = port.take_queues(1).unwrap();
+    assert!(port
+        .take_queues(1)
+        .unwrap_err()
+        .to_string()
+        .contains("already"));
+    let _exc = port.take_exception_tx().unwrap();
+    assert!(port.take_exception_tx().is_err());
+    drop(q);
+}
+
+fn read_counter(iface: &str, name: &str) -> u64 {
+    std::fs::read_to_string(format!("/sys/class/net/{iface}/statistics/{name}"))
+        .map(|s| s.trim().parse().unwrap_or(0))
+        .unwrap_or(0)
+}
+
+#[test]
+fn tap_carries_frames_both_ways() {
+    if let Err(why) = privileged() {
+        return skip(&why);
+    }
+    let pid = std::process::id() % 100_000;
+    let name = format!("rdotap{pid}");
+    let tap = TapDevice::open(&name).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(tap.name(), name);
+    let flags = std::fs::read_to_string(format!("/sys/class/net/{name}/flags")).unwrap();
+    let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 1, "TAP is up");
+    let mac = tap.mac();
+    assert_eq!(mac, read_mac(&name));
+    let mut buf = vec![0u8; 2048];
+    let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"), "1");
+
+    // Into the kernel: the TAP's receive counter moves.
+    let before = read_counter(&name, "rx_packets");
+    assert!(tap.send(&marked(6, 0, 60)).unwrap());
+    assert_eq!(read_counter(&name, "rx_packets"), before + 1);
+
+    // Out of the kernel: a datagram to a neighbour on the TAP's subnet makes the kernel ask
+    // for its MAC (ARP)...
+    let x = (pid % 250) as u8;
+    let (ours, peer) = (Ipv4Addr::new(198, 19, x, 1), Ipv4Addr::new(198, 19, x, 2));
+    ip(&["addr", "add", &format!("{ours}/24"), "dev", &name]).unwrap();
+    let sock = UdpSocket::bind((ours, 0)).unwrap();
+    sock.send_to(b"RONDO-TAP", (peer, 9)).unwrap();
+    let arp = read_until(&tap, &mut buf, |f| {
+        f.len() >= 42
+            && f[12..14] == [0x08, 0x06]
+            && f[20..22] == [0, 1]
+            && f[38..42] == peer.octets()
+    })
+    .expect("the kernel's ARP request for the neighbour");
+    assert_eq!(&arp[6..12], &mac.0, "ARP sent from the TAP's MAC");
+
+    // ...and once we answer (a frame written to the TAP), sends the datagram to us.
+    let ours_mac = [0x02, 0x52, 0x44, 0x4f, 0x00, 0x02];
+    let mut reply = Vec::new();
+    reply.extend_from_slice(&mac.0);
+    reply.extend_from_slice(&ours_mac);
+    reply.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 2]);
+    reply.extend_from_slice(&ours_mac);
+    reply.extend_from_slice(&peer.octets());
+    reply.extend_from_slice(&mac.0);
+    reply.extend_from_slice(&ours.octets());
+    reply.resize(60, 0);
+    assert!(tap.send(&reply).unwrap());
+    let udp = read_until(&tap, &mut buf, |f| {
+        f.len() > 42 && f[12..14] == [0x08, 0x00] && f.ends_with(b"RONDO-TAP")
+    })
+    .expect("the datagram, once the neighbour is known");
+    assert_eq!(&udp[..6], &ours_mac);
+    assert_eq!(&udp[30..34], &peer.octets());
+
+    // Nothing left: recv says so instead of blocking.
+    while tap.recv(&mut buf).unwrap().is_some() {}
+    assert_eq!(tap.recv(&mut buf).unwrap(), None);
+    assert!(!poll_readable(tap.fd(), 0).unwrap() || tap.recv(&mut buf).unwrap().is_some());
+
+    drop(tap);
+    assert!(
+        !std::path::Path::new(&format!("/sys/class/net/{name}")).exists(),
+        "TAP removed on drop"
+    );
+}
+
+/// Read frames from the TAP (waiting with poll) until one matches, for up to 3 s.
+fn read_until(tap: &TapDevice, buf: &mut [u8], want: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if !poll_readable(tap.fd(), 100).unwrap() {
+            continue;
+        }
+        while let Some(n) = tap.recv(buf).unwrap() {
+            if want(&buf[..n]) {
+                return Some(buf[..n].to_vec());
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn tap_name_errors_name_the_tap() {
+    let e = TapDevice::open("rdo-this-is-too-long")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("rdo-this-is-too-long") && e.contains("15"),
+        "{e}"
+    );
+    if privileged().is_err() {
+        return skip("needs root for the name-clash case");
+    }
+    // An existing non-TAP interface of that name.
+    let Some(v) = Veth::new('n') else { return };
+    let e = TapDevice::open(&v.a).unwrap_err().to_string();
+    assert!(e.contains(&v.a) && e.contains("not a TAP"), "{e}");
+}

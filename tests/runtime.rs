@@ -1,0 +1,478 @@
+//! The poll-mode runtime over in-memory and capture ports.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use rondo::config::load_config;
+use rondo::datapath::{PacketBuf, Snapshot};
+use rondo::drivers::{mem, BufPool, Port};
+use rondo::runtime::control::{ConfigSource, Control};
+use rondo::runtime::{Runtime, RuntimeError, RuntimeOptions};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+const CONFIG: &str = r#"[director]
+outbound_gateway_mac = "02:00:00:00:00:fe"
+outbound_src_ip = "192.0.2.10"
+
+[[tables]]
+name = "web"
+hash_key = "12345678901234561234567890123456"
+seed = "34567890123456783456789012345678"
+binds = [{ ip = "1.1.1.1", proto = "tcp", port = 80 }]
+backends = [{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.1.0.3" }]
+"#;
+
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("director.toml");
+    // write + rename so a reader never sees half a file
+    let tmp = dir.join("director.toml.tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, &p).unwrap();
+    p
+}
+
+fn syn(i: u32) -> Vec<u8> {
+    syn_v4(
+        (0x0a00_0000 + i).to_be_bytes(),
+        [1, 1, 1, 1],
+        1024 + (i % 50000) as u16,
+        80,
+    )
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn mem_port_forwards_every_packet_with_two_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), CONFIG);
+    let pool = BufPool::new(4096, 2048).unwrap();
+    let (port, peer) = mem::pair("fwd", 2, 512, pool.clone()).unwrap();
+    let mac = port.mac().unwrap();
+    let mut control = Control::new(Some(ConfigSource::Native(path)), Some(mac));
+    let rt = Runtime::start(
+        port,
+        control.initial().unwrap(),
+        RuntimeOptions {
+            workers: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let n = 20_000u32;
+    let mut got = 0u64;
+    let mut i = 0;
+    while got < u64::from(n) {
+        if i < n && peer.send((i % 2) as usize, &syn(i)) {
+            i += 1;
+        }
+        while let Some(b) = peer.recv() {
+            let (_, hops, _, inner) =
+                check_outer_v4(b.data(), [2, 0, 0, 0, 0, 0xfe], mac.0, [192, 0, 2, 10]);
+            assert_eq!(hops.len(), 1);
+            assert_eq!(inner.len(), 40);
+            got += 1;
+        }
+    }
+    wait_for("counters", || rt.totals().forwarded == u64::from(n));
+    let per_worker = rt.worker_counters();
+    assert!(
+        per_worker.iter().all(|c| c.forwarded > 0),
+        "both workers forwarded: {per_worker:?}"
+    );
+    let t = rt.shutdown();
+    assert_eq!(
+        (t.rx_packets, t.forwarded, t.total_drops(), t.tx_refused),
+        (u64::from(n), u64::from(n), 0, 0)
+    );
+    assert_eq!(pool.available(), 4096, "every buffer back in the pool");
+}
+
+#[test]
+fn reloads_under_continuous_traffic_lose_nothing_and_bad_reloads_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), CONFIG);
+    let pool = BufPool::new(8192, 2048).unwrap();
+    let (port, peer) = mem::pair("reload", 1, 1024, pool.clone()).unwrap();
+    let mut control = Control::new(Some(ConfigSource::Native(path.clone())), port.mac());
+    let rt = Runtime::start(port, control.initial().unwrap(), RuntimeOptions::default()).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let received = Arc::new(AtomicU64::new(0));
+    let gen = {
+        let (peer, stop, sent, received) =
+            (peer.clone(), stop.clone(), sent.clone(), received.clone());
+        std::thread::spawn(move || {
+            let mut i = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                // Flow control: never more in flight than the TX ring holds, so that a slow
+                // (debug-build) sink cannot cause TX refusals; loss here would be reload loss.
+                let in_flight = sent.load(Ordering::Relaxed) - received.load(Ordering::Relaxed);
+                if in_flight < 768 && peer.send(0, &syn(i)) {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    i = i.wrapping_add(1);
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+        })
+    };
+    let sink = {
+        let (peer, stop, received) = (peer.clone(), stop.clone(), received.clone());
+        std::thread::spawn(move || loop {
+            match peer.recv() {
+                Some(_) => {
+                    received.fetch_add(1, Ordering::Relaxed);
+                }
+                None if stop.load(Ordering::Relaxed) && peer.rx_pending() == 0 => break,
+                None => std::thread::yield_now(),
+            }
+        })
+    };
+    // 30 good reloads alternating between two tables while traffic flows.
+    let drained = CONFIG.replace(
+        "{ ip = \"10.1.0.2\" }",
+        "{ ip = \"10.1.0.2\", state = \"draining\" }",
+    );
+    for k in 0..30 {
+        write_config(dir.path(), if k % 2 == 0 { &drained } else { CONFIG });
+        control.reload(&rt, "test").unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let gen_before = rt.snapshot().generation;
+    // A broken config is refused; the running tables stay.
+    write_config(dir.path(), &CONFIG.replace("10.1.0.3", "10.1.0"));
+    let err = control.reload(&rt, "test").unwrap_err();
+    assert!(err.contains("backends") && err.contains("10.1.0"), "{err}");
+    assert_eq!(rt.snapshot().generation, gen_before);
+    assert_eq!(control.reloads_failed.load(Ordering::Relaxed), 1);
+    assert_eq!(control.reloads_ok.load(Ordering::Relaxed), 30);
+    let before = rt.totals().forwarded;
+    wait_for("traffic after a failed reload", || {
+        rt.totals().forwarded > before + 1000
+    });
+
+    stop.store(true, Ordering::Relaxed);
+    gen.join().unwrap();
+    let sent = sent.load(Ordering::Relaxed);
+    wait_for("drain", || rt.totals().forwarded == sent);
+    sink.join().unwrap();
+    while peer.recv().is_some() {
+        received.fetch_add(1, Ordering::Relaxed);
+    }
+    let t = rt.shutdown();
+    assert_eq!(
+        (t.total_drops(), t.tx_refused, t.forwarded),
+        (0, 0, sent),
+        "{t:?}"
+    );
+    assert!(sent > 10_000, "traffic was continuous: {sent}");
+    assert_eq!(
+        received.load(Ordering::Relaxed),
+        sent,
+        "no packet lost across 30 swaps"
+    );
+    assert_eq!((t.total_drops(), t.tx_refused), (0, 0));
+}
+
+#[test]
+fn malformed_frames_never_stop_a_worker() {
+    let cfg = load_config(&root().join("configs/director.toml"), None).unwrap();
+    let pool = BufPool::new(2048, 2048).unwrap();
+    let (port, peer) = mem::pair("junk", 1, 1024, pool).unwrap();
+    let rt = Runtime::start(
+        port,
+        Snapshot::compile(cfg, None, 1).unwrap(),
+        RuntimeOptions::default(),
+    )
+    .unwrap();
+    let mut x = 0x1234_5678u32;
+    let mut sent = 0u64;
+    for i in 0..20_000u32 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let mut f = syn(i);
+        let len = (x as usize) % f.len();
+        let at = (x as usize >> 8) % f.len();
+        f[at] ^= (x >> 16) as u8;
+        f.truncate(len.max(1));
+        while !peer.send(0, &f) {
+            std::thread::yield_now();
+        }
+        sent += 1;
+        while peer.recv().is_some() {}
+    }
+    wait_for("all frames handled", || rt.totals().rx_packets == sent);
+    assert!(!rt.finished(), "worker still running");
+    let t = rt.shutdown();
+    assert_eq!(t.forwarded + t.total_drops() + t.total_exceptions(), sent);
+    assert!(t.total_drops() > 0);
+}
+
+#[test]
+fn start_up_errors_name_the_setting() {
+    let cfg = load_config(&root().join("configs/director.toml"), None).unwrap();
+    let pool = BufPool::new(64, 2048).unwrap();
+    let snap = || Snapshot::compile(cfg.clone(), None, 1).unwrap();
+    let (port, _peer) = mem::pair("e1", 1, 16, pool.clone()).unwrap();
+    let e = Runtime::start(
+        port,
+        snap(),
+        RuntimeOptions {
+            workers: 1,
+            cores: Some(vec![4096]),
+            ..Default::default()
+        },
+    )
+    .err()
+    .unwrap();
+    assert!(
+        matches!(e, RuntimeError::NoSuchCore { core: 4096, .. }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("core 4096 does not exist"), "{e}");
+    let (port, _peer) = mem::pair("e2", 1, 16, pool.clone()).unwrap();
+    let e = Runtime::start(
+        port,
+        snap(),
+        RuntimeOptions {
+            workers: 2,
+            ..Default::default()
+        },
+    )
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("2 queues wanted"), "{e}");
+    let (port, _peer) = mem::pair("e3", 1, 16, pool.clone()).unwrap();
+    let e = Runtime::start(
+        port,
+        snap(),
+        RuntimeOptions {
+            workers: 0,
+            ..Default::default()
+        },
+    )
+    .err()
+    .unwrap();
+    assert!(e.to_string().contains("at least one worker"), "{e}");
+    assert!(BufPool::new(0, 2048).is_err());
+}
+
+fn rondo() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rondo"))
+}
+
+#[test]
+fn run_forwards_a_capture_like_the_pcap_tool() {
+    let Some(v) = shared() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out_run = dir.path().join("run.pcap");
+    let out_tool = dir.path().join("tool.pcap");
+    let conf = root().join("configs/glb/director.conf");
+    let o = rondo()
+        .args(["run", "--glb-config"])
+        .arg(&conf)
+        .arg("--forwarding-table")
+        .arg(v.join("table.bin"))
+        .arg("--port")
+        .arg(format!(
+            "pcap:{},{}",
+            v.join("1k_pkts.pcap").display(),
+            out_run.display()
+        ))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("mapped GLB's distributor/worker lcores"),
+        "GLB lcores mapping logged: {stderr}"
+    );
+    let o = rondo()
+        .args(["pcap", "--config"])
+        .arg(&conf)
+        .arg("--forwarding-table")
+        .arg(v.join("table.bin"))
+        .arg("--in")
+        .arg(v.join("1k_pkts.pcap"))
+        .arg("--out")
+        .arg(&out_tool)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let frames = |p: &Path| {
+        let mut r = pcap_file::pcap::PcapReader::new(std::fs::File::open(p).unwrap()).unwrap();
+        let mut v = Vec::new();
+        while let Some(p) = r.next_packet() {
+            v.push(p.unwrap().data.to_vec());
+        }
+        v
+    };
+    let (a, b) = (frames(&out_run), frames(&out_tool));
+    assert_eq!(a.len(), 1000);
+    // pcap mode uses the default source MAC; rondo run too (capture ports have none)
+    assert!(
+        a == b,
+        "same bytes from `rondo run` on a capture port and `rondo pcap`"
+    );
+}
+
+#[test]
+fn run_reloads_on_sighup_and_stops_on_sigterm() {
+    let Some(v) = shared() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[[ports]]\nspec = \"pcap:{},loop\"\n\n{CONFIG}\n[runtime]\nidle = \"sleep\"\n",
+            v.join("1k_pkts.pcap").display()
+        ),
+    );
+    let pid = dir.path().join("rondo.pid");
+    let log = dir.path().join("log");
+    let child = rondo()
+        .args(["run", "--stats-interval", "0", "--config"])
+        .arg(&cfg)
+        .arg("--pid-file")
+        .arg(&pid)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let logtext = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_for("pid file", || pid.exists());
+    let signal = |sig: &str| {
+        assert!(Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+    };
+    signal("-HUP");
+    wait_for("reload on SIGHUP", || {
+        logtext().matches("new forwarding snapshot live").count() >= 1
+    });
+    // A broken file is rejected and logged; the process keeps running.
+    std::fs::write(&cfg, "[director\n").unwrap();
+    signal("-USR1");
+    wait_for("rejected reload", || logtext().contains("reload rejected"));
+    signal("-TERM");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", logtext());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("reloads     ok 1 failed"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("forwarded") && !l.contains(" 0 packets")),
+        "{stdout}"
+    );
+    assert!(!pid.exists(), "pid file removed on exit");
+}
+
+#[test]
+fn run_start_up_errors_exit_nonzero_with_the_cause() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["run", "--config", "configs/director.toml"], "no port"),
+        (
+            &[
+                "run",
+                "--config",
+                "configs/director.toml",
+                "--port",
+                "bogus:x",
+            ],
+            "unknown driver",
+        ),
+        (
+            &[
+                "run",
+                "--config",
+                "configs/director.toml",
+                "--port",
+                "pcap:/nonexistent.pcap",
+            ],
+            "/nonexistent.pcap",
+        ),
+        (
+            &[
+                "run",
+                "--config",
+                "configs/director.toml",
+                "--port",
+                "dpdk:0000:3b:00.0",
+            ],
+            "--features dpdk",
+        ),
+        (
+            &[
+                "run",
+                "--config",
+                "configs/director.toml",
+                "--port",
+                "mem:x",
+            ],
+            "rondo demo",
+        ),
+        (
+            &[
+                "run",
+                "--config",
+                "configs/director.toml",
+                "--port",
+                "pcap:configs/director.toml",
+            ],
+            "not a pcap capture",
+        ),
+        (
+            &[
+                "run",
+                "--config",
+                "configs/director.toml",
+                "--port",
+                "af_packet:rdo-nonexist0",
+            ],
+            "rdo-nonexist0",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = rondo().current_dir(root()).args(*args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: expected {want:?} in {err}");
+    }
+}
+
+#[test]
+fn demo_runs_and_verifies() {
+    let o = rondo()
+        .args(["demo", "--seconds", "2", "--clients", "512"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("table change"), "{out}");
+    assert!(out.contains("OK: every packet"), "{out}");
+    assert!(out.contains("lost                   0"), "{out}");
+}
