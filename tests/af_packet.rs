@@ -204,6 +204,22 @@ fn send_all(port: &AfPacketPort, tx: &mut AfPacketTx, frames: &[Vec<u8>]) -> usi
 /// Read every queue until `want` marked frames with `tag` arrived or `wait` passed;
 /// returns them per queue, in arrival order.
 fn collect(rxs: &mut [&mut AfPacketRx], tag: u8, want: usize, wait: Duration) -> Vec<Vec<Vec<u8>>> {
+    collect_if(
+        rxs,
+        |f| mark_of(f).is_some_and(|(t, _)| t == tag),
+        want,
+        wait,
+    )
+}
+
+/// Read every queue until `want` frames matching `keep` arrived or `wait` passed; returns
+/// them per queue, in arrival order.
+fn collect_if(
+    rxs: &mut [&mut AfPacketRx],
+    keep: impl Fn(&[u8]) -> bool,
+    want: usize,
+    wait: Duration,
+) -> Vec<Vec<Vec<u8>>> {
     let mut got: Vec<Vec<Vec<u8>>> = vec![Vec::new(); rxs.len()];
     let deadline = Instant::now() + wait;
     let mut burst = Burst::new();
@@ -214,7 +230,7 @@ fn collect(rxs: &mut [&mut AfPacketRx], tag: u8, want: usize, wait: Duration) ->
                 any = true;
             }
             for b in burst.drain() {
-                if mark_of(b.data()).is_some_and(|(t, _)| t == tag) {
+                if keep(b.data()) {
                     got[i].push(b.data().to_vec());
                 }
             }
@@ -337,6 +353,114 @@ fn fanout_spreads_flows_over_queues_without_loss() {
         }
     }
     println!("fanout: {per_queue:?} over 2 queues");
+
+    // IPv4 fragments are delivered as they are (not reassembled, which would make frames
+    // larger than the MTU), and the fragments of one datagram stay on one queue.
+    let frags: Vec<Vec<u8>> = (0..64u8).flat_map(|d| fragments(d, 2000)).collect();
+    assert!(frags.iter().all(|f| f.len() <= 1514));
+    assert_eq!(send_all(&port_b, &mut qb[0].1, &frags), frags.len());
+    let is_frag = |f: &[u8]| f.len() > 34 && f[12..14] == [8, 0] && f[26..28] == [10, 3];
+    let (q0, q1) = qa.split_at_mut(1);
+    let got = collect_if(
+        &mut [&mut q0[0].0, &mut q1[0].0],
+        is_frag,
+        frags.len(),
+        Duration::from_secs(5),
+    );
+    let per_queue: Vec<usize> = got.iter().map(Vec::len).collect();
+    assert_eq!(
+        per_queue.iter().sum::<usize>(),
+        frags.len(),
+        "fragments per queue {per_queue:?}"
+    );
+    let mut datagram_queue = HashMap::new();
+    for (q, frames) in got.iter().enumerate() {
+        for f in frames {
+            assert!(
+                frags.contains(f),
+                "a fragment arrived changed ({} bytes)",
+                f.len()
+            );
+            assert_eq!(
+                *datagram_queue.entry(f[28]).or_insert(q),
+                q,
+                "datagram {} split over queues",
+                f[28]
+            );
+        }
+    }
+}
+
+/// Datagram `d` (`len` bytes of UDP) as two IPv4 fragments from 10.3.d.1.
+fn fragments(d: u8, len: usize) -> Vec<Vec<u8>> {
+    let mut udp = Vec::with_capacity(len);
+    udp.extend_from_slice(&(4000 + u16::from(d)).to_be_bytes());
+    udp.extend_from_slice(&80u16.to_be_bytes());
+    udp.extend_from_slice(&(len as u16).to_be_bytes());
+    udp.extend_from_slice(&[0, 0]);
+    udp.resize(len, d);
+    let (first, rest) = udp.split_at(1480);
+    [(0u16, first, true), (1480, rest, false)]
+        .into_iter()
+        .map(|(off, chunk, more)| {
+            let mut f = Vec::new();
+            f.extend_from_slice(&DST);
+            f.extend_from_slice(&SRC);
+            f.extend_from_slice(&[8, 0, 0x45, 0]);
+            f.extend_from_slice(&((20 + chunk.len()) as u16).to_be_bytes());
+            f.extend_from_slice(&[0, d]);
+            f.extend_from_slice(&((u16::from(more) << 13) | (off / 8)).to_be_bytes());
+            f.extend_from_slice(&[64, 17, 0, 0, 10, 3, d, 1, 10, 2, 0, 1]);
+            f.extend_from_slice(chunk);
+            f
+        })
+        .collect()
+}
+
+#[test]
+fn drops_are_counted_and_the_ring_recovers() {
+    let Some(v) = Veth::new('r') else { return };
+    // A tiny ring (2 blocks) and a pool of 16 buffers.
+    let opts = AfPacketOptions {
+        block_size: 1 << 16,
+        block_count: 2,
+        ..AfPacketOptions::default()
+    };
+    let small = BufPool::new(16, 2048).unwrap();
+    let mut port_a = AfPacketPort::open(&v.a, small.clone(), opts).unwrap();
+    let mut qa = port_a.take_queues(1).unwrap();
+    let (port_b, mut qb) = open(&v.b, 1);
+
+    // Nobody reads A while B sends far more than its ring holds: the kernel drops.
+    let frames: Vec<Vec<u8>> = (0..3000u32).map(|i| marked(8, i, 200)).collect();
+    assert_eq!(send_all(&port_b, &mut qb[0].1, &frames), frames.len());
+    let s = port_a.stats();
+    assert!(s.rx_dropped > 0, "kernel drops not counted: {s:?}");
+
+    // Reading while holding every buffer: the pool runs dry, the frames left in the ring
+    // are dropped and counted.
+    let mut held = Vec::new();
+    let mut burst = Burst::new();
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < deadline {
+        qa[0].0.rx_burst(&mut burst);
+        held.extend(burst.drain());
+    }
+    assert_eq!(held.len(), 16);
+    let after = port_a.stats();
+    assert!(
+        after.rx_dropped > s.rx_dropped,
+        "pool-empty drops not counted: {after:?}"
+    );
+    assert_eq!(after.rx_packets, 16);
+    drop(held);
+
+    // The ring was handed back block by block: new frames flow again.
+    let frames: Vec<Vec<u8>> = (0..10u32).map(|i| marked(9, i, 100)).collect();
+    assert_eq!(send_all(&port_b, &mut qb[0].1, &frames), frames.len());
+    let got = collect(&mut [&mut qa[0].0], 9, frames.len(), Duration::from_secs(3));
+    assert_eq!(got[0], frames);
+    assert_eq!(small.available(), 16);
 }
 
 #[test]
@@ -385,6 +509,18 @@ fn missing_interface_is_an_error_naming_it() {
         s.contains("rdo-nosuch0") && s.contains("no such interface"),
         "{s}"
     );
+    // The loopback exists everywhere: without privileges the error says what is missing,
+    // with them that it is not Ethernet.
+    let s = AfPacketPort::open("lo", pool(), AfPacketOptions::default())
+        .unwrap_err()
+        .to_string();
+    let why = if is_root() {
+        "not an Ethernet interface"
+    } else {
+        "needs root or CAP_NET_RAW"
+    };
+    assert!(s.contains("\"af_packet:lo\"") && s.contains(why), "{s}");
+    println!("error reads: {s}");
 }
 
 #[test]
@@ -395,6 +531,7 @@ fn interface_down_is_an_error() {
         .unwrap_err()
         .to_string();
     assert!(e.contains(&v.a) && e.contains("down"), "{e}");
+    println!("error reads: {e}");
 }
 
 #[test]
@@ -521,11 +658,18 @@ fn tap_name_errors_name_the_tap() {
         e.contains("rdo-this-is-too-long") && e.contains("15"),
         "{e}"
     );
-    if privileged().is_err() {
+    if !is_root() {
+        let e = TapDevice::open("rdotapperm").unwrap_err().to_string();
+        assert!(
+            e.contains("rdotapperm") && (e.contains("CAP_NET_ADMIN") || e.contains("/dev/net/tun")),
+            "{e}"
+        );
+        println!("error reads: {e}");
         return skip("needs root for the name-clash case");
     }
     // An existing non-TAP interface of that name.
     let Some(v) = Veth::new('n') else { return };
     let e = TapDevice::open(&v.a).unwrap_err().to_string();
     assert!(e.contains(&v.a) && e.contains("not a TAP"), "{e}");
+    println!("error reads: {e}");
 }

@@ -291,13 +291,15 @@ fn run_settings(
             "drop" => None,
             t => match t.strip_prefix("tap:") {
                 Some(name) if !name.is_empty() && name.len() <= 15 => Some(name.to_string()),
-                _ => return Err(cx.err(
-                    e.span(),
-                    "runtime.exception",
-                    format!(
+                _ => {
+                    return Err(cx.err(
+                        e.span(),
+                        "runtime.exception",
+                        format!(
                         "expected \"drop\" or \"tap:NAME\" (NAME at most 15 characters), got {v:?}"
                     ),
-                )),
+                    ))
+                }
             },
         };
     }

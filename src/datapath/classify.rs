@@ -1,7 +1,7 @@
 //! Classification (spec section 5): find the bind a packet belongs to and hash its flow.
 //! Total over any bytes: every frame becomes a [`Flow`] or a [`Verdict`] with a reason.
 
-use crate::hash::{siphash24, SipKey};
+use crate::hash::SipKey;
 use crate::wire::ip_proto::{ICMP, ICMPV6, TCP, UDP};
 use crate::wire::{
     self, ethernet, icmpv4, icmpv6, Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet,
@@ -29,35 +29,36 @@ pub struct Flow {
     pub hint: u16,
 }
 
-/// The fields a flow is hashed on, borrowed from the frame (network order).
-struct FlowKey<'a> {
-    src: &'a [u8],
-    dst: &'a [u8],
+/// The fields a flow is hashed on (network order); `N` is the address size (4 or 16).
+struct FlowKey<const N: usize> {
+    src: [u8; N],
+    dst: [u8; N],
     sport: u16,
     dport: u16,
 }
 
 #[inline]
-fn hash(key: &SipKey, fields: FieldSet, k: &FlowKey) -> u64 {
-    let mut buf = [0u8; 36];
+fn hash<const N: usize>(key: &SipKey, fields: FieldSet, k: &FlowKey<N>) -> u64 {
+    // Zero-padded so the hash runs on whole words; 16 + 16 + 2 + 2 = 36 bytes at most.
+    let mut buf = [0u8; 48];
     let mut n = 0;
-    let mut push = |b: &[u8]| {
-        buf[n..n + b.len()].copy_from_slice(b);
-        n += b.len();
-    };
     if fields.has(FieldSet::SRC_ADDR) {
-        push(k.src);
+        buf[n..n + N].copy_from_slice(&k.src);
+        n += N;
     }
     if fields.has(FieldSet::DST_ADDR) {
-        push(k.dst);
+        buf[n..n + N].copy_from_slice(&k.dst);
+        n += N;
     }
     if fields.has(FieldSet::SRC_PORT) {
-        push(&k.sport.to_be_bytes());
+        buf[n..n + 2].copy_from_slice(&k.sport.to_be_bytes());
+        n += 2;
     }
     if fields.has(FieldSet::DST_PORT) {
-        push(&k.dport.to_be_bytes());
+        buf[n..n + 2].copy_from_slice(&k.dport.to_be_bytes());
+        n += 2;
     }
-    siphash24(key, &buf[..n])
+    key.hash_padded(&buf, n)
 }
 
 /// Map a wire parse error of the outer IP header to its drop reason.
@@ -100,10 +101,10 @@ pub fn classify(snap: &Snapshot, frame: &[u8]) -> Result<Flow, Verdict> {
 }
 
 #[inline]
-fn finish(
+fn finish<const N: usize>(
     snap: &Snapshot,
     table: u16,
-    key: &FlowKey,
+    key: &FlowKey<N>,
     hint: u16,
     l3_off: usize,
     ip_len: usize,
@@ -160,8 +161,8 @@ fn classify_v4(snap: &Snapshot, l3: &[u8], l3_off: usize) -> Result<Flow, Verdic
                 .lookup_v4(dst_n, proto, dport)
                 .ok_or(Verdict::Exception(ExceptionReason::NoBind))?;
             let key = FlowKey {
-                src: &src,
-                dst: &dst,
+                src,
+                dst,
                 sport,
                 dport,
             };
@@ -189,8 +190,8 @@ fn classify_v4(snap: &Snapshot, l3: &[u8], l3_off: usize) -> Result<Flow, Verdic
                     .lookup_v4_addr(u32::from_be_bytes(qsrc), Some((qproto, qsport)), dst_n)
                     .ok_or_else(|| icmp_exception(is_vip()))?;
                 let key = FlowKey {
-                    src: &qdst,
-                    dst: &qsrc,
+                    src: qdst,
+                    dst: qsrc,
                     sport: qdport,
                     dport: qsport,
                 };
@@ -204,8 +205,8 @@ fn classify_v4(snap: &Snapshot, l3: &[u8], l3_off: usize) -> Result<Flow, Verdic
                     .lookup_v4_addr(dst_n, None, dst_n)
                     .ok_or(Verdict::Exception(ExceptionReason::NoBind))?;
                 let key = FlowKey {
-                    src: &src,
-                    dst: &dst,
+                    src,
+                    dst,
                     sport: 0,
                     dport: 0,
                 };
@@ -242,8 +243,8 @@ fn classify_v6(snap: &Snapshot, l3: &[u8], l3_off: usize) -> Result<Flow, Verdic
                 .lookup_v6(dst_n, proto, dport)
                 .ok_or(Verdict::Exception(ExceptionReason::NoBind))?;
             let key = FlowKey {
-                src: &src,
-                dst: &dst,
+                src,
+                dst,
                 sport,
                 dport,
             };
@@ -274,8 +275,8 @@ fn classify_v6(snap: &Snapshot, l3: &[u8], l3_off: usize) -> Result<Flow, Verdic
                     .lookup_v6_addr(u128::from_be_bytes(qsrc), Some((qproto, qsport)), dst_n)
                     .ok_or_else(|| icmp_exception(is_vip()))?;
                 let key = FlowKey {
-                    src: &qdst,
-                    dst: &qsrc,
+                    src: qdst,
+                    dst: qsrc,
                     sport: qdport,
                     dport: qsport,
                 };
@@ -289,8 +290,8 @@ fn classify_v6(snap: &Snapshot, l3: &[u8], l3_off: usize) -> Result<Flow, Verdic
                     .lookup_v6_addr(dst_n, None, dst_n)
                     .ok_or(Verdict::Exception(ExceptionReason::NoBind))?;
                 let key = FlowKey {
-                    src: &src,
-                    dst: &dst,
+                    src,
+                    dst,
                     sport: 0,
                     dport: 0,
                 };

@@ -142,6 +142,9 @@ mod uapi {
 pub const RX_BLOCK_TIMEOUT_MS: u32 = 1;
 /// Frame slots in each TX ring (rounded up to whole ring blocks).
 pub const TX_RING_FRAMES: usize = 1024;
+/// Most frames one `rx_burst` looks at (delivered or not), bounding the time a call takes
+/// when frames are skipped (pool empty, outgoing).
+pub const RX_SCAN_MAX: usize = 64;
 /// Most queues one port hands out (the kernel's fanout group limit is 256 by default).
 pub const MAX_QUEUES: usize = 256;
 /// Ethernet header plus one VLAN tag: what a frame may carry on top of the MTU.
@@ -378,9 +381,11 @@ fn setsockopt<T: Copy>(
     name: libc::c_int,
     val: &T,
 ) -> io::Result<()> {
-    // SAFETY: `val` points to an initialised `T` (plain C data without padding, all our
-    // option types) that lives across the call, and its exact size is passed; the kernel
-    // only reads that many bytes.
+    // SAFETY: `val` points to an initialised `T` that lives across the call and its exact
+    // size is passed; the kernel only reads that many bytes (padding, if any, is never
+    // interpreted). This private helper is only used with the option layouts the kernel
+    // defines for each `name`; the one holding a pointer (`sock_fprog`) points to a filter
+    // that lives across the call, and the kernel only reads through it.
     let r = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
@@ -511,10 +516,11 @@ impl Ring {
         if off.checked_add(len)? > self.len {
             return None;
         }
-        // SAFETY: as for `bytes`: in bounds, and only used for TX slots whose status is
-        // TP_STATUS_AVAILABLE, which the kernel neither reads nor writes until we store
-        // TP_STATUS_SEND_REQUEST (Release) after the last use of this slice. `&mut self`
-        // guarantees no other slice of the ring is alive.
+        // SAFETY: in bounds (checked above), and only used for the part of a TX slot after
+        // its status word while that status is TP_STATUS_AVAILABLE: the kernel neither
+        // reads nor writes those bytes until we store TP_STATUS_SEND_REQUEST (Release) after
+        // the last use of this slice. `&mut self` guarantees no other slice of the ring is
+        // alive.
         Some(unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(off), len) })
     }
 }
@@ -1118,7 +1124,8 @@ impl RxQueue for AfPacketRx {
 
     fn rx_burst(&mut self, out: &mut Burst<PoolBuf>) -> usize {
         let (mut n, mut bytes, mut dropped, mut errors) = (0usize, 0u64, 0u64, 0u64);
-        while out.room() > 0 {
+        let mut scanned = 0;
+        while out.room() > 0 && scanned < RX_SCAN_MAX {
             let base = self.block * self.block_size;
             if !self.in_block {
                 let Some(status) = self.ring.status(base + uapi::BLOCK_STATUS) else {
@@ -1142,6 +1149,7 @@ impl RxQueue for AfPacketRx {
                 break;
             };
             let (frame, next) = parse_v3(block, self.offset);
+            scanned += 1;
             match frame {
                 RxFrame::Frame { start, len, vlan } => match self.pool.get() {
                     Some(mut buf) => {
@@ -1156,6 +1164,7 @@ impl RxQueue for AfPacketRx {
                             None => dropped += 1,
                         }
                     }
+                    // Pool empty: the frame is dropped (counted) and the ring moves on.
                     None => dropped += 1,
                 },
                 RxFrame::Outgoing => {}
@@ -1304,12 +1313,16 @@ impl TxQueue for AfPacketTx {
             if !free {
                 break;
             }
-            let Some(slot) = self.ring.bytes_mut(off, self.frame_size) else {
+            // The slot after its status word: tp_len, the rest of the header, the frame.
+            let Some(slot) = self
+                .ring
+                .bytes_mut(off + uapi::V2_LEN, self.frame_size - uapi::V2_LEN)
+            else {
                 break;
             };
-            slot[uapi::V2_LEN..uapi::V2_LEN + 4]
-                .copy_from_slice(&(data.len() as u32).to_ne_bytes());
-            slot[uapi::V2_DATA..uapi::V2_DATA + data.len()].copy_from_slice(data);
+            slot[..4].copy_from_slice(&(data.len() as u32).to_ne_bytes());
+            let at = uapi::V2_DATA - uapi::V2_LEN;
+            slot[at..at + data.len()].copy_from_slice(data);
             if let Some(s) = self.ring.status(off) {
                 s.store(uapi::TP_STATUS_SEND_REQUEST, Ordering::Release);
             }
@@ -1376,44 +1389,22 @@ mod tests {
 
     #[test]
     fn bad_ring_geometry_is_explained() {
-        let base = AfPacketOptions::default();
-        let bad = |o: AfPacketOptions| rx_ring_req(&o, 1500, 4096).unwrap_err();
-        assert!(bad(AfPacketOptions {
-            block_size: 1000,
-            ..base.clone()
-        })
-        .contains("page size"));
-        assert!(bad(AfPacketOptions {
-            block_size: 0,
-            ..base.clone()
-        })
-        .contains("page size"));
-        assert!(bad(AfPacketOptions {
-            block_count: 0,
-            ..base.clone()
-        })
-        .contains("block_count"));
-        assert!(bad(AfPacketOptions {
-            frame_size: 100,
-            ..base.clone()
-        })
-        .contains("multiple of 16"));
-        assert!(bad(AfPacketOptions {
-            frame_size: 32,
-            ..base.clone()
-        })
-        .contains("frame_size"));
-        assert!(bad(AfPacketOptions {
-            block_size: 4096,
-            frame_size: 1024,
-            ..base.clone()
-        })
-        .contains("MTU"));
-        assert!(bad(AfPacketOptions {
-            block_count: 1 << 20,
-            ..base.clone()
-        })
-        .contains("4 GiB"));
+        let bad = |block_size, block_count, frame_size, mtu| {
+            let o = AfPacketOptions {
+                block_size,
+                block_count,
+                frame_size,
+                ..AfPacketOptions::default()
+            };
+            rx_ring_req(&o, mtu, 4096).unwrap_err()
+        };
+        assert!(bad(1000, 64, 2048, 1500).contains("page size"));
+        assert!(bad(0, 64, 2048, 1500).contains("page size"));
+        assert!(bad(1 << 20, 0, 2048, 1500).contains("block_count"));
+        assert!(bad(1 << 20, 64, 100, 1500).contains("multiple of 16"));
+        assert!(bad(1 << 20, 64, 32, 1500).contains("frame_size"));
+        assert!(bad(4096, 64, 2048, 9000).contains("MTU 9000"));
+        assert!(bad(1 << 20, 1 << 20, 2048, 1500).contains("4 GiB"));
     }
 
     #[test]

@@ -134,7 +134,7 @@ mod tests {
         assert_eq!(n, 5);
         assert_eq!(out, [0, 1, 2, 3, 4]);
         assert_eq!(b.as_slice(), &(5..BURST_MAX).collect::<Vec<_>>()[..]);
-        assert_eq!(b.send_each(Ok), BURST_MAX - 5);
+        assert_eq!(b.send_each(|_| Ok(())), BURST_MAX - 5);
         assert!(b.is_empty());
         for i in 0..BURST_MAX {
             b.push(i).unwrap();
@@ -192,7 +192,7 @@ pub trait Port: Send + Sync {
     /// The port's own MAC (source of encapsulated frames), when it has one.
     fn mac(&self) -> Option<MacAddr>;
     /// Take the worker queues; called once. `n` is the number of workers.
-    fn take_queues(&mut self, n: usize) -> Result<Vec<(Self::Rx, Self::Tx)>, DriverError>;
+    fn take_queues(&mut self, n: usize) -> Result<Vec<QueuePair<Self>>, DriverError>;
     /// A TX queue for the exception path (kernel -> wire); called at most once.
     fn take_exception_tx(&mut self) -> Result<Self::Tx, DriverError>;
     /// Make a buffer holding `frame` (for the exception path); `None` when the pool is empty.
@@ -200,6 +200,9 @@ pub trait Port: Send + Sync {
     /// Driver-level counters.
     fn stats(&self) -> PortStats;
 }
+
+/// One worker's RX and TX queue of port `P`.
+pub type QueuePair<P> = (<P as Port>::Rx, <P as Port>::Tx);
 
 /// Start-up errors of a driver, naming the setting at fault.
 #[derive(Debug, thiserror::Error)]

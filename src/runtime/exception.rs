@@ -10,7 +10,6 @@ use crossbeam::queue::ArrayQueue;
 
 use super::{RuntimeError, Shared};
 use crate::datapath::PacketBuf;
-#[cfg(any())] // TEMP-HELPER
 use crate::drivers::tap::{poll_readable, TapDevice};
 use crate::drivers::{Burst, Port, TxQueue};
 
@@ -51,7 +50,6 @@ impl ExceptionStats {
     }
 }
 
-#[cfg(any())] // TEMP-HELPER
 pub(crate) fn start<P: Port + 'static>(
     name: &str,
     port: Arc<P>,
@@ -67,7 +65,10 @@ pub(crate) fn start<P: Port + 'static>(
         .spawn(move || {
             let mut scratch = vec![0u8; 65536];
             let mut burst = Burst::new();
-            while !shared.stop.load(Ordering::Relaxed) {
+            let workers_done = || shared.workers.iter().all(|w| !w.running.load(Ordering::Acquire));
+            // Keep serving until asked to stop AND every worker has exited (they may still be
+            // queueing exceptions of their last burst).
+            while !(shared.stop.load(Ordering::Relaxed) && workers_done()) {
                 let mut busy = false;
                 // workers -> kernel
                 while let Some(b) = ring.pop() {
@@ -112,21 +113,17 @@ pub(crate) fn start<P: Port + 'static>(
                     let _ = poll_readable(tap.fd(), 1);
                 }
             }
+            // Workers have exited: hand over what they queued last.
+            while let Some(b) = ring.pop() {
+                match tap.send(b.data()) {
+                    Ok(true) => c.to_kernel.fetch_add(1, Ordering::Relaxed),
+                    _ => c.to_kernel_failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
         })
         .map_err(|source| RuntimeError::Thread {
             name: "rondo-exc".into(),
             source,
         })?;
     Ok((h, ExceptionStats(counts)))
-}
-
-#[cfg(all())] // TEMP-HELPER
-pub(crate) fn start<P: Port + 'static>(
-    _name: &str,
-    _port: Arc<P>,
-    _ring: Arc<ArrayQueue<P::Buf>>,
-    _tx: P::Tx,
-    _shared: Arc<Shared>,
-) -> Result<(JoinHandle<()>, ExceptionStats), RuntimeError> {
-    Err(RuntimeError::Exception("TEMP-HELPER".into()))
 }

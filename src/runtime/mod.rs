@@ -203,11 +203,17 @@ impl Runtime {
                 tx_retries: opts.tx_retries,
             };
             let name = format!("rondo-w{i}");
-            let h = std::thread::Builder::new()
-                .name(name.clone())
-                .spawn(move || w.run())
-                .map_err(|source| RuntimeError::Thread { name, source })?;
-            rt.threads.push(h);
+            let spawned = std::thread::Builder::new().name(name.clone()).spawn(move || w.run());
+            match spawned {
+                Ok(h) => rt.threads.push(h),
+                Err(source) => {
+                    // Workers that never ran must not be waited for by the exception thread.
+                    for slot in &shared.workers[i..] {
+                        slot.running.store(false, Ordering::Release);
+                    }
+                    return Err(RuntimeError::Thread { name, source });
+                }
+            }
         }
         tracing::info!(port = %rt.port_name, workers = opts.workers, cores = ?opts.cores, idle = ?opts.idle, exception = ?opts.exception, "data plane started");
         Ok(rt)

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use crate::config::glb::GlbRuntime;
 use crate::config::{load_config, parse_director_conf_file, RunSettings};
-#[cfg(any())] // TEMP-HELPER
 use crate::drivers::af_packet::{AfPacketOptions, AfPacketPort};
 use crate::drivers::pcap::PcapPort;
 use crate::drivers::{BufPool, Port, PortSpec};
@@ -147,10 +146,7 @@ pub fn run(a: &RunArgs) -> Result<(), String> {
     let pool =
         BufPool::new(p.run.pool_size, DATA_ROOM).map_err(|e| format!("runtime.pool_size: {e}"))?;
     match &p.port {
-        #[cfg(all())] // TEMP-HELPER
-        PortSpec::AfPacket { iface } => Err(format!("TEMP-HELPER {iface}")),
-        #[cfg(any())] // TEMP-HELPER
-        PortSpec::AfPacket { iface } => {
+                PortSpec::AfPacket { iface } => {
             let port = AfPacketPort::open(iface, pool, AfPacketOptions::default()).map_err(|e| e.to_string())?;
             serve(port, &p, a)
         }
@@ -236,12 +232,19 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
     }
     let _ = sd_notify("STOPPING=1");
     let port_stats = rt.port_stats();
+    let exc = rt.exception_stats();
     let totals = rt.shutdown();
     print!("{}", format_counters(&totals));
     println!(
         "port        rx {} tx {} rx_dropped {} tx_dropped {}",
         port_stats.rx_packets, port_stats.tx_packets, port_stats.rx_dropped, port_stats.tx_dropped
     );
+    if let Some(e) = exc {
+        println!(
+            "exception   to kernel {} (refused {}), from kernel {} (dropped {})",
+            e.to_kernel, e.to_kernel_failed, e.from_kernel, e.from_kernel_dropped
+        );
+    }
     println!(
         "reloads     ok {} failed {}",
         control
