@@ -7,9 +7,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, UdpSocket};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::veth::{ip, is_root, privileged, skip, Veth};
 use rondo::datapath::PacketBuf;
 use rondo::drivers::af_packet::{AfPacketOptions, AfPacketPort, AfPacketRx, AfPacketTx};
 use rondo::drivers::tap::{poll_readable, TapDevice};
@@ -20,88 +22,6 @@ const EXPERIMENTAL: u16 = 0x88b5;
 const MARK: &[u8; 6] = b"RONDO!";
 const DST: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const SRC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
-
-fn skip(reason: &str) {
-    println!("skipped: {reason}");
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
-        })
-        .unwrap_or(false)
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip {args:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Root and `ip` are available, or why not.
-fn privileged() -> Result<(), String> {
-    if !is_root() {
-        return Err("needs root (creates network interfaces)".into());
-    }
-    Command::new("ip")
-        .arg("-V")
-        .output()
-        .map_err(|e| format!("iproute2 `ip` not runnable: {e}"))?;
-    Ok(())
-}
-
-/// A veth pair `rdo<tag><pid>a` / `...b`, both up, deleted on drop.
-struct Veth {
-    a: String,
-    b: String,
-}
-
-impl Veth {
-    /// The pair, or `None` after printing why the test is skipped.
-    fn new(tag: char) -> Option<Veth> {
-        if let Err(why) = privileged() {
-            skip(&why);
-            return None;
-        }
-        let pid = std::process::id() % 100_000;
-        let (a, b) = (format!("rdo{tag}{pid}a"), format!("rdo{tag}{pid}b"));
-        let _ = ip(&["link", "del", &a]);
-        if let Err(e) = ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]) {
-            skip(&format!("cannot create a veth pair: {e}"));
-            return None;
-        }
-        let v = Veth { a, b };
-        for n in [&v.a, &v.b] {
-            // Less kernel chatter on the link (best effort).
-            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{n}/disable_ipv6"), "1");
-            ip(&["link", "set", n, "up"]).expect("bring veth up");
-        }
-        Some(v)
-    }
-}
-
-impl Drop for Veth {
-    fn drop(&mut self) {
-        // Deleting one end deletes the pair.
-        if let Err(e) = ip(&["link", "del", &self.a]) {
-            eprintln!("cleanup: {e}");
-        }
-    }
-}
 
 fn pool() -> BufPool {
     BufPool::new(8192, 2048).unwrap()

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::veth::is_root;
 use common::*;
 use rondo::config::load_config;
 use rondo::datapath::{PacketBuf, Snapshot};
@@ -490,15 +491,6 @@ fn demo_runs_and_verifies() {
     assert!(out.contains("table change"), "{out}");
     assert!(out.contains("OK: every packet"), "{out}");
     assert!(out.contains("lost                   0"), "{out}");
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
 }
 
 #[test]

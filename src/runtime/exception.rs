@@ -65,7 +65,12 @@ pub(crate) fn start<P: Port + 'static>(
         .spawn(move || {
             let mut scratch = vec![0u8; 65536];
             let mut burst = Burst::new();
-            let workers_done = || shared.workers.iter().all(|w| !w.running.load(Ordering::Acquire));
+            let workers_done = || {
+                shared
+                    .workers
+                    .iter()
+                    .all(|w| !w.running.load(Ordering::Acquire))
+            };
             // Keep serving until asked to stop AND every worker has exited (they may still be
             // queueing exceptions of their last burst).
             while !(shared.stop.load(Ordering::Relaxed) && workers_done()) {

@@ -203,7 +203,9 @@ impl Runtime {
                 tx_retries: opts.tx_retries,
             };
             let name = format!("rondo-w{i}");
-            let spawned = std::thread::Builder::new().name(name.clone()).spawn(move || w.run());
+            let spawned = std::thread::Builder::new()
+                .name(name.clone())
+                .spawn(move || w.run());
             match spawned {
                 Ok(h) => rt.threads.push(h),
                 Err(source) => {

@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+pub mod veth;
+
 pub fn shared() -> Option<PathBuf> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/glb");
     if p.is_dir() {

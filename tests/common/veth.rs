@@ -1,0 +1,86 @@
+//! Network fixtures for tests that need root: veth pairs removed on drop.
+#![allow(dead_code)]
+
+use std::process::Command;
+
+pub fn skip(reason: &str) {
+    println!("skipped: {reason}");
+}
+
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+pub fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip {args:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Root and `ip` are available, or why not.
+pub fn privileged() -> Result<(), String> {
+    if !is_root() {
+        return Err("needs root (creates network interfaces)".into());
+    }
+    Command::new("ip")
+        .arg("-V")
+        .output()
+        .map_err(|e| format!("iproute2 `ip` not runnable: {e}"))?;
+    Ok(())
+}
+
+/// A veth pair `rdo<tag><pid>a` / `...b`, both up, deleted on drop.
+pub struct Veth {
+    pub a: String,
+    pub b: String,
+}
+
+impl Veth {
+    /// The pair, or `None` after printing why the test is skipped.
+    pub fn new(tag: char) -> Option<Veth> {
+        if let Err(why) = privileged() {
+            skip(&why);
+            return None;
+        }
+        let pid = std::process::id() % 100_000;
+        let (a, b) = (format!("rdo{tag}{pid}a"), format!("rdo{tag}{pid}b"));
+        let _ = ip(&["link", "del", &a]);
+        if let Err(e) = ip(&["link", "add", &a, "type", "veth", "peer", "name", &b]) {
+            skip(&format!("cannot create a veth pair: {e}"));
+            return None;
+        }
+        let v = Veth { a, b };
+        for n in [&v.a, &v.b] {
+            // Less kernel chatter on the link (best effort).
+            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{n}/disable_ipv6"), "1");
+            ip(&["link", "set", n, "up"]).expect("bring veth up");
+        }
+        Some(v)
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        // Deleting one end deletes the pair.
+        if let Err(e) = ip(&["link", "del", &self.a]) {
+            eprintln!("cleanup: {e}");
+        }
+    }
+}
