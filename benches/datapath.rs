@@ -95,11 +95,22 @@ fn benches(c: &mut Criterion) {
         })
     });
     let key = SipKey::from_bytes(b"0123456789abcdef");
+    // Rondo's own SipHash (the table builder's midstate hashing) and, as the reference in
+    // the same run, the siphasher crate that the packet path uses.
     g.bench_function("siphash_4_bytes", |b| {
         let mut x = 0u32;
         b.iter(|| {
             x = x.wrapping_add(1);
             black_box(siphash24(&key, black_box(&x.to_be_bytes())))
+        })
+    });
+    // Reference in the same run: the siphasher crate on the same input.
+    let reference = siphasher::sip::SipHasher24::new_with_key(b"0123456789abcdef");
+    g.bench_function("siphasher_crate_4_bytes_reference", |b| {
+        let mut x = 0u32;
+        b.iter(|| {
+            x = x.wrapping_add(1);
+            black_box(reference.hash(black_box(&x.to_be_bytes())))
         })
     });
     g.bench_function("bind_lookup", |b| {

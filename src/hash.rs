@@ -26,33 +26,34 @@ pub struct SipState {
     v3: u64,
 }
 
+/// One SipRound on the state held by value (keeps the four words in registers).
 #[inline(always)]
-fn sip_round(v0: &mut u64, v1: &mut u64, v2: &mut u64, v3: &mut u64) {
-    *v0 = v0.wrapping_add(*v1);
-    *v1 = v1.rotate_left(13);
-    *v1 ^= *v0;
-    *v0 = v0.rotate_left(32);
-    *v2 = v2.wrapping_add(*v3);
-    *v3 = v3.rotate_left(16);
-    *v3 ^= *v2;
-    *v0 = v0.wrapping_add(*v3);
-    *v3 = v3.rotate_left(21);
-    *v3 ^= *v0;
-    *v2 = v2.wrapping_add(*v1);
-    *v1 = v1.rotate_left(17);
-    *v1 ^= *v2;
-    *v2 = v2.rotate_left(32);
+fn sip_round([mut v0, mut v1, mut v2, mut v3]: [u64; 4]) -> [u64; 4] {
+    v0 = v0.wrapping_add(v1);
+    v1 = v1.rotate_left(13) ^ v0;
+    v0 = v0.rotate_left(32);
+    v2 = v2.wrapping_add(v3);
+    v3 = v3.rotate_left(16) ^ v2;
+    v0 = v0.wrapping_add(v3);
+    v3 = v3.rotate_left(21) ^ v0;
+    v2 = v2.wrapping_add(v1);
+    v1 = v1.rotate_left(17) ^ v2;
+    v2 = v2.rotate_left(32);
+    [v0, v1, v2, v3]
 }
 
 impl SipState {
     /// Two compression rounds over one 64-bit message word.
     #[inline(always)]
     fn compress(&mut self, m: u64) {
-        let SipState { v0, v1, v2, v3 } = self;
-        *v3 ^= m;
-        sip_round(v0, v1, v2, v3);
-        sip_round(v0, v1, v2, v3);
-        *v0 ^= m;
+        let v = [self.v0, self.v1, self.v2, self.v3 ^ m];
+        let [v0, v1, v2, v3] = sip_round(sip_round(v));
+        *self = SipState {
+            v0: v0 ^ m,
+            v1,
+            v2,
+            v3,
+        };
     }
 
     /// Absorb `data` (whose first byte is message byte `already`, a multiple of 8) and
@@ -78,17 +79,8 @@ impl SipState {
     /// The four finalisation rounds.
     #[inline(always)]
     fn finalize(self) -> u64 {
-        let SipState {
-            mut v0,
-            mut v1,
-            mut v2,
-            mut v3,
-        } = self;
-        v2 ^= 0xff;
-        sip_round(&mut v0, &mut v1, &mut v2, &mut v3);
-        sip_round(&mut v0, &mut v1, &mut v2, &mut v3);
-        sip_round(&mut v0, &mut v1, &mut v2, &mut v3);
-        sip_round(&mut v0, &mut v1, &mut v2, &mut v3);
+        let v = [self.v0, self.v1, self.v2 ^ 0xff, self.v3];
+        let [v0, v1, v2, v3] = sip_round(sip_round(sip_round(sip_round(v))));
         v0 ^ v1 ^ v2 ^ v3
     }
 
@@ -152,25 +144,6 @@ impl SipKey {
     #[inline]
     pub fn hash(&self, data: &[u8]) -> u64 {
         self.init().absorb_and_finish(data, 0)
-    }
-
-    /// SipHash of the first `len` bytes of `buf`, where every byte of `buf` from `len` on is
-    /// zero and `len <= N - 8`. Works on whole words only (no variable-length copies): the
-    /// hot path's flow hash.
-    #[inline(always)]
-    pub fn hash_padded<const N: usize>(&self, buf: &[u8; N], len: usize) -> u64 {
-        let mut state = self.init();
-        let full = len / 8;
-        let word = |i: usize| {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&buf[i * 8..i * 8 + 8]);
-            u64::from_le_bytes(w)
-        };
-        for i in 0..full {
-            state.compress(word(i));
-        }
-        state.compress(word(full) | ((len as u64 & 0xff) << 56));
-        state.finalize()
     }
 
     /// The state after absorbing the 8-byte block `first8`; finish it with
@@ -409,22 +382,6 @@ mod tests {
         #[test]
         fn hex_roundtrip(key in any::<[u8; 16]>()) {
             prop_assert_eq!(parse_hex_key(&key_to_hex(&key)).unwrap(), key);
-        }
-    }
-
-    #[test]
-    fn hash_padded_equals_siphash24() {
-        let key = SipKey::from_bytes(&[7u8; 16]);
-        for len in 0..=32usize {
-            let mut buf = [0u8; 40];
-            for (i, b) in buf.iter_mut().take(len).enumerate() {
-                *b = (i as u8).wrapping_mul(37).wrapping_add(1);
-            }
-            assert_eq!(
-                key.hash_padded(&buf, len),
-                siphash24(&key, &buf[..len]),
-                "len {len}"
-            );
         }
     }
 }

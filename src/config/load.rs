@@ -100,9 +100,7 @@ pub fn load_tables(path: &Path) -> Result<Vec<ForwardingTable>, ConfigError> {
 /// Load a configuration: a native TOML file alone, or GLB's `director.conf` plus a table
 /// file. Returns the GLB runtime section when `director.conf` was given.
 pub fn load_glb(director_conf: &Path, table: &Path) -> Result<(Config, GlbRuntime), ConfigError> {
-    let file = director_conf.display().to_string();
-    let bytes = read(director_conf)?;
-    let (settings, runtime) = parse_director_conf(utf8(&bytes, &file)?, &file)?;
+    let (settings, runtime) = parse_director_conf_file(director_conf)?;
     let tables = load_tables(table)?;
     Ok((
         Config {

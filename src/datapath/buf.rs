@@ -59,6 +59,36 @@ impl HeapBuf {
     pub fn capacity(&self) -> usize {
         self.storage.len().saturating_sub(Self::HEADROOM)
     }
+
+    /// Wrap existing storage (at least [`HeapBuf::HEADROOM`] bytes) with an empty frame.
+    pub fn from_storage(storage: Box<[u8]>) -> Self {
+        let start = Self::HEADROOM.min(storage.len());
+        HeapBuf {
+            storage,
+            start,
+            end: start,
+        }
+    }
+
+    /// Give the storage back (for pools), leaving this buffer empty.
+    pub fn take_storage(&mut self) -> Box<[u8]> {
+        self.start = 0;
+        self.end = 0;
+        std::mem::take(&mut self.storage)
+    }
+
+    /// Set the frame to the first `len` bytes after the headroom (for drivers that wrote
+    /// into [`HeapBuf::room_mut`]); cut to the capacity.
+    pub fn set_len(&mut self, len: usize) {
+        self.start = Self::HEADROOM.min(self.storage.len());
+        self.end = self.start + len.min(self.storage.len() - self.start);
+    }
+
+    /// The whole room after the default headroom, for drivers that receive into it.
+    pub fn room_mut(&mut self) -> &mut [u8] {
+        let h = Self::HEADROOM.min(self.storage.len());
+        &mut self.storage[h..]
+    }
 }
 
 impl PacketBuf for HeapBuf {

@@ -1,11 +1,11 @@
 //! Classification (spec section 5): find the bind a packet belongs to and hash its flow.
 //! Total over any bytes: every frame becomes a [`Flow`] or a [`Verdict`] with a reason.
 
-use crate::hash::SipKey;
 use crate::wire::ip_proto::{ICMP, ICMPV6, TCP, UDP};
 use crate::wire::{
     self, ethernet, icmpv4, icmpv6, Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet,
 };
+use siphasher::sip::SipHasher24;
 
 use super::counters::{DropReason, ExceptionReason, Verdict};
 use super::snapshot::{FieldSet, Snapshot};
@@ -38,8 +38,8 @@ struct FlowKey<const N: usize> {
 }
 
 #[inline]
-fn hash<const N: usize>(key: &SipKey, fields: FieldSet, k: &FlowKey<N>) -> u64 {
-    // Zero-padded so the hash runs on whole words; 16 + 16 + 2 + 2 = 36 bytes at most.
+fn hash<const N: usize>(key: &SipHasher24, fields: FieldSet, k: &FlowKey<N>) -> u64 {
+    // 16 + 16 + 2 + 2 = 36 bytes at most.
     let mut buf = [0u8; 48];
     let mut n = 0;
     if fields.has(FieldSet::SRC_ADDR) {
@@ -58,7 +58,7 @@ fn hash<const N: usize>(key: &SipKey, fields: FieldSet, k: &FlowKey<N>) -> u64 {
         buf[n..n + 2].copy_from_slice(&k.dport.to_be_bytes());
         n += 2;
     }
-    key.hash_padded(&buf, n)
+    key.hash(&buf[..n])
 }
 
 /// Map a wire parse error of the outer IP header to its drop reason.
@@ -116,8 +116,8 @@ fn finish<const N: usize>(
         l3_off: l3_off as u16,
         ip_len: ip_len as u16,
         inner_v6,
-        hash: hash(&t.key, snap.hash, key),
-        alt_hash: snap.alt_hash.map_or(0, |f| hash(&t.key, f, key)),
+        hash: hash(&t.sip, snap.hash, key),
+        alt_hash: snap.alt_hash.map_or(0, |f| hash(&t.sip, f, key)),
         hint,
     })
 }

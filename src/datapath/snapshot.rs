@@ -6,7 +6,6 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
 use crate::config::{Config, DirectorSettings, HashFields};
-use crate::hash::SipKey;
 use crate::table::{Bind, ForwardingTable};
 use crate::wire::ethernet::MacAddr;
 
@@ -52,7 +51,8 @@ pub enum Family {
 #[derive(Debug)]
 pub struct CompiledTable {
     pub table: ForwardingTable,
-    pub(crate) key: SipKey,
+    /// The table's `hash_key`, pre-initialised for the packet hash (spec section 5).
+    pub(crate) sip: siphasher::sip::SipHasher24,
     pub(crate) family: Family,
     /// Backend addresses by index, network order (v4 tables).
     pub(crate) addrs_v4: Box<[[u8; 4]]>,
@@ -469,7 +469,7 @@ impl Snapshot {
                 })
                 .collect();
             compiled.push(CompiledTable {
-                key: SipKey::from_bytes(&table.spec.hash_key),
+                sip: siphasher::sip::SipHasher24::new_with_key(&table.spec.hash_key),
                 family,
                 addrs_v4,
                 addrs_v6,

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -62,7 +62,8 @@ pub struct PcapPort {
     counters: Arc<Counters>,
 }
 
-fn open_reader(path: &Path, port: &str) -> Result<PcapReader<BufReader<File>>, DriverError> {
+/// Open a capture for reading: a pcap file with Ethernet frames, or a clear error.
+pub fn open_reader(path: &Path, port: &str) -> Result<PcapReader<BufReader<File>>, DriverError> {
     let f = File::open(path).map_err(|source| DriverError::Os {
         port: port.into(),
         op: "open capture",
@@ -346,13 +347,5 @@ impl PcapPort {
             counters: self.counters.clone(),
             start: std::time::Instant::now(),
         }
-    }
-}
-
-/// Where a capture port's output went, for messages.
-pub fn describe(input: &Path, output: Option<&PathBuf>) -> String {
-    match output {
-        Some(o) => format!("{} -> {}", input.display(), o.display()),
-        None => format!("{} -> (discard)", input.display()),
     }
 }

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use crossbeam::queue::ArrayQueue;
 
-use crate::datapath::PacketBuf;
+use crate::datapath::{HeapBuf, PacketBuf};
 
 /// Headroom in front of every frame (as DPDK's `RTE_PKTMBUF_HEADROOM`).
-pub const HEADROOM: usize = 128;
+pub const HEADROOM: usize = HeapBuf::HEADROOM;
 /// Room for a frame: 9000-byte jumbo plus Ethernet and VLAN headers.
 pub const DEFAULT_DATA_ROOM: usize = 9216;
 
@@ -63,9 +63,7 @@ impl BufPool {
     pub fn get(&self) -> Option<PoolBuf> {
         match self.shared.free.pop() {
             Some(storage) => Some(PoolBuf {
-                storage,
-                start: HEADROOM,
-                end: HEADROOM,
+                frame: HeapBuf::from_storage(storage),
                 pool: Some(self.shared.clone()),
             }),
             None => {
@@ -83,8 +81,7 @@ impl BufPool {
             return None;
         }
         let mut b = self.get()?;
-        b.end = HEADROOM + frame.len();
-        b.storage[HEADROOM..b.end].copy_from_slice(frame);
+        b.frame.set_frame(frame);
         Some(b)
     }
 
@@ -107,38 +104,30 @@ impl BufPool {
 
 /// A packet buffer from a [`BufPool`]; goes back to its pool when dropped.
 pub struct PoolBuf {
-    storage: Box<[u8]>,
-    start: usize,
-    end: usize,
+    frame: HeapBuf,
     pool: Option<Arc<Shared>>,
 }
 
 impl PoolBuf {
     /// Replace the frame with `frame` (cut to the data room), resetting the headroom.
     pub fn set_frame(&mut self, frame: &[u8]) {
-        let room = self.storage.len() - HEADROOM;
-        let n = frame.len().min(room);
-        self.start = HEADROOM;
-        self.end = HEADROOM + n;
-        self.storage[HEADROOM..self.end].copy_from_slice(&frame[..n]);
+        self.frame.set_frame(frame);
     }
     /// Set the frame length (for drivers that wrote into [`PoolBuf::room_mut`]).
     pub fn set_len(&mut self, len: usize) {
-        self.start = HEADROOM;
-        self.end = HEADROOM + len.min(self.storage.len() - HEADROOM);
+        self.frame.set_len(len);
     }
     /// The whole data room after the headroom, for drivers that receive into it.
     pub fn room_mut(&mut self) -> &mut [u8] {
-        &mut self.storage[HEADROOM..]
+        self.frame.room_mut()
     }
 }
 
 impl Drop for PoolBuf {
     fn drop(&mut self) {
         if let Some(pool) = self.pool.take() {
-            let storage = std::mem::take(&mut self.storage);
             // Cannot fail: the queue holds every buffer the pool made.
-            let _ = pool.free.push(storage);
+            let _ = pool.free.push(self.frame.take_storage());
         }
     }
 }
@@ -146,39 +135,27 @@ impl Drop for PoolBuf {
 impl PacketBuf for PoolBuf {
     #[inline]
     fn data(&self) -> &[u8] {
-        &self.storage[self.start..self.end]
+        self.frame.data()
     }
     #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.storage[self.start..self.end]
+        self.frame.data_mut()
     }
     #[inline]
     fn headroom(&self) -> usize {
-        self.start
+        self.frame.headroom()
     }
     #[inline]
     fn prepend(&mut self, n: usize) -> bool {
-        if n > self.start {
-            return false;
-        }
-        self.start -= n;
-        true
+        self.frame.prepend(n)
     }
     #[inline]
     fn adj(&mut self, n: usize) -> bool {
-        if n > self.end - self.start {
-            return false;
-        }
-        self.start += n;
-        true
+        self.frame.adj(n)
     }
     #[inline]
     fn trim(&mut self, n: usize) -> bool {
-        if n > self.end - self.start {
-            return false;
-        }
-        self.end -= n;
-        true
+        self.frame.trim(n)
     }
 }
 

@@ -1,14 +1,15 @@
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::DataLink;
 
 use crate::config::load::load_config;
 use crate::datapath::{
     process_burst, CoreCounters, HeapBuf, PacketBuf, Snapshot, Verdict, BURST_MAX,
 };
+use crate::drivers::pcap::open_reader;
 use crate::wire::ethernet::MacAddr;
 
 use super::report::format_counters;
@@ -54,15 +55,7 @@ pub fn forward_capture(
     mut exc: Option<&mut PcapWriter<BufWriter<File>>>,
 ) -> Result<CoreCounters, String> {
     let inp = input.display().to_string();
-    let f = File::open(input).map_err(|e| format!("{inp}: cannot open: {e}"))?;
-    let mut reader = PcapReader::new(BufReader::new(f))
-        .map_err(|e| format!("{inp}: not a pcap capture (pcapng is not supported; convert with `editcap -F pcap`): {e}"))?;
-    if reader.header().datalink != DataLink::ETHERNET {
-        return Err(format!(
-            "{inp}: link type {:?}; only Ethernet captures can be forwarded",
-            reader.header().datalink
-        ));
-    }
+    let mut reader = open_reader(input, &inp).map_err(|e| e.to_string())?;
     let mut ctr = CoreCounters::default();
     let mut bufs: Vec<HeapBuf> = (0..BURST_MAX)
         .map(|_| HeapBuf::new(HeapBuf::HEADROOM, 65536))
