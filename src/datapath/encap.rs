@@ -2,6 +2,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use crate::wire::checksum;
 use crate::wire::ethernet::{self, ethertype};
 use crate::wire::{
     emit_glb_v4, emit_glb_v6, ip_proto, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, UdpPacket,
@@ -34,6 +35,132 @@ pub fn hops_for(table: &CompiledTable, flow: &Flow, alt: bool, out: &mut [u32; M
     }
 }
 
+/// Outer headers of one table, built once with the wire emitters when the snapshot is
+/// compiled: Ethernet, IPv4 or IPv6, UDP and the fixed 8 bytes of GUE with the per-packet
+/// fields zeroed, plus their checksum partial sums. Per packet only the addresses, lengths,
+/// source port, GUE protocol and hop list are patched in, and the checksums are finished
+/// incrementally (RFC 1071 sums are order-independent over 16-bit words).
+#[derive(Debug, Clone)]
+pub struct OuterTemplate {
+    bytes: [u8; ETH + 40 + UDP_GUE],
+    /// Bytes of `bytes` in use: 50 (IPv4 outer) or 70 (IPv6 outer).
+    len: usize,
+    family: Family,
+    /// Hops per packet (row hops, doubled with alt hash fields).
+    hops: usize,
+    /// IPv4: sum of the header with total length, destination and checksum zero.
+    ip_sum: u32,
+    /// Pseudo-header source + protocol, UDP destination port, fixed GUE words.
+    udp_sum: u32,
+}
+
+const V4_LEN: usize = ETH + 20 + UDP_GUE;
+const V6_LEN: usize = ETH + 40 + UDP_GUE;
+const IP4_TOTAL: usize = ETH + 2;
+const IP4_CSUM: usize = ETH + 10;
+const IP4_DST: usize = ETH + 16;
+const IP6_PAYLOAD: usize = ETH + 4;
+const IP6_DST: usize = ETH + 24;
+
+impl OuterTemplate {
+    /// Build the template for a table with `family` hops, `hops` of them per packet.
+    pub fn new(
+        snap_settings: &crate::config::DirectorSettings,
+        src_mac: crate::wire::MacAddr,
+        family: Family,
+        hops: usize,
+    ) -> OuterTemplate {
+        let mut bytes = [0u8; ETH + 40 + UDP_GUE];
+        let zero4 = [Ipv4Addr::UNSPECIFIED; MAX_HOPS];
+        let zero6 = [Ipv6Addr::UNSPECIFIED; MAX_HOPS];
+        let list = hops.saturating_sub(1);
+        let (len, ip_sum, pseudo) = match family {
+            Family::V4 => {
+                let src = snap_settings.src_ipv4;
+                let _ = ethernet::emit_header(
+                    &mut bytes,
+                    snap_settings.gateway_mac,
+                    src_mac,
+                    ethertype::IPV4,
+                );
+                let _ = Ipv4Repr {
+                    src_addr: src,
+                    dst_addr: Ipv4Addr::UNSPECIFIED,
+                    next_header: ip_proto::UDP,
+                    payload_len: 0,
+                    hop_limit: 64,
+                    dont_frag: true,
+                    ident: 0,
+                    dscp_ecn: 0,
+                }
+                .emit(&mut Ipv4Packet::new_unchecked(&mut bytes[ETH..]));
+                bytes[IP4_TOTAL..IP4_TOTAL + 2].fill(0);
+                bytes[IP4_CSUM..IP4_CSUM + 2].fill(0);
+                let udp_off = ETH + 20;
+                let mut gue = [0u8; 8 + 4 * MAX_HOPS];
+                let _ = emit_glb_v4(&mut gue, 0, &zero4[..list.min(MAX_HOPS - 1)], 0);
+                bytes[udp_off + 8..udp_off + 16].copy_from_slice(&gue[..8]);
+                let ip_sum = checksum::sum(&bytes[ETH..udp_off]);
+                (
+                    udp_off + UDP_GUE,
+                    ip_sum,
+                    checksum::pseudo_header_v4(src, Ipv4Addr::UNSPECIFIED, ip_proto::UDP, 0),
+                )
+            }
+            Family::V6 => {
+                let src = snap_settings.src_ipv6.unwrap_or(Ipv6Addr::UNSPECIFIED);
+                let _ = ethernet::emit_header(
+                    &mut bytes,
+                    snap_settings.gateway_mac,
+                    src_mac,
+                    ethertype::IPV6,
+                );
+                let _ = Ipv6Repr {
+                    src_addr: src,
+                    dst_addr: Ipv6Addr::UNSPECIFIED,
+                    next_header: ip_proto::UDP,
+                    payload_len: 0,
+                    hop_limit: 64,
+                    traffic_class: 0,
+                    flow_label: 0,
+                }
+                .emit(&mut Ipv6Packet::new_unchecked(&mut bytes[ETH..]));
+                let udp_off = ETH + 40;
+                let mut gue = [0u8; 8 + 16 * 8];
+                let _ = emit_glb_v6(&mut gue, 0, &zero6[..list.min(7)], 0);
+                bytes[udp_off + 8..udp_off + 16].copy_from_slice(&gue[..8]);
+                (
+                    udp_off + UDP_GUE,
+                    0,
+                    checksum::pseudo_header_v6(&src, &Ipv6Addr::UNSPECIFIED, ip_proto::UDP, 0),
+                )
+            }
+        };
+        let udp_off = len - UDP_GUE;
+        let _ = UdpRepr {
+            src_port: 0,
+            dst_port: GUE_PORT,
+            payload_len: 0,
+        }
+        .emit(&mut UdpPacket::new_unchecked(&mut bytes[udp_off..]));
+        bytes[udp_off + 4..udp_off + 6].fill(0); // length: per packet
+        let udp_sum = checksum::add(pseudo, checksum::sum(&bytes[udp_off..len]));
+        OuterTemplate {
+            bytes,
+            len,
+            family,
+            hops,
+            ip_sum,
+            udp_sum,
+        }
+    }
+}
+
+#[inline(always)]
+fn put16(b: &mut [u8], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+
 /// Encapsulate `buf` (holding the classified frame) for `flow` in place. On success the
 /// buffer holds the outer frame, ready to transmit.
 #[inline]
@@ -43,8 +170,10 @@ pub fn encapsulate<B: PacketBuf>(
     buf: &mut B,
 ) -> Result<(), DropReason> {
     let table = &snap.tables[usize::from(flow.table)];
+    let t = &table.outer;
     let mut hops = [0u32; MAX_HOPS];
     let n = hops_for(table, flow, snap.alt_hash.is_some(), &mut hops);
+    debug_assert_eq!(n, t.hops);
     let hops = &hops[..n];
 
     // Drop Ethernet padding after the IP packet, then make room for the outer headers.
@@ -54,16 +183,15 @@ pub fn encapsulate<B: PacketBuf>(
     if extra > 0 {
         buf.trim(extra);
     }
-    let (ip_hdr, addr_len) = match table.family {
-        Family::V4 => (20, 4),
-        Family::V6 => (40, 16),
+    let addr_len = match t.family {
+        Family::V4 => 4,
+        Family::V6 => 16,
     };
     let list = addr_len * (n - 1);
-    let outer = ETH + ip_hdr + UDP_GUE + list;
+    let outer = t.len + list;
+    let udp_off = t.len - UDP_GUE;
     let udp_len = UDP_GUE + list + ip_len;
-    if udp_len > usize::from(u16::MAX)
-        || (table.family == Family::V4 && udp_len + 20 > usize::from(u16::MAX))
-    {
+    if udp_len + (udp_off - ETH) > usize::from(u16::MAX) {
         return Err(DropReason::TooBig);
     }
     if outer > l3_off {
@@ -79,86 +207,48 @@ pub fn encapsulate<B: PacketBuf>(
     } else {
         ip_proto::IPV4
     };
-    let udp = UdpRepr {
-        src_port: sport,
-        dst_port: GUE_PORT,
-        payload_len: udp_len - 8,
-    };
     let data = buf.data_mut();
-    let udp_off = ETH + ip_hdr;
-    let gue_off = udp_off + 8;
-    // The buffer was sized above, so the emitters cannot fail; map defensively anyway.
-    let emitted = match table.family {
+    // Fixed-size copies (a few vector moves), not a variable-length memcpy.
+    match t.family {
+        Family::V4 => data[..V4_LEN].copy_from_slice(&t.bytes[..V4_LEN]),
+        Family::V6 => data[..V6_LEN].copy_from_slice(&t.bytes[..V6_LEN]),
+    }
+    let list_bytes = &mut data[t.len..outer];
+    let mut sum = t.udp_sum as u64 + u64::from(sport) + 2 * udp_len as u64 + u64::from(gue_proto);
+    match t.family {
         Family::V4 => {
-            let addr = |i: u32| Ipv4Addr::from(table.addrs_v4[i as usize]);
-            let mut list = [Ipv4Addr::UNSPECIFIED; MAX_HOPS];
-            for (l, &h) in list.iter_mut().zip(&hops[1..]) {
-                *l = addr(h);
+            let dst = table.addrs_v4[hops[0] as usize];
+            for (chunk, &h) in list_bytes.chunks_exact_mut(4).zip(&hops[1..]) {
+                chunk.copy_from_slice(&table.addrs_v4[h as usize]);
             }
-            let (src, dst) = (snap.settings.src_ipv4, addr(hops[0]));
-            ethernet::emit_header(
-                data,
-                snap.settings.gateway_mac,
-                snap.src_mac,
-                ethertype::IPV4,
-            )
-            .and_then(|()| {
-                Ipv4Repr {
-                    src_addr: src,
-                    dst_addr: dst,
-                    next_header: ip_proto::UDP,
-                    payload_len: udp_len,
-                    hop_limit: 64,
-                    dont_frag: true,
-                    ident: 0,
-                    dscp_ecn: 0,
-                }
-                .emit(&mut Ipv4Packet::new_unchecked(&mut data[ETH..]))
-            })
-            .and_then(|()| emit_glb_v4(&mut data[gue_off..], gue_proto, &list[..n - 1], 0))
-            .and_then(|_| {
-                udp.emit_v4(
-                    &mut UdpPacket::new_unchecked(&mut data[udp_off..]),
-                    src,
-                    dst,
-                )
-            })
+            let total = (20 + udp_len) as u16;
+            let dst_sum = u64::from(u16::from_be_bytes([dst[0], dst[1]]))
+                + u64::from(u16::from_be_bytes([dst[2], dst[3]]));
+            put16(data, IP4_TOTAL, total);
+            data[IP4_DST..IP4_DST + 4].copy_from_slice(&dst);
+            let ip_csum = !checksum::fold(t.ip_sum as u64 + u64::from(total) + dst_sum);
+            put16(data, IP4_CSUM, ip_csum);
+            sum += dst_sum;
         }
         Family::V6 => {
-            let addr = |i: u32| Ipv6Addr::from(table.addrs_v6[i as usize]);
-            let mut list = [Ipv6Addr::UNSPECIFIED; MAX_HOPS];
-            for (l, &h) in list.iter_mut().zip(&hops[1..]) {
-                *l = addr(h);
+            let dst = table.addrs_v6[hops[0] as usize];
+            for (chunk, &h) in list_bytes.chunks_exact_mut(16).zip(&hops[1..]) {
+                chunk.copy_from_slice(&table.addrs_v6[h as usize]);
             }
-            let src = snap.settings.src_ipv6.unwrap_or(Ipv6Addr::UNSPECIFIED);
-            let dst = addr(hops[0]);
-            ethernet::emit_header(
-                data,
-                snap.settings.gateway_mac,
-                snap.src_mac,
-                ethertype::IPV6,
-            )
-            .and_then(|()| {
-                Ipv6Repr {
-                    src_addr: src,
-                    dst_addr: dst,
-                    next_header: ip_proto::UDP,
-                    payload_len: udp_len,
-                    hop_limit: 64,
-                    traffic_class: 0,
-                    flow_label: 0,
-                }
-                .emit(&mut Ipv6Packet::new_unchecked(&mut data[ETH..]))
-            })
-            .and_then(|()| emit_glb_v6(&mut data[gue_off..], gue_proto, &list[..n - 1], 0))
-            .and_then(|_| {
-                udp.emit_v6(
-                    &mut UdpPacket::new_unchecked(&mut data[udp_off..]),
-                    &src,
-                    &dst,
-                )
-            })
+            put16(data, IP6_PAYLOAD, udp_len as u16);
+            data[IP6_DST..IP6_DST + 16].copy_from_slice(&dst);
+            sum += u64::from(checksum::sum(&dst));
         }
-    };
-    emitted.map_err(|_| DropReason::TooBig)
+    }
+    data[udp_off..udp_off + 2].copy_from_slice(&sport.to_be_bytes());
+    put16(data, udp_off + 4, udp_len as u16);
+    data[udp_off + 9] = gue_proto;
+    // The hop list and the inner packet, in one pass.
+    sum += u64::from(checksum::sum(&data[t.len..]));
+    let mut c = !checksum::fold(sum);
+    if c == 0 {
+        c = 0xffff;
+    }
+    put16(data, udp_off + 6, c);
+    Ok(())
 }

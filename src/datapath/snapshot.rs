@@ -53,7 +53,8 @@ pub struct CompiledTable {
     pub table: ForwardingTable,
     /// The table's `hash_key`, pre-initialised for the packet hash (spec section 5).
     pub(crate) sip: siphasher::sip::SipHasher24,
-    pub(crate) family: Family,
+    /// Outer headers, ready to copy in front of each packet.
+    pub(crate) outer: super::encap::OuterTemplate,
     /// Backend addresses by index, network order (v4 tables).
     pub(crate) addrs_v4: Box<[[u8; 4]]>,
     /// Backend addresses by index (v6 tables).
@@ -127,6 +128,9 @@ impl Hasher for AddrHasher {
     }
 }
 
+/// Up to this many host binds are looked up by scanning.
+const LINEAR_EXACT: usize = 16;
+
 type AddrMap<K> = HashMap<K, (u32, u32), BuildHasherDefault<AddrHasher>>;
 
 /// Bind lookup for one family: host binds (/32, /128) through a hash map, prefixes through a
@@ -180,11 +184,18 @@ impl<A: Copy + Eq + std::hash::Hash + std::fmt::Debug> FamilyIndex<A> {
         mask: impl Fn(A, u8) -> A,
         pred: impl Fn(&Rule<A>) -> bool,
     ) -> Option<&Rule<A>> {
-        if let Some(&(start, len)) = self.exact.get(&ip) {
-            let rules = &self.exact_rules[start as usize..(start + len) as usize];
-            if let Some(r) = rules.iter().find(|r| pred(r)) {
-                return Some(r);
-            }
+        // A handful of host binds: a scan beats hashing. Many: the hash map.
+        let exact = if self.exact_rules.len() <= LINEAR_EXACT {
+            self.exact_rules.iter().find(|r| r.net == ip && pred(r))
+        } else {
+            self.exact.get(&ip).and_then(|&(start, len)| {
+                self.exact_rules[start as usize..(start + len) as usize]
+                    .iter()
+                    .find(|r| pred(r))
+            })
+        };
+        if exact.is_some() {
+            return exact;
         }
         self.cidr
             .iter()
@@ -470,7 +481,12 @@ impl Snapshot {
                 .collect();
             compiled.push(CompiledTable {
                 sip: siphasher::sip::SipHasher24::new_with_key(&table.spec.hash_key),
-                family,
+                outer: super::encap::OuterTemplate::new(
+                    &settings,
+                    src_mac.unwrap_or(settings.src_mac),
+                    family,
+                    hops,
+                ),
                 addrs_v4,
                 addrs_v6,
                 table,
