@@ -141,40 +141,165 @@ fn icmp_exception(is_vip: bool) -> Verdict {
     })
 }
 
+/// What the classifier needs from an address family: its bind lookups.
+trait Addr: Copy {
+    const V6: bool;
+    fn lookup(snap: &Snapshot, dst: Self, proto: u8, port: u16) -> Option<u16>;
+    /// First bind holding `dst` (and `also`), for ICMP: any port, or `proto_port`.
+    fn lookup_addr(
+        snap: &Snapshot,
+        dst: Self,
+        proto_port: Option<(u8, u16)>,
+        also: Self,
+    ) -> Option<u16>;
+    fn is_vip(snap: &Snapshot, dst: Self) -> bool;
+}
+
+impl Addr for [u8; 4] {
+    const V6: bool = false;
+    #[inline]
+    fn lookup(snap: &Snapshot, dst: Self, proto: u8, port: u16) -> Option<u16> {
+        snap.binds.lookup_v4(u32::from_be_bytes(dst), proto, port)
+    }
+    #[inline]
+    fn lookup_addr(snap: &Snapshot, dst: Self, pp: Option<(u8, u16)>, also: Self) -> Option<u16> {
+        snap.binds
+            .lookup_v4_addr(u32::from_be_bytes(dst), pp, u32::from_be_bytes(also))
+    }
+    #[inline]
+    fn is_vip(snap: &Snapshot, dst: Self) -> bool {
+        snap.binds.is_vip_v4(u32::from_be_bytes(dst))
+    }
+}
+
+impl Addr for [u8; 16] {
+    const V6: bool = true;
+    #[inline]
+    fn lookup(snap: &Snapshot, dst: Self, proto: u8, port: u16) -> Option<u16> {
+        snap.binds.lookup_v6(u128::from_be_bytes(dst), proto, port)
+    }
+    #[inline]
+    fn lookup_addr(snap: &Snapshot, dst: Self, pp: Option<(u8, u16)>, also: Self) -> Option<u16> {
+        snap.binds
+            .lookup_v6_addr(u128::from_be_bytes(dst), pp, u128::from_be_bytes(also))
+    }
+    #[inline]
+    fn is_vip(snap: &Snapshot, dst: Self) -> bool {
+        snap.binds.is_vip_v6(u128::from_be_bytes(dst))
+    }
+}
+
+/// What an ICMP error quotes: protocol, source, destination and the two ports.
+type Quote<A> = Option<(u8, A, A, (u16, u16))>;
+
+/// An IP packet after its header was parsed: addresses and where it sits in the frame.
+struct IpMeta<A> {
+    src: A,
+    dst: A,
+    l3_off: usize,
+    total: usize,
+}
+
+impl<const N: usize> IpMeta<[u8; N]>
+where
+    [u8; N]: Addr,
+{
+    #[inline]
+    fn is_vip(&self, snap: &Snapshot) -> bool {
+        <[u8; N]>::is_vip(snap, self.dst)
+    }
+
+    #[inline]
+    fn flow(
+        &self,
+        snap: &Snapshot,
+        table: u16,
+        key: &FlowKey<N>,
+        hint: u16,
+    ) -> Result<Flow, Verdict> {
+        finish(
+            snap,
+            table,
+            key,
+            hint,
+            self.l3_off,
+            self.total,
+            <[u8; N]>::V6,
+        )
+    }
+
+    /// TCP or UDP: the bind is found by destination, protocol and port.
+    #[inline]
+    fn transport(&self, snap: &Snapshot, proto: u8, l4: &[u8]) -> Result<Flow, Verdict> {
+        let min = if proto == TCP { 20 } else { 8 };
+        let (sport, dport) =
+            ports(l4, min).ok_or_else(|| vip_drop(self.is_vip(snap), DropReason::TruncatedL4))?;
+        let table = <[u8; N]>::lookup(snap, self.dst, proto, dport)
+            .ok_or(Verdict::Exception(ExceptionReason::NoBind))?;
+        let key = FlowKey {
+            src: self.src,
+            dst: self.dst,
+            sport,
+            dport,
+        };
+        self.flow(snap, table, &key, sport)
+    }
+
+    /// Frag-needed / packet-too-big: the quote is a packet a backend sent from the VIP,
+    /// reversed so that it hashes like the flow it belongs to.
+    fn quoted(&self, snap: &Snapshot, quote: Quote<[u8; N]>) -> Result<Flow, Verdict> {
+        let Some((qproto, qsrc, qdst, (qsport, qdport))) = quote else {
+            return Err(vip_drop(self.is_vip(snap), DropReason::IcmpQuoteTruncated));
+        };
+        if qproto != TCP && qproto != UDP {
+            // Extension headers (or another protocol) in the quote: the flow cannot be found.
+            return Err(icmp_exception(self.is_vip(snap)));
+        }
+        let table = <[u8; N]>::lookup_addr(snap, qsrc, Some((qproto, qsport)), self.dst)
+            .ok_or_else(|| icmp_exception(self.is_vip(snap)))?;
+        let key = FlowKey {
+            src: qdst,
+            dst: qsrc,
+            sport: qdport,
+            dport: qsport,
+        };
+        self.flow(snap, table, &key, qdport)
+    }
+
+    /// Echo request to a VIP: hashed with ports 0.
+    fn echo(&self, snap: &Snapshot, hint: u16) -> Result<Flow, Verdict> {
+        let table = <[u8; N]>::lookup_addr(snap, self.dst, None, self.dst)
+            .ok_or(Verdict::Exception(ExceptionReason::NoBind))?;
+        let key = FlowKey {
+            src: self.src,
+            dst: self.dst,
+            sport: 0,
+            dport: 0,
+        };
+        self.flow(snap, table, &key, hint)
+    }
+}
+
 fn classify_v4(snap: &Snapshot, l3: &[u8], l3_off: usize) -> Result<Flow, Verdict> {
     let ip = Ipv4Packet::new_checked(l3).map_err(ip_drop)?;
-    let (src, dst) = (ip.src_addr().octets(), ip.dst_addr().octets());
-    let dst_n = u32::from_be_bytes(dst);
-    let is_vip = || snap.binds.is_vip_v4(dst_n);
-    let total = usize::from(ip.total_len());
+    let meta = IpMeta {
+        src: ip.src_addr().octets(),
+        dst: ip.dst_addr().octets(),
+        l3_off,
+        total: usize::from(ip.total_len()),
+    };
     if ip.is_fragment() {
-        return Err(vip_drop(is_vip(), DropReason::Fragment));
+        return Err(vip_drop(meta.is_vip(snap), DropReason::Fragment));
     }
     let l4 = ip.payload();
     match ip.next_header() {
-        proto @ (TCP | UDP) => {
-            let min = if proto == TCP { 20 } else { 8 };
-            let (sport, dport) =
-                ports(l4, min).ok_or_else(|| vip_drop(is_vip(), DropReason::TruncatedL4))?;
-            let table = snap
-                .binds
-                .lookup_v4(dst_n, proto, dport)
-                .ok_or(Verdict::Exception(ExceptionReason::NoBind))?;
-            let key = FlowKey {
-                src,
-                dst,
-                sport,
-                dport,
-            };
-            finish(snap, table, &key, sport, l3_off, total, false)
-        }
+        proto @ (TCP | UDP) => meta.transport(snap, proto, l4),
         ICMP => {
             let icmp = Icmpv4Packet::new_checked(l4)
-                .map_err(|_| vip_drop(is_vip(), DropReason::TruncatedIcmp))?;
+                .map_err(|_| vip_drop(meta.is_vip(snap), DropReason::TruncatedIcmp))?;
             let (ty, code) = (icmp.msg_type(), icmp.code());
             if ty == icmpv4::DEST_UNREACHABLE && code == icmpv4::FRAG_NEEDED {
-                // The quote is a packet a backend sent from the VIP: reverse it.
-                let quoted = icmp.quoted_ipv4().ok().and_then(|q| {
+                let quote = icmp.quoted_ipv4().ok().and_then(|q| {
                     Some((
                         q.next_header(),
                         q.src_addr().octets(),
@@ -182,37 +307,14 @@ fn classify_v4(snap: &Snapshot, l3: &[u8], l3_off: usize) -> Result<Flow, Verdic
                         wire::l4_ports(q.payload()).ok()?,
                     ))
                 });
-                let Some((qproto, qsrc, qdst, (qsport, qdport))) = quoted else {
-                    return Err(vip_drop(is_vip(), DropReason::IcmpQuoteTruncated));
-                };
-                let table = snap
-                    .binds
-                    .lookup_v4_addr(u32::from_be_bytes(qsrc), Some((qproto, qsport)), dst_n)
-                    .ok_or_else(|| icmp_exception(is_vip()))?;
-                let key = FlowKey {
-                    src: qdst,
-                    dst: qsrc,
-                    sport: qdport,
-                    dport: qsport,
-                };
-                finish(snap, table, &key, qdport, l3_off, total, false)
+                meta.quoted(snap, quote)
             } else if ty == icmpv4::ECHO_REQUEST
                 && code == 0
                 && snap.settings.forward_icmp_ping_responses
             {
-                let table = snap
-                    .binds
-                    .lookup_v4_addr(dst_n, None, dst_n)
-                    .ok_or(Verdict::Exception(ExceptionReason::NoBind))?;
-                let key = FlowKey {
-                    src,
-                    dst,
-                    sport: 0,
-                    dport: 0,
-                };
-                finish(snap, table, &key, ip.ident(), l3_off, total, false)
+                meta.echo(snap, ip.ident())
             } else {
-                Err(icmp_exception(is_vip()))
+                Err(icmp_exception(meta.is_vip(snap)))
             }
         }
         _ => Err(Verdict::Exception(ExceptionReason::NoBind)),
@@ -221,41 +323,28 @@ fn classify_v4(snap: &Snapshot, l3: &[u8], l3_off: usize) -> Result<Flow, Verdic
 
 fn classify_v6(snap: &Snapshot, l3: &[u8], l3_off: usize) -> Result<Flow, Verdict> {
     let ip = Ipv6Packet::new_checked(l3).map_err(ip_drop)?;
-    let (src, dst) = (ip.src_addr().octets(), ip.dst_addr().octets());
-    let dst_n = u128::from_be_bytes(dst);
-    let is_vip = || snap.binds.is_vip_v6(dst_n);
-    let total = 40 + usize::from(ip.payload_len());
+    let meta = IpMeta {
+        src: ip.src_addr().octets(),
+        dst: ip.dst_addr().octets(),
+        l3_off,
+        total: 40 + usize::from(ip.payload_len()),
+    };
     let upper = wire::ipv6_upper_layer(&ip).map_err(|e| match ip_drop(e) {
-        Verdict::Drop(r) => vip_drop(is_vip(), r),
+        Verdict::Drop(r) => vip_drop(meta.is_vip(snap), r),
         v => v,
     })?;
     if upper.fragment.is_some() {
-        return Err(vip_drop(is_vip(), DropReason::Fragment));
+        return Err(vip_drop(meta.is_vip(snap), DropReason::Fragment));
     }
-    let l4 = l3.get(upper.offset..total).unwrap_or(&[]);
+    let l4 = l3.get(upper.offset..meta.total).unwrap_or(&[]);
     match upper.next_header {
-        proto @ (TCP | UDP) => {
-            let min = if proto == TCP { 20 } else { 8 };
-            let (sport, dport) =
-                ports(l4, min).ok_or_else(|| vip_drop(is_vip(), DropReason::TruncatedL4))?;
-            let table = snap
-                .binds
-                .lookup_v6(dst_n, proto, dport)
-                .ok_or(Verdict::Exception(ExceptionReason::NoBind))?;
-            let key = FlowKey {
-                src,
-                dst,
-                sport,
-                dport,
-            };
-            finish(snap, table, &key, sport, l3_off, total, true)
-        }
+        proto @ (TCP | UDP) => meta.transport(snap, proto, l4),
         ICMPV6 => {
             let icmp = Icmpv6Packet::new_checked(l4)
-                .map_err(|_| vip_drop(is_vip(), DropReason::TruncatedIcmp))?;
+                .map_err(|_| vip_drop(meta.is_vip(snap), DropReason::TruncatedIcmp))?;
             let (ty, code) = (icmp.msg_type(), icmp.code());
             if ty == icmpv6::PACKET_TOO_BIG && code == 0 {
-                let quoted = icmp.quoted_ipv6().ok().and_then(|q| {
+                let quote = icmp.quoted_ipv6().ok().and_then(|q| {
                     Some((
                         q.next_header(),
                         q.src_addr().octets(),
@@ -263,43 +352,15 @@ fn classify_v6(snap: &Snapshot, l3: &[u8], l3_off: usize) -> Result<Flow, Verdic
                         wire::l4_ports(q.payload()).ok()?,
                     ))
                 });
-                let Some((qproto, qsrc, qdst, (qsport, qdport))) = quoted else {
-                    return Err(vip_drop(is_vip(), DropReason::IcmpQuoteTruncated));
-                };
-                if qproto != TCP && qproto != UDP {
-                    // Extension headers in the quote: the flow cannot be found reliably.
-                    return Err(icmp_exception(is_vip()));
-                }
-                let table = snap
-                    .binds
-                    .lookup_v6_addr(u128::from_be_bytes(qsrc), Some((qproto, qsport)), dst_n)
-                    .ok_or_else(|| icmp_exception(is_vip()))?;
-                let key = FlowKey {
-                    src: qdst,
-                    dst: qsrc,
-                    sport: qdport,
-                    dport: qsport,
-                };
-                finish(snap, table, &key, qdport, l3_off, total, true)
+                meta.quoted(snap, quote)
             } else if ty == icmpv6::ECHO_REQUEST
                 && code == 0
                 && snap.settings.forward_icmp_ping_responses
             {
-                let table = snap
-                    .binds
-                    .lookup_v6_addr(dst_n, None, dst_n)
-                    .ok_or(Verdict::Exception(ExceptionReason::NoBind))?;
-                let key = FlowKey {
-                    src,
-                    dst,
-                    sport: 0,
-                    dport: 0,
-                };
                 // GLB quirk: the low 16 bits of the flow label, byte-swapped.
-                let hint = (ip.flow_label() as u16).swap_bytes();
-                finish(snap, table, &key, hint, l3_off, total, true)
+                meta.echo(snap, (ip.flow_label() as u16).swap_bytes())
             } else {
-                Err(icmp_exception(is_vip()))
+                Err(icmp_exception(meta.is_vip(snap)))
             }
         }
         _ => Err(Verdict::Exception(ExceptionReason::NoBind)),
