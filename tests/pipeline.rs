@@ -165,16 +165,6 @@ fn icmp_frag_needed_reaches_the_flow_owner() {
     assert_eq!(run1(&s, other).0, Verdict::Exception(ExceptionReason::Icmp));
 }
 
-fn echo_v4(src: [u8; 4], dst: [u8; 4], id: u16) -> Vec<u8> {
-    let mut icmp = vec![8, 0, 0, 0, 0, 1, 0, 1, b'p', b'i', b'n', b'g'];
-    let c = csum(&[&icmp]);
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
-    let mut f = eth(0x0800);
-    f.extend(ipv4_hdr(src, dst, 1, icmp.len(), id, 0));
-    f.extend(icmp);
-    f
-}
-
 #[test]
 fn icmp_echo_forwarded_with_ip_id_hint_unless_disabled() {
     let Some((mut cfg, bin)) = glb_config() else {

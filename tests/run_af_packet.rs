@@ -1,5 +1,7 @@
-//! `rondo run` on a real interface: a veth pair, rondo on one end, the test playing the
-//! router/clients on the other. Needs root (CI is root); otherwise prints why it skipped.
+//! `rondo run` on a real interface: a veth pair whose director end lives in a network
+//! namespace made for the test (rondo runs there, with its TAP), while the test plays the
+//! router and the clients on the other end. Needs root (CI is root); otherwise prints why
+//! it skipped.
 
 mod common;
 
@@ -9,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::veth::{ip, Veth};
+use common::veth::{Netns, Veth};
 use common::*;
 use rondo::config::load_config;
 use rondo::datapath::PacketBuf;
@@ -76,6 +78,15 @@ fn arp_request(src_mac: [u8; 6], src_ip: [u8; 4], target: [u8; 4]) -> Vec<u8> {
 #[test]
 fn director_on_a_veth_forwards_vips_and_hands_the_rest_to_the_kernel() {
     let Some(v) = Veth::new('r') else { return };
+    let ns = match Netns::new('n') {
+        Ok(ns) => ns,
+        Err(e) => {
+            println!("skipped: cannot create a network namespace: {e}");
+            return;
+        }
+    };
+    let director_mac = mac_of(&v.a);
+    ns.adopt(&v.a).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let tap = format!("rdt{}", std::process::id() % 100_000);
     let cfg_path = dir.path().join("director.toml");
@@ -91,7 +102,9 @@ fn director_on_a_veth_forwards_vips_and_hands_the_rest_to_the_kernel() {
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     let log = dir.path().join("log");
-    let child = Command::new(env!("CARGO_BIN_EXE_rondo"))
+    // `ip netns exec` enters the namespace and execs rondo (same pid).
+    let child = Command::new("ip")
+        .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_rondo")])
         .args(["run", "--stats-interval", "0", "--config"])
         .arg(&cfg_path)
         .env("NOTIFY_SOCKET", &notify)
@@ -121,7 +134,6 @@ fn director_on_a_veth_forwards_vips_and_hands_the_rest_to_the_kernel() {
     )
     .unwrap();
     let (mut rx, mut tx) = peer.take_queues(1).unwrap().pop().unwrap();
-    let director_mac = mac_of(&v.a);
     let peer_mac = mac_of(&v.b);
     let send = |tx: &mut rondo::drivers::af_packet::AfPacketTx, frames: &[Vec<u8>]| {
         for chunk in frames.chunks(16) {
@@ -138,8 +150,9 @@ fn director_on_a_veth_forwards_vips_and_hands_the_rest_to_the_kernel() {
         }
     };
 
-    // 50 IPv4 and 50 IPv6 clients to the VIPs (ICMP cases are covered in tests/pipeline.rs).
-    let mut frames = Vec::new();
+    // 50 IPv4 and 50 IPv6 clients and one ping to the VIPs (the other ICMP cases are in
+    // tests/pipeline.rs).
+    let mut frames = vec![echo_v4([10, 11, 0, 200], [1, 1, 1, 1], 0x4242)];
     for i in 0..50u32 {
         let src = (0x0a0b_0000 + i).to_be_bytes();
         frames.push(syn_v4(src, [1, 1, 1, 1], 2000 + i as u16, 80));
@@ -166,7 +179,7 @@ fn director_on_a_veth_forwards_vips_and_hands_the_rest_to_the_kernel() {
     let mut got = 0;
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut burst = Burst::new();
-    while got < 100 && Instant::now() < deadline {
+    while got < 101 && Instant::now() < deadline {
         if rx.rx_burst(&mut burst) == 0 {
             std::thread::sleep(Duration::from_millis(1));
             continue;
@@ -194,14 +207,15 @@ fn director_on_a_veth_forwards_vips_and_hands_the_rest_to_the_kernel() {
     }
     assert_eq!(
         got,
-        100,
+        101,
         "all VIP traffic came back encapsulated: {}",
         std::fs::read_to_string(&d.log).unwrap_or_default()
     );
 
     // Exception path both ways: an ARP request for the TAP's address goes to the kernel,
     // and the kernel's reply comes back out of the port.
-    ip(&["addr", "add", "198.18.0.1/24", "dev", &tap]).unwrap();
+    ns.ip(&["addr", "add", "198.18.0.1/24", "dev", &tap])
+        .unwrap();
     let arp = arp_request(peer_mac, [198, 18, 0, 2], [198, 18, 0, 1]);
     let mut reply = None;
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -82,6 +82,17 @@ pub fn tcp_v4(
     t
 }
 
+/// Ethernet + IPv4 + ICMP echo request with IP id `id`.
+pub fn echo_v4(src: [u8; 4], dst: [u8; 4], id: u16) -> Vec<u8> {
+    let mut icmp = vec![8, 0, 0, 0, 0, 1, 0, 1, b'p', b'i', b'n', b'g'];
+    let c = csum(&[&icmp]);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut f = eth(0x0800);
+    f.extend(ipv4_hdr(src, dst, 1, icmp.len(), id, 0));
+    f.extend(icmp);
+    f
+}
+
 /// Ethernet + IPv4 + TCP SYN frame.
 pub fn syn_v4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
     let tcp = tcp_v4(src, dst, sport, dport, 0x02, &[]);

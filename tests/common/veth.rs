@@ -78,8 +78,55 @@ impl Veth {
 
 impl Drop for Veth {
     fn drop(&mut self) {
-        // Deleting one end deletes the pair.
-        if let Err(e) = ip(&["link", "del", &self.a]) {
+        // Deleting one end deletes the pair. An end moved into a namespace is gone with the
+        // namespace already; then the other end is too.
+        let exists = |n: &str| std::path::Path::new(&format!("/sys/class/net/{n}")).exists();
+        for end in [&self.a, &self.b] {
+            if exists(end) {
+                if let Err(e) = ip(&["link", "del", end]) {
+                    eprintln!("cleanup: {e}");
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// A network namespace `rdo<tag><pid>`, deleted on drop (with what was moved into it).
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: char) -> Result<Netns, String> {
+        let name = format!("rdo{tag}{}", std::process::id() % 100_000);
+        let _ = ip(&["netns", "del", &name]);
+        ip(&["netns", "add", &name])?;
+        Ok(Netns { name })
+    }
+
+    /// Move `iface` into this namespace and bring it up there.
+    pub fn adopt(&self, iface: &str) -> Result<(), String> {
+        ip(&["link", "set", iface, "netns", &self.name])?;
+        ip(&["-n", &self.name, "link", "set", iface, "up"])
+    }
+
+    /// Run `ip -n NS ARGS`.
+    pub fn ip(&self, args: &[&str]) -> Result<(), String> {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        ip(&all)
+    }
+
+    /// Whether `iface` exists in this namespace.
+    pub fn has(&self, iface: &str) -> bool {
+        self.ip(&["link", "show", iface]).is_ok()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Err(e) = ip(&["netns", "del", &self.name]) {
             eprintln!("cleanup: {e}");
         }
     }
