@@ -37,6 +37,16 @@ pub fn sum(data: &[u8]) -> u32 {
     acc as u32
 }
 
+/// Reference partial sum: 16-bit big-endian words one by one (for tests).
+#[cfg(test)]
+fn sum_reference(data: &[u8]) -> u32 {
+    let mut acc: u64 = 0;
+    for c in data.chunks(2) {
+        acc += u64::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    fold(acc) as u32
+}
+
 /// Folds a partial sum (`u16`, `u32` or `u64`) to 16 bits with end-around carry.
 ///
 /// Not complemented: the checksum field is `!fold(..)`.
@@ -230,5 +240,27 @@ mod tests {
         let c = update32(c, old, new);
         h[10..12].copy_from_slice(&c.to_be_bytes());
         assert_eq!(data(&h), 0);
+    }
+
+    #[test]
+    fn sum_equals_the_16_bit_word_sum() {
+        let mut x = 0x9e37_79b9u32;
+        for len in 0..300usize {
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x as u8
+                })
+                .collect();
+            assert_eq!(fold(sum(&data)), fold(sum_reference(&data)), "len {len}");
+            let ones = vec![0xffu8; len];
+            assert_eq!(
+                fold(sum(&ones)),
+                fold(sum_reference(&ones)),
+                "all ones, len {len}"
+            );
+        }
     }
 }
