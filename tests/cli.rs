@@ -239,3 +239,21 @@ fn check_config_accepts_every_kind_of_file() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/x.toml"));
 }
+
+#[test]
+fn check_config_refuses_overlapping_binds_in_a_table_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = json_with_backends(2, 1);
+    // two tables that both claim 1.1.0.0:80/tcp
+    let tables = one
+        .strip_prefix("{\"tables\": [")
+        .and_then(|t| t.strip_suffix("]}"))
+        .unwrap();
+    let two = format!("{{\"tables\": [{tables}, {tables}]}}");
+    let p = dir.path().join("t.json");
+    std::fs::write(&p, two).unwrap();
+    let o = rondo(&["check-config", s(&p)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("overlaps") && err.contains("t.json"), "{err}");
+}

@@ -342,7 +342,7 @@ fn bind_str(b: &Bind) -> String {
 
 /// Two binds in different tables that a packet could both match make forwarding depend on
 /// rule order: refuse them. (Within one table it is harmless: same rows either way.)
-fn check_overlaps(tables: &[ForwardingTable]) -> Result<(), SnapshotError> {
+pub fn check_overlaps(tables: &[ForwardingTable]) -> Result<(), SnapshotError> {
     let all: Vec<(usize, &Bind)> = tables
         .iter()
         .enumerate()

@@ -38,6 +38,8 @@ pub fn run(file: &Path, table: Option<&Path>) -> Result<(), String> {
             rt.lcores.len()
         ),
         Loaded::Tables(tables) => {
+            crate::datapath::snapshot::check_overlaps(&tables)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
             for t in &tables {
                 println!(
                     "{}: OK: table {:?}: {} bind(s), {} backend(s)",
