@@ -104,15 +104,18 @@ impl Control {
                 );
                 Ok(g)
             }
-            Err(e) => {
-                self.reloads_failed.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(
-                    reason = why,
-                    "reload rejected, previous tables stay in force: {e}"
-                );
-                Err(e)
-            }
+            Err(e) => Err(self.reject(why, e)),
         }
+    }
+
+    /// Count and log a refused reload; the running snapshot stays.
+    fn reject(&self, why: &str, e: String) -> String {
+        self.reloads_failed.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            reason = why,
+            "reload rejected, previous tables stay in force: {e}"
+        );
+        e
     }
 
     /// Reload from the configured source.
@@ -124,14 +127,7 @@ impl Control {
         };
         match loaded {
             Ok(cfg) => self.apply(rt, cfg, why),
-            Err(e) => {
-                self.reloads_failed.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(
-                    reason = why,
-                    "reload rejected, previous tables stay in force: {e}"
-                );
-                Err(e)
-            }
+            Err(e) => Err(self.reject(why, e)),
         }
     }
 
