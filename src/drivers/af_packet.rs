@@ -22,7 +22,7 @@ use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 
 use super::{BufPool, Burst, DriverError, PoolBuf, Port, PortStats, RxQueue, TxQueue};
@@ -182,26 +182,7 @@ impl Default for AfPacketOptions {
     }
 }
 
-/// Counters shared by a port and its queues (Relaxed: they are statistics).
-#[derive(Default)]
-struct Counters {
-    rx_packets: AtomicU64,
-    rx_bytes: AtomicU64,
-    rx_dropped: AtomicU64,
-    rx_errors: AtomicU64,
-    tx_packets: AtomicU64,
-    tx_bytes: AtomicU64,
-    tx_dropped: AtomicU64,
-    tx_errors: AtomicU64,
-}
-
-impl Counters {
-    fn add(c: &AtomicU64, n: u64) {
-        if n > 0 {
-            c.fetch_add(n, Ordering::Relaxed);
-        }
-    }
-}
+use super::PortCounters as Counters;
 
 /// A Linux network interface driven through `AF_PACKET` sockets with mmap'd rings.
 pub struct AfPacketPort {
@@ -1053,17 +1034,7 @@ impl Port for AfPacketPort {
         for fd in self.rx_socks.iter().filter_map(Weak::upgrade) {
             Counters::add(&c.rx_dropped, kernel_drops(&fd));
         }
-        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        PortStats {
-            rx_packets: l(&c.rx_packets),
-            rx_bytes: l(&c.rx_bytes),
-            tx_packets: l(&c.tx_packets),
-            tx_bytes: l(&c.tx_bytes),
-            rx_dropped: l(&c.rx_dropped),
-            tx_dropped: l(&c.tx_dropped),
-            rx_errors: l(&c.rx_errors),
-            tx_errors: l(&c.tx_errors),
-        }
+        c.read()
     }
 }
 

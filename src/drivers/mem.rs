@@ -2,7 +2,7 @@
 //! the other side, a [`MemPeer`], injects frames (one ring per worker queue, like RSS) and
 //! collects what the director sends. Used by `rondo demo`, tests and benchmarks.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crossbeam::queue::ArrayQueue;
@@ -11,13 +11,7 @@ use super::{BufPool, Burst, DriverError, PoolBuf, Port, PortStats, RxQueue, TxQu
 use crate::datapath::PacketBuf;
 use crate::wire::MacAddr;
 
-#[derive(Default)]
-struct Counters {
-    rx_packets: AtomicU64,
-    rx_bytes: AtomicU64,
-    tx_packets: AtomicU64,
-    tx_bytes: AtomicU64,
-}
+use super::PortCounters as Counters;
 
 struct Rings {
     /// Peer -> director, one per worker queue.
@@ -223,14 +217,9 @@ impl Port for MemPort {
         self.pool.get_with(frame)
     }
     fn stats(&self) -> PortStats {
-        let c = &self.rings.counters;
         PortStats {
-            rx_packets: c.rx_packets.load(Ordering::Relaxed),
-            rx_bytes: c.rx_bytes.load(Ordering::Relaxed),
-            tx_packets: c.tx_packets.load(Ordering::Relaxed),
-            tx_bytes: c.tx_bytes.load(Ordering::Relaxed),
             rx_dropped: self.pool.alloc_failed(),
-            ..PortStats::default()
+            ..self.rings.counters.read()
         }
     }
 }

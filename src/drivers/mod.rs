@@ -19,6 +19,8 @@ pub mod tap;
 pub use pool::{BufPool, PoolBuf};
 pub use spec::PortSpec;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use crate::datapath::{PacketBuf, BURST_MAX};
 use crate::wire::MacAddr;
 
@@ -178,6 +180,44 @@ pub struct PortStats {
     pub tx_dropped: u64,
     pub rx_errors: u64,
     pub tx_errors: u64,
+}
+
+/// Counters shared by a port and its queues: relaxed atomics, since they are statistics.
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    pub rx_packets: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    pub rx_dropped: AtomicU64,
+    pub rx_errors: AtomicU64,
+    pub tx_packets: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    pub tx_dropped: AtomicU64,
+    pub tx_errors: AtomicU64,
+}
+
+impl PortCounters {
+    /// Add `n` to one counter (no write when `n` is 0).
+    #[inline]
+    pub fn add(c: &AtomicU64, n: u64) {
+        if n > 0 {
+            c.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// The counters as plain numbers.
+    pub fn read(&self) -> PortStats {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        PortStats {
+            rx_packets: l(&self.rx_packets),
+            rx_bytes: l(&self.rx_bytes),
+            rx_dropped: l(&self.rx_dropped),
+            rx_errors: l(&self.rx_errors),
+            tx_packets: l(&self.tx_packets),
+            tx_bytes: l(&self.tx_bytes),
+            tx_dropped: l(&self.tx_dropped),
+            tx_errors: l(&self.tx_errors),
+        }
+    }
 }
 
 /// A network port: its queues (one RX/TX pair per worker) plus an extra TX queue for the

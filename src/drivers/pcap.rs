@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
@@ -18,15 +18,7 @@ use crate::wire::MacAddr;
 /// Most frames a looped capture keeps in memory.
 pub const MAX_LOOP_FRAMES: usize = 1 << 20;
 
-#[derive(Default)]
-struct Counters {
-    rx_packets: AtomicU64,
-    rx_bytes: AtomicU64,
-    tx_packets: AtomicU64,
-    tx_bytes: AtomicU64,
-    rx_dropped: AtomicU64,
-    tx_errors: AtomicU64,
-}
+use super::PortCounters as Counters;
 
 /// The output file, shared so that it can be flushed while the pcap writer owns a handle.
 #[derive(Clone)]
@@ -327,16 +319,7 @@ impl Port for PcapPort {
         self.pool.get_with(frame)
     }
     fn stats(&self) -> PortStats {
-        let c = &self.counters;
-        PortStats {
-            rx_packets: c.rx_packets.load(Ordering::Relaxed),
-            rx_bytes: c.rx_bytes.load(Ordering::Relaxed),
-            tx_packets: c.tx_packets.load(Ordering::Relaxed),
-            tx_bytes: c.tx_bytes.load(Ordering::Relaxed),
-            rx_dropped: c.rx_dropped.load(Ordering::Relaxed),
-            tx_errors: c.tx_errors.load(Ordering::Relaxed),
-            ..PortStats::default()
-        }
+        self.counters.read()
     }
 }
 
