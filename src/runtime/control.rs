@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::Runtime;
-use crate::config::{load_config, Config};
+use crate::config::{load_config, Config, RunSettings};
 use crate::datapath::Snapshot;
 use crate::wire::MacAddr;
 
@@ -43,6 +43,8 @@ pub struct Control {
     mac: Option<MacAddr>,
     generation: u64,
     mtimes: Vec<Option<SystemTime>>,
+    /// Run settings (ports, workers, cores) of the first load: a reload cannot change them.
+    run: Option<RunSettings>,
     pub reloads_ok: AtomicU64,
     pub reloads_failed: AtomicU64,
 }
@@ -67,6 +69,7 @@ impl Control {
             mtimes: mtimes(&source),
             source,
             mac,
+            run: None,
             generation: 0,
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
@@ -85,6 +88,7 @@ impl Control {
     pub fn initial(&mut self) -> Result<Snapshot, String> {
         let src = self.source.clone().ok_or("no configuration source")?;
         let cfg = src.load()?;
+        self.run = Some(cfg.run.clone());
         self.compile(cfg)
     }
 
@@ -126,7 +130,16 @@ impl Control {
             None => Err("no configuration file to reload".into()),
         };
         match loaded {
-            Ok(cfg) => self.apply(rt, cfg, why),
+            Ok(cfg) => {
+                if self.run.as_ref().is_some_and(|r| *r != cfg.run) {
+                    tracing::warn!(
+                        reason = why,
+                        "[runtime] or [[ports]] changed: tables and director settings are reloaded now, \
+                         ports, workers, cores and the exception path only on restart"
+                    );
+                }
+                self.apply(rt, cfg, why)
+            }
             Err(e) => Err(self.reject(why, e)),
         }
     }
