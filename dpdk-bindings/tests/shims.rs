@@ -4,7 +4,12 @@
 //! EAL can be initialised once per process and binds the main lcore to the
 //! initialising thread, so all checks run in order inside ONE `#[test]`;
 //! plain `cargo test` works (no `--test-threads=1` needed).
-#![allow(clippy::undocumented_unsafe_blocks)] // tests: every block is an FFI call under test
+//!
+//! The `SAFETY:` comments rely on how `dpdk_shims`, the only entry point,
+//! drives the private helpers below: they all run on the test thread (the main
+//! lcore), after `eal()` returned `Ok` and before `rte_eal_cleanup`; and every
+//! `pool` argument is the pktmbuf pool `check_pool_create` returned, which is
+//! freed only at the end of `dpdk_shims`, after the last check.
 
 use dpdk_sys::*;
 use std::ffi::CString;
@@ -44,6 +49,8 @@ fn eal() -> &'static Result<(), String> {
             // No telemetry socket, so the runtime dir is empty and removable.
             "--no-telemetry",
         ];
+        // SAFETY: eal_init may run at most once per process: OnceLock runs
+        // this closure at most once and nothing else in this binary calls it.
         match unsafe { eal_init(&args) } {
             Ok(n) => {
                 assert_eq!(n, args.len() - 1, "EAL should consume every option");
@@ -64,15 +71,21 @@ fn cstr(s: &str) -> CString {
 
 fn port_by_name(name: &str) -> Option<u16> {
     let mut id = u16::MAX;
+    // SAFETY: the CString temporary is dropped only at the end of this
+    // statement, so the name is a valid NUL-terminated string for the whole
+    // call; `id` is a live u16 for DPDK to write the port id into.
     let rc = unsafe { rte_eth_dev_get_port_by_name(cstr(name).as_ptr(), &mut id) };
     (rc == 0).then_some(id)
 }
 
 fn avail(pool: *mut rte_mempool) -> u32 {
+    // SAFETY: callers pass only the live pool from check_pool_create (see the
+    // top of the file); this only reads its ring and cache counters.
     unsafe { rte_mempool_avail_count(pool) }
 }
 
 fn in_use(pool: *mut rte_mempool) -> u32 {
+    // SAFETY: as in `avail`: `pool` is the live pool, only its counters are read.
     unsafe { rte_mempool_in_use_count(pool) }
 }
 
@@ -102,8 +115,12 @@ fn dpdk_shims() {
         "every mbuf must be back in the pool"
     );
     assert_eq!(in_use(pool), 0);
+    // SAFETY: last use of `pool`: every mbuf is back in it (asserted above) and
+    // the two ports whose rx queue allocated from it were closed by stop_port.
     unsafe { rte_mempool_free(pool) };
     // EAL leaves its (empty, with --no-shconf) runtime dir behind: remove ours.
+    // SAFETY: rte_eal_get_runtime_dir returns EAL's static NUL-terminated path
+    // buffer; it is copied into a String here, before rte_eal_cleanup.
     let run_dir = unsafe { std::ffi::CStr::from_ptr(rte_eal_get_runtime_dir()) }
         .to_string_lossy()
         .into_owned();
@@ -111,20 +128,27 @@ fn dpdk_shims() {
         run_dir.ends_with(&format!("rondo-sys-{}", std::process::id())),
         "{run_dir}"
     );
+    // SAFETY: EAL was initialised by eal() on this thread; the pool is freed,
+    // both started ports are closed, and no DPDK call follows this one.
     assert_eq!(unsafe { rte_eal_cleanup() }, 0, "rte_eal_cleanup");
     let _ = std::fs::remove_dir(&run_dir);
 }
 
 fn check_lcore_id() {
     // Main thread: lcore 0 (`-l 0`), and it agrees with rte_get_main_lcore().
+    // SAFETY: rte_lcore_id only reads the calling thread's lcore thread-local.
     assert_eq!(unsafe { rte_lcore_id() }, 0);
+    // SAFETY: reads the main lcore id from rte_config, set by eal() already.
     assert_eq!(unsafe { rte_get_main_lcore() }, 0);
+    // SAFETY: reads the lcore count from rte_config, set by eal() already.
     assert_eq!(unsafe { rte_lcore_count() }, 1);
     // The value is a thread-local: an unregistered std::thread sees LCORE_ID_ANY.
+    // SAFETY: a thread-local read, valid on any thread, EAL-registered or not.
     let other = std::thread::spawn(|| unsafe { rte_lcore_id() })
         .join()
         .unwrap();
     assert_eq!(other, LCORE_ID_ANY);
+    // SAFETY: rte_socket_id only reads the calling thread's socket thread-local.
     let sock = unsafe { rte_socket_id() };
     assert!(
         sock == 0 || sock as i32 == SOCKET_ID_ANY,
@@ -134,6 +158,9 @@ fn check_lcore_id() {
 
 fn check_pool_create() -> *mut rte_mempool {
     let name = cstr("rondo_sys_test");
+    // SAFETY: EAL is up, so its memory and mempool list exist; `name` is a
+    // NUL-terminated string alive across the call (DPDK copies it); cache size
+    // 0 and private size 0 are valid; rte_socket_id reads a thread-local.
     let pool = unsafe {
         rte_pktmbuf_pool_create(
             name.as_ptr(),
@@ -147,32 +174,47 @@ fn check_pool_create() -> *mut rte_mempool {
     assert!(
         !pool.is_null(),
         "rte_pktmbuf_pool_create: {}",
+        // SAFETY: only reads the calling thread's rte_errno thread-local.
         strerror(unsafe { rte_errno() })
     );
     assert_eq!(avail(pool), POOL_SIZE);
     assert_eq!(in_use(pool), 0);
+    // SAFETY: `name` is still alive and NUL-terminated; the lookup only walks
+    // EAL's mempool list.
     assert_eq!(unsafe { rte_mempool_lookup(name.as_ptr()) }, pool);
     pool
 }
 
 fn check_errno(pool: *mut rte_mempool) {
     // rte_mempool_lookup reports a missing pool only through rte_errno.
+    // SAFETY: only writes the calling thread's rte_errno thread-local.
     unsafe { rte_errno_set(0) };
+    // SAFETY: only reads the calling thread's rte_errno thread-local.
     assert_eq!(unsafe { rte_errno() }, 0);
+    // SAFETY: the CString temporary lives until the end of this statement, so
+    // the name is valid for the call; EAL is up, so the mempool list exists.
     let p = unsafe { rte_mempool_lookup(cstr("no_such_pool").as_ptr()) };
     assert!(p.is_null());
+    // SAFETY: only reads the calling thread's rte_errno thread-local.
     assert_eq!(unsafe { rte_errno() }, ENOENT);
 
     // A different failure gives a different value: priv_size must be aligned.
+    // SAFETY: only writes the calling thread's rte_errno thread-local.
     unsafe { rte_errno_set(0) };
+    // SAFETY: EAL is up and the CString temporary outlives the call; DPDK
+    // rejects priv_size 3 (not a multiple of RTE_MBUF_PRIV_ALIGN) with EINVAL
+    // before it allocates anything.
     let p = unsafe {
         rte_pktmbuf_pool_create(cstr("bad_priv").as_ptr(), 63, 0, 3, BUF_SIZE, SOCKET_ID_ANY)
     };
     assert!(p.is_null());
+    // SAFETY: only reads the calling thread's rte_errno thread-local.
     assert_eq!(unsafe { rte_errno() }, EINVAL);
 
     // ethdev returns its errors directly: invalid port -> -ENODEV.
     let conf = rte_eth_conf::default();
+    // SAFETY: ethdev range-checks the port id before touching any device state
+    // (RTE_MAX_ETHPORTS is out of range); `conf` is a live local it may read.
     let rc = unsafe { rte_eth_dev_configure(RTE_MAX_ETHPORTS as u16, 1, 1, &conf) };
     assert_eq!(rc, -ENODEV);
     assert!(
@@ -184,10 +226,15 @@ fn check_errno(pool: *mut rte_mempool) {
 }
 
 fn check_alloc_free(pool: *mut rte_mempool) {
+    // SAFETY: `pool` is the live pktmbuf pool from check_pool_create.
     let m = unsafe { rte_pktmbuf_alloc(pool) };
     assert!(!m.is_null());
     assert_eq!(avail(pool), POOL_SIZE - 1);
     assert_eq!(in_use(pool), 1);
+    // SAFETY: `m` is non-null (asserted above), came from rte_pktmbuf_alloc on
+    // the live pool and is owned only here until rte_pktmbuf_free, its last
+    // use. buf_len == BUF_SIZE is asserted before `base.add(HEADROOM)`, so that
+    // offset stays inside m's data buffer.
     unsafe {
         assert_eq!((*m).pool, pool);
         assert_eq!(pktmbuf_data_off(m), HEADROOM);
@@ -204,13 +251,20 @@ fn check_alloc_free(pool: *mut rte_mempool) {
     }
     assert_eq!(avail(pool), POOL_SIZE);
     assert_eq!(in_use(pool), 0);
+    // SAFETY: rte_pktmbuf_free accepts null and then does nothing.
     unsafe { rte_pktmbuf_free(ptr::null_mut()) }; // documented no-op
     assert_eq!(avail(pool), POOL_SIZE);
 }
 
 /// Asserts data_off / data_len / pkt_len, and that mtod, headroom and tailroom
 /// (shim and Rust helper) are consistent with them.
+///
+/// # Safety
+/// `m` must be a valid mbuf (allocated, not yet freed) owned by the caller.
 unsafe fn expect_layout(m: *mut rte_mbuf, off: u16, len: u16) {
+    // SAFETY: the caller guarantees `m` is a valid mbuf it owns. `base.add(off)`
+    // runs only after `data_off == off` is asserted, and DPDK keeps data_off
+    // <= buf_len, so the offset stays inside m's data buffer.
     unsafe {
         assert_eq!(pktmbuf_data_off(m), off, "data_off");
         assert_eq!(pktmbuf_data_len(m), len, "data_len");
@@ -233,6 +287,11 @@ unsafe fn expect_layout(m: *mut rte_mbuf, off: u16, len: u16) {
 }
 
 fn check_data_room_ops(pool: *mut rte_mempool) {
+    // SAFETY: `pool` is the live pool; `m` is used only after the non-null
+    // assert and is owned here until rte_pktmbuf_free, its last use. Each
+    // `pktmbuf_data(m)` slice is a temporary that ends before the next call
+    // that changes `m`, so it never aliases a write by DPDK. The `base.add`
+    // offsets (h - 14, h, h + 4) all lie inside m's BUF_SIZE-byte buffer.
     unsafe {
         let m = rte_pktmbuf_alloc(pool);
         assert!(!m.is_null());
@@ -282,9 +341,15 @@ fn check_data_room_ops(pool: *mut rte_mempool) {
 fn check_bulk(pool: *mut rte_mempool) {
     const N: usize = 64;
     let mut bufs = [ptr::null_mut::<rte_mbuf>(); N];
+    // SAFETY: `pool` is the live pool. The single mbuf is checked non-null
+    // before append and not used after its free. alloc_bulk writes at most
+    // `count` pointers, which is exactly the length of `bufs` / `big`; it
+    // returned 0 for `bufs`, so all N entries are valid mbufs owned here until
+    // free_bulk returns exactly those N, after which they are not touched.
     unsafe {
         // Dirty one mbuf first to see that bulk alloc resets it.
         let m = rte_pktmbuf_alloc(pool);
+        assert!(!m.is_null());
         assert!(!rte_pktmbuf_append(m, 50).is_null());
         rte_pktmbuf_free(m);
 
@@ -311,7 +376,9 @@ fn check_bulk(pool: *mut rte_mempool) {
 }
 
 fn check_ethdev_count() {
+    // SAFETY: only reads ethdev's port table (rte_eth_devices).
     assert!(unsafe { rte_eth_dev_count_avail() } >= 2);
+    // SAFETY: both only read ethdev's port table (rte_eth_devices).
     assert_eq!(unsafe { rte_eth_dev_count_avail() }, unsafe {
         rte_eth_dev_count_total()
     });
@@ -319,8 +386,10 @@ fn check_ethdev_count() {
     let null = port_by_name("net_null0").expect("net_null0 port");
     assert_ne!(ring, null);
     assert!(port_by_name("net_nope9").is_none());
+    // SAFETY: accepts any u16: it range-checks it and reads the port's state.
     assert_eq!(unsafe { rte_eth_dev_is_valid_port(ring) }, 1);
     assert_eq!(
+        // SAFETY: as above; RTE_MAX_ETHPORTS fails the range check, yielding 0.
         unsafe { rte_eth_dev_is_valid_port(RTE_MAX_ETHPORTS as u16) },
         0
     );
@@ -328,6 +397,11 @@ fn check_ethdev_count() {
 
 /// Configures 1 rx + 1 tx queue on `port` and starts it.
 fn start_port(port: u16, pool: *mut rte_mempool) {
+    // SAFETY: each ethdev control call validates `port` (and queue ids against
+    // the configured counts) before use, and runs on the test thread only;
+    // `info` and `conf` are live locals; null rx/tx confs mean driver
+    // defaults. `pool` is the live pktmbuf pool the rx queue allocates from,
+    // and it outlives the port: stop_port closes it before the pool is freed.
     unsafe {
         let mut info = rte_eth_dev_info::default();
         assert_eq!(rte_eth_dev_info_get(port, &mut info), 0);
@@ -350,6 +424,8 @@ fn start_port(port: u16, pool: *mut rte_mempool) {
 }
 
 fn stop_port(port: u16) {
+    // SAFETY: ethdev validates `port`; only the test thread uses the port, so
+    // no rx/tx burst can run on its queues while it is stopped and closed.
     unsafe {
         assert_eq!(rte_eth_dev_stop(port), 0);
         assert_eq!(rte_eth_dev_close(port), 0);
@@ -357,7 +433,10 @@ fn stop_port(port: u16) {
 }
 
 fn xstat(port: u16, wanted: &str) -> Option<u64> {
-    unsafe {
+    // SAFETY: ethdev validates `port`. With a null array and size 0 the first
+    // call only returns the count; the next two write at most `n` entries,
+    // and `names` / `vals` hold exactly `n`.
+    let (names, vals) = unsafe {
         let n = rte_eth_xstats_get_names(port, ptr::null_mut(), 0);
         assert!(n > 0, "xstats count {n}");
         let mut names = vec![rte_eth_xstat_name::default(); n as usize];
@@ -367,17 +446,28 @@ fn xstat(port: u16, wanted: &str) -> Option<u64> {
             n
         );
         assert_eq!(rte_eth_xstats_get(port, vals.as_mut_ptr(), n as u32), n);
-        vals.iter().find_map(|v| {
-            let name = std::ffi::CStr::from_ptr(names[v.id as usize].name.as_ptr());
-            (name.to_str().ok()? == wanted).then_some(v.value)
-        })
-    }
+        (names, vals)
+    };
+    vals.iter().find_map(|v| {
+        // Bounded by the array, so a name missing its NUL cannot overrun it.
+        let raw = names[v.id as usize].name.map(|c| c as u8);
+        let name = std::ffi::CStr::from_bytes_until_nul(&raw).ok()?;
+        (name.to_str().ok()? == wanted).then_some(v.value)
+    })
 }
 
 fn check_ring_loopback(pool: *mut rte_mempool) {
     const N: usize = 16;
     let port = port_by_name("net_ring0").unwrap();
     start_port(port, pool);
+    // SAFETY: start_port just configured and started `port` with rx and tx
+    // queue 0, and only this thread bursts on them; `link`, `mac` and `st` are
+    // live locals. alloc_bulk returned 0, so `tx` holds N valid mbufs owned
+    // here; each is filled only after append succeeded, and tx_burst takes all
+    // N (asserted), after which they are only compared as pointers. rx_burst
+    // writes at most `rx.len()` pointers; the received mbufs are dereferenced
+    // only after `got == N` is asserted and are owned here until free_bulk
+    // returns exactly those N.
     unsafe {
         let mut link = rte_eth_link::default();
         assert_eq!(rte_eth_link_get_nowait(port, &mut link), 0);
@@ -431,6 +521,12 @@ fn check_ring_loopback(pool: *mut rte_mempool) {
 fn check_null_port(pool: *mut rte_mempool) {
     let port = port_by_name("net_null0").unwrap();
     start_port(port, pool);
+    // SAFETY: start_port just configured and started `port` with rx and tx
+    // queue 0, and only this thread bursts on them; `st` is a live local.
+    // alloc_bulk returned 0, so `tx` holds 8 valid mbufs, all taken (and
+    // freed) by tx_burst (asserted) and not touched after. rx_burst writes at
+    // most 4 pointers into `rx`; they are dereferenced only after 4 is
+    // asserted, and are owned here until free_bulk returns exactly those 4.
     unsafe {
         // tx: net_null frees what it is given.
         let mut tx = [ptr::null_mut::<rte_mbuf>(); 8];
@@ -458,11 +554,18 @@ fn check_null_port(pool: *mut rte_mempool) {
 
 fn check_vdev_init_uninit() {
     let name = cstr("net_null1");
+    // SAFETY: only reads ethdev's port table (rte_eth_devices).
     let before = unsafe { rte_eth_dev_count_avail() };
+    // SAFETY: EAL is up (vdev bus scanned, net_null PMD loaded); `name` is a
+    // NUL-terminated string alive across the call; null args means "no args".
     assert_eq!(unsafe { rte_vdev_init(name.as_ptr(), ptr::null()) }, 0);
+    // SAFETY: only reads ethdev's port table (rte_eth_devices).
     assert_eq!(unsafe { rte_eth_dev_count_avail() }, before + 1);
     assert!(port_by_name("net_null1").is_some());
+    // SAFETY: `name` is still alive; net_null1 was created above and never
+    // configured or started, so removing it leaves nothing using it.
     assert_eq!(unsafe { rte_vdev_uninit(name.as_ptr()) }, 0);
+    // SAFETY: only reads ethdev's port table (rte_eth_devices).
     assert_eq!(unsafe { rte_eth_dev_count_avail() }, before);
     assert!(port_by_name("net_null1").is_none());
 }
