@@ -9,69 +9,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rondo::config::{native, Config};
-use rondo::datapath::{PacketBuf, Snapshot};
+use rondo::datapath::PacketBuf;
 use rondo::drivers::af_packet::{AfPacketOptions, AfPacketPort};
 use rondo::drivers::{mem, BufPool, Burst, Port, RxQueue, TxQueue};
 use rondo::runtime::{Runtime, RuntimeOptions};
-use rondo::table::ForwardingTable;
 
-const CONFIG: &str = r#"
-[director]
-outbound_gateway_mac = "02:00:00:00:00:fe"
-outbound_src_ip = "192.0.2.10"
-[[tables]]
-name = "bench"
-hash_key = "12345678901234561234567890123456"
-seed = "34567890123456783456789012345678"
-binds = [{ ip = "1.1.1.1", proto = "tcp", port = 80 }]
-"#;
+mod common;
 
-fn snapshot(mac: Option<rondo::wire::MacAddr>) -> Snapshot {
-    let mut text = CONFIG.to_string();
-    for i in 0..64 {
-        text.push_str(&format!("[[tables.backends]]\nip = \"10.0.0.{}\"\n", i + 1));
-    }
-    let cfg = native::parse(&text, "bench.toml").unwrap();
-    let native::NativeTables::Inline(specs) = cfg.tables else {
-        unreachable!()
-    };
-    let tables = specs
-        .into_iter()
-        .map(|s| ForwardingTable::build(s, cfg.settings.row_policy).unwrap())
-        .collect();
-    Snapshot::compile(
-        Config {
-            settings: cfg.settings,
-            tables,
-            run: cfg.run,
-        },
-        mac,
-        1,
-    )
-    .unwrap()
-}
-
-fn frames(dst_mac: [u8; 6]) -> Vec<Vec<u8>> {
-    (0..1024u32)
-        .map(|i| {
-            let src = (0x0a00_0000u32 + i.wrapping_mul(2_654_435_761) % 0x00ff_ffff).to_be_bytes();
-            let mut f = vec![0u8; 60];
-            f[0..6].copy_from_slice(&dst_mac);
-            f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
-            f[12..14].copy_from_slice(&[0x08, 0x00]);
-            f[14..34].copy_from_slice(&[
-                0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1,
-            ]);
-            f[26..30].copy_from_slice(&src);
-            f[34..36].copy_from_slice(&(1024 + i as u16).to_be_bytes());
-            f[36..38].copy_from_slice(&80u16.to_be_bytes());
-            f[46] = 0x50;
-            f[47] = 0x02;
-            f
-        })
-        .collect()
-}
+use common::{frames, snapshot};
 
 fn mem_scenario(workers: usize, secs: f64) -> f64 {
     let pool = BufPool::new(16384, 256).unwrap();

@@ -5,7 +5,6 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use rondo::config::native;
 use rondo::datapath::{process_burst, CoreCounters, HeapBuf, PacketBuf, Snapshot, Verdict};
 
 const CONFIG: &str = r#"
@@ -27,13 +26,8 @@ ip = "10.0.0.2"
 fn snapshot() -> &'static Snapshot {
     static S: OnceLock<Snapshot> = OnceLock::new();
     S.get_or_init(|| {
-        let cfg = native::parse(CONFIG, "fuzz.toml").unwrap();
-        let native::NativeTables::Inline(specs) = cfg.tables else { unreachable!() };
-        let tables = specs
-            .into_iter()
-            .map(|s| rondo::table::ForwardingTable::build(s, cfg.settings.row_policy).unwrap())
-            .collect();
-        Snapshot::compile(rondo::config::Config { settings: cfg.settings, tables, run: cfg.run }, None, 1).unwrap()
+        let cfg = rondo::config::config_from_str(CONFIG, "fuzz.toml").unwrap();
+        Snapshot::compile(cfg, None, 1).unwrap()
     })
 }
 

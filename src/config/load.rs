@@ -58,16 +58,22 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
         let (s, r) = parse_director_conf(text, &file)?;
         return Ok(Loaded::Director(s, r));
     }
-    let cfg = native::parse(text, &file)?;
+    Ok(Loaded::Config(config_from_str(text, &file)?))
+}
+
+/// Parse a native TOML config and build its tables (a `forwarding_table` path is resolved
+/// against `file`'s folder). `file` names the text in errors.
+pub fn config_from_str(text: &str, file: &str) -> Result<Config, ConfigError> {
+    let cfg = native::parse(text, file)?;
     let tables = match cfg.tables {
-        NativeTables::Inline(specs) => build(specs, cfg.settings.row_policy, &file)?,
+        NativeTables::Inline(specs) => build(specs, cfg.settings.row_policy, file)?,
         NativeTables::GlbFile(p) => load_tables(&p)?,
     };
-    Ok(Loaded::Config(Config {
+    Ok(Config {
         settings: cfg.settings,
         tables,
         run: cfg.run,
-    }))
+    })
 }
 
 fn build(

@@ -8,7 +8,10 @@ pub mod load;
 pub mod native;
 mod settings;
 
-pub use load::{load_config, load_file, load_glb, load_tables, parse_director_conf_file, Loaded};
+pub use load::{
+    config_from_str, load_config, load_file, load_glb, load_tables, parse_director_conf_file,
+    Loaded,
+};
 pub use settings::{DirectorSettings, HashFields, RunSettings};
 
 use crate::table::ForwardingTable;

@@ -55,11 +55,6 @@ impl HeapBuf {
         self.end = self.start + n;
     }
 
-    /// Bytes of frame this buffer can hold after the default headroom.
-    pub fn capacity(&self) -> usize {
-        self.storage.len().saturating_sub(Self::HEADROOM)
-    }
-
     /// Wrap existing storage (at least [`HeapBuf::HEADROOM`] bytes) with an empty frame.
     pub fn from_storage(storage: Box<[u8]>) -> Self {
         let start = Self::HEADROOM.min(storage.len());

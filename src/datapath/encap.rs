@@ -43,11 +43,7 @@ pub fn hops_for(table: &CompiledTable, flow: &Flow, alt: bool, out: &mut [u32; M
 #[derive(Debug, Clone)]
 pub struct OuterTemplate {
     bytes: [u8; ETH + 40 + UDP_GUE],
-    /// Bytes of `bytes` in use: 50 (IPv4 outer) or 70 (IPv6 outer).
-    len: usize,
     family: Family,
-    /// Hops per packet (row hops, doubled with alt hash fields).
-    hops: usize,
     /// IPv4: sum of the header with total length, destination and checksum zero.
     ip_sum: u32,
     /// Pseudo-header source + protocol, UDP destination port, fixed GUE words.
@@ -63,9 +59,18 @@ const IP6_PAYLOAD: usize = ETH + 4;
 const IP6_DST: usize = ETH + 24;
 
 impl OuterTemplate {
+    /// Bytes of the template in use: 50 (IPv4 outer) or 70 (IPv6 outer).
+    #[inline]
+    fn len(&self) -> usize {
+        match self.family {
+            Family::V4 => V4_LEN,
+            Family::V6 => V6_LEN,
+        }
+    }
+
     /// Build the template for a table with `family` hops, `hops` of them per packet.
     pub fn new(
-        snap_settings: &crate::config::DirectorSettings,
+        settings: &crate::config::DirectorSettings,
         src_mac: crate::wire::MacAddr,
         family: Family,
         hops: usize,
@@ -76,10 +81,10 @@ impl OuterTemplate {
         let list = hops.saturating_sub(1);
         let (len, ip_sum, pseudo) = match family {
             Family::V4 => {
-                let src = snap_settings.src_ipv4;
+                let src = settings.src_ipv4;
                 let _ = ethernet::emit_header(
                     &mut bytes,
-                    snap_settings.gateway_mac,
+                    settings.gateway_mac,
                     src_mac,
                     ethertype::IPV4,
                 );
@@ -108,10 +113,10 @@ impl OuterTemplate {
                 )
             }
             Family::V6 => {
-                let src = snap_settings.src_ipv6.unwrap_or(Ipv6Addr::UNSPECIFIED);
+                let src = settings.src_ipv6.unwrap_or(Ipv6Addr::UNSPECIFIED);
                 let _ = ethernet::emit_header(
                     &mut bytes,
-                    snap_settings.gateway_mac,
+                    settings.gateway_mac,
                     src_mac,
                     ethertype::IPV6,
                 );
@@ -147,9 +152,7 @@ impl OuterTemplate {
         let udp_sum = checksum::add(pseudo, checksum::sum(&bytes[udp_off..len]));
         OuterTemplate {
             bytes,
-            len,
             family,
-            hops,
             ip_sum,
             udp_sum,
         }
@@ -173,7 +176,6 @@ pub fn encapsulate<B: PacketBuf>(
     let t = &table.outer;
     let mut hops = [0u32; MAX_HOPS];
     let n = hops_for(table, flow, snap.alt_hash.is_some(), &mut hops);
-    debug_assert_eq!(n, t.hops);
     let hops = &hops[..n];
 
     // Drop Ethernet padding after the IP packet, then make room for the outer headers.
@@ -188,8 +190,8 @@ pub fn encapsulate<B: PacketBuf>(
         Family::V6 => 16,
     };
     let list = addr_len * (n - 1);
-    let outer = t.len + list;
-    let udp_off = t.len - UDP_GUE;
+    let outer = t.len() + list;
+    let udp_off = t.len() - UDP_GUE;
     let udp_len = UDP_GUE + list + ip_len;
     if udp_len + (udp_off - ETH) > usize::from(u16::MAX) {
         return Err(DropReason::TooBig);
@@ -213,7 +215,7 @@ pub fn encapsulate<B: PacketBuf>(
         Family::V4 => data[..V4_LEN].copy_from_slice(&t.bytes[..V4_LEN]),
         Family::V6 => data[..V6_LEN].copy_from_slice(&t.bytes[..V6_LEN]),
     }
-    let list_bytes = &mut data[t.len..outer];
+    let list_bytes = &mut data[t.len()..outer];
     let mut sum = t.udp_sum as u64 + u64::from(sport) + 2 * udp_len as u64 + u64::from(gue_proto);
     match t.family {
         Family::V4 => {
@@ -244,7 +246,7 @@ pub fn encapsulate<B: PacketBuf>(
     put16(data, udp_off + 4, udp_len as u16);
     data[udp_off + 9] = gue_proto;
     // The hop list and the inner packet, in one pass.
-    sum += u64::from(checksum::sum(&data[t.len..]));
+    sum += u64::from(checksum::sum(&data[t.len()..]));
     let mut c = !checksum::fold(sum);
     if c == 0 {
         c = 0xffff;

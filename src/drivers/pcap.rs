@@ -147,16 +147,21 @@ impl PcapPort {
 
     /// Flush the output capture (also done when the last queue is dropped).
     pub fn flush(&self) -> std::io::Result<()> {
-        let file = self
-            .writer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|w| w.file.clone());
-        match file {
-            Some(mut f) => f.flush(),
-            None => Ok(()),
-        }
+        flush_output(&self.writer)
+    }
+}
+
+/// Flush the output file, if any. The file handle is cloned out so that the lock is not
+/// held during the write-out.
+fn flush_output(writer: &Mutex<Option<Writer>>) -> std::io::Result<()> {
+    let file = writer
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map(|w| w.file.clone());
+    match file {
+        Some(mut f) => f.flush(),
+        None => Ok(()),
     }
 }
 
@@ -168,17 +173,11 @@ pub struct PcapRx {
     port: String,
 }
 
-impl PcapRx {
-    /// Whether a non-looped capture has been read to its end.
-    pub fn is_done(&self) -> bool {
-        matches!(self.source, Source::Done)
-    }
-}
-
 impl RxQueue for PcapRx {
     type Buf = PoolBuf;
+    /// A non-looped capture read to its end.
     fn is_exhausted(&self) -> bool {
-        self.is_done()
+        matches!(self.source, Source::Done)
     }
     fn rx_burst(&mut self, out: &mut Burst<PoolBuf>) -> usize {
         let mut n = 0;
@@ -260,15 +259,7 @@ impl TxQueue for PcapTx {
         n
     }
     fn flush(&mut self) {
-        let file = self
-            .writer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|w| w.file.clone());
-        if let Some(mut f) = file {
-            let _ = f.flush();
-        }
+        let _ = flush_output(&self.writer);
     }
 }
 

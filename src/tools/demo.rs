@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{native, Config};
+use crate::config::{config_from_str, Config};
 use crate::datapath::PacketBuf;
 use crate::drivers::{mem, BufPool};
 use crate::hash::{siphash24, SipKey};
@@ -57,20 +57,7 @@ pub struct DemoArgs {
 }
 
 fn config() -> Result<Config, String> {
-    let cfg = native::parse(DEMO_CONFIG, "demo.toml").map_err(|e| e.to_string())?;
-    let native::NativeTables::Inline(specs) = cfg.tables else {
-        return Err("demo config must have inline tables".into());
-    };
-    let tables = specs
-        .into_iter()
-        .map(|s| ForwardingTable::build(s, cfg.settings.row_policy))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    Ok(Config {
-        settings: cfg.settings,
-        tables,
-        run: cfg.run,
-    })
+    config_from_str(DEMO_CONFIG, "demo.toml").map_err(|e| e.to_string())
 }
 
 fn checksum(data: &[u8]) -> u16 {
