@@ -52,6 +52,7 @@ fn main() {
     }
     let version = pkg_config_stdout(&["--modversion", PKG]);
     println!("cargo:version={}", version.trim());
+    println!("cargo:rustc-env=DPDK_PKG_VERSION={}", version.trim());
 
     // 2. Full cflags (incl. `-include rte_config.h` and `-march=corei7`), kept verbatim.
     let cflags: Vec<String> = pkg_config_stdout(&["--cflags", PKG])
@@ -74,8 +75,13 @@ fn main() {
         }
         // Other flags (e.g. -Wl,--as-needed) are left to rustc's defaults.
     }
-    if !linked.iter().any(|l| l == "rte_bus_vdev") {
-        println!("cargo:rustc-link-lib=rte_bus_vdev");
+    // Also rte_net_ring for rte_eth_from_rings (ports over rings the caller owns, used by
+    // tests as an in-process peer). Both are PMD libraries: the -dev package links them
+    // into the pmds directory that EAL loads, so this is the same file, loaded once.
+    for lib in ["rte_bus_vdev", "rte_net_ring"] {
+        if !linked.iter().any(|l| l == lib) {
+            println!("cargo:rustc-link-lib={lib}");
+        }
     }
 
     // 4. Shims for static-inline functions, compiled with the same flags.
@@ -111,6 +117,9 @@ fn main() {
         "rte_socket_id",
         "rte_socket_count",
         "rte_strerror",
+        "rte_version",
+        // devices
+        "rte_dev_probe",
         // mempool / pktmbuf pool
         "rte_pktmbuf_pool_create",
         "rte_mempool_free",
@@ -126,6 +135,8 @@ fn main() {
         "rte_eth_dev_stop",
         "rte_eth_dev_close",
         "rte_eth_dev_info_get",
+        "rte_eth_dev_adjust_nb_rx_tx_desc",
+        "rte_eth_dev_get_mtu",
         "rte_eth_dev_socket_id",
         "rte_eth_dev_is_valid_port",
         "rte_eth_dev_count_avail",
@@ -144,6 +155,11 @@ fn main() {
         "rte_eth_promiscuous_get",
         "rte_eth_macaddr_get",
         "rte_eth_find_next_owned_by",
+        // rings (rte_ring) and ethdev ports over them (rte_eth_ring)
+        "rte_ring_create",
+        "rte_ring_free",
+        "rte_ring_lookup",
+        "rte_eth_from_rings",
         // vdev bus
         "rte_vdev_init",
         "rte_vdev_uninit",
@@ -163,6 +179,7 @@ fn main() {
         "rte_eth_xstat_name",
         "rte_eth_link",
         "rte_proc_type_t",
+        "rte_ring",
         "lcore_function_t",
     ];
     let vars = [
@@ -186,6 +203,7 @@ fn main() {
         "RTE_ETH_SPEED_NUM_.*",
         "RTE_ETH_MQ_.*",
         "RTE_CACHE_LINE_SIZE",
+        "RING_F_.*",
         "RTE_VER_.*",
     ];
 

@@ -13,6 +13,10 @@
 #include <rte_ether.h>
 #include <rte_ethdev.h>
 #include <rte_bus_vdev.h>
+#include <rte_dev.h>
+#include <rte_version.h>
+#include <rte_ring.h>
+#include <rte_eth_ring.h>
 
 /* C shims for DPDK's static-inline functions and macros (src/shim.c).
  * Declared here so bindgen emits them; lib.rs re-exports them under the
@@ -35,5 +39,13 @@ uint16_t rte_pktmbuf_tailroom_(const struct rte_mbuf *m);
 unsigned int rte_lcore_id_(void);
 int rte_errno_(void);
 void rte_errno_set_(int value);
+/* RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP (function-like macros of
+ * RTE_BIT64, which bindgen skips): lets the tests check the Rust constants. */
+uint64_t rte_eth_rss_ip_tcp_udp_(void);
+unsigned int rte_ring_enqueue_burst_(struct rte_ring *r, void *const *obj_table,
+                                     unsigned int n, unsigned int *free_space);
+unsigned int rte_ring_dequeue_burst_(struct rte_ring *r, void **obj_table,
+                                     unsigned int n, unsigned int *available);
+unsigned int rte_ring_count_(const struct rte_ring *r);
 
 #endif

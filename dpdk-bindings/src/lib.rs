@@ -210,6 +210,99 @@ pub unsafe fn rte_errno_set(value: c_int) {
     unsafe { rte_errno_set_(value) }
 }
 
+/// Enqueues up to `n` objects from `obj_table` (fewer when the ring is full);
+/// returns how many. `free_space` (nullable) receives the room left.
+///
+/// # Safety
+/// `r` must be a live ring; `obj_table` valid for `n` reads; the ring's
+/// producer mode (single/multi) must match how callers use it.
+#[inline]
+pub unsafe fn rte_ring_enqueue_burst(
+    r: *mut rte_ring,
+    obj_table: *const *mut c_void,
+    n: c_uint,
+    free_space: *mut c_uint,
+) -> c_uint {
+    // SAFETY: forwarded verbatim; the caller upholds the contract above.
+    unsafe { rte_ring_enqueue_burst_(r, obj_table, n, free_space) }
+}
+
+/// Dequeues up to `n` objects into `obj_table`; returns how many.
+/// `available` (nullable) receives how many are left.
+///
+/// # Safety
+/// `r` must be a live ring; `obj_table` valid for `n` writes; the ring's
+/// consumer mode (single/multi) must match how callers use it.
+#[inline]
+pub unsafe fn rte_ring_dequeue_burst(
+    r: *mut rte_ring,
+    obj_table: *mut *mut c_void,
+    n: c_uint,
+    available: *mut c_uint,
+) -> c_uint {
+    // SAFETY: forwarded verbatim; the caller upholds the contract above.
+    unsafe { rte_ring_dequeue_burst_(r, obj_table, n, available) }
+}
+
+/// Objects in the ring.
+///
+/// # Safety
+/// `r` must be a live ring.
+#[inline]
+pub unsafe fn rte_ring_count(r: *const rte_ring) -> c_uint {
+    // SAFETY: forwarded verbatim; the caller upholds the contract above.
+    unsafe { rte_ring_count_(r) }
+}
+
+// ---------------------------------------------------------------------------
+// Constants bindgen cannot see (function-like macros), checked against C in tests.
+// ---------------------------------------------------------------------------
+
+/// The DPDK version this crate was built against (`pkg-config --modversion libdpdk`).
+pub const DPDK_VERSION: &str = env!("DPDK_PKG_VERSION");
+
+/// `RTE_ETH_RSS_IPV4` ... as in `rte_ethdev.h` (`RTE_BIT64(n)`).
+pub const RTE_ETH_RSS_IPV4: u64 = 1 << 2;
+pub const RTE_ETH_RSS_FRAG_IPV4: u64 = 1 << 3;
+pub const RTE_ETH_RSS_NONFRAG_IPV4_TCP: u64 = 1 << 4;
+pub const RTE_ETH_RSS_NONFRAG_IPV4_UDP: u64 = 1 << 5;
+pub const RTE_ETH_RSS_NONFRAG_IPV4_OTHER: u64 = 1 << 7;
+pub const RTE_ETH_RSS_IPV6: u64 = 1 << 8;
+pub const RTE_ETH_RSS_FRAG_IPV6: u64 = 1 << 9;
+pub const RTE_ETH_RSS_NONFRAG_IPV6_TCP: u64 = 1 << 10;
+pub const RTE_ETH_RSS_NONFRAG_IPV6_UDP: u64 = 1 << 11;
+pub const RTE_ETH_RSS_NONFRAG_IPV6_OTHER: u64 = 1 << 13;
+pub const RTE_ETH_RSS_IPV6_EX: u64 = 1 << 15;
+pub const RTE_ETH_RSS_IPV6_TCP_EX: u64 = 1 << 16;
+pub const RTE_ETH_RSS_IPV6_UDP_EX: u64 = 1 << 17;
+/// `RTE_ETH_RSS_IP`.
+pub const RTE_ETH_RSS_IP: u64 = RTE_ETH_RSS_IPV4
+    | RTE_ETH_RSS_FRAG_IPV4
+    | RTE_ETH_RSS_NONFRAG_IPV4_OTHER
+    | RTE_ETH_RSS_IPV6
+    | RTE_ETH_RSS_FRAG_IPV6
+    | RTE_ETH_RSS_NONFRAG_IPV6_OTHER
+    | RTE_ETH_RSS_IPV6_EX;
+/// `RTE_ETH_RSS_TCP`.
+pub const RTE_ETH_RSS_TCP: u64 =
+    RTE_ETH_RSS_NONFRAG_IPV4_TCP | RTE_ETH_RSS_NONFRAG_IPV6_TCP | RTE_ETH_RSS_IPV6_TCP_EX;
+/// `RTE_ETH_RSS_UDP`.
+pub const RTE_ETH_RSS_UDP: u64 =
+    RTE_ETH_RSS_NONFRAG_IPV4_UDP | RTE_ETH_RSS_NONFRAG_IPV6_UDP | RTE_ETH_RSS_IPV6_UDP_EX;
+
+/// `rte_version()` (the DPDK library actually loaded) as a Rust string.
+pub fn runtime_version() -> String {
+    // SAFETY: rte_version needs no EAL and returns a pointer to a static
+    // NUL-terminated string.
+    unsafe {
+        let p = rte_version();
+        if p.is_null() {
+            return String::new();
+        }
+        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Pure-Rust mbuf field helpers (inline, no FFI call).
 // ---------------------------------------------------------------------------

@@ -84,3 +84,25 @@ void rte_errno_set_(int value)
 {
 	rte_errno = value;
 }
+
+uint64_t rte_eth_rss_ip_tcp_udp_(void)
+{
+	return RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP;
+}
+
+unsigned int rte_ring_enqueue_burst_(struct rte_ring *r, void *const *obj_table,
+                                     unsigned int n, unsigned int *free_space)
+{
+	return rte_ring_enqueue_burst(r, obj_table, n, free_space);
+}
+
+unsigned int rte_ring_dequeue_burst_(struct rte_ring *r, void **obj_table,
+                                     unsigned int n, unsigned int *available)
+{
+	return rte_ring_dequeue_burst(r, obj_table, n, available);
+}
+
+unsigned int rte_ring_count_(const struct rte_ring *r)
+{
+	return rte_ring_count(r);
+}

@@ -99,6 +99,7 @@ fn dpdk_shims() {
     }
 
     check_lcore_id();
+    check_constants_and_version();
     let pool = check_pool_create();
     check_errno(pool);
     check_alloc_free(pool);
@@ -106,6 +107,7 @@ fn dpdk_shims() {
     check_bulk(pool);
     check_ethdev_count();
     check_ring_loopback(pool);
+    check_rings_and_port_from_rings(pool);
     check_null_port(pool);
     check_vdev_init_uninit();
 
@@ -132,6 +134,17 @@ fn dpdk_shims() {
     // both started ports are closed, and no DPDK call follows this one.
     assert_eq!(unsafe { rte_eal_cleanup() }, 0, "rte_eal_cleanup");
     let _ = std::fs::remove_dir(&run_dir);
+}
+
+fn check_constants_and_version() {
+    // SAFETY: the shim returns a compile-time constant; no preconditions.
+    let c = unsafe { rte_eth_rss_ip_tcp_udp_() };
+    assert_eq!(c, RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP);
+    assert_eq!(c.count_ones(), 13, "7 IP + 3 TCP + 3 UDP flow types");
+    // rte_version() says "DPDK 22.11.x"; pkg-config said "22.11.x".
+    let v = runtime_version();
+    assert!(v.starts_with("DPDK "), "{v}");
+    assert!(v.contains(DPDK_VERSION), "{v} vs {DPDK_VERSION}");
 }
 
 fn check_lcore_id() {
@@ -516,6 +529,72 @@ fn check_ring_loopback(pool: *mut rte_mempool) {
     }
     assert_eq!(avail(pool), POOL_SIZE);
     stop_port(port);
+}
+
+fn check_rings_and_port_from_rings(pool: *mut rte_mempool) {
+    let (rx_name, tx_name) = (cstr("shim_rx"), cstr("shim_tx"));
+    // SAFETY: EAL is up (see the file comment); the names are valid C strings
+    // for the calls (DPDK copies them); the flags ask for single-producer /
+    // single-consumer rings, and only this thread uses them below.
+    let (rxr, txr) = unsafe {
+        let f = RING_F_SP_ENQ | RING_F_SC_DEQ;
+        (
+            rte_ring_create(rx_name.as_ptr(), 64, SOCKET_ID_ANY, f),
+            rte_ring_create(tx_name.as_ptr(), 64, SOCKET_ID_ANY, f),
+        )
+    };
+    assert!(!rxr.is_null() && !txr.is_null());
+    // SAFETY: the name is a valid C string; the lookup only reads the registry.
+    assert_eq!(unsafe { rte_ring_lookup(rx_name.as_ptr()) }, rxr);
+    let name = cstr("shim_ringport");
+    // SAFETY: both ring arrays hold one live ring each, as the counts say.
+    let port = unsafe { rte_eth_from_rings(name.as_ptr(), &rxr, 1, &txr, 1, 0) };
+    assert!(port >= 0, "rte_eth_from_rings: {port}");
+    let port = port as u16;
+    let mut buf = [0 as std::ffi::c_char; 64];
+    // SAFETY: `port` is valid; `buf` has RTE_ETH_NAME_MAX_LEN (64) bytes.
+    assert_eq!(
+        unsafe { rte_eth_dev_get_name_by_port(port, buf.as_mut_ptr()) },
+        0
+    );
+    // SAFETY: DPDK NUL-terminated the name inside `buf`.
+    let got = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+    assert_eq!(got.to_str(), Ok("net_ring_shim_ringport"), "ethdev name");
+    assert_eq!(port_by_name("net_ring_shim_ringport"), Some(port));
+    start_port(port, pool);
+    // SAFETY: the port is started with one queue pair, used only by this
+    // thread; alloc_bulk returned 0 so `m` holds 4 valid mbufs owned here;
+    // ownership moves into the rx ring (enqueue of all 4 asserted), back to
+    // us through rx_burst (4 asserted), into the tx ring through tx_burst (4
+    // asserted), back through dequeue (4 asserted), and to the pool by
+    // free_bulk of exactly those 4.
+    unsafe {
+        let mut m = [ptr::null_mut::<rte_mbuf>(); 4];
+        assert_eq!(rte_pktmbuf_alloc_bulk(pool, m.as_mut_ptr(), 4), 0);
+        let mut free = 0;
+        let n = rte_ring_enqueue_burst(rxr, m.as_ptr().cast(), 4, &mut free);
+        assert_eq!((n, free), (4, 63 - 4), "a ring of 64 holds 63");
+        assert_eq!(rte_ring_count(rxr), 4);
+        let mut got = [ptr::null_mut::<rte_mbuf>(); 8];
+        assert_eq!(rte_eth_rx_burst(port, 0, got.as_mut_ptr(), 8), 4);
+        assert_eq!(&got[..4], &m[..]);
+        assert_eq!(rte_ring_count(rxr), 0);
+        assert_eq!(rte_eth_tx_burst(port, 0, got.as_mut_ptr(), 4), 4);
+        assert_eq!(rte_ring_count(txr), 4, "tx lands in the tx ring");
+        let mut back = [ptr::null_mut::<rte_mbuf>(); 8];
+        let mut left = 99;
+        let n = rte_ring_dequeue_burst(txr, back.as_mut_ptr().cast(), 8, &mut left);
+        assert_eq!((n, left), (4, 0));
+        assert_eq!(&back[..4], &m[..]);
+        rte_pktmbuf_free_bulk(back.as_mut_ptr(), 4);
+    }
+    assert_eq!(avail(pool), POOL_SIZE);
+    stop_port(port);
+    // SAFETY: the port is closed, so nothing refers to the rings any more.
+    unsafe {
+        rte_ring_free(rxr);
+        rte_ring_free(txr);
+    }
 }
 
 fn check_null_port(pool: *mut rte_mempool) {

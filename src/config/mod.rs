@@ -12,7 +12,7 @@ pub use load::{
     config_from_str, load_config, load_file, load_glb, load_tables, parse_director_conf_file,
     Loaded,
 };
-pub use settings::{DirectorSettings, HashFields, RunSettings};
+pub use settings::{DirectorSettings, DpdkSettings, HashFields, RunSettings};
 
 use crate::table::ForwardingTable;
 

@@ -23,7 +23,9 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{parse_ip_or_cidr, ConfigError, DirectorSettings, HashFields, RunSettings};
+use super::{
+    parse_ip_or_cidr, ConfigError, DirectorSettings, DpdkSettings, HashFields, RunSettings,
+};
 use crate::config::settings::DEFAULT_SRC_MAC;
 use crate::hash::parse_hex_key;
 use crate::table::{Backend, BackendState, Bind, HealthChecks, Proto, RowPolicy, TableSpec};
@@ -33,6 +35,7 @@ use crate::table::{Backend, BackendState, Bind, HealthChecks, Proto, RowPolicy, 
 struct RawConfig {
     director: RawDirector,
     runtime: Option<RawRuntime>,
+    dpdk: Option<RawDpdk>,
     #[serde(default)]
     ports: Vec<RawPort>,
     #[serde(default)]
@@ -65,6 +68,16 @@ struct RawRuntime {
     /// "drop" or "tap:NAME"
     exception: Option<Spanned<String>>,
     pool_size: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDpdk {
+    eal_args: Option<Spanned<Vec<String>>>,
+    rx_desc: Option<Spanned<i64>>,
+    tx_desc: Option<Spanned<i64>>,
+    mbuf_cache: Option<Spanned<i64>>,
+    mbuf_data_room: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -197,7 +210,10 @@ pub fn parse(text: &str, file: &str) -> Result<NativeConfig, ConfigError> {
     if let NativeTables::Inline(specs) = &tables {
         check_unique_names(&cx, specs, &raw.tables)?;
     }
-    let run = run_settings(&cx, raw.runtime.as_ref(), &raw.ports)?;
+    let mut run = run_settings(&cx, raw.runtime.as_ref(), &raw.ports)?;
+    if let Some(d) = &raw.dpdk {
+        run.dpdk = dpdk_settings(&cx, d)?;
+    }
     Ok(NativeConfig {
         settings,
         tables,
@@ -316,6 +332,49 @@ fn run_settings(
         }
     }
     Ok(run)
+}
+
+fn dpdk_settings(cx: &Ctx, d: &RawDpdk) -> Result<DpdkSettings, ConfigError> {
+    let mut s = DpdkSettings::default();
+    if let Some(a) = &d.eal_args {
+        if let Some(bad) = a
+            .get_ref()
+            .iter()
+            .find(|x| x.is_empty() || x.contains('\0'))
+        {
+            return Err(cx.err(
+                a.span(),
+                "dpdk.eal_args",
+                format!("expected non-empty arguments without NUL bytes, got {bad:?}"),
+            ));
+        }
+        s.eal_args = Some(a.get_ref().clone());
+    }
+    let ranged = |v: &Option<Spanned<i64>>, field: &str, lo: i64, hi: i64| {
+        v.as_ref()
+            .map(|v| {
+                let x = *v.get_ref();
+                if (lo..=hi).contains(&x) {
+                    Ok(x)
+                } else {
+                    Err(cx.err(v.span(), field, format!("expected {lo}..={hi}, got {x}")))
+                }
+            })
+            .transpose()
+    };
+    if let Some(x) = ranged(&d.rx_desc, "dpdk.rx_desc", 32, 32768)? {
+        s.rx_desc = x as u16;
+    }
+    if let Some(x) = ranged(&d.tx_desc, "dpdk.tx_desc", 32, 32768)? {
+        s.tx_desc = x as u16;
+    }
+    if let Some(x) = ranged(&d.mbuf_cache, "dpdk.mbuf_cache", 0, 512)? {
+        s.mbuf_cache = x as u32;
+    }
+    if let Some(x) = ranged(&d.mbuf_data_room, "dpdk.mbuf_data_room", 128, 65000)? {
+        s.mbuf_data_room = x as u16;
+    }
+    Ok(s)
 }
 
 fn check_unique_names(cx: &Ctx, specs: &[TableSpec], raw: &[RawTable]) -> Result<(), ConfigError> {

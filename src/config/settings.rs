@@ -103,8 +103,38 @@ pub struct RunSettings {
     pub idle_sleep_us: Option<u64>,
     /// Exception path: `Some(tap name)` or `None` to drop.
     pub exception_tap: Option<String>,
-    /// Packet buffers in the pool.
+    /// Packet buffers in the pool (mbufs per mempool with DPDK).
     pub pool_size: usize,
+    /// The DPDK driver's settings (`[dpdk]`); parsed on every build so configs check
+    /// the same everywhere, used only by builds with the `dpdk` feature.
+    pub dpdk: DpdkSettings,
+}
+
+/// `[dpdk]`: EAL arguments and queue/mempool sizes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpdkSettings {
+    /// EAL arguments (without the program name); `None`: `--in-memory` (hugepages).
+    /// Rondo adds `-l`, `--file-prefix`, `--no-pci` / `-a ADDR` when they are not given.
+    pub eal_args: Option<Vec<String>>,
+    /// RX/TX descriptors per queue (adjusted to what the device allows).
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+    /// Per-lcore mempool cache (0..=512).
+    pub mbuf_cache: u32,
+    /// Bytes of frame per mbuf after the headroom.
+    pub mbuf_data_room: u16,
+}
+
+impl Default for DpdkSettings {
+    fn default() -> Self {
+        DpdkSettings {
+            eal_args: None,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            mbuf_cache: 256,
+            mbuf_data_room: 2048,
+        }
+    }
 }
 
 impl Default for RunSettings {
@@ -116,6 +146,7 @@ impl Default for RunSettings {
             idle_sleep_us: None,
             exception_tap: None,
             pool_size: 16384,
+            dpdk: DpdkSettings::default(),
         }
     }
 }

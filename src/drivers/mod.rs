@@ -8,8 +8,11 @@
 //! - [`af_packet`]: Linux interfaces through PACKET_MMAP rings.
 //! - [`tap`]: the kernel exception path (a TAP interface).
 //! - [`spec`]: parsing `--port` specs.
+//! - `dpdk` (cargo feature `dpdk`): DPDK ethdev ports, mbufs and mempools.
 
 pub mod af_packet;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod mem;
 pub mod pcap;
 pub mod pool;
@@ -154,6 +157,13 @@ pub trait RxQueue: Send {
     fn is_exhausted(&self) -> bool {
         false
     }
+    /// Called once on the worker thread before its first burst (DPDK registers the thread
+    /// as an lcore here, so its mempool cache is used). Errors are logged by the caller.
+    fn attach_thread(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+    /// Called once on the worker thread after its last burst.
+    fn detach_thread(&mut self) {}
 }
 
 /// Transmit side of one queue, owned by one worker (or the exception thread).
@@ -239,6 +249,57 @@ pub trait Port: Send + Sync {
     fn alloc(&self, frame: &[u8]) -> Option<Self::Buf>;
     /// Driver-level counters.
     fn stats(&self) -> PortStats;
+    /// Extended counters by name (DPDK xstats); empty when the driver has none.
+    fn xstats(&self) -> Vec<(String, u64)> {
+        Vec::new()
+    }
+    /// Link state, when the driver knows it.
+    fn link(&self) -> Option<LinkInfo> {
+        None
+    }
+    /// Driver name for `show port info` (e.g. `af_packet`, `dpdk/net_ixgbe`).
+    fn driver(&self) -> String {
+        self.name().split(':').next().unwrap_or("").to_string()
+    }
+}
+
+/// Link state of a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub up: bool,
+    pub speed_mbps: u32,
+    pub full_duplex: bool,
+}
+
+/// The read-only face of a running port (object safe), for stats and the console.
+pub trait PortView: Send + Sync {
+    fn name(&self) -> &str;
+    fn mac(&self) -> Option<MacAddr>;
+    fn stats(&self) -> PortStats;
+    fn xstats(&self) -> Vec<(String, u64)>;
+    fn link(&self) -> Option<LinkInfo>;
+    fn driver(&self) -> String;
+}
+
+impl<P: Port> PortView for P {
+    fn name(&self) -> &str {
+        Port::name(self)
+    }
+    fn mac(&self) -> Option<MacAddr> {
+        Port::mac(self)
+    }
+    fn stats(&self) -> PortStats {
+        Port::stats(self)
+    }
+    fn xstats(&self) -> Vec<(String, u64)> {
+        Port::xstats(self)
+    }
+    fn link(&self) -> Option<LinkInfo> {
+        Port::link(self)
+    }
+    fn driver(&self) -> String {
+        Port::driver(self)
+    }
 }
 
 /// One worker's RX and TX queue of port `P`.
@@ -258,4 +319,7 @@ pub enum DriverError {
     },
     #[error("port spec {spec:?}: {reason}")]
     Spec { spec: String, reason: String },
+    #[cfg(feature = "dpdk")]
+    #[error(transparent)]
+    Dpdk(#[from] dpdk::DpdkError),
 }

@@ -15,7 +15,7 @@ use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
 
 use crate::datapath::{CoreCounters, Snapshot};
-use crate::drivers::{DriverError, Port, PortStats};
+use crate::drivers::{DriverError, Port, PortStats, PortView};
 
 /// What a worker does when its RX queue is empty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +121,7 @@ pub struct Runtime {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
     port_name: String,
-    port_stats: Box<dyn Fn() -> PortStats + Send + Sync>,
+    port: Arc<dyn PortView>,
     exception: Option<exception::ExceptionStats>,
 }
 
@@ -177,10 +177,7 @@ impl Runtime {
             shared: shared.clone(),
             threads: Vec::new(),
             port_name: port.name().to_string(),
-            port_stats: {
-                let p = port.clone();
-                Box::new(move || p.stats())
-            },
+            port: port.clone(),
             exception: None,
         };
         if let (ExceptionPath::Tap(name), Some(ring), Some(tx)) =
@@ -252,7 +249,12 @@ impl Runtime {
     }
 
     pub fn port_stats(&self) -> PortStats {
-        (self.port_stats)()
+        self.port.stats()
+    }
+
+    /// The running port (stats, xstats, link, MAC) for the console and metrics.
+    pub fn port(&self) -> &dyn PortView {
+        &*self.port
     }
 
     /// Exception-path counters, when a TAP is in use.

@@ -34,6 +34,9 @@ where
                 );
             }
         }
+        if let Err(e) = self.rx.attach_thread() {
+            tracing::warn!(worker = self.id, "{e}");
+        }
         let slot = &self.shared.workers[self.id];
         let mut rx = Burst::new();
         let mut tx = Burst::new();
@@ -102,6 +105,7 @@ where
         }
         self.tx.flush();
         slot.publish(&ctr);
+        self.rx.detach_thread();
         slot.running.store(false, Ordering::Release);
         tracing::debug!(
             worker = self.id,

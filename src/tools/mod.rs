@@ -18,7 +18,7 @@ pub const EXIT_FAILURE: u8 = 1;
 #[derive(Parser)]
 #[command(
     name = "rondo",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("RONDO_BUILD_DPDK"), ")"),
     about = "Userspace L4 load-balancer director, GLB Director compatible"
 )]
 struct Cli {

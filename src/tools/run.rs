@@ -47,6 +47,17 @@ pub struct RunArgs {
     /// Seconds between stats lines in the log (0: none).
     #[arg(long, default_value_t = 10)]
     stats_interval: u64,
+    /// DPDK EAL arguments, space-separated (overrides `[dpdk] eal_args`),
+    /// e.g. "--no-huge -m 512 --no-shconf".
+    #[arg(long, allow_hyphen_values = true)]
+    eal_args: Option<String>,
+    /// Stop after this many seconds (benchmarks, soak tests).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Stop once packets were received and then none for this many seconds (replaying a
+    /// capture through a device that never says it is finished, e.g. DPDK net_pcap).
+    #[arg(long)]
+    stop_when_idle: Option<f64>,
 }
 
 /// What `rondo run` resolved from config files and flags.
@@ -137,6 +148,19 @@ fn plan(a: &RunArgs) -> Result<Plan, String> {
     let port: PortSpec = spec
         .parse()
         .map_err(|e: crate::drivers::DriverError| e.to_string())?;
+    if let Some(e) = &a.eal_args {
+        run.dpdk.eal_args = Some(e.split_whitespace().map(str::to_string).collect());
+    }
+    for (flag, v) in [
+        ("--duration", a.duration),
+        ("--stop-when-idle", a.stop_when_idle),
+    ] {
+        if let Some(v) = v {
+            if !(v.is_finite() && v > 0.0 && v < 1e9) {
+                return Err(format!("{flag} {v}: expected a positive number of seconds"));
+            }
+        }
+    }
     Ok(Plan { source, run, port })
 }
 
@@ -144,19 +168,34 @@ fn plan(a: &RunArgs) -> Result<Plan, String> {
 pub fn run(a: &RunArgs) -> Result<(), String> {
     let p = plan(a)?;
     let pool =
-        BufPool::new(p.run.pool_size, DATA_ROOM).map_err(|e| format!("runtime.pool_size: {e}"))?;
+        || BufPool::new(p.run.pool_size, DATA_ROOM).map_err(|e| format!("runtime.pool_size: {e}"));
     match &p.port {
                 PortSpec::AfPacket { iface } => {
-            let port = AfPacketPort::open(iface, pool, AfPacketOptions::default()).map_err(|e| e.to_string())?;
+            let port = AfPacketPort::open(iface, pool()?, AfPacketOptions::default()).map_err(|e| e.to_string())?;
             serve(port, &p, a)
         }
         PortSpec::Pcap { input, output, looped } => {
-            let port = PcapPort::open(input, output.as_deref(), *looped, pool).map_err(|e| e.to_string())?;
+            let port = PcapPort::open(input, output.as_deref(), *looped, pool()?).map_err(|e| e.to_string())?;
             serve(port, &p, a)
         }
         PortSpec::Mem { name } => Err(format!(
             "port mem:{name}: in-memory ports connect threads of one process; `rondo demo` runs the data plane on them"
         )),
+        #[cfg(feature = "dpdk")]
+        PortSpec::Dpdk { devargs } => {
+            use crate::drivers::dpdk::{DpdkPort, DpdkPortOptions};
+            let port = DpdkPort::open(
+                devargs,
+                DpdkPortOptions {
+                    settings: p.run.dpdk.clone(),
+                    pool_size: p.run.pool_size,
+                    worker_cores: p.run.cores.clone(),
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            serve(port, &p, a)
+        }
+        #[cfg(not(feature = "dpdk"))]
         PortSpec::Dpdk { devargs } => Err(format!(
             "port dpdk:{devargs}: this rondo was built without DPDK; rebuild with `cargo build --release --features dpdk`"
         )),
@@ -196,8 +235,10 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
         Ok(false) => {}
         Err(e) => tracing::warn!("systemd notify failed: {e}"),
     }
+    let started = Instant::now();
     let mut last_check = Instant::now();
     let mut last_stats = Instant::now();
+    let mut last_rx = (0u64, Instant::now());
     loop {
         std::thread::sleep(Duration::from_millis(50));
         if signals.stop_requested() {
@@ -229,12 +270,33 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
             tracing::info!("every RX queue is exhausted; stopping");
             break;
         }
+        if a.duration
+            .is_some_and(|d| started.elapsed().as_secs_f64() >= d)
+        {
+            tracing::info!("--duration reached; stopping");
+            break;
+        }
+        if let Some(idle) = a.stop_when_idle {
+            let rx = rt.totals().rx_packets;
+            if rx != last_rx.0 {
+                last_rx = (rx, Instant::now());
+            } else if rx > 0 && last_rx.1.elapsed().as_secs_f64() >= idle {
+                tracing::info!("no packet for {idle} s (--stop-when-idle); stopping");
+                break;
+            }
+        }
     }
+    let elapsed = started.elapsed().as_secs_f64();
     let _ = sd_notify("STOPPING=1");
     let port_stats = rt.port_stats();
     let exc = rt.exception_stats();
     let totals = rt.shutdown();
     print!("{}", format_counters(&totals));
+    println!(
+        "elapsed     {elapsed:.3} s, rx {:.3} Mpps, forwarded {:.3} Mpps",
+        totals.rx_packets as f64 / elapsed / 1e6,
+        totals.forwarded as f64 / elapsed / 1e6
+    );
     println!(
         "port        rx {} tx {} rx_dropped {} tx_dropped {}",
         port_stats.rx_packets, port_stats.tx_packets, port_stats.rx_dropped, port_stats.tx_dropped
