@@ -1015,13 +1015,13 @@ impl Port for AfPacketPort {
         Ok(queues)
     }
 
-    fn take_exception_tx(&mut self) -> Result<AfPacketTx, DriverError> {
+    fn take_exception_tx(&mut self) -> Result<Option<AfPacketTx>, DriverError> {
         if self.exception_taken {
             return Err(port_err(&self.name, "exception TX queue already taken"));
         }
         let tx = self.open_tx()?;
         self.exception_taken = true;
-        Ok(tx)
+        Ok(Some(tx))
     }
 
     fn alloc(&self, frame: &[u8]) -> Option<PoolBuf> {

@@ -201,7 +201,7 @@ impl Port for MemPort {
         self.next_rx += n;
         Ok(q)
     }
-    fn take_exception_tx(&mut self) -> Result<MemTx, DriverError> {
+    fn take_exception_tx(&mut self) -> Result<Option<MemTx>, DriverError> {
         if self.exception_taken {
             return Err(DriverError::Port {
                 port: self.name.clone(),
@@ -209,9 +209,9 @@ impl Port for MemPort {
             });
         }
         self.exception_taken = true;
-        Ok(MemTx {
+        Ok(Some(MemTx {
             rings: self.rings.clone(),
-        })
+        }))
     }
     fn alloc(&self, frame: &[u8]) -> Option<PoolBuf> {
         self.pool.get_with(frame)

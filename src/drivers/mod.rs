@@ -243,8 +243,10 @@ pub trait Port: Send + Sync {
     fn mac(&self) -> Option<MacAddr>;
     /// Take the worker queues; called once. `n` is the number of workers.
     fn take_queues(&mut self, n: usize) -> Result<Vec<QueuePair<Self>>, DriverError>;
-    /// A TX queue for the exception path (kernel -> wire); called at most once.
-    fn take_exception_tx(&mut self) -> Result<Self::Tx, DriverError>;
+    /// A TX queue of its own for the exception path (kernel -> wire); called at most once,
+    /// after [`Port::take_queues`]. `None`: the device has no spare TX queue, and the
+    /// runtime sends kernel frames through worker 0's queue instead.
+    fn take_exception_tx(&mut self) -> Result<Option<Self::Tx>, DriverError>;
     /// Make a buffer holding `frame` (for the exception path); `None` when the pool is empty.
     fn alloc(&self, frame: &[u8]) -> Option<Self::Buf>;
     /// Driver-level counters.

@@ -303,8 +303,8 @@ impl Port for PcapPort {
             })
             .collect())
     }
-    fn take_exception_tx(&mut self) -> Result<PcapTx, DriverError> {
-        Ok(self.tx())
+    fn take_exception_tx(&mut self) -> Result<Option<PcapTx>, DriverError> {
+        Ok(Some(self.tx()))
     }
     fn alloc(&self, frame: &[u8]) -> Option<PoolBuf> {
         self.pool.get_with(frame)

@@ -50,11 +50,19 @@ impl ExceptionStats {
     }
 }
 
+/// How frames from the kernel leave through the port.
+pub(crate) enum KernelOut<P: Port> {
+    /// A TX queue of the exception path's own.
+    Queue(P::Tx),
+    /// The device has no spare TX queue: worker 0 sends what is put in this ring.
+    ViaWorker(Arc<ArrayQueue<P::Buf>>),
+}
+
 pub(crate) fn start<P: Port + 'static>(
     name: &str,
     port: Arc<P>,
     ring: Arc<ArrayQueue<P::Buf>>,
-    mut tx: P::Tx,
+    mut out: KernelOut<P>,
     shared: Arc<Shared>,
 ) -> Result<(JoinHandle<()>, ExceptionStats), RuntimeError> {
     let tap = TapDevice::open(name).map_err(|e| RuntimeError::Exception(e.to_string()))?;
@@ -106,8 +114,15 @@ pub(crate) fn start<P: Port + 'static>(
                 }
                 if !burst.is_empty() {
                     let n = burst.len() as u64;
-                    tx.tx_burst(&mut burst);
-                    tx.flush();
+                    match &mut out {
+                        KernelOut::Queue(tx) => {
+                            tx.tx_burst(&mut burst);
+                            tx.flush();
+                        }
+                        KernelOut::ViaWorker(q) => {
+                            burst.send_each(|b| q.push(b));
+                        }
+                    }
                     let left = burst.len() as u64;
                     burst.drain().for_each(drop);
                     c.from_kernel.fetch_add(n - left, Ordering::Relaxed);

@@ -162,9 +162,14 @@ impl Runtime {
             ExceptionPath::Drop => None,
             ExceptionPath::Tap(_) => Some(Arc::new(ArrayQueue::new(4096))),
         };
-        let exc_tx = match opts.exception {
-            ExceptionPath::Drop => None,
-            ExceptionPath::Tap(_) => Some(port.take_exception_tx()?),
+        // The exception TX queue, or (device without a spare queue) a ring that worker 0
+        // drains into its own TX queue.
+        let (exc_tx, inject) = match opts.exception {
+            ExceptionPath::Drop => (None, None),
+            ExceptionPath::Tap(_) => match port.take_exception_tx()? {
+                Some(tx) => (Some(tx), None),
+                None => (None, Some(Arc::new(ArrayQueue::new(1024)))),
+            },
         };
         let shared = Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
@@ -180,11 +185,14 @@ impl Runtime {
             port: port.clone(),
             exception: None,
         };
-        if let (ExceptionPath::Tap(name), Some(ring), Some(tx)) =
-            (&opts.exception, &exc_ring, exc_tx)
-        {
+        if let (ExceptionPath::Tap(name), Some(ring)) = (&opts.exception, &exc_ring) {
+            let out = match (exc_tx, &inject) {
+                (Some(tx), _) => exception::KernelOut::Queue(tx),
+                (None, Some(q)) => exception::KernelOut::ViaWorker(q.clone()),
+                (None, None) => unreachable!("a TAP exception path has a TX queue or a ring"),
+            };
             let (handle, stats) =
-                exception::start(name, port.clone(), ring.clone(), tx, shared.clone())?;
+                exception::start(name, port.clone(), ring.clone(), out, shared.clone())?;
             rt.threads.push(handle);
             rt.exception = Some(stats);
         }
@@ -196,6 +204,7 @@ impl Runtime {
                 tx,
                 shared: shared.clone(),
                 exceptions: exc_ring.clone(),
+                inject: if i == 0 { inject.clone() } else { None },
                 idle: opts.idle,
                 tx_retries: opts.tx_retries,
             };

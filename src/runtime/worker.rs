@@ -16,6 +16,9 @@ pub(crate) struct Worker<Rx: RxQueue, Tx: TxQueue<Buf = Rx::Buf>> {
     pub(crate) tx: Tx,
     pub(crate) shared: Arc<Shared>,
     pub(crate) exceptions: Option<Arc<ArrayQueue<Rx::Buf>>>,
+    /// Frames from the kernel to send on this worker's TX queue (worker 0, when the port
+    /// has no TX queue to spare for the exception path).
+    pub(crate) inject: Option<Arc<ArrayQueue<Rx::Buf>>>,
     pub(crate) idle: IdlePolicy,
     pub(crate) tx_retries: u32,
 }
@@ -44,6 +47,19 @@ where
         let mut ctr = CoreCounters::default();
         let mut empty_polls: u32 = 0;
         while !self.shared.stop.load(Ordering::Relaxed) {
+            if let Some(q) = &self.inject {
+                if !q.is_empty() {
+                    while tx.room() > 0 {
+                        match q.pop() {
+                            Some(b) => {
+                                let _ = tx.push(b);
+                            }
+                            None => break,
+                        }
+                    }
+                    send(&mut self.tx, self.tx_retries, &mut tx, &mut ctr);
+                }
+            }
             let n = self.rx.rx_burst(&mut rx);
             if n == 0 {
                 if self.rx.is_exhausted() {
@@ -88,20 +104,12 @@ where
                     Verdict::Drop(_) => drop(buf),
                 }
             }
-            let mut tries = 0;
-            while !tx.is_empty() {
-                self.tx.tx_burst(&mut tx);
-                if tx.is_empty() || tries >= self.tx_retries {
-                    break;
-                }
-                tries += 1;
-                std::hint::spin_loop();
-            }
-            if !tx.is_empty() {
-                ctr.tx_refused += tx.len() as u64;
-                tx.drain().for_each(drop);
-            }
+            send(&mut self.tx, self.tx_retries, &mut tx, &mut ctr);
             slot.publish(&ctr);
+        }
+        if let Some(q) = &self.inject {
+            // Kernel frames nobody will send any more: give the buffers back.
+            while q.pop().is_some() {}
         }
         self.tx.flush();
         slot.publish(&ctr);
@@ -113,5 +121,24 @@ where
             forwarded = ctr.forwarded,
             "worker stopped"
         );
+    }
+}
+
+/// Send the burst, retrying refusals `retries` times; what is still refused is dropped and
+/// counted.
+#[inline]
+fn send<T: TxQueue>(txq: &mut T, retries: u32, tx: &mut Burst<T::Buf>, ctr: &mut CoreCounters) {
+    let mut tries = 0;
+    while !tx.is_empty() {
+        txq.tx_burst(tx);
+        if tx.is_empty() || tries >= retries {
+            break;
+        }
+        tries += 1;
+        std::hint::spin_loop();
+    }
+    if !tx.is_empty() {
+        ctr.tx_refused += tx.len() as u64;
+        tx.drain().for_each(drop);
     }
 }

@@ -9,6 +9,8 @@
 //! - [`mempool`]: pools per socket.
 //! - [`port`]: device probe, configure, queues, start, stats, xstats, link, MAC.
 //! - [`queue`]: RX/TX burst; worker threads register themselves as DPDK lcores.
+//! - [`ring`]: a port over rings this process owns and its [`ring::RingPeer`] (the DPDK
+//!   twin of the mem driver), for tests, the demo and pktgen.
 //!
 //! Workers are Rust threads registered with `rte_thread_register`, running the same
 //! worker loop as every other driver.
@@ -18,9 +20,11 @@ pub mod mbuf;
 pub mod mempool;
 pub mod port;
 pub mod queue;
+pub mod ring;
 
 pub use mbuf::Mbuf;
 pub use port::{DpdkPort, DpdkPortOptions};
+pub use ring::{ring_pair, RingPeer};
 
 /// Start-up errors of the DPDK driver, each naming the setting or port at fault.
 #[derive(Debug, thiserror::Error)]

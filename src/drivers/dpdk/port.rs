@@ -400,26 +400,26 @@ impl Port for DpdkPort {
             .collect())
     }
 
-    fn take_exception_tx(&mut self) -> Result<DpdkTx, DriverError> {
+    fn take_exception_tx(&mut self) -> Result<Option<DpdkTx>, DriverError> {
         let (nrx, ntx) = self.queues.ok_or_else(|| DriverError::Port {
             port: self.name.clone(),
             reason: "take the worker queues first".into(),
         })?;
-        let q = self.exception_queue.take().ok_or_else(|| DriverError::Port {
-            port: self.name.clone(),
-            reason: if ntx > nrx {
-                "the exception TX queue was already taken".to_string()
-            } else {
-                format!(
-                    "the exception path needs a TX queue of its own and all {} TX queue(s) of the device ({}) serve the {nrx} worker(s); lower runtime.workers or set runtime.exception = \"drop\"",
-                    self.info.max_tx, self.info.driver
-                )
-            },
-        })?;
-        Ok(DpdkTx {
+        if ntx == nrx {
+            tracing::info!(port = %self.name, driver = %self.info.driver, tx_queues = ntx, "no spare TX queue for the exception path: kernel frames leave through worker 0's queue");
+            return Ok(None);
+        }
+        let q = self
+            .exception_queue
+            .take()
+            .ok_or_else(|| DriverError::Port {
+                port: self.name.clone(),
+                reason: "the exception TX queue was already taken".into(),
+            })?;
+        Ok(Some(DpdkTx {
             port: self.handle.clone(),
             queue: q,
-        })
+        }))
     }
 
     fn alloc(&self, frame: &[u8]) -> Option<Mbuf> {

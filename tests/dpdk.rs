@@ -1,0 +1,530 @@
+//! The DPDK driver end to end (needs `--features dpdk`; `scripts/test` enables it).
+//!
+//! In process: ports over rings this test owns (`rte_eth_from_rings`, the real ethdev and
+//! mbuf path) with every packet checked, and the mbuf leak test. Through the `rondo`
+//! binary: net_pcap (same bytes as `rondo pcap`), net_null, bad settings. The af_packet and
+//! net_tap vdevs over veth/TAP run in `tests/run_af_packet.rs` (root).
+//!
+//! EAL runs once per process, `--no-huge` so no hugepages are needed; the tests of this
+//! file share one mempool, so they take turns (LOCK).
+
+mod common;
+
+#[cfg(not(feature = "dpdk"))]
+#[test]
+fn dpdk_tests_need_the_dpdk_feature() {
+    println!("skipped: built without `--features dpdk` (scripts/test enables it)");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rondo"))
+        .args([
+            "run",
+            "--config",
+            "configs/director.toml",
+            "--port",
+            "dpdk:net_null0",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("--features dpdk"), "names the feature: {err}");
+}
+
+#[cfg(feature = "dpdk")]
+mod dpdk {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Output};
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    use super::common::veth::is_root;
+    use super::common::*;
+    use rondo::config::DpdkSettings;
+    use rondo::datapath::{PacketBuf, Snapshot};
+    use rondo::drivers::dpdk::{ring_pair, DpdkPortOptions};
+    use rondo::drivers::Port;
+    use rondo::runtime::{ExceptionPath, IdlePolicy, Runtime, RuntimeOptions};
+
+    static LOCK: Mutex<()> = Mutex::new(());
+
+    fn lock() -> std::sync::MutexGuard<'static, ()> {
+        LOCK.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// EAL without hugepages, a file prefix of this process, no telemetry socket.
+    fn eal_args(tag: &str) -> Vec<String> {
+        format!(
+            "--no-huge -m 512 --no-shconf --no-telemetry --file-prefix rondo-{tag}-{} --log-level=lib.eal:error",
+            std::process::id()
+        )
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+    }
+
+    fn port_opts(pool_size: usize) -> DpdkPortOptions {
+        DpdkPortOptions {
+            settings: DpdkSettings {
+                eal_args: Some(eal_args("lib")),
+                ..DpdkSettings::default()
+            },
+            pool_size,
+            worker_cores: None,
+        }
+    }
+
+    fn opts(workers: usize, exception: ExceptionPath) -> RuntimeOptions {
+        RuntimeOptions {
+            workers,
+            idle: IdlePolicy::Sleep {
+                after: 16,
+                micros: 50,
+            },
+            exception,
+            ..Default::default()
+        }
+    }
+
+    const CONFIG: &str = r#"[director]
+outbound_gateway_mac = "02:00:00:00:00:fe"
+outbound_src_ip = "192.0.2.10"
+
+[[tables]]
+name = "web"
+hash_key = "12345678901234561234567890123456"
+seed = "34567890123456783456789012345678"
+binds = [{ ip = "1.1.1.1", proto = "tcp", port = 80 }]
+backends = [{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.1.0.3" }]
+"#;
+
+    fn snapshot(mac: Option<rondo::wire::MacAddr>) -> Snapshot {
+        let cfg = rondo::config::config_from_str(CONFIG, "test.toml").unwrap();
+        Snapshot::compile(cfg, mac, 1).unwrap()
+    }
+
+    fn syn(i: u32) -> Vec<u8> {
+        syn_v4(
+            (0x0a00_0000 + i).to_be_bytes(),
+            [1, 1, 1, 1],
+            1024 + (i % 50000) as u16,
+            80,
+        )
+    }
+
+    fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+        let end = Instant::now() + Duration::from_secs(60);
+        while !f() {
+            assert!(Instant::now() < end, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn ring_port_forwards_every_packet_with_two_workers() {
+        let _l = lock();
+        let (port, peer) = ring_pair("fwd2", 2, 1024, port_opts(8192)).unwrap();
+        let pool = peer.pool();
+        let mac = port.mac().unwrap();
+        let rt = Runtime::start(port, snapshot(Some(mac)), opts(2, ExceptionPath::Drop)).unwrap();
+        let start = pool.in_use();
+        let n = 50_000u32;
+        let (mut i, mut got) = (0u32, 0u64);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while got < u64::from(n) {
+            assert!(
+                Instant::now() < deadline,
+                "only {got} of {n}: {:?}",
+                rt.totals()
+            );
+            // At most 512 in flight: the TX rings never fill, so nothing is refused.
+            while i < n && u64::from(i) - got < 512 && peer.send((i % 2) as usize, &syn(i)) {
+                i += 1;
+            }
+            while let Some(b) = peer.recv() {
+                let (_, hops, _, inner) =
+                    check_outer_v4(b.data(), [2, 0, 0, 0, 0, 0xfe], mac.0, [192, 0, 2, 10]);
+                assert_eq!(hops.len(), 1);
+                assert_eq!(inner.len(), 40);
+                got += 1;
+            }
+            std::thread::yield_now();
+        }
+        wait_for("counters", || rt.totals().forwarded == u64::from(n));
+        let per_worker = rt.worker_counters();
+        assert!(
+            per_worker.iter().all(|c| c.forwarded > 0),
+            "both workers forwarded: {per_worker:?}"
+        );
+        let ps = rt.port_stats();
+        assert_eq!((ps.rx_packets, ps.tx_packets), (u64::from(n), u64::from(n)));
+        let x = rt.port().xstats();
+        assert!(
+            x.iter()
+                .any(|(k, v)| k == "rx_good_packets" && *v == u64::from(n)),
+            "{x:?}"
+        );
+        assert!(rt.port().link().is_some_and(|l| l.up));
+        assert_eq!(rt.port().driver(), "dpdk/net_ring");
+        let t = rt.shutdown();
+        assert_eq!(
+            (t.rx_packets, t.forwarded, t.total_drops(), t.tx_refused),
+            (u64::from(n), u64::from(n), 0, 0)
+        );
+        drop(peer);
+        assert_eq!(pool.in_use(), start, "every mbuf back in the pool");
+    }
+
+    /// Millions of packets: forwarded, malformed (dropped), not for a VIP (exceptions), and
+    /// TX refusals (the test drains the small TX ring only now and then). Every mbuf goes
+    /// back to the pool.
+    #[test]
+    fn no_mbuf_leak_through_drops_exceptions_and_tx_refusals() {
+        let _l = lock();
+        let tap = format!("rdk{}", std::process::id() % 100_000);
+        let exception = if is_root() && Path::new("/dev/net/tun").exists() {
+            ExceptionPath::Tap(tap)
+        } else {
+            println!("note: not root: exceptions are dropped instead of going to a TAP");
+            ExceptionPath::Drop
+        };
+        let (port, peer) = ring_pair("leak", 1, 256, port_opts(4096)).unwrap();
+        let pool = peer.pool();
+        let before = pool.in_use();
+        let mac = port.mac();
+        let rt = Runtime::start(port, snapshot(mac), opts(1, exception)).unwrap();
+        let n: u64 = 2_000_000;
+        let frames: Vec<Vec<u8>> = (0..64u32)
+            .map(|i| match i % 8 {
+                // malformed: truncated IPv4 header
+                0 => syn(i)[..20].to_vec(),
+                // not for a VIP: goes to the exception path
+                1 => syn_v4([10, 0, 0, 9], [192, 0, 2, 99], 40000 + i as u16, 22),
+                _ => syn(i),
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let mut sent = 0u64;
+        let mut rounds = 0u64;
+        while sent < n {
+            assert!(
+                Instant::now() < deadline,
+                "stuck at {sent}: {:?}",
+                rt.totals()
+            );
+            let mut k = 0;
+            while sent < n && k < 256 && peer.send(0, &frames[(sent % 64) as usize]) {
+                sent += 1;
+                k += 1;
+            }
+            rounds += 1;
+            // Drain the 255-slot TX ring only every 4th round: the worker meets a full
+            // ring and has to drop.
+            if rounds % 4 == 0 {
+                while peer.recv().is_some() {}
+            }
+            if k == 0 {
+                std::thread::yield_now();
+            }
+        }
+        wait_for("every frame handled", || rt.totals().rx_packets == n);
+        let t = rt.shutdown();
+        while peer.recv().is_some() {}
+        assert_eq!(
+            t.forwarded + t.total_drops() + t.total_exceptions(),
+            n,
+            "{t:?}"
+        );
+        assert_eq!(t.total_drops(), n / 8, "malformed frames dropped: {t:?}");
+        assert_eq!(t.total_exceptions(), n / 8, "exceptions: {t:?}");
+        assert!(t.tx_refused > 0, "the test meant to make TX refuse: {t:?}");
+        drop(peer);
+        assert_eq!(
+            pool.in_use(),
+            before,
+            "mbufs in use after {n} packets ({} refused by TX)",
+            t.tx_refused
+        );
+    }
+
+    fn rondo(args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_rondo"))
+            .args(args)
+            .current_dir(root())
+            .output()
+            .unwrap()
+    }
+
+    fn s(p: &Path) -> &str {
+        p.to_str().unwrap()
+    }
+
+    fn eal(tag: &str) -> String {
+        eal_args(tag).join(" ")
+    }
+
+    fn frames_of(path: &Path) -> Vec<Vec<u8>> {
+        let mut r = pcap_file::pcap::PcapReader::new(std::fs::File::open(path).unwrap()).unwrap();
+        let mut v = Vec::new();
+        while let Some(p) = r.next_packet() {
+            v.push(p.unwrap().data.into_owned());
+        }
+        v
+    }
+
+    #[test]
+    fn version_says_dpdk_is_compiled_in() {
+        let o = rondo(&["--version"]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            out.contains("DPDK 22.11") && out.contains("compiled in"),
+            "{out}"
+        );
+    }
+
+    /// GLB's capture through DPDK's net_pcap gives the bytes `rondo pcap` gives, except the
+    /// source MAC, which is the DPDK port's own.
+    #[test]
+    fn net_pcap_forwarding_equals_the_pcap_tool() {
+        let Some(v) = shared() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let (dout, pout) = (dir.path().join("dpdk.pcap"), dir.path().join("tool.pcap"));
+        let conf = root().join("configs/glb/director.conf");
+        let (table, input) = (v.join("table.bin"), v.join("1k_pkts.pcap"));
+        let port = format!("dpdk:net_pcap0,rx_pcap={},tx_pcap={}", s(&input), s(&dout));
+        let o = rondo(&[
+            "run",
+            "--glb-config",
+            s(&conf),
+            "--forwarding-table",
+            s(&table),
+            "--port",
+            &port,
+            "--eal-args",
+            &eal("pcap"),
+            "--exception",
+            "drop",
+            "--stop-when-idle",
+            "1",
+            "--stats-interval",
+            "0",
+        ]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{out}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(out.contains("port        rx 1000 tx 1000"), "{out}");
+        let o = rondo(&[
+            "pcap",
+            "--config",
+            s(&conf),
+            "--forwarding-table",
+            s(&table),
+            "--in",
+            s(&input),
+            "--out",
+            s(&pout),
+        ]);
+        assert!(o.status.success());
+        let (a, b) = (frames_of(&dout), frames_of(&pout));
+        assert_eq!((a.len(), b.len()), (1000, 1000));
+        let pcap_mac = &a[0][6..12];
+        assert_eq!(
+            pcap_mac,
+            &[0x02, 0x70, 0x63, 0x61, 0x70, 0x00],
+            "net_pcap's MAC"
+        );
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert_eq!((&x[..6], &x[12..]), (&y[..6], &y[12..]), "packet {i}");
+            assert_eq!(&x[6..12], pcap_mac);
+        }
+    }
+
+    #[test]
+    fn net_null_frames_are_counted_as_exceptions() {
+        let o = rondo(&[
+            "run",
+            "--config",
+            "configs/director.toml",
+            "--port",
+            "dpdk:net_null0",
+            "--eal-args",
+            &eal("null"),
+            "--exception",
+            "drop",
+            "--duration",
+            "0.5",
+            "--workers",
+            "1",
+            "--stats-interval",
+            "0",
+        ]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{out}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let rx: u64 = out
+            .lines()
+            .find(|l| l.starts_with("rx "))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(rx > 1000, "{out}");
+        // net_null's frames are all zeros: ethertype 0 is not IP, so they are exceptions
+        // (the kernel's business, e.g. ARP), dropped here since the exception path is off.
+        let exc = out.lines().find(|l| l.starts_with("exception")).unwrap();
+        assert!(exc.contains(&format!(" {rx} packets")), "{out}");
+        assert!(
+            out.lines().any(|l| l
+                .split_whitespace()
+                .eq(["not_ip".to_string(), rx.to_string()])),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn bad_dpdk_settings_exit_nonzero_naming_the_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = dir.path().join("one.pcap");
+        {
+            let mut w =
+                pcap_file::pcap::PcapWriter::new(std::fs::File::create(&one).unwrap()).unwrap();
+            let f = syn(1);
+            w.write_packet(&pcap_file::pcap::PcapPacket::new(
+                Duration::ZERO,
+                f.len() as u32,
+                &f,
+            ))
+            .unwrap();
+        }
+        let pcap = format!("dpdk:net_pcap0,rx_pcap={}", s(&one));
+        let cfg = "configs/director.toml";
+        let cases: Vec<(Vec<String>, &[&str])> = vec![
+            (
+                vec![
+                    "--port".into(),
+                    "dpdk:net_bogus0".into(),
+                    "--eal-args".into(),
+                    eal("b1"),
+                ],
+                &["dpdk:net_bogus0", "cannot create the device"],
+            ),
+            (
+                vec![
+                    "--port".into(),
+                    "dpdk:0000:99:00.0".into(),
+                    "--eal-args".into(),
+                    eal("b2"),
+                ],
+                &["no DPDK port named \"0000:99:00.0\"", "vfio-pci"],
+            ),
+            (
+                vec![
+                    "--port".into(),
+                    pcap.clone(),
+                    "--workers".into(),
+                    "2".into(),
+                    "--eal-args".into(),
+                    eal("b3"),
+                ],
+                &["runtime.workers = 2", "at most 1 RX queue"],
+            ),
+            (
+                vec![
+                    "--port".into(),
+                    pcap.clone(),
+                    "--eal-args".into(),
+                    format!("{} --bogus-option", eal("b4")),
+                ],
+                &["dpdk.eal_args", "EAL initialisation failed"],
+            ),
+        ];
+        for (args, want) in cases {
+            let mut a = vec![
+                "run",
+                "--config",
+                cfg,
+                "--stats-interval",
+                "0",
+                "--duration",
+                "5",
+            ];
+            a.extend(args.iter().map(String::as_str));
+            let start = Instant::now();
+            let o = rondo(&a);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(!o.status.success(), "{args:?} should fail");
+            for w in want {
+                assert!(err.contains(w), "{args:?}: expected {w:?} in: {err}");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{args:?}: no hang"
+            );
+        }
+        // A pool larger than EAL's memory: the error names runtime.pool_size.
+        let big = dir.path().join("big.toml");
+        let text = std::fs::read_to_string(root().join(cfg)).unwrap();
+        std::fs::write(&big, format!("{text}\n[runtime]\npool_size = 4000000\n")).unwrap();
+        let o = rondo(&[
+            "run",
+            "--config",
+            s(&big),
+            "--port",
+            &pcap,
+            "--eal-args",
+            &eal("b5"),
+            "--stats-interval",
+            "0",
+            "--duration",
+            "5",
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success());
+        assert!(err.contains("runtime.pool_size = 4000000"), "{err}");
+    }
+
+    /// Hugepages, the default EAL memory: `--in-memory`. Runs where hugepages are free
+    /// (scripts/test reserves some); says why it skipped elsewhere.
+    #[test]
+    fn default_eal_args_use_hugepages_in_memory() {
+        let free: u64 = std::fs::read_to_string("/proc/meminfo")
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("HugePages_Free:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0);
+        if free < 64 || !is_root() {
+            println!("skipped: needs root and 64 free hugepages (HugePages_Free: {free})");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("d.toml");
+        let text = std::fs::read_to_string(root().join("configs/director.toml")).unwrap();
+        std::fs::write(&cfg, format!("{text}\n[runtime]\npool_size = 8192\n")).unwrap();
+        let o = rondo(&[
+            "run",
+            "--config",
+            s(&cfg),
+            "--port",
+            "dpdk:net_null0",
+            "--exception",
+            "drop",
+            "--duration",
+            "0.3",
+            "--stats-interval",
+            "0",
+        ]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{out}{err}");
+        assert!(err.contains("--in-memory"), "{err}");
+    }
+}
