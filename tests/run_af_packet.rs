@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::veth::{Netns, Veth};
+use common::veth::{self, Netns, Veth};
 use common::*;
 use rondo::config::load_config;
 use rondo::datapath::PacketBuf;
@@ -21,10 +21,10 @@ use rondo::table::ForwardingTable;
 
 const GW: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
 
-fn config(tap: &str) -> String {
+fn config(tap: &str, spec: &str) -> String {
     format!(
         r#"[[ports]]
-spec = "af_packet:PORT"
+spec = "{spec}"
 
 [runtime]
 workers = 1
@@ -75,22 +75,93 @@ fn arp_request(src_mac: [u8; 6], src_ip: [u8; 4], target: [u8; 4]) -> Vec<u8> {
     f
 }
 
+/// How the director meets the wire in a scenario.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    /// Rondo's af_packet driver on a veth, rondo in a namespace.
+    AfPacket,
+    /// DPDK's net_af_packet on a veth, rondo in a namespace (one queue pair: kernel
+    /// frames of the exception path leave through the worker's queue).
+    #[cfg(feature = "dpdk")]
+    DpdkAfPacket,
+    /// DPDK's net_tap: the test talks to the TAP's kernel side; rondo in this namespace.
+    #[cfg(feature = "dpdk")]
+    DpdkTap,
+}
+
 #[test]
 fn director_on_a_veth_forwards_vips_and_hands_the_rest_to_the_kernel() {
-    let Some(v) = Veth::new('r') else { return };
-    let ns = match Netns::new('n') {
+    scenario(Wire::AfPacket);
+}
+
+#[cfg(feature = "dpdk")]
+#[test]
+fn dpdk_net_af_packet_on_a_veth_forwards_vips_and_hands_the_rest_to_the_kernel() {
+    scenario(Wire::DpdkAfPacket);
+}
+
+#[cfg(feature = "dpdk")]
+#[test]
+fn dpdk_net_tap_forwards_vips_and_hands_the_rest_to_the_kernel() {
+    scenario(Wire::DpdkTap);
+}
+
+#[cfg(feature = "dpdk")]
+fn dpdk_section() -> String {
+    format!(
+        "\n[dpdk]\neal_args = [\"--no-huge\", \"-m\", \"256\", \"--no-shconf\", \"--no-telemetry\", \"--file-prefix\", \"rondo-afp-{}\"]\n",
+        std::process::id()
+    )
+}
+
+fn scenario(wire: Wire) {
+    let tag = match wire {
+        Wire::AfPacket => 'r',
+        #[cfg(feature = "dpdk")]
+        Wire::DpdkAfPacket => 'd',
+        #[cfg(feature = "dpdk")]
+        Wire::DpdkTap => 't',
+    };
+    let Some(v) = Veth::new(tag) else { return };
+    let ns = match Netns::new(tag) {
         Ok(ns) => ns,
         Err(e) => {
             println!("skipped: cannot create a network namespace: {e}");
             return;
         }
     };
-    let director_mac = mac_of(&v.a);
-    ns.adopt(&v.a).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let tap = format!("rdt{}", std::process::id() % 100_000);
+    let tap = format!("rd{tag}{}", std::process::id() % 100_000);
+    #[allow(unused_mut)]
+    let mut in_ns = true;
+    // The director's MAC, the interface the test sends and receives on, the port spec.
+    let (director_mac, test_iface, text) = match wire {
+        Wire::AfPacket => {
+            let mac = mac_of(&v.a);
+            ns.adopt(&v.a).unwrap();
+            (
+                mac,
+                v.b.clone(),
+                config(&tap, &format!("af_packet:{}", v.a)),
+            )
+        }
+        #[cfg(feature = "dpdk")]
+        Wire::DpdkAfPacket => {
+            let mac = mac_of(&v.a);
+            ns.adopt(&v.a).unwrap();
+            let spec = format!("dpdk:net_af_packet0,iface={}", v.a);
+            (mac, v.b.clone(), config(&tap, &spec) + &dpdk_section())
+        }
+        #[cfg(feature = "dpdk")]
+        Wire::DpdkTap => {
+            in_ns = false;
+            let mac = [0x02, 0, 0, 0xd0, 0x7a, 0x01];
+            let wire_tap = format!("rdw{}", std::process::id() % 100_000);
+            let spec = format!("dpdk:net_tap0,iface={wire_tap},mac=02:00:00:d0:7a:01");
+            (mac, wire_tap, config(&tap, &spec) + &dpdk_section())
+        }
+    };
     let cfg_path = dir.path().join("director.toml");
-    let text = config(&tap).replace("PORT", &v.a);
     std::fs::write(&cfg_path, &text).unwrap();
     let cfg = load_config(&cfg_path, None).unwrap();
     let table: ForwardingTable = cfg.tables[0].clone();
@@ -103,8 +174,14 @@ fn director_on_a_veth_forwards_vips_and_hands_the_rest_to_the_kernel() {
         .unwrap();
     let log = dir.path().join("log");
     // `ip netns exec` enters the namespace and execs rondo (same pid).
-    let child = Command::new("ip")
-        .args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_rondo")])
+    let mut cmd = if in_ns {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &ns.name, env!("CARGO_BIN_EXE_rondo")]);
+        c
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_rondo"))
+    };
+    let child = cmd
         .args(["run", "--stats-interval", "0", "--config"])
         .arg(&cfg_path)
         .env("NOTIFY_SOCKET", &notify)
@@ -123,8 +200,11 @@ fn director_on_a_veth_forwards_vips_and_hands_the_rest_to_the_kernel() {
     assert_eq!(&buf[..n], b"READY=1");
 
     // The test's side of the wire.
+    if !in_ns {
+        veth::ip(&["link", "set", &test_iface, "up"]).unwrap();
+    }
     let mut peer = AfPacketPort::open(
-        &v.b,
+        &test_iface,
         BufPool::new(4096, 2048).unwrap(),
         AfPacketOptions {
             block_size: 1 << 16,
@@ -134,7 +214,7 @@ fn director_on_a_veth_forwards_vips_and_hands_the_rest_to_the_kernel() {
     )
     .unwrap();
     let (mut rx, mut tx) = peer.take_queues(1).unwrap().pop().unwrap();
-    let peer_mac = mac_of(&v.b);
+    let peer_mac = mac_of(&test_iface);
     let send = |tx: &mut rondo::drivers::af_packet::AfPacketTx, frames: &[Vec<u8>]| {
         for chunk in frames.chunks(16) {
             let mut b = Burst::new();
@@ -214,8 +294,12 @@ fn director_on_a_veth_forwards_vips_and_hands_the_rest_to_the_kernel() {
 
     // Exception path both ways: an ARP request for the TAP's address goes to the kernel,
     // and the kernel's reply comes back out of the port.
-    ns.ip(&["addr", "add", "198.18.0.1/24", "dev", &tap])
-        .unwrap();
+    if in_ns {
+        ns.ip(&["addr", "add", "198.18.0.1/24", "dev", &tap])
+            .unwrap();
+    } else {
+        veth::ip(&["addr", "add", "198.18.0.1/24", "dev", &tap]).unwrap();
+    }
     let arp = arp_request(peer_mac, [198, 18, 0, 2], [198, 18, 0, 1]);
     let mut reply = None;
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -328,13 +328,18 @@ impl IfReq {
         mac.copy_from_slice(&self.data[2..8]);
         (family, MacAddr(mac))
     }
+    /// Set `ifr_hwaddr` to an Ethernet address (for SIOCSIFHWADDR).
+    pub(crate) fn set_hwaddr(&mut self, mac: MacAddr) {
+        self.data[..2].copy_from_slice(&(libc::ARPHRD_ETHER).to_ne_bytes());
+        self.data[2..8].copy_from_slice(&mac.0);
+    }
 }
 
 /// `ioctl(fd, req, &mut ifreq)`.
 pub(crate) fn ioctl_ifreq(fd: RawFd, req: libc::Ioctl, ifr: &mut IfReq) -> io::Result<()> {
     // SAFETY: `ifr` is an exclusively borrowed, initialised buffer at least as large and as
     // aligned as `struct ifreq` that outlives the call; the interface requests used with it
-    // (SIOCGIF*/SIOCSIFFLAGS/TUNSETIFF) read and write at most `sizeof(struct ifreq)` bytes.
+    // (SIOCGIF*/SIOCSIFFLAGS/SIOCSIFHWADDR/TUNSETIFF) read and write at most `sizeof(struct ifreq)` bytes.
     cvt(unsafe { libc::ioctl(fd, req, ifr as *mut IfReq) }).map(|_| ())
 }
 

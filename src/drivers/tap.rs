@@ -63,6 +63,13 @@ impl TapDevice {
     /// Errors name the TAP and the cause: a name longer than 15 bytes, no `/dev/net/tun`,
     /// missing privileges (CAP_NET_ADMIN), a non-TAP interface of that name.
     pub fn open(name: &str) -> Result<TapDevice, DriverError> {
+        Self::open_with_mac(name, None)
+    }
+
+    /// As [`TapDevice::open`], giving the interface `mac` first (the exception path uses
+    /// the port's MAC, so the kernel takes frames addressed to the port as its own, as
+    /// GLB's KNI interface did).
+    pub fn open_with_mac(name: &str, mac: Option<MacAddr>) -> Result<TapDevice, DriverError> {
         check_ifname(name).map_err(|r| tap_err(name, r))?;
         // SAFETY: `TUN_PATH` is a NUL-terminated string constant; open(2) only reads it.
         let fd = unsafe {
@@ -91,6 +98,12 @@ impl TapDevice {
         let ctl = new_socket(libc::AF_INET, libc::SOCK_DGRAM, 0)
             .or_else(|_| new_socket(libc::AF_UNIX, libc::SOCK_DGRAM, 0))
             .map_err(|e| tap_os_err(&name, "opening a control socket", e))?;
+        if let Some(mac) = mac {
+            let mut ifr = IfReq::new(&name);
+            ifr.set_hwaddr(mac);
+            ioctl_ifreq(ctl.as_raw_fd(), libc::SIOCSIFHWADDR, &mut ifr)
+                .map_err(|e| tap_os_err(&name, "setting the MAC address", e))?;
+        }
         let mut ifr = IfReq::new(&name);
         ioctl_ifreq(ctl.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr)
             .map_err(|e| tap_os_err(&name, "reading the interface flags", e))?;

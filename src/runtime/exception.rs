@@ -65,7 +65,8 @@ pub(crate) fn start<P: Port + 'static>(
     mut out: KernelOut<P>,
     shared: Arc<Shared>,
 ) -> Result<(JoinHandle<()>, ExceptionStats), RuntimeError> {
-    let tap = TapDevice::open(name).map_err(|e| RuntimeError::Exception(e.to_string()))?;
+    let tap = TapDevice::open_with_mac(name, port.mac())
+        .map_err(|e| RuntimeError::Exception(e.to_string()))?;
     let counts = Arc::new(Counts::default());
     let c = counts.clone();
     let h = std::thread::Builder::new()

@@ -250,7 +250,7 @@ impl DpdkPort {
             return Err(too_many(self.info.max_tx, "TX"));
         }
         let nrx = n as u16;
-        let ntx = if n < usize::from(self.info.max_tx) {
+        let mut ntx = if n < usize::from(self.info.max_tx) {
             nrx + 1
         } else {
             nrx
@@ -268,7 +268,14 @@ impl DpdkPort {
         }
         let id = self.handle.id;
         // SAFETY: `id` is a valid, stopped port; `conf` is a live, initialised struct.
-        let r = unsafe { dpdk_sys::rte_eth_dev_configure(id, nrx, ntx, &conf) };
+        let mut r = unsafe { dpdk_sys::rte_eth_dev_configure(id, nrx, ntx, &conf) };
+        if r != 0 && ntx > nrx {
+            // Some drivers (net_tap) want as many TX as RX queues: no spare TX queue then.
+            tracing::info!(port = %self.name, "the device refused {ntx} TX queues for {nrx} RX queues; configuring {nrx}");
+            ntx = nrx;
+            // SAFETY: as above.
+            r = unsafe { dpdk_sys::rte_eth_dev_configure(id, nrx, ntx, &conf) };
+        }
         if r != 0 {
             return Err(self.op("rte_eth_dev_configure", r));
         }
