@@ -94,7 +94,7 @@ impl fmt::Display for Target {
 /// Why a check failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CheckError {
-    #[error("no answer within {} ms ({stage})", .after.as_millis())]
+    #[error("no answer after {} ms ({stage})", .after.as_millis())]
     Timeout {
         stage: &'static str,
         after: Duration,
