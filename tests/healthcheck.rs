@@ -331,7 +331,8 @@ fn stopping_the_server_flips_after_trigger_rounds_and_rows_move() {
     let trigger = 3;
     let opts = CheckerOptions {
         interval: Duration::from_millis(100),
-        timeout: Duration::from_millis(80),
+        // Refusals are fast; a generous timeout keeps a loaded machine from failing checks.
+        timeout: Duration::from_millis(500),
         trigger,
         threads: 4,
         // Keep off core 0 when there is another core to go to.
@@ -355,8 +356,8 @@ fn stopping_the_server_flips_after_trigger_rounds_and_rows_move() {
     assert!(snap.to_string().contains("http://127.0.0.1:"), "{snap}");
 
     // Stop: unhealthy after `trigger` failing rounds.
-    server.stop();
     let stopped_at = checker.snapshot().rounds;
+    server.stop();
     let down = recv_event(&events, 10);
     let rounds = checker.snapshot().rounds - stopped_at;
     assert!(!down.healthy);
@@ -633,7 +634,7 @@ fn standalone_follows_a_server_going_down_and_up() {
         &cfg,
         format!(
             "reload_command = \"echo x >> '{}'\"\n[forwarding_table]\nsrc = \"src.json\"\ndst = \"checked.json\"\n\
-             [healthchecks]\ninterval_ms = 100\ntimeout_ms = 80\ntrigger = 3\nhold_ms = 0\n",
+             [healthchecks]\ninterval_ms = 100\ntimeout_ms = 500\ntrigger = 3\nhold_ms = 0\n",
             marker.display()
         ),
     )
@@ -647,9 +648,10 @@ fn standalone_follows_a_server_going_down_and_up() {
     );
     let up = |h: &[Vec<serde_json::Value>]| h[0][0] == true;
     wait_for(&dst, 10, "first write", up);
-    assert_eq!(lines(&marker), 1);
-    server.stop();
+    // The reload command runs right after the write.
+    wait_for(&dst, 10, "first reload", |_| lines(&marker) == 1);
     let stopped = Instant::now();
+    server.stop();
     wait_for(&dst, 10, "unhealthy after the server stopped", |h| {
         h[0][0] == false
     });
@@ -662,10 +664,62 @@ fn standalone_follows_a_server_going_down_and_up() {
     let _server = Server::start(addr, Mode::Ok);
     wait_for(&dst, 10, "healthy after the restart", up);
     assert_eq!(healthy_of(&dst)[0][1], true, "no checks: healthy");
-    assert_eq!(lines(&marker), 3, "one reload per change");
+    wait_for(&dst, 10, "one reload per change", |_| lines(&marker) == 3);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(lines(&marker), 3, "no reload without a change");
     sigterm(&p);
     let status = wait_with_deadline(&mut p, 10);
     assert!(status.success(), "clean stop on SIGTERM: {status}");
+}
+
+#[test]
+fn standalone_holds_writes_apart_like_glb() {
+    let mut server = Server::start("127.0.0.1:0".parse().unwrap(), Mode::Ok);
+    let dir = tempfile::tempdir().unwrap();
+    let dst = dir.path().join("checked.json");
+    let marker = dir.path().join("reloads");
+    let backends = [format!(
+        r#"{{"ip": "127.0.0.1", "state": "active", "healthchecks": {{"http": {}}}}}"#,
+        server.addr.port()
+    )];
+    std::fs::write(
+        dir.path().join("src.json"),
+        format!(r#"{{"tables": [{}]}}"#, table_json("web", &backends)),
+    )
+    .unwrap();
+    let cfg = dir.path().join("hc.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "reload_command = \"echo x >> '{}'\"\n[forwarding_table]\nsrc = \"src.json\"\ndst = \"checked.json\"\n\
+             [healthchecks]\ninterval_ms = 100\ntimeout_ms = 500\ntrigger = 1\nhold_ms = 1500\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let mut p = Proc(
+        rondo()
+            .args(["healthcheck", "--config"])
+            .arg(&cfg)
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(&dst, 10, "first write", |h| h[0][0] == true);
+    let first = Instant::now();
+    // Trigger 1: the next round flips, but the write waits for the hold.
+    server.stop();
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(healthy_of(&dst)[0][0], true, "held");
+    assert_eq!(lines(&marker), 1);
+    wait_for(&dst, 10, "the held change", |h| h[0][0] == false);
+    assert!(
+        first.elapsed() >= Duration::from_millis(1400),
+        "{:?}",
+        first.elapsed()
+    );
+    wait_for(&dst, 10, "its reload", |_| lines(&marker) == 2);
+    sigterm(&p);
+    assert!(wait_with_deadline(&mut p, 10).success());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -692,7 +746,7 @@ fn backend_helper() {
         let udp = UdpSocket::bind((ip, 19523)).unwrap();
         udp.set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
-        std::thread::spawn(move || gue_responder(&udp, ip, &stop))
+        std::thread::spawn(move || gue_responder(&udp, IpAddr::V4(ip), &stop))
     };
     println!("helper ready");
     std::io::stdout().flush().unwrap();
@@ -724,40 +778,112 @@ fn backend_helper() {
     gue.join().unwrap();
 }
 
-/// Decapsulate GUE probes and answer the inner ICMP echo request from `ip` with a raw socket,
-/// as the backend's kernel does once glb-redirect hands it the inner packet.
-fn gue_responder(udp: &UdpSocket, ip: Ipv4Addr, stop: &AtomicBool) {
+/// Decapsulate GUE probes and answer the inner ICMP (or ICMPv6) echo request from `me` with a
+/// raw socket, as the backend's kernel does once glb-redirect hands it the inner packet.
+fn gue_responder(udp: &UdpSocket, me: IpAddr, stop: &AtomicBool) {
     use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-    let raw = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).unwrap();
+    let raw = match me {
+        IpAddr::V4(_) => Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)),
+        IpAddr::V6(_) => Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)),
+    }
+    .unwrap();
     let mut buf = [0u8; 2048];
     while !stop.load(Ordering::Relaxed) {
         let Ok(n) = udp.recv(&mut buf) else { continue };
         let gue = &buf[..n];
-        // GUE v0, not control, inner IPv4, GLB private data with hop_count + 1 == hlen.
-        if n < 8
-            || gue[0] >> 5 != 0
-            || gue[1] != 4
-            || usize::from(gue[0] & 0x1f) != usize::from(gue[7]) + 1
-        {
+        // GUE v0, not control, GLB private data with hop_count + 1 == hlen.
+        if n < 8 || gue[0] >> 5 != 0 || usize::from(gue[0] & 0x1f) != usize::from(gue[7]) + 1 {
             continue;
         }
         let inner = &gue[4 + 4 * usize::from(gue[0] & 0x1f)..];
-        if inner.len() < 28 || inner[0] != 0x45 || inner[9] != 1 || inner[16..20] != ip.octets() {
-            continue;
-        }
-        let icmp = &inner[20..];
-        if icmp[0] != 8 {
-            continue;
-        }
-        let mut reply = icmp.to_vec();
-        reply[0] = 0;
-        reply[2] = 0;
-        reply[3] = 0;
-        let c = common::csum(&[&reply]);
-        reply[2..4].copy_from_slice(&c.to_be_bytes());
-        let to = Ipv4Addr::new(inner[12], inner[13], inner[14], inner[15]);
-        raw.send_to(&reply, &SockAddr::from(SocketAddr::new(IpAddr::V4(to), 0)))
+        let (icmp, to) = match me {
+            IpAddr::V4(me) => {
+                if gue[1] != 4
+                    || inner.len() < 28
+                    || inner[0] != 0x45
+                    || inner[9] != 1
+                    || inner[16..20] != me.octets()
+                    || inner[20] != 8
+                {
+                    continue;
+                }
+                let to = Ipv4Addr::new(inner[12], inner[13], inner[14], inner[15]);
+                let mut reply = inner[20..].to_vec();
+                reply[0] = 0;
+                reply[2..4].copy_from_slice(&[0, 0]);
+                let c = common::csum(&[&reply]);
+                reply[2..4].copy_from_slice(&c.to_be_bytes());
+                (reply, IpAddr::V4(to))
+            }
+            IpAddr::V6(me) => {
+                if gue[1] != 41
+                    || inner.len() < 48
+                    || inner[0] >> 4 != 6
+                    || inner[6] != 58
+                    || inner[24..40] != me.octets()
+                    || inner[40] != 128
+                {
+                    continue;
+                }
+                let to: [u8; 16] = inner[8..24].try_into().unwrap();
+                let mut reply = inner[40..].to_vec();
+                reply[0] = 129;
+                // The kernel fills in the checksum of raw ICMPv6 sockets.
+                reply[2..4].copy_from_slice(&[0, 0]);
+                (reply, IpAddr::V6(to.into()))
+            }
+        };
+        raw.send_to(&icmp, &SockAddr::from(SocketAddr::new(to, 0)))
             .unwrap();
+    }
+}
+
+#[test]
+fn gue_probe_is_answered_on_loopback_v4_and_v6() {
+    if let Err(why) = common::veth::privileged() {
+        println!("skipped: {why}");
+        return;
+    }
+    for ip in ["127.0.0.1", "::1"] {
+        let ip: IpAddr = ip.parse().unwrap();
+        let udp = match UdpSocket::bind((ip, 0)) {
+            Ok(u) => u,
+            Err(e) => {
+                println!("skipped: {ip}: {e}");
+                continue;
+            }
+        };
+        udp.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let port = udp.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
+        let responder = std::thread::spawn(move || gue_responder(&udp, ip, &st));
+        let t = Target {
+            kind: CheckKind::Gue,
+            ip,
+            port,
+        };
+        let started = Instant::now();
+        assert_eq!(
+            rondo::health::check::run(&t, Duration::from_secs(2)),
+            Ok(()),
+            "{t}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // Many at once: each reply reaches its own probe.
+        let many = vec![t.clone(); 8];
+        for (t, o) in run_round(&many, Duration::from_secs(2), 8, None) {
+            assert_eq!(o.result, Ok(()), "{t}");
+        }
+        stop.store(true, Ordering::Relaxed);
+        responder.join().unwrap();
+        // Nobody answers now: port unreachable, fast.
+        let r = rondo::health::check::run(&t, Duration::from_secs(2));
+        assert!(
+            matches!(&r, Err(CheckError::PortUnreachable(a)) if a.port() == port),
+            "{r:?}"
+        );
     }
 }
 
@@ -945,8 +1071,8 @@ fn backend_in_a_namespace_is_checked_over_a_real_link() {
             .unwrap(),
     );
     wait_for(&dst, 10, "first write", |_| lines(&marker) >= 2);
-    helper.send("http off");
     let stopped = Instant::now();
+    helper.send("http off");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         healthy_of(&dst)[0][0],
@@ -957,7 +1083,7 @@ fn backend_in_a_namespace_is_checked_over_a_real_link() {
         h[0][0] == false
     });
     assert!(
-        stopped.elapsed() >= Duration::from_millis(380),
+        stopped.elapsed() >= Duration::from_millis(350),
         "{:?}",
         stopped.elapsed()
     );

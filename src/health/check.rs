@@ -116,6 +116,8 @@ pub enum CheckError {
     TooLong(usize),
     #[error("http_uri {0:?} cannot be sent: it holds spaces or control characters")]
     BadUri(String),
+    #[error("{0} answered ICMP port unreachable: nothing listens there for GUE")]
+    PortUnreachable(SocketAddr),
     #[error("cannot open a raw {family} socket to receive the echo reply (needs root or CAP_NET_RAW): {message}")]
     RawSocket {
         family: &'static str,

@@ -274,12 +274,7 @@ pub fn check(ip: IpAddr, port: u16, deadline: Instant) -> Result<(), CheckError>
         };
         match reply {
             Reply::Echo => return Ok(()),
-            Reply::PortUnreachable => {
-                return Err(CheckError::Io {
-                    stage: "GUE probe",
-                    message: format!("{target} answered ICMP port unreachable"),
-                })
-            }
+            Reply::PortUnreachable => return Err(CheckError::PortUnreachable(target)),
             Reply::Other => {}
         }
     }

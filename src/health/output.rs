@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::config::TableHealthSettings;
 use super::state::HealthSnapshot;
 use super::{HealthError, Target};
-use crate::table::{glb_bin, glb_json, BackendState, TableSpec};
+use crate::table::{glb_bin, glb_json, BackendState, TableError, TableSpec};
 
 /// The source forwarding table, parsed.
 #[derive(Debug, Clone)]
@@ -38,9 +38,9 @@ impl Source {
     }
 
     pub fn parse(text: &str, file: &str) -> Result<Source, HealthError> {
-        let doc: Value = serde_json::from_str(text).map_err(|e| HealthError::Io {
+        let doc: Value = serde_json::from_str(text).map_err(|e| TableError::Format {
             file: file.to_string(),
-            message: format!("line {}: invalid JSON: {e}", e.line()),
+            reason: format!("line {}: invalid JSON: {e}", e.line()),
         })?;
         let specs = glb_json::parse_value(&doc, file)?;
         let settings = TableHealthSettings::from_table(&doc, file)?;
