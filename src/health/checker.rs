@@ -109,7 +109,7 @@ pub fn run_round(
             result,
             elapsed: started.elapsed(),
         };
-        tracing::debug!(target_ = %t, ok = outcome.result.is_ok(), ms = outcome.elapsed.as_millis() as u64, "check done");
+        tracing::debug!(check = %t, ok = outcome.result.is_ok(), ms = outcome.elapsed.as_millis() as u64, "check done");
         *lock(&slots[i]) = Some(outcome);
     };
     let helpers = threads.max(1).min(targets.len()).saturating_sub(1);

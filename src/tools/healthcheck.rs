@@ -6,13 +6,37 @@
 //! SIGTERM/SIGINT stop.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::health::checker::run_round;
 use crate::health::config::{self, HealthcheckConfig};
 use crate::health::output::{run_reload, write_json, Source};
 use crate::health::{CheckerOptions, HealthSnapshot, HealthState};
-use crate::runtime::control::SignalFlags;
+
+/// SIGHUP/SIGUSR1 (re-read the source table) and SIGTERM/SIGINT (stop), as flags.
+struct Signals {
+    reload: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+        let s = Signals {
+            reload: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        for sig in [SIGHUP, SIGUSR1] {
+            signal_hook::flag::register(sig, s.reload.clone())?;
+        }
+        for sig in [SIGTERM, SIGINT] {
+            signal_hook::flag::register(sig, s.stop.clone())?;
+        }
+        Ok(s)
+    }
+}
 
 #[derive(clap::Args, Debug)]
 pub struct HealthcheckArgs {
@@ -52,8 +76,7 @@ pub fn run(args: &HealthcheckArgs) -> Result<(), String> {
         print_summary(&source, &snap);
         return written;
     }
-    let signals =
-        SignalFlags::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let signals = Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let mut dirty = true;
     let mut next_write = Instant::now();
     let mut next_round = Instant::now();
@@ -82,11 +105,11 @@ pub fn run(args: &HealthcheckArgs) -> Result<(), String> {
         }
         // Sleep until the next round, answering signals within 50 ms.
         loop {
-            if signals.stop_requested() {
+            if signals.stop.load(Ordering::Acquire) {
                 tracing::info!("stopping");
                 return Ok(());
             }
-            if signals.take_reload() {
+            if signals.reload.swap(false, Ordering::AcqRel) {
                 match Source::load(&cfg.src) {
                     Ok(s) => {
                         tracing::info!(file = %cfg.src.display(), "reloaded the source forwarding table");
