@@ -281,3 +281,49 @@ fn run(shared: &Shared, options: &CheckerOptions, tx: &Sender<HealthEvent>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_cores_are_avoided() {
+        let all: Vec<usize> = core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        let none = CheckerOptions::default();
+        assert_eq!(none.allowed_cores(), None, "nothing to avoid: no pinning");
+        let every = CheckerOptions {
+            avoid_cores: all.clone(),
+            ..CheckerOptions::default()
+        };
+        assert_eq!(
+            every.allowed_cores(),
+            None,
+            "no core left: unpinned, with a warning"
+        );
+        if all.len() > 1 {
+            let first = CheckerOptions {
+                avoid_cores: vec![all[0]],
+                ..CheckerOptions::default()
+            };
+            let allowed = first.allowed_cores().unwrap();
+            assert_eq!(allowed, all[1..].to_vec());
+        }
+    }
+
+    #[test]
+    fn a_round_of_nothing_and_bad_options() {
+        assert!(run_round(&[], Duration::from_millis(10), 4, None).is_empty());
+        let zero = CheckerOptions {
+            interval: Duration::ZERO,
+            ..CheckerOptions::default()
+        };
+        assert!(matches!(
+            Checker::start(zero, &[]),
+            Err(HealthError::Options(_))
+        ));
+    }
+}

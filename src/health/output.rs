@@ -124,14 +124,8 @@ pub fn run_reload(command: &str, timeout: Duration) -> Result<(), String> {
         }
         if started.elapsed() >= timeout {
             // The shell and whatever it started: the group is the shell's pid.
-            let group = format!("-{}", child.id());
-            let killed = Command::new("kill")
-                .args(["-KILL", "--", &group])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !killed {
+            if let Err(e) = crate::sys::process::kill_process_group(child.id()) {
+                tracing::warn!("cannot kill the reload command's process group: {e}");
                 let _ = child.kill();
             }
             let _ = child.wait();
