@@ -7,6 +7,7 @@
 //! - [`config`]: native TOML and GLB `director.conf` configuration.
 //! - [`datapath`]: classifier, GUE encapsulation and the burst pipeline every driver calls.
 //! - [`drivers`]: ports and queues: mem rings, pcap files, AF_PACKET, TAP (and DPDK later).
+//! - [`health`]: health checks (GLB's glb-healthcheck): checks, dampening, the checker.
 //! - [`runtime`]: pinned workers, atomic snapshot swaps, reloads, the exception path.
 //! - [`tools`]: the `rondo` subcommands.
 //! - [`sys`]: CPU/OS primitives (with the drivers, the only place `unsafe` is allowed).
@@ -15,6 +16,7 @@ pub mod config;
 pub mod datapath;
 pub mod drivers;
 pub mod hash;
+pub mod health;
 pub mod runtime;
 pub mod sys;
 pub mod table;

@@ -29,6 +29,11 @@ fn every_example_config_loads_and_compiles() {
     configs(&root().join("configs"), &mut files);
     let mut tomls = 0;
     for f in &files {
+        // Health checker configs (`rondo healthcheck`) are not director configs.
+        if f.file_stem().and_then(|s| s.to_str()) == Some("healthcheck") {
+            healthcheck_config_loads(f);
+            continue;
+        }
         match f.extension().and_then(|e| e.to_str()) {
             Some("toml") => {
                 tomls += 1;
@@ -49,6 +54,42 @@ fn every_example_config_loads_and_compiles() {
     .unwrap();
     assert_eq!(glb.tables.len(), 2);
     Snapshot::compile(glb, None, 0).unwrap();
+}
+
+/// A `rondo healthcheck` config loads; when its source table is in the repo, that loads too
+/// and has targets to check.
+fn healthcheck_config_loads(f: &Path) {
+    let cfg = rondo::health::config::load(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    assert_ne!(cfg.src, cfg.dst);
+    if cfg.src.exists() {
+        let src = rondo::health::output::Source::load(&cfg.src)
+            .unwrap_or_else(|e| panic!("{}: {e}", cfg.src.display()));
+        let opts = cfg.options(&src.settings);
+        assert_eq!(opts.trigger, 3);
+        let state = rondo::health::HealthState::new(opts.trigger, &src.specs);
+        assert!(
+            !state.targets().is_empty(),
+            "{}: nothing to check",
+            f.display()
+        );
+    }
+}
+
+#[test]
+fn healthcheck_examples_are_there() {
+    let toml = root().join("configs/healthcheck.toml");
+    let glb = root().join("configs/glb/healthcheck.conf");
+    assert!(toml.exists() && glb.exists());
+    let t = rondo::health::config::load(&toml).unwrap();
+    // The example source: 4 backends, one inactive (not checked); two checks on each of the other three.
+    let src = rondo::health::output::Source::load(&t.src).unwrap();
+    let state = rondo::health::HealthState::new(3, &src.specs);
+    assert_eq!(state.targets().len(), 6);
+    let g = rondo::health::config::load(&glb).unwrap();
+    assert!(g
+        .reload_command
+        .unwrap()
+        .starts_with("glb-director-cli build-config"));
 }
 
 #[test]

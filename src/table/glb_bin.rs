@@ -199,6 +199,12 @@ impl Drop for TempGuard<'_> {
 /// all when encoding fails.
 pub fn write_atomic(path: &Path, tables: &[ForwardingTable]) -> Result<(), TableError> {
     let bytes = encode(tables)?;
+    write_file_atomic(path, &bytes)
+}
+
+/// Write `bytes` to `path` atomically (temporary file in the same directory, `fsync`,
+/// `rename`); nothing is left behind on error.
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), TableError> {
     let file = path.display().to_string();
     let io = |source: std::io::Error| TableError::Io {
         file: file.clone(),
@@ -235,7 +241,7 @@ pub fn write_atomic(path: &Path, tables: &[ForwardingTable]) -> Result<(), Table
         file: tmp.display().to_string(),
         source,
     };
-    f.write_all(&bytes).map_err(tmp_err)?;
+    f.write_all(bytes).map_err(tmp_err)?;
     f.sync_all().map_err(tmp_err)?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(io)?;

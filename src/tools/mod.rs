@@ -2,6 +2,7 @@
 
 mod check;
 mod demo;
+mod healthcheck;
 mod pcap;
 mod report;
 mod run;
@@ -44,6 +45,8 @@ enum Cmd {
     Run(run::RunArgs),
     /// The main job on an embedded default: in-memory ports, built-in traffic, a table change, a verified summary.
     Demo(demo::DemoArgs),
+    /// GLB-compatible health checker: checks backends, writes the checked forwarding table, runs the reload command.
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 #[derive(Subcommand)]
@@ -88,6 +91,7 @@ pub fn main() -> ExitCode {
         Cmd::Pcap(args) => pcap::run(&args),
         Cmd::Run(args) => run::run(&args),
         Cmd::Demo(args) => demo::run(&args),
+        Cmd::Healthcheck(args) => healthcheck::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
