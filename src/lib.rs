@@ -8,6 +8,7 @@
 //! - [`datapath`]: classifier, GUE encapsulation and the burst pipeline every driver calls.
 //! - [`drivers`]: ports and queues: mem rings, pcap files, AF_PACKET, TAP (and DPDK later).
 //! - [`runtime`]: pinned workers, atomic snapshot swaps, reloads, the exception path.
+//! - [`redirect`]: the backend side (`rondo redirect`): GUE second chance, decapsulation to a TUN.
 //! - [`tools`]: the `rondo` subcommands.
 //! - [`sys`]: CPU/OS primitives (with the drivers, the only place `unsafe` is allowed).
 
@@ -15,6 +16,7 @@ pub mod config;
 pub mod datapath;
 pub mod drivers;
 pub mod hash;
+pub mod redirect;
 pub mod runtime;
 pub mod sys;
 pub mod table;

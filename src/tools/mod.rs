@@ -3,6 +3,7 @@
 mod check;
 mod demo;
 mod pcap;
+mod redirect;
 mod report;
 mod run;
 mod table;
@@ -44,6 +45,8 @@ enum Cmd {
     Run(run::RunArgs),
     /// The main job on an embedded default: in-memory ports, built-in traffic, a table change, a verified summary.
     Demo(demo::DemoArgs),
+    /// Backend side: receive GUE, take a flow locally (via a TUN) or give it its second chance on the next hop.
+    Redirect(redirect::RedirectArgs),
 }
 
 #[derive(Subcommand)]
@@ -88,6 +91,7 @@ pub fn main() -> ExitCode {
         Cmd::Pcap(args) => pcap::run(&args),
         Cmd::Run(args) => run::run(&args),
         Cmd::Demo(args) => demo::run(&args),
+        Cmd::Redirect(args) => redirect::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
