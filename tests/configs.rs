@@ -37,8 +37,7 @@ fn every_example_config_loads_and_compiles() {
                 ) =>
             {
                 backends += 1;
-                rondo::redirect::config::load(f)
-                    .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+                rondo::redirect::config::load(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
             }
             Some("toml") => {
                 tomls += 1;
@@ -52,7 +51,10 @@ fn every_example_config_loads_and_compiles() {
         }
     }
     assert!(tomls >= 3, "examples found: {files:?}");
-    assert!(backends >= 1, "a backend (rondo redirect) example: {files:?}");
+    assert!(
+        backends >= 1,
+        "a backend (rondo redirect) example: {files:?}"
+    );
     let glb = load_config(
         &root().join("configs/glb/director.conf"),
         Some(&root().join("configs/glb/forwarding_table.json")),
@@ -116,7 +118,11 @@ fn backend_example_has_what_it_says() {
         .arg(root().join("configs/backend.toml"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("backend config (rondo redirect)"));
     let (code, err) = check(
         "[redirect]\ndirectors = [\"192.0.2.1\"]\nbackends = [\"10.1.0.0/24\"]\nhop_limit = 40\n",

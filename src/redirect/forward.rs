@@ -117,3 +117,104 @@ fn fill_udp(udp: &mut [u8], payload: &[u8], next_hop: u8, family: HopFamily) {
     g.copy_from_slice(payload);
     GuePacket::new_unchecked(g, family).set_next_hop(next_hop);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{checksum, emit_glb_v4};
+    use core::net::{Ipv4Addr, Ipv6Addr};
+
+    fn rx(dst: IpAddr) -> Received {
+        Received {
+            outer: Outer {
+                src: IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1)),
+                dst,
+                ttl: 64,
+            },
+            sport: 0x8abc,
+            tos: 0xb8,
+        }
+    }
+
+    #[test]
+    fn ipv4_outer_header_bytes() {
+        let mut g = [0u8; 12];
+        emit_glb_v4(&mut g, 4, &[Ipv4Addr::new(10, 0, 0, 3)], 0).unwrap();
+        let me = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        let to = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3));
+        let mut out = [0u8; 64];
+        let n = build(&mut out, &g, &rx(me), to, 1).unwrap();
+        assert_eq!(n, 20 + 8 + 12);
+        let ip = &out[..20];
+        assert_eq!(
+            &ip[..12],
+            &[0x45, 0xb8, 0, 40, 0, 0, 0x40, 0, 63, 17, ip[10], ip[11]]
+        );
+        assert_eq!(
+            &ip[12..20],
+            &[10, 0, 0, 2, 10, 0, 0, 3],
+            "from us (the old destination) to the hop"
+        );
+        assert_eq!(checksum::data(ip), 0);
+        let udp = &out[20..n];
+        assert_eq!(
+            &udp[..6],
+            &[0x8a, 0xbc, 0x4c, 0x43, 0, 20],
+            "source port kept, 19523"
+        );
+        let ph = checksum::pseudo_header_v4(
+            Ipv4Addr::new(10, 0, 0, 2),
+            Ipv4Addr::new(10, 0, 0, 3),
+            17,
+            20,
+        );
+        assert_eq!(
+            checksum::fold(checksum::add(ph, checksum::sum(udp))),
+            0xffff
+        );
+        assert_eq!(&udp[8..], &[2, 4, 0, 0, 0, 0, 1, 1, 10, 0, 0, 3]);
+    }
+
+    #[test]
+    fn ipv6_outer_keeps_the_traffic_class() {
+        let g = [0x01u8, 41, 0, 0, 0, 0, 0, 0];
+        let me: Ipv6Addr = "fd00::2".parse().unwrap();
+        let to: Ipv6Addr = "fd00::3".parse().unwrap();
+        let mut out = [0u8; 64];
+        let n = build(&mut out, &g, &rx(IpAddr::V6(me)), IpAddr::V6(to), 0).unwrap();
+        let ip = Ipv6Packet::new_checked(&out[..n]).unwrap();
+        assert_eq!(
+            (ip.traffic_class(), ip.hop_limit(), ip.next_header()),
+            (0xb8, 63, 17)
+        );
+        assert_eq!((ip.src_addr(), ip.dst_addr()), (me, to));
+        let u = UdpPacket::new_checked(ip.payload()).unwrap();
+        assert!(u.verify_checksum_v6(&me, &to));
+    }
+
+    #[test]
+    fn refusals() {
+        let g = [0x01u8, 4, 0, 0, 0, 0, 0, 0];
+        let v4 = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        let v6 = IpAddr::V6("fd00::3".parse().unwrap());
+        let mut out = [0u8; 64];
+        assert_eq!(
+            build(&mut out, &g, &rx(v4), v6, 0),
+            Err(ForwardError::FamilyMismatch)
+        );
+        assert_eq!(
+            build(&mut out, &g[..7], &rx(v4), v4, 0),
+            Err(ForwardError::ShortPayload)
+        );
+        assert_eq!(
+            build(&mut out[..35], &g, &rx(v4), v4, 0),
+            Err(ForwardError::TooBig(36))
+        );
+        let big = vec![0u8; 65_600];
+        let mut out = vec![0u8; 70_000];
+        assert!(matches!(
+            build(&mut out, &big, &rx(v4), v4, 0),
+            Err(ForwardError::TooBig(_))
+        ));
+    }
+}
