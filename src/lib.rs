@@ -9,6 +9,7 @@
 //! - [`drivers`]: ports and queues: mem rings, pcap files, AF_PACKET, TAP (and DPDK later).
 //! - [`health`]: health checks (GLB's glb-healthcheck): checks, dampening, the checker.
 //! - [`runtime`]: pinned workers, atomic snapshot swaps, reloads, the exception path.
+//! - [`redirect`]: the backend side (`rondo redirect`): GUE second chance, decapsulation to a TUN.
 //! - [`tools`]: the `rondo` subcommands.
 //! - [`sys`]: CPU/OS primitives (with the drivers, the only place `unsafe` is allowed).
 
@@ -17,6 +18,7 @@ pub mod datapath;
 pub mod drivers;
 pub mod hash;
 pub mod health;
+pub mod redirect;
 pub mod runtime;
 pub mod sys;
 pub mod table;

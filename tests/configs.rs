@@ -28,6 +28,7 @@ fn every_example_config_loads_and_compiles() {
     let mut files = Vec::new();
     configs(&root().join("configs"), &mut files);
     let mut tomls = 0;
+    let mut backends = 0;
     for f in &files {
         // Health checker configs (`rondo healthcheck`) are not director configs.
         if f.file_stem().and_then(|s| s.to_str()) == Some("healthcheck") {
@@ -35,6 +36,14 @@ fn every_example_config_loads_and_compiles() {
             continue;
         }
         match f.extension().and_then(|e| e.to_str()) {
+            Some("toml")
+                if rondo::redirect::config::is_redirect_config(
+                    &std::fs::read_to_string(f).unwrap(),
+                ) =>
+            {
+                backends += 1;
+                rondo::redirect::config::load(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            }
             Some("toml") => {
                 tomls += 1;
                 let cfg = load_config(f, None).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
@@ -47,6 +56,10 @@ fn every_example_config_loads_and_compiles() {
         }
     }
     assert!(tomls >= 3, "examples found: {files:?}");
+    assert!(
+        backends >= 1,
+        "a backend (rondo redirect) example: {files:?}"
+    );
     let glb = load_config(
         &root().join("configs/glb/director.conf"),
         Some(&root().join("configs/glb/forwarding_table.json")),
@@ -132,6 +145,36 @@ binds = [{ ip = "1.1.1.1", proto = "tcp", port = 80 }]
 [[tables.backends]]
 ip = "10.1.0.1"
 "#;
+
+#[test]
+fn backend_example_has_what_it_says() {
+    let c = rondo::redirect::config::load(&root().join("configs/backend.toml")).unwrap();
+    assert_eq!(c.listen.len(), 2);
+    assert_eq!(c.tun, "rondo-gue0");
+    assert!(c.directors.contains("192.0.2.5".parse().unwrap()));
+    assert!(c.backends.contains("10.1.0.77".parse().unwrap()));
+    assert!(!c.backends.contains("192.0.2.5".parse().unwrap()));
+    let out = Command::new(env!("CARGO_BIN_EXE_rondo"))
+        .arg("check-config")
+        .arg(root().join("configs/backend.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("backend config (rondo redirect)"));
+    let (code, err) = check(
+        "[redirect]\ndirectors = [\"192.0.2.1\"]\nbackends = [\"10.1.0.0/24\"]\nhop_limit = 40\n",
+        "toml",
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("bad.toml:4: redirect.hop_limit: expected 0..=30 hops, got 40"),
+        "{err}"
+    );
+}
 
 #[test]
 fn good_config_passes() {

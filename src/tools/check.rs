@@ -5,6 +5,22 @@ use crate::datapath::Snapshot;
 
 /// `rondo check-config FILE [--forwarding-table T]`.
 pub fn run(file: &Path, table: Option<&Path>) -> Result<(), String> {
+    if table.is_none() {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if crate::redirect::config::is_redirect_config(&text) {
+            let c = crate::redirect::config::parse(&text, &file.display().to_string())
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{}: OK: backend config (rondo redirect): {} listen address(es), {} director net(s), {} backend net(s), TUN {}",
+                file.display(),
+                c.listen.len(),
+                c.directors.nets().len(),
+                c.backends.nets().len(),
+                c.tun
+            );
+            return Ok(());
+        }
+    }
     let loaded = match table {
         Some(t) => {
             let (cfg, rt) = load_glb(file, t).map_err(|e| e.to_string())?;

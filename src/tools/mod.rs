@@ -4,6 +4,7 @@ mod check;
 mod demo;
 mod healthcheck;
 mod pcap;
+mod redirect;
 mod report;
 mod run;
 mod table;
@@ -47,6 +48,8 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// GLB-compatible health checker: checks backends, writes the checked forwarding table, runs the reload command.
     Healthcheck(healthcheck::HealthcheckArgs),
+    /// Backend side: receive GUE, take a flow locally (via a TUN) or give it its second chance on the next hop.
+    Redirect(redirect::RedirectArgs),
 }
 
 #[derive(Subcommand)]
@@ -92,6 +95,7 @@ pub fn main() -> ExitCode {
         Cmd::Run(args) => run::run(&args),
         Cmd::Demo(args) => demo::run(&args),
         Cmd::Healthcheck(args) => healthcheck::run(&args),
+        Cmd::Redirect(args) => redirect::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

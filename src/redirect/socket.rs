@@ -1,0 +1,556 @@
+//! The sockets of `rondo redirect`: GUE arrives on plain UDP sockets (batched with
+//! `recvmmsg`), forwarded packets leave through raw sockets.
+//!
+//! Receiving on a UDP socket lets the kernel do what it does best: the outer IP and UDP
+//! checksums are verified, outer fragments are reassembled, and only GUE datagrams reach us.
+//! `IP_PKTINFO`/`IPV6_RECVPKTINFO` give the outer destination (ours: the source of a
+//! forwarded copy and the "self" of the hop check), `IP_RECVTTL`/`IPV6_RECVHOPLIMIT` and
+//! `IP_RECVTOS`/`IPV6_RECVTCLASS` the rest of what forwarding keeps.
+//!
+//! Forwarding needs an outer source address of ours that may differ from the socket's and a
+//! UDP source port that is the director's, not 19523 (it carries the flow's entropy for ECMP
+//! and RSS, and GLB's module keeps it). A UDP socket can set the first (`IP_PKTINFO`) but not
+//! the second, so forwarded packets go out whole through `IPPROTO_RAW` sockets (the header is
+//! ours, [`super::forward`] builds it). `IPPROTO_RAW` sockets receive nothing.
+//!
+//! One of the few modules where `unsafe` is allowed (socket calls); each block says why it
+//! is sound.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::mem::size_of;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Linux UAPI socket options and control-message types used here (ABI, never change).
+mod uapi {
+    use libc::c_int;
+    pub const IP_TOS: c_int = 1;
+    pub const IP_TTL: c_int = 2;
+    pub const IP_PKTINFO: c_int = 8;
+    pub const IP_RECVTTL: c_int = 12;
+    pub const IP_RECVTOS: c_int = 13;
+    pub const IPV6_V6ONLY: c_int = 26;
+    pub const IPV6_RECVPKTINFO: c_int = 49;
+    pub const IPV6_PKTINFO: c_int = 50;
+    pub const IPV6_RECVHOPLIMIT: c_int = 51;
+    pub const IPV6_HOPLIMIT: c_int = 52;
+    pub const IPV6_RECVTCLASS: c_int = 66;
+    pub const IPV6_TCLASS: c_int = 67;
+}
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn new_socket(domain: libc::c_int, kind: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: socket(2) takes no pointers; the flags are valid for every socket type.
+    let fd = cvt(unsafe {
+        libc::socket(
+            domain,
+            kind | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            proto,
+        )
+    })?;
+    // SAFETY: `fd` was just returned by socket(2): it is open and owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn set_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, v: libc::c_int) -> io::Result<()> {
+    // SAFETY: `v` is an initialised c_int living across the call and its exact size is
+    // passed; every option set through this helper takes an int, which the kernel only reads.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&v as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(|_| ())
+}
+
+/// A socket address in the kernel's layout.
+enum RawAddr {
+    V4(libc::sockaddr_in),
+    V6(libc::sockaddr_in6),
+}
+
+impl RawAddr {
+    fn new(a: SocketAddr) -> RawAddr {
+        match a {
+            SocketAddr::V4(a) => RawAddr::V4(libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            }),
+            SocketAddr::V6(a) => RawAddr::V6(libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            }),
+        }
+    }
+
+    /// Pointer and length for a syscall; valid while `self` is.
+    fn as_ptr(&self) -> (*const libc::sockaddr, libc::socklen_t) {
+        match self {
+            RawAddr::V4(a) => (
+                (a as *const libc::sockaddr_in).cast(),
+                size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            ),
+            RawAddr::V6(a) => (
+                (a as *const libc::sockaddr_in6).cast(),
+                size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            ),
+        }
+    }
+}
+
+/// A UDP socket receiving GUE.
+#[derive(Debug)]
+pub struct GueSocket {
+    fd: OwnedFd,
+    local: SocketAddr,
+}
+
+impl GueSocket {
+    /// Bind `addr` (IPv6 sockets are IPv6-only; bind `0.0.0.0` for IPv4) and ask for the
+    /// per-datagram control messages.
+    pub fn bind(addr: SocketAddr) -> io::Result<GueSocket> {
+        let (domain, opts): (_, &[(libc::c_int, libc::c_int)]) = match addr {
+            SocketAddr::V4(_) => (
+                libc::AF_INET,
+                &[
+                    (libc::IPPROTO_IP, uapi::IP_PKTINFO),
+                    (libc::IPPROTO_IP, uapi::IP_RECVTTL),
+                    (libc::IPPROTO_IP, uapi::IP_RECVTOS),
+                ],
+            ),
+            SocketAddr::V6(_) => (
+                libc::AF_INET6,
+                &[
+                    (libc::IPPROTO_IPV6, uapi::IPV6_V6ONLY),
+                    (libc::IPPROTO_IPV6, uapi::IPV6_RECVPKTINFO),
+                    (libc::IPPROTO_IPV6, uapi::IPV6_RECVHOPLIMIT),
+                    (libc::IPPROTO_IPV6, uapi::IPV6_RECVTCLASS),
+                ],
+            ),
+        };
+        let fd = new_socket(domain, libc::SOCK_DGRAM, 0)?;
+        for &(level, name) in opts {
+            set_int(&fd, level, name, 1)?;
+        }
+        // A deeper queue absorbs bursts while a batch is being handled (best effort).
+        let _ = set_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, 4 << 20);
+        let raw = RawAddr::new(addr);
+        let (p, len) = raw.as_ptr();
+        // SAFETY: `p`/`len` describe the initialised sockaddr in `raw`, alive across the
+        // call; bind(2) only reads it.
+        cvt(unsafe { libc::bind(fd.as_raw_fd(), p, len) })?;
+        Ok(GueSocket { fd, local: addr })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The descriptor, for [`poll_readable`].
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Receive up to a batch of datagrams into `batch` without blocking; returns how many
+    /// (0 when none are queued).
+    pub fn recv(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        batch.count = 0;
+        let n = batch.names.len();
+        let base = batch.bufs.as_mut_ptr();
+        for i in 0..n {
+            batch.iov[i] = libc::iovec {
+                // SAFETY: `i * buf_size + buf_size <= bufs.len()` (bufs holds n buffers), so
+                // the offset stays inside the allocation.
+                iov_base: unsafe { base.add(i * batch.buf_size) }.cast(),
+                iov_len: batch.buf_size,
+            };
+        }
+        let iov = batch.iov.as_mut_ptr();
+        for i in 0..n {
+            let h = &mut batch.hdrs[i];
+            h.msg_hdr.msg_name = batch.names[i].0.as_mut_ptr().cast();
+            h.msg_hdr.msg_namelen = size_of::<NameBuf>() as libc::socklen_t;
+            // SAFETY: `i < n == iov.len()`: the pointer stays inside `batch.iov`.
+            h.msg_hdr.msg_iov = unsafe { iov.add(i) };
+            h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_control = batch.ctrl[i].0.as_mut_ptr().cast();
+            h.msg_hdr.msg_controllen = size_of::<CtrlBuf>() as _;
+            h.msg_hdr.msg_flags = 0;
+            h.msg_len = 0;
+        }
+        let r = loop {
+            // SAFETY: `hdrs` holds `n` initialised mmsghdrs whose name, iovec, buffer and
+            // control pointers all point into `batch`'s vectors, which are exclusively
+            // borrowed and neither moved nor resized until the call returns; each length
+            // passed is the size of the memory pointed to, so the kernel writes in bounds.
+            let r = unsafe {
+                libc::recvmmsg(
+                    self.fd.as_raw_fd(),
+                    batch.hdrs.as_mut_ptr(),
+                    n as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            };
+            if r >= 0 {
+                break r as usize;
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => return Ok(0),
+                _ => return Err(e),
+            }
+        };
+        for i in 0..r.min(n) {
+            let h = &batch.hdrs[i];
+            let name_len = (h.msg_hdr.msg_namelen as usize).min(size_of::<NameBuf>());
+            // `msg_controllen` is a size_t on glibc and a socklen_t on musl.
+            #[allow(clippy::unnecessary_cast)]
+            let ctrl_len = (h.msg_hdr.msg_controllen as usize).min(size_of::<CtrlBuf>());
+            let mut d = Datagram {
+                len: (h.msg_len as usize).min(batch.buf_size),
+                truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+                src: parse_sockaddr(&batch.names[i].0[..name_len]),
+                dst: None,
+                ttl: None,
+                tos: None,
+            };
+            parse_cmsgs(&batch.ctrl[i].0[..ctrl_len], &mut d);
+            batch.meta[i] = d;
+        }
+        batch.count = r.min(n);
+        Ok(batch.count)
+    }
+}
+
+/// Facts about one received datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Datagram {
+    /// Payload bytes in the buffer.
+    pub len: usize,
+    /// The datagram was larger than the buffer (the tail is lost).
+    pub truncated: bool,
+    /// Sender (outer source address and UDP source port).
+    pub src: Option<SocketAddr>,
+    /// Outer destination address.
+    pub dst: Option<IpAddr>,
+    /// Outer TTL / hop limit.
+    pub ttl: Option<u8>,
+    /// Outer DSCP/ECN / traffic class.
+    pub tos: Option<u8>,
+}
+
+#[repr(C, align(8))]
+struct NameBuf([u8; 128]);
+
+#[repr(C, align(8))]
+struct CtrlBuf([u8; 256]);
+
+/// Buffers for one `recvmmsg` batch, allocated once.
+pub struct RecvBatch {
+    bufs: Vec<u8>,
+    buf_size: usize,
+    names: Vec<NameBuf>,
+    ctrl: Vec<CtrlBuf>,
+    iov: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+    meta: Vec<Datagram>,
+    count: usize,
+}
+
+impl RecvBatch {
+    /// `n` datagrams of up to `buf_size` bytes each.
+    pub fn new(n: usize, buf_size: usize) -> RecvBatch {
+        let n = n.max(1);
+        RecvBatch {
+            bufs: vec![0; n * buf_size],
+            buf_size,
+            names: (0..n).map(|_| NameBuf([0; 128])).collect(),
+            ctrl: (0..n).map(|_| CtrlBuf([0; 256])).collect(),
+            iov: (0..n)
+                .map(|_| libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0,
+                })
+                .collect(),
+            // SAFETY: mmsghdr is plain data (integers and raw pointers); all-zero is a valid
+            // value, and every pointer is set before the kernel sees it.
+            hdrs: (0..n).map(|_| unsafe { std::mem::zeroed() }).collect(),
+            meta: vec![Datagram::default(); n],
+            count: 0,
+        }
+    }
+
+    /// Datagrams of the last receive.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when the last receive got nothing.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Datagram `i` of the last receive: its facts and payload.
+    pub fn get(&self, i: usize) -> Option<(&Datagram, &[u8])> {
+        if i >= self.count {
+            return None;
+        }
+        let d = self.meta.get(i)?;
+        let start = i * self.buf_size;
+        Some((d, self.bufs.get(start..start + d.len)?))
+    }
+}
+
+/// A `sockaddr_in`/`sockaddr_in6` as the kernel wrote it.
+fn parse_sockaddr(b: &[u8]) -> Option<SocketAddr> {
+    let family = i32::from(u16::from_ne_bytes([*b.first()?, *b.get(1)?]));
+    let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
+    match family {
+        libc::AF_INET => {
+            let a: [u8; 4] = b.get(4..8)?.try_into().ok()?;
+            Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(a), port)))
+        }
+        libc::AF_INET6 => {
+            let a: [u8; 16] = b.get(8..24)?.try_into().ok()?;
+            let scope: [u8; 4] = b.get(24..28)?.try_into().ok()?;
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(a),
+                port,
+                0,
+                u32::from_ne_bytes(scope),
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// Walks the control messages (`struct cmsghdr` headers, `size_t`-aligned) of one datagram.
+fn parse_cmsgs(mut b: &[u8], d: &mut Datagram) {
+    const W: usize = size_of::<usize>();
+    let align = |n: usize| (n + W - 1) & !(W - 1);
+    let hdr = align(W + 8);
+    while b.len() >= hdr {
+        let mut len_bytes = [0u8; W];
+        len_bytes.copy_from_slice(&b[..W]);
+        let len = usize::from_ne_bytes(len_bytes);
+        let level = i32::from_ne_bytes([b[W], b[W + 1], b[W + 2], b[W + 3]]);
+        let ty = i32::from_ne_bytes([b[W + 4], b[W + 5], b[W + 6], b[W + 7]]);
+        if len < hdr || len > b.len() {
+            return;
+        }
+        let data = &b[hdr..len];
+        let int = || {
+            data.get(..4)
+                .map(|x| i32::from_ne_bytes([x[0], x[1], x[2], x[3]]))
+        };
+        match (level, ty) {
+            (libc::IPPROTO_IP, uapi::IP_PKTINFO) => {
+                if let Some(a) = data.get(8..12) {
+                    d.dst = Some(IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3])));
+                }
+            }
+            (libc::IPPROTO_IP, uapi::IP_TTL) => d.ttl = int().map(|v| v.clamp(0, 255) as u8),
+            (libc::IPPROTO_IP, uapi::IP_TOS) => d.tos = data.first().copied(),
+            (libc::IPPROTO_IPV6, uapi::IPV6_PKTINFO) => {
+                if let Some(a) = data.get(..16).and_then(|a| <[u8; 16]>::try_from(a).ok()) {
+                    d.dst = Some(IpAddr::V6(Ipv6Addr::from(a)));
+                }
+            }
+            (libc::IPPROTO_IPV6, uapi::IPV6_HOPLIMIT) => {
+                d.ttl = int().map(|v| v.clamp(0, 255) as u8)
+            }
+            (libc::IPPROTO_IPV6, uapi::IPV6_TCLASS) => d.tos = int().map(|v| v.clamp(0, 255) as u8),
+            _ => {}
+        }
+        b = b.get(align(len)..).unwrap_or(&[]);
+    }
+}
+
+/// An `IPPROTO_RAW` socket: sends whole IP packets whose header we built.
+#[derive(Debug)]
+pub struct RawSender {
+    fd: OwnedFd,
+    v6: bool,
+}
+
+impl RawSender {
+    /// A raw IPv4 (`v6 == false`) or IPv6 sender. Needs CAP_NET_RAW.
+    pub fn open(v6: bool) -> io::Result<RawSender> {
+        let domain = if v6 { libc::AF_INET6 } else { libc::AF_INET };
+        let fd = new_socket(domain, libc::SOCK_RAW, libc::IPPROTO_RAW)?;
+        Ok(RawSender { fd, v6 })
+    }
+
+    /// Send `packet` (a complete IP packet) towards `to` (its destination).
+    pub fn send(&self, packet: &[u8], to: IpAddr) -> io::Result<()> {
+        let to = match (to.to_canonical(), self.v6) {
+            (IpAddr::V4(a), false) => SocketAddr::new(IpAddr::V4(a), 0),
+            (IpAddr::V6(a), true) => SocketAddr::new(IpAddr::V6(a), 0),
+            _ => return Err(io::Error::from(io::ErrorKind::InvalidInput)),
+        };
+        let raw = RawAddr::new(to);
+        let (p, len) = raw.as_ptr();
+        loop {
+            // SAFETY: `packet` is a readable buffer of `packet.len()` bytes and `p`/`len`
+            // the initialised sockaddr in `raw`; both outlive the call and are only read.
+            let r = unsafe {
+                libc::sendto(
+                    self.fd.as_raw_fd(),
+                    packet.as_ptr().cast(),
+                    packet.len(),
+                    0,
+                    p,
+                    len,
+                )
+            };
+            if r >= 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Wait until one of `fds` is readable or `timeout_ms` passes; sets `ready[i]` for each
+/// readable `fds[i]`. Returns how many are ready (0 on timeout or when a signal interrupted
+/// the wait).
+pub fn poll_readable(fds: &[RawFd], timeout_ms: i32, ready: &mut [bool]) -> io::Result<usize> {
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: `p` is a valid, writable array of `p.len()` pollfds living across the call.
+    let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted {
+            ready.iter_mut().for_each(|r| *r = false);
+            Ok(0)
+        } else {
+            Err(e)
+        };
+    }
+    let mut n = 0;
+    for (r, q) in ready.iter_mut().zip(&p) {
+        *r = q.revents & (libc::POLLIN | libc::POLLERR) != 0;
+        n += usize::from(*r);
+        if q.revents & libc::POLLNVAL != 0 {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+
+    #[test]
+    fn cmsgs_and_addresses_parse_and_never_panic() {
+        let mut c = Vec::new();
+        let mut push = |level: i32, ty: i32, data: &[u8]| {
+            let w = size_of::<usize>();
+            let len = w + 8 + data.len();
+            c.extend_from_slice(&len.to_ne_bytes());
+            c.extend_from_slice(&level.to_ne_bytes());
+            c.extend_from_slice(&ty.to_ne_bytes());
+            c.extend_from_slice(data);
+            while c.len() % w != 0 {
+                c.push(0);
+            }
+        };
+        push(
+            libc::IPPROTO_IP,
+            uapi::IP_PKTINFO,
+            &[3, 0, 0, 0, 9, 9, 9, 9, 10, 0, 0, 2],
+        );
+        push(libc::IPPROTO_IP, uapi::IP_TTL, &63i32.to_ne_bytes());
+        push(libc::IPPROTO_IP, uapi::IP_TOS, &[0x2e]);
+        let mut d = Datagram::default();
+        parse_cmsgs(&c, &mut d);
+        assert_eq!(d.dst, Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))));
+        assert_eq!((d.ttl, d.tos), (Some(63), Some(0x2e)));
+        for n in 0..c.len() {
+            parse_cmsgs(&c[..n], &mut Datagram::default());
+        }
+        let mut bad = c.clone();
+        bad[0] = 0xff; // a length past the buffer stops the walk
+        parse_cmsgs(&bad, &mut Datagram::default());
+        assert_eq!(parse_sockaddr(&[]), None);
+        assert_eq!(parse_sockaddr(&[0; 16]), None);
+    }
+
+    #[test]
+    fn receives_a_batch_with_destination_and_ttl() {
+        let s = GueSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        // The bound port: ask the kernel through a std socket view of the same address.
+        let port = {
+            let mut b = [0u8; 128];
+            let mut len = b.len() as libc::socklen_t;
+            // SAFETY: `b` is a writable 128-byte buffer and `len` its size, both alive
+            // across the call; getsockname(2) writes at most `len` bytes.
+            let r = unsafe { libc::getsockname(s.fd(), b.as_mut_ptr().cast(), &mut len) };
+            assert_eq!(r, 0);
+            parse_sockaddr(&b[..len as usize]).unwrap().port()
+        };
+        let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..3u8 {
+            tx.send_to(&[i; 10], ("127.0.0.1", port)).unwrap();
+        }
+        let mut batch = RecvBatch::new(8, 64);
+        let mut ready = [false];
+        assert_eq!(poll_readable(&[s.fd()], 2000, &mut ready).unwrap(), 1);
+        let mut got = 0;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while got < 3 && std::time::Instant::now() < deadline {
+            let n = s.recv(&mut batch).unwrap();
+            for i in 0..n {
+                let (d, p) = batch.get(i).unwrap();
+                assert_eq!(p, &[got; 10]);
+                assert_eq!(d.dst, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+                assert_eq!(d.src, Some(tx.local_addr().unwrap()));
+                assert!(d.ttl.is_some() && d.tos.is_some() && !d.truncated);
+                got += 1;
+            }
+        }
+        assert_eq!(got, 3);
+        assert!(batch.get(3).is_none());
+        tx.send_to(&[7; 100], ("127.0.0.1", port)).unwrap();
+        poll_readable(&[s.fd()], 2000, &mut ready).unwrap();
+        assert_eq!(s.recv(&mut batch).unwrap(), 1);
+        assert!(batch.get(0).unwrap().0.truncated);
+        assert_eq!(s.recv(&mut batch).unwrap(), 0);
+    }
+}

@@ -1,0 +1,531 @@
+//! `rondo redirect` end to end, in network namespaces (needs root; prints `skipped:`
+//! otherwise).
+//!
+//! ```text
+//!   netns D (director + client)          netns B1 (backend)              netns B2 (backend)
+//!   br0 10.77.0.1, 10.77.0.9, fd77::1 -- b1 10.77.0.2, fd77::2        -- b2 10.77.0.3
+//!   client 10.99.0.x, fd99::x on lo     VIP 10.200.0.1, fd77:200::1 on lo  a UDP socket on
+//!   GUE built by the real director       `rondo redirect` + a TCP server     19523 that records
+//!   pipeline (process_burst)             on the VIPs (a std TcpListener)     what B1 forwards
+//! ```
+//! Checked: GLB's GUE health check gets an echo reply; a SYN (IPv4 and IPv6 inner) reaches
+//! the server and the SYN-ACK goes straight to the client; the ACK completing the handshake
+//! stays on B1 (its SYN-RECV socket) and the server accepts the connection; an ACK of an
+//! unknown flow is forwarded to B2 with next_hop incremented, the outer source rewritten and
+//! the UDP source port kept; bad input is dropped and counted; counters print on SIGUSR1
+//! and on exit.
+//!
+//! Sockets are opened inside a namespace by a thread that entered it with setns(2) (the
+//! only `unsafe` here, with the raw socket calls): a socket stays in the namespace it was
+//! created in, whichever thread uses it afterwards.
+#![allow(unsafe_code)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::veth::{privileged, skip, Netns};
+use common::{csum, eth, ipv4_hdr};
+use rondo::datapath::{process_burst, CoreCounters, HeapBuf, PacketBuf, Snapshot, Verdict};
+use rondo::wire::emit_glb_v4;
+
+const D: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+const STRANGER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 9);
+const B1: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+const B2: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 3);
+const VIP: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
+const VIP6: &str = "fd77:200::1";
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Run `f` on a thread that entered network namespace `ns`.
+fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        // SAFETY: setns(2) with a valid namespace descriptor (open for the whole call) only
+        // moves this thread, which owns nothing tied to its old namespace.
+        let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .expect("netns thread")
+}
+
+/// A raw socket. `UdpSocket` only serves as a safe owner of the descriptor for recv(2) and
+/// sendto(2), which work the same on raw sockets.
+fn raw_socket(family: i32, proto: i32) -> UdpSocket {
+    // SAFETY: socket(2) takes no pointers.
+    let fd = unsafe { libc::socket(family, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto) };
+    assert!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
+    // SAFETY: `fd` was just returned by socket(2): open and owned by nobody else.
+    let s = UdpSocket::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    s
+}
+
+fn sysctl(ns: &Netns, kv: &str) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "sysctl", "-qw", kv])
+        .output()
+        .expect("sysctl");
+    assert!(
+        out.status.success(),
+        "sysctl {kv}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The `rondo redirect` child, killed on drop; its stderr lines arrive on a channel.
+struct Redirect {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+impl Redirect {
+    fn start(ns: &Netns, config: &std::path::Path) -> Redirect {
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.name,
+                env!("CARGO_BIN_EXE_rondo"),
+                "redirect",
+                "--config",
+            ])
+            .arg(config)
+            .env("RONDO_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn rondo redirect");
+        let (tx, lines) = mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        let mut r = Redirect {
+            child,
+            lines,
+            log: Vec::new(),
+        };
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            match r.lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(l) => {
+                    let ready = l.contains("redirect ready");
+                    r.log.push(l);
+                    if ready {
+                        return r;
+                    }
+                }
+                Err(_) => {
+                    if let Ok(Some(st)) = r.child.try_wait() {
+                        panic!("rondo redirect exited ({st}): {:?}", r.log);
+                    }
+                }
+            }
+        }
+        panic!("rondo redirect not ready within {WAIT:?}: {:?}", r.log);
+    }
+
+    fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    /// SIGTERM, then everything it printed on stdout.
+    fn stop(mut self) -> String {
+        self.signal("TERM");
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                let mut out = String::new();
+                self.child
+                    .stdout
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut out)
+                    .unwrap();
+                assert!(st.success(), "exit {st}: {out} {:?}", self.log);
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("rondo redirect did not stop on SIGTERM");
+    }
+}
+
+impl Drop for Redirect {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `name value` from the counters report (the last report when several were printed).
+fn counter(report: &str, name: &str) -> u64 {
+    report
+        .lines()
+        .rev()
+        .find_map(|l| {
+            let mut t = l.split_whitespace();
+            (t.next() == Some(name)).then(|| t.next()?.parse().ok())?
+        })
+        .unwrap_or(0)
+}
+
+const DIRECTOR_TOML: &str = r#"
+[director]
+outbound_gateway_mac = "02:00:00:00:00:fe"
+outbound_src_ip = "10.77.0.1"
+[[tables]]
+name = "web"
+hash_key = "12345678901234561234567890123456"
+seed = "34567890123456783456789012345678"
+binds = [{ ip = "10.200.0.1", proto = "tcp", port = 80 }, { ip = "fd77:200::1", proto = "tcp", port = 80 }]
+[[tables.backends]]
+ip = "10.77.0.2"
+[[tables.backends]]
+ip = "10.77.0.3"
+"#;
+
+/// The real director pipeline: encapsulates `frame` and returns the outer IPv4 packet (the
+/// Ethernet header removed) with its hops: (packet, outer destination, hop list).
+fn encapsulate(snap: &Snapshot, frame: &[u8]) -> (Vec<u8>, Ipv4Addr, Vec<Ipv4Addr>) {
+    let mut bufs = [HeapBuf::from_frame(frame)];
+    let mut v = [Verdict::Forward];
+    let mut c = CoreCounters::default();
+    process_burst(snap, &mut bufs, &mut v, &mut c);
+    assert_eq!(v[0], Verdict::Forward, "the director forwards it");
+    let out = bufs[0].data()[14..].to_vec();
+    let dst = Ipv4Addr::new(out[16], out[17], out[18], out[19]);
+    let gue = &out[28..];
+    let hops = (0..gue[7] as usize)
+        .map(|i| {
+            Ipv4Addr::new(
+                gue[8 + 4 * i],
+                gue[9 + 4 * i],
+                gue[10 + 4 * i],
+                gue[11 + 4 * i],
+            )
+        })
+        .collect();
+    (out, dst, hops)
+}
+
+/// Ethernet + IPv4 + TCP with explicit sequence numbers.
+fn tcp_frame(src: Ipv4Addr, sport: u16, flags: u8, seq: u32, ack: u32) -> Vec<u8> {
+    let (s, d) = (src.octets(), VIP.octets());
+    let mut t = Vec::new();
+    t.extend_from_slice(&sport.to_be_bytes());
+    t.extend_from_slice(&80u16.to_be_bytes());
+    t.extend_from_slice(&seq.to_be_bytes());
+    t.extend_from_slice(&ack.to_be_bytes());
+    t.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    let c = csum(&[&s, &d, &[0, 6], &(t.len() as u16).to_be_bytes(), &t]);
+    t[16..18].copy_from_slice(&c.to_be_bytes());
+    let mut f = eth(0x0800);
+    f.extend(ipv4_hdr(s, d, 6, t.len(), 1, 0x4000));
+    f.extend(t);
+    f
+}
+
+/// Waits for a TCP segment VIP:80 -> client:port on the raw socket; returns (flags, seq, ack).
+fn await_tcp_v4(raw: &UdpSocket, client: Ipv4Addr, port: u16) -> Option<(u8, u32, u32)> {
+    let deadline = Instant::now() + WAIT;
+    let mut b = [0u8; 2048];
+    while Instant::now() < deadline {
+        let Ok(n) = raw.recv(&mut b) else { continue };
+        let p = &b[..n];
+        let ihl = usize::from(p[0] & 0x0f) * 4;
+        if n < ihl + 20 || p[9] != 6 || p[12..16] != VIP.octets() || p[16..20] != client.octets() {
+            continue;
+        }
+        let t = &p[ihl..];
+        if u16::from_be_bytes([t[0], t[1]]) == 80 && u16::from_be_bytes([t[2], t[3]]) == port {
+            let seq = u32::from_be_bytes([t[4], t[5], t[6], t[7]]);
+            let ack = u32::from_be_bytes([t[8], t[9], t[10], t[11]]);
+            return Some((t[13], seq, ack));
+        }
+    }
+    None
+}
+
+#[test]
+fn redirect_in_network_namespaces() {
+    if let Err(why) = privileged() {
+        return skip(&why);
+    }
+    if !std::path::Path::new("/dev/net/tun").exists() {
+        return skip("no /dev/net/tun");
+    }
+    let nd = Netns::new('D').expect("netns D");
+    let n1 = Netns::new('1').expect("netns B1");
+    let n2 = Netns::new('2').expect("netns B2");
+
+    // Links: a bridge in D, one veth to each backend.
+    nd.ip(&[
+        "link",
+        "add",
+        "br0",
+        "type",
+        "bridge",
+        "mcast_snooping",
+        "0",
+    ])
+    .unwrap();
+    for (d, b, ns) in [("d1", "b1", &n1), ("d2", "b2", &n2)] {
+        nd.ip(&[
+            "link", "add", d, "type", "veth", "peer", "name", b, "netns", &ns.name,
+        ])
+        .unwrap();
+        nd.ip(&["link", "set", d, "master", "br0", "up"]).unwrap();
+        ns.ip(&["link", "set", b, "up"]).unwrap();
+        ns.ip(&["link", "set", "lo", "up"]).unwrap();
+    }
+    nd.ip(&["link", "set", "br0", "up"]).unwrap();
+    nd.ip(&["link", "set", "lo", "up"]).unwrap();
+    for (ns, cmd) in [
+        (&nd, vec!["addr", "add", "10.77.0.1/24", "dev", "br0"]),
+        (&nd, vec!["addr", "add", "10.77.0.9/24", "dev", "br0"]),
+        (
+            &nd,
+            vec!["addr", "add", "fd77::1/64", "dev", "br0", "nodad"],
+        ),
+        (&n1, vec!["addr", "add", "10.77.0.2/24", "dev", "b1"]),
+        (&n1, vec!["addr", "add", "fd77::2/64", "dev", "b1", "nodad"]),
+        (&n1, vec!["addr", "add", "10.200.0.1/32", "dev", "lo"]),
+        (&n1, vec!["addr", "add", "fd77:200::1/128", "dev", "lo"]),
+        (
+            &n1,
+            vec!["route", "add", "10.99.0.0/24", "via", "10.77.0.1"],
+        ),
+        (
+            &n1,
+            vec!["-6", "route", "add", "fd99::/64", "via", "fd77::1"],
+        ),
+        (&n2, vec!["addr", "add", "10.77.0.3/24", "dev", "b2"]),
+    ] {
+        ns.ip(&cmd).unwrap_or_else(|e| panic!("{e}"));
+    }
+    // D has no route to the VIPs, so it cannot answer the server's SYN-ACKs with a RST (it
+    // has no socket for the client ports): the test plays the client's part by hand.
+    for ns in [&nd, &n1] {
+        for kv in [
+            "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.default.rp_filter=0",
+        ] {
+            sysctl(ns, kv);
+        }
+    }
+
+    // The director's pipeline, and a client address whose row puts B1 first and B2 second.
+    let cfg = rondo::config::config_from_str(DIRECTOR_TOML, "director.toml").unwrap();
+    let snap = Snapshot::compile(cfg, None, 0).unwrap();
+    let client = (1..=254)
+        .map(|i| Ipv4Addr::new(10, 99, 0, i))
+        .find(|&c| {
+            let (_, dst, hops) = encapsulate(&snap, &tcp_frame(c, 1, 0x02, 0, 0));
+            dst == B1 && hops == [B2]
+        })
+        .expect("a client hashed to (B1, B2)");
+    nd.ip(&["addr", "add", &format!("{client}/32"), "dev", "lo"])
+        .unwrap();
+    let v6: Ipv6Addr = VIP6.parse().unwrap();
+    let c6 = (1..=0xffu16)
+        .map(|i| Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, i))
+        .find(|c| encapsulate(&snap, &common::syn_v6(c.octets(), v6.octets(), 1, 80)).1 == B1)
+        .expect("an IPv6 client hashed to B1");
+    nd.ip(&["addr", "add", &format!("{c6}/128"), "dev", "lo", "nodad"])
+        .unwrap();
+
+    // B1: the server on both VIPs, then rondo redirect.
+    let (srv4, srv6) = in_netns(&n1.name, || {
+        (
+            TcpListener::bind((VIP, 80)).unwrap(),
+            TcpListener::bind((VIP6.parse::<Ipv6Addr>().unwrap(), 80)).unwrap(),
+        )
+    });
+    srv4.set_nonblocking(true).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("backend.toml");
+    std::fs::write(
+        &conf,
+        "[redirect]\nlisten = [\"0.0.0.0:19523\"]\ndirectors = [\"10.77.0.1\"]\n\
+         backends = [\"10.77.0.2\", \"10.77.0.3\"]\ntun = \"rdotun0\"\nstats_interval_secs = 0\n",
+    )
+    .unwrap();
+    let redirect = Redirect::start(&n1, &conf);
+
+    // D's sockets; B2's recorder.
+    let (raw_out, cap_tcp, cap_tcp6, cap_icmp, udp, stranger) = in_netns(&nd.name, || {
+        let raw_out = raw_socket(libc::AF_INET, libc::IPPROTO_RAW);
+        let udp = UdpSocket::bind((D, 0)).unwrap();
+        let stranger = UdpSocket::bind((STRANGER, 0)).unwrap();
+        (
+            raw_out,
+            raw_socket(libc::AF_INET, libc::IPPROTO_TCP),
+            raw_socket(libc::AF_INET6, libc::IPPROTO_TCP),
+            raw_socket(libc::AF_INET, libc::IPPROTO_ICMP),
+            udp,
+            stranger,
+        )
+    });
+    let recorder = in_netns(&n2.name, || UdpSocket::bind((B2, 19523)).unwrap());
+    recorder.set_read_timeout(Some(WAIT)).unwrap();
+    let gue_to_b1 = SocketAddr::new(IpAddr::V4(B1), 19523);
+
+    // 1. GLB's GUE health check: 01 04 00 00 00 00 00 00 + ICMP echo request D -> B1.
+    let mut echo = vec![8, 0, 0, 0, 0x42, 0x42, 0, 1];
+    echo.extend_from_slice(b"rondo-health");
+    let c = csum(&[&echo]);
+    echo[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut hc = vec![0x01, 0x04, 0, 0, 0, 0, 0, 0];
+    hc.extend(ipv4_hdr(D.octets(), B1.octets(), 1, echo.len(), 9, 0));
+    hc.extend_from_slice(&echo);
+    udp.send_to(&hc, gue_to_b1).unwrap();
+    let deadline = Instant::now() + WAIT;
+    let mut replied = false;
+    let mut b = [0u8; 2048];
+    while !replied && Instant::now() < deadline {
+        let Ok(n) = cap_icmp.recv(&mut b) else {
+            continue;
+        };
+        let p = &b[..n];
+        let ihl = usize::from(p[0] & 0x0f) * 4;
+        replied = p[12..16] == B1.octets()
+            && p[ihl] == 0
+            && p[ihl + 4..ihl + 6] == [0x42, 0x42]
+            && p[ihl + 8..] == *b"rondo-health";
+    }
+    assert!(replied, "the health check got an echo reply from B1");
+
+    // 2. A SYN through the director pipeline: the server answers the client directly.
+    let (pkt, dst, hops) = encapsulate(&snap, &tcp_frame(client, 40001, 0x02, 1000, 0));
+    assert_eq!((dst, hops.as_slice()), (B1, &[B2][..]));
+    raw_out.send_to(&pkt, gue_to_b1).unwrap();
+    let (flags, isn, ack) =
+        await_tcp_v4(&cap_tcp, client, 40001).expect("a SYN-ACK from the VIP to the client");
+    assert_eq!(
+        (flags & 0x12, ack),
+        (0x12, 1001),
+        "SYN-ACK acknowledging the SYN"
+    );
+
+    // 3. The handshake's ACK: B1 holds a SYN-RECV socket for it, so it stays there (not to
+    //    B2) and the server accepts the connection.
+    let (pkt, _, _) = encapsulate(
+        &snap,
+        &tcp_frame(client, 40001, 0x10, 1001, isn.wrapping_add(1)),
+    );
+    raw_out.send_to(&pkt, gue_to_b1).unwrap();
+    let deadline = Instant::now() + WAIT;
+    let peer = loop {
+        match srv4.accept() {
+            Ok((_, peer)) => break peer,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("the server never accepted the connection: {e}"),
+        }
+    };
+    assert_eq!(peer, SocketAddr::new(IpAddr::V4(client), 40001));
+
+    // 4. An IPv6 SYN (inside IPv4 GUE, as GLB sends it): answered from the IPv6 VIP.
+    let (pkt, _, _) = encapsulate(&snap, &common::syn_v6(c6.octets(), v6.octets(), 40003, 80));
+    raw_out.send_to(&pkt, gue_to_b1).unwrap();
+    let deadline = Instant::now() + WAIT;
+    let mut got = false;
+    while !got && Instant::now() < deadline {
+        let Ok((n, from)) = cap_tcp6.recv_from(&mut b) else {
+            continue;
+        };
+        let t = &b[..n];
+        got = from.ip() == IpAddr::V6(v6)
+            && n >= 20
+            && u16::from_be_bytes([t[0], t[1]]) == 80
+            && u16::from_be_bytes([t[2], t[3]]) == 40003
+            && t[13] & 0x12 == 0x12
+            && u32::from_be_bytes([t[8], t[9], t[10], t[11]]) == 2;
+    }
+    assert!(got, "a SYN-ACK from the IPv6 VIP to the IPv6 client");
+    drop(srv6);
+
+    // 5. An ACK of a flow B1 does not know: forwarded to B2, next_hop 1, outer source B1,
+    //    the director's UDP source port kept, the inner packet unchanged.
+    let (pkt, _, _) = encapsulate(&snap, &tcp_frame(client, 40002, 0x10, 5000, 7000));
+    raw_out.send_to(&pkt, gue_to_b1).unwrap();
+    let (n, from) = recorder
+        .recv_from(&mut b)
+        .expect("the forwarded packet at B2");
+    let sport = u16::from_be_bytes([pkt[20], pkt[21]]);
+    assert_eq!(from, SocketAddr::new(IpAddr::V4(B1), sport));
+    let fwd = &b[..n];
+    let orig = &pkt[28..];
+    assert_eq!(fwd.len(), orig.len());
+    assert_eq!(fwd[6], 1, "next_hop incremented");
+    assert_eq!(fwd[7], 1, "hop_count unchanged");
+    assert_eq!(
+        (&fwd[..6], &fwd[7..]),
+        (&orig[..6], &orig[7..]),
+        "nothing else changed"
+    );
+
+    // 6. Bad input: a stranger, next_hop out of range, hlen/hop_count inconsistent. And a hop
+    //    list pointing back at B1 itself: local, never forwarded.
+    let inner = &tcp_frame(client, 40004, 0x10, 1, 1)[14..];
+    let gue = |hops: &[Ipv4Addr], next_hop: u8| {
+        let mut g = vec![0u8; 8 + 4 * hops.len()];
+        emit_glb_v4(&mut g, 4, hops, next_hop).unwrap();
+        g.extend_from_slice(inner);
+        g
+    };
+    stranger.send_to(&gue(&[B2], 0), gue_to_b1).unwrap();
+    udp.send_to(&gue(&[B2], 2), gue_to_b1).unwrap();
+    let mut inconsistent = gue(&[B2], 0);
+    inconsistent[7] = 3;
+    udp.send_to(&inconsistent, gue_to_b1).unwrap();
+    udp.send_to(&gue(&[B1, B2], 0), gue_to_b1).unwrap();
+    recorder
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    assert!(
+        recorder.recv_from(&mut b).is_err(),
+        "nothing else reached B2"
+    );
+
+    // Counters: on SIGUSR1 and on exit.
+    redirect.signal("USR1");
+    std::thread::sleep(Duration::from_millis(300));
+    let out = redirect.stop();
+    assert_eq!(
+        out.matches("rx ").count(),
+        2,
+        "a report on SIGUSR1 and one on exit: {out}"
+    );
+    for (name, want) in [
+        ("local_icmp", 1),
+        ("local_syn", 2),
+        ("local_socket", 1),
+        ("local_self_hop", 1),
+        ("forwarded", 1),
+        ("drop_source_not_allowed", 1),
+        ("drop_next_hop_out_of_range", 1),
+        ("drop_bad_gue_hop_count", 1),
+        ("dropped", 3),
+        ("rx", 9),
+    ] {
+        assert_eq!(counter(&out, name), want, "{name} in:\n{out}");
+    }
+}
