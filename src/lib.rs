@@ -12,9 +12,11 @@
 //! - [`sys`]: CPU/OS primitives (with the drivers, the only place `unsafe` is allowed).
 
 pub mod config;
+pub mod console;
 pub mod datapath;
 pub mod drivers;
 pub mod hash;
+pub mod metrics;
 pub mod runtime;
 pub mod sys;
 pub mod table;

@@ -270,7 +270,7 @@ impl Control {
             .collect();
         let refusal = match change {
             Change::State(s) if s != BackendState::Active && not_active.len() > 1 => Some(format!(
-                "this would leave {} backends of table {table:?} not active ({}). Second chance                  covers one changed hop only: while two backends change at once, a connection                  whose primary and secondary both move is reset. Finish the other change first                  (set it active, or remove it from the config file), or add `force` to do it anyway",
+                "this would leave {} backends of table {table:?} not active ({}). Second chance covers one changed hop only: while two backends change at once, a connection whose primary and secondary both move is reset. Finish the other change first (set it active, or remove it from the config file), or add `force` to do it anyway",
                 not_active.len(),
                 not_active.join(", ")
             )),

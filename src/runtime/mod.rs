@@ -135,6 +135,33 @@ pub struct Runtime {
     opts: RuntimeOptions,
 }
 
+/// Keep the calling thread (and the threads it starts from now on: console, metrics,
+/// table builds) off the cores the workers are pinned to, when other cores exist. Returns
+/// the cores it may use, or `None` when nothing was changed.
+pub fn avoid_worker_cores(opts: &RuntimeOptions) -> Option<Vec<usize>> {
+    let pinned = opts.cores.as_ref()?;
+    let free: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .filter(|c| !pinned.contains(c))
+        .collect();
+    if free.is_empty() {
+        return None;
+    }
+    let mut set = nix::sched::CpuSet::new();
+    for &c in &free {
+        set.set(c).ok()?;
+    }
+    match nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set) {
+        Ok(()) => Some(free),
+        Err(e) => {
+            tracing::warn!("could not keep control threads off the worker cores: {e}");
+            None
+        }
+    }
+}
+
 fn check_cores(opts: &RuntimeOptions) -> Result<(), RuntimeError> {
     if opts.workers == 0 {
         return Err(RuntimeError::NoWorkers);

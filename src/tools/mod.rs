@@ -1,11 +1,12 @@
 //! The `rondo` command line: one module per subcommand.
 
 mod check;
+mod console;
 mod demo;
 mod pcap;
 mod report;
 mod run;
-mod table;
+pub(crate) mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +45,8 @@ enum Cmd {
     Run(run::RunArgs),
     /// The main job on an embedded default: in-memory ports, built-in traffic, a table change, a verified summary.
     Demo(demo::DemoArgs),
+    /// Attach to a running `rondo run` (testpmd-like console), or run one command with -c.
+    Console(console::ConsoleArgs),
 }
 
 #[derive(Subcommand)]
@@ -88,6 +91,12 @@ pub fn main() -> ExitCode {
         Cmd::Pcap(args) => pcap::run(&args),
         Cmd::Run(args) => run::run(&args),
         Cmd::Demo(args) => demo::run(&args),
+        Cmd::Console(args) => match console::run(&args) {
+            Ok(true) => Ok(()),
+            // The failed command's message is already printed.
+            Ok(false) => return ExitCode::from(EXIT_FAILURE),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
