@@ -209,7 +209,8 @@ impl Drop for StatsdPusher {
 }
 
 fn push_loop(sock: UdpSocket, interval: Duration, plane: &ControlPlane, stop: &AtomicBool) {
-    let mut prev = sample(plane);
+    // The first push counts from start (the counters start at zero with the director).
+    let mut prev = Sample::new();
     let mut next = Instant::now() + interval;
     let mut warned = false;
     loop {

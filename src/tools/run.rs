@@ -201,8 +201,10 @@ pub fn run(a: &RunArgs) -> Result<(), String> {
             let port = AfPacketPort::open(iface, pool, AfPacketOptions::default()).map_err(|e| e.to_string())?;
             serve(port, &p, a)
         }
-        PortSpec::Pcap { input, output, looped } => {
-            let port = PcapPort::open(input, output.as_deref(), *looped, pool).map_err(|e| e.to_string())?;
+        PortSpec::Pcap { input, output, looped, pps } => {
+            let port = PcapPort::open(input, output.as_deref(), *looped, pool)
+                .map_err(|e| e.to_string())?
+                .paced(*pps);
             serve(port, &p, a)
         }
         PortSpec::Mem { name } => Err(format!(
