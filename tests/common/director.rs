@@ -49,10 +49,20 @@ pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
 /// Frames in a capture file (possibly still being written: a cut last record is ignored).
 pub fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
     let bytes = std::fs::read(path).unwrap();
+    let big_endian = match bytes.get(..4) {
+        Some([0xa1, 0xb2, 0xc3, 0xd4]) => true,
+        Some([0xd4, 0xc3, 0xb2, 0xa1]) => false,
+        other => panic!("{}: not a pcap file: {other:?}", path.display()),
+    };
     let mut out = Vec::new();
     let mut off = 24;
     while off + 16 <= bytes.len() {
-        let incl = u32::from_le_bytes(bytes[off + 8..off + 12].try_into().unwrap()) as usize;
+        let field: [u8; 4] = bytes[off + 8..off + 12].try_into().unwrap();
+        let incl = if big_endian {
+            u32::from_be_bytes(field)
+        } else {
+            u32::from_le_bytes(field)
+        } as usize;
         if off + 16 + incl > bytes.len() {
             break;
         }
