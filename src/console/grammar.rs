@@ -911,4 +911,39 @@ mod tests {
             ok(l);
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_says_why_and_completes_without_panicking(line in ".{0,200}") {
+            let ctx = CompletionContext {
+                tables: vec![("web".into(), vec!["10.1.0.1".parse().unwrap()])],
+                ports: 1,
+            };
+            match parse(&line) {
+                Ok(_) => {}
+                Err(e) => {
+                    let msg = e.to_string();
+                    proptest::prop_assert!(msg.len() < 2000);
+                    proptest::prop_assert!(!msg.contains(char::from(0x1b)), "escape in {:?}", msg);
+                }
+            }
+            for c in complete(&line, &ctx) {
+                proptest::prop_assert!(!c.is_empty());
+            }
+        }
+
+        #[test]
+        fn keyword_soup_never_panics(words in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "show", "set", "clear", "backend", "port", "stats", "info", "all", "0", "web",
+                "10.1.0.1", "state", "weight", "health", "draining", "2", "up", "force",
+                "dry-run", "row", "0xffff", "table", "tables", "help", "fwd", "complete",
+            ]),
+            0..9,
+        )) {
+            let line = words.join(" ");
+            let _ = parse(&line);
+            let _ = help(&words.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        }
+    }
 }

@@ -442,4 +442,26 @@ mod tests {
         assert!(e.contains("not a socket"), "{e}");
         assert_eq!(std::fs::read(&file).unwrap(), b"x");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn line_buffer_is_bounded_and_loses_no_short_line(
+            chunks in proptest::collection::vec(proptest::collection::vec(
+                proptest::prop_oneof![proptest::prelude::Just(b'\n'), proptest::prelude::any::<u8>()], 0..6000), 0..8)
+        ) {
+            let mut lb = LineBuffer::default();
+            let all: Vec<u8> = chunks.concat();
+            let mut got = Vec::new();
+            for c in &chunks {
+                got.extend(lb.push(c));
+                proptest::prop_assert!(lb.buf.len() <= MAX_LINE + 1);
+            }
+            // The same bytes in one piece give the same lines.
+            let mut one = LineBuffer::default();
+            proptest::prop_assert_eq!(&one.push(&all), &got);
+            let complete = all.iter().filter(|&&b| b == b'\n').count();
+            proptest::prop_assert_eq!(got.len(), complete);
+        }
+    }
 }

@@ -150,3 +150,161 @@ impl ControlPlane {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drivers::{mem, BufPool, Port};
+    use crate::runtime::control::ConfigSource;
+    use crate::runtime::overrides::Health;
+    use crate::runtime::{IdlePolicy, RuntimeOptions};
+
+    const CFG: &str = r#"
+[director]
+outbound_gateway_mac = "02:00:00:00:00:fe"
+outbound_src_ip = "192.0.2.10"
+
+[[tables]]
+name = "web"
+hash_key = "12345678901234561234567890123456"
+seed = "34567890123456783456789012345678"
+binds = [{ ip = "1.1.1.1", proto = "tcp", port = 80 }]
+backends = [{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.1.0.3" }]
+"#;
+
+    fn start(dir: &std::path::Path) -> (Arc<ControlPlane>, mem::MemPeer) {
+        let path = dir.join("d.toml");
+        std::fs::write(&path, CFG).unwrap();
+        let pool = BufPool::new(1024, 2048).unwrap();
+        let (port, peer) = mem::pair("plane", 1, 512, pool).unwrap();
+        let mut control = Control::new(Some(ConfigSource::Native(path)), port.mac());
+        let snap = control.initial().unwrap();
+        let opts = RuntimeOptions {
+            idle: IdlePolicy::Sleep {
+                after: 16,
+                micros: 50,
+            },
+            ..RuntimeOptions::default()
+        };
+        let rt = Runtime::start(port, snap, opts).unwrap();
+        (Arc::new(ControlPlane::new(rt, control)), peer)
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn is_primary_somewhere(p: &ControlPlane, backend: u32) -> bool {
+        let snap = p.runtime().snapshot();
+        let t = &snap.tables[0].table;
+        t.rows().chunks_exact(t.hops()).any(|r| r[0] == backend)
+    }
+
+    #[test]
+    fn health_observations_rebuild_only_when_the_effective_health_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, _peer) = start(dir.path());
+        let one = ip("10.1.0.1");
+        // Agrees with the config: nothing to rebuild.
+        assert_eq!(p.set_health_observation("web", one, true), Ok(None));
+        let g = p.set_health_observation("web", one, false).unwrap();
+        assert_eq!(g, Some(2));
+        assert!(!p.runtime().snapshot().tables[0].table.spec.backends[0].healthy);
+        assert!(!is_primary_somewhere(&p, 0));
+        assert_eq!(
+            p.set_health_observation("web", one, false),
+            Ok(None),
+            "same result"
+        );
+        assert_eq!(p.set_health_observation("web", one, true), Ok(Some(3)));
+        assert!(is_primary_somewhere(&p, 0));
+        // Pinned by the operator: observations are recorded but change nothing.
+        p.change_backend("web", one, Change::Health(Health::Down), false, false)
+            .unwrap();
+        assert_eq!(p.set_health_observation("web", one, true), Ok(None));
+        assert!(!is_primary_somewhere(&p, 0));
+        // A reload keeps the pin; `auto` hands it back to the (last) observation: up.
+        p.reload("test").unwrap();
+        assert!(!is_primary_somewhere(&p, 0));
+        p.change_backend("web", one, Change::Health(Health::Auto), false, false)
+            .unwrap();
+        assert!(is_primary_somewhere(&p, 0));
+        let g = p.runtime().snapshot().generation;
+        for (t, b) in [("web", "10.9.9.9"), ("nope", "10.1.0.1")] {
+            let e = p.set_health_observation(t, ip(b), false).unwrap_err();
+            assert!(e.contains("no backend") || e.contains("no table"), "{e}");
+        }
+        assert_eq!(p.runtime().snapshot().generation, g, "nothing rebuilt");
+        assert_eq!(p.reloads_failed.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn stopped_workers_take_nothing_and_sent_counts_follow_the_first_hop() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, peer) = start(dir.path());
+        let rt = p.runtime();
+        assert!(rt.pause(Duration::from_secs(5)));
+        assert!(rt.is_paused());
+        let syn = |i: u32| {
+            let mut f = vec![0u8; 60];
+            f[12..14].copy_from_slice(&[8, 0]);
+            f[14..34].copy_from_slice(&[
+                0x45,
+                0,
+                0,
+                40,
+                0,
+                1,
+                0x40,
+                0,
+                64,
+                6,
+                0,
+                0,
+                10,
+                0,
+                (i >> 8) as u8,
+                i as u8,
+                1,
+                1,
+                1,
+                1,
+            ]);
+            f[34..38].copy_from_slice(&[4, 0, 0, 80]);
+            f[46] = 0x50;
+            f[47] = 2;
+            f
+        };
+        for i in 0..200 {
+            assert!(peer.send(0, &syn(i)));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(rt.totals().rx_packets, 0, "stopped: nothing taken from RX");
+        rt.resume();
+        let end = Instant::now() + Duration::from_secs(20);
+        let mut got = std::collections::BTreeMap::<[u8; 4], u64>::new();
+        while got.values().sum::<u64>() < 200 {
+            assert!(Instant::now() < end, "{:?}", rt.totals());
+            while let Some(b) = peer.recv() {
+                let d = crate::datapath::PacketBuf::data(&b);
+                let dst: [u8; 4] = d[30..34].try_into().unwrap();
+                *got.entry(dst).or_default() += 1;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The per-backend counts are exactly what went to each backend.
+        let end = Instant::now() + Duration::from_secs(20);
+        while rt.totals().forwarded < 200 {
+            assert!(Instant::now() < end);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let sent = p.sent_totals();
+        for (dst, n) in &got {
+            let key = ("web".to_string(), IpAddr::from(*dst));
+            assert_eq!(sent.get(&key), Some(n), "{key:?}");
+        }
+        assert_eq!(sent.values().sum::<u64>(), 200);
+        let totals = p.shutdown(Duration::from_secs(5));
+        assert_eq!(totals.forwarded, 200);
+    }
+}
