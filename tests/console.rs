@@ -227,7 +227,7 @@ fn every_command_answers_and_changes_go_through_the_rebuild() {
     let cfg = d.ok("show config");
     for w in [
         format!("source:      {}", d.config.display()),
-        format!("console:     {}", d.socket.display()),
+        format!("console:     {} (", d.socket.display()),
         "metrics:     off".to_string(),
         "overrides:   none".to_string(),
     ] {

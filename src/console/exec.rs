@@ -609,9 +609,10 @@ impl Executor {
         let ep = self.plane.endpoints();
         let _ = writeln!(
             o,
-            "console:     {}",
+            "console:     {} ({} commands run)",
             ep.console
-                .map_or("off".to_string(), |p| p.display().to_string())
+                .map_or("off".to_string(), |p| p.display().to_string()),
+            self.commands.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             o,
