@@ -69,7 +69,15 @@ impl Console for Remote {
             .write_all(&msg)
             .map_err(|e| format!("console socket: {e}"))?;
         match read_reply(&mut self.reader) {
-            Ok(Some(r)) => Ok(r),
+            Ok(Some(mut r)) => {
+                // The server ends the session after `quit`.
+                r.close = r.ok
+                    && matches!(
+                        super::grammar::parse(line),
+                        Ok(Some(super::grammar::Command::Quit))
+                    );
+                Ok(r)
+            }
             Ok(None) => Err("the director closed the console session".into()),
             Err(e) => Err(format!("console socket: {e}")),
         }
@@ -185,14 +193,20 @@ pub fn run_commands<C: Console>(c: &mut C, commands: &[String]) -> Result<bool, 
     Ok(all_ok)
 }
 
-/// The read-eval-print loop on standard input, until `quit` or end of input. `Ok(true)`
-/// when every command succeeded.
+/// The read-eval-print loop on standard input, until `quit` or end of input. On a
+/// terminal, `Ok(false)` only when the director went away; from a pipe, `Ok(true)` when
+/// every command succeeded.
 pub fn repl<C: Console>(c: C, banner: &str) -> Result<bool, String> {
     if !std::io::stdin().is_terminal() {
         return script(c);
     }
+    let config = rustyline::Config::builder()
+        .completion_type(rustyline::CompletionType::List)
+        .max_history_size(1000)
+        .map_err(|e| format!("terminal: {e}"))?
+        .build();
     let mut ed: Editor<LineHelper<C>, FileHistory> =
-        Editor::new().map_err(|e| format!("terminal: {e}"))?;
+        Editor::with_config(config).map_err(|e| format!("terminal: {e}"))?;
     ed.set_helper(Some(LineHelper {
         console: RefCell::new(c),
     }));
@@ -213,8 +227,9 @@ pub fn repl<C: Console>(c: C, banner: &str) -> Result<bool, String> {
                 let r = h.console.borrow_mut().send(&line);
                 match r {
                     Ok(r) => {
+                        // Interactive: a failed command is part of the dialogue, not a
+                        // failure of the session.
                         print(&r);
-                        all_ok &= r.ok;
                         if r.close {
                             break;
                         }
@@ -232,7 +247,9 @@ pub fn repl<C: Console>(c: C, banner: &str) -> Result<bool, String> {
         }
     }
     if let Some(h) = &hist {
-        let _ = ed.save_history(h);
+        if let Err(e) = ed.save_history(h) {
+            eprintln!("rondo: history not saved to {}: {e}", h.display());
+        }
     }
     Ok(all_ok)
 }
