@@ -118,10 +118,11 @@ pub const COMMANDS: &[CommandHelp] = &[
         detail: "up/down overrides the checks and the config file until `health auto`.",
     },
     CommandHelp {
-        syntax: "clear backend TABLE IP [dry-run]",
+        syntax: "clear backend TABLE IP [force] [dry-run]",
         summary: "drop every console override of a backend (back to the config file)",
         detail: "The backend's state, weight and health follow the config file (and the \
-                 health checks) again.",
+                 health checks) again. Refused like a state change when the file's state \
+                 leaves more than one backend of the table not active, unless `force`.",
     },
     CommandHelp {
         syntax: "reload",
@@ -385,8 +386,7 @@ fn parse_clear(w: &[&str]) -> Result<Command, ParseError> {
         Some("backend") => {
             let usage = "clear backend";
             let (table, ip) = table_ip(&w[1..], usage)?;
-            let (force, dry_run) = flags(&w[3.min(w.len())..], false, usage)?;
-            debug_assert!(!force);
+            let (force, dry_run) = flags(&w[3.min(w.len())..], true, usage)?;
             Ok(Command::SetBackend {
                 table,
                 ip,
@@ -428,7 +428,7 @@ fn flags(w: &[&str], allow_force: bool, usage: &str) -> Result<(bool, bool), Par
             "dry-run" if !dry => dry = true,
             "force" if !allow_force => {
                 return Err(err(
-                    "`force` only applies to state changes (the only ones that can be refused)",
+                    "`force` only applies to state changes and `clear backend` (the only ones that can be refused)",
                     usage,
                 ))
             }
@@ -624,7 +624,16 @@ pub fn complete(line: &str, ctx: &CompletionContext) -> Vec<String> {
         ["set"] => words_of(&["backend"]),
         ["set", "backend"] | ["clear", "backend"] => tables(),
         ["set", "backend", t] | ["clear", "backend", t] => ips(t),
-        ["clear", "backend", _, _] => words_of(&["dry-run"]),
+        ["clear", "backend", _, _, rest @ ..] => {
+            let mut v = Vec::new();
+            if !rest.contains(&"dry-run") {
+                v.push("dry-run".to_string());
+            }
+            if !rest.contains(&"force") {
+                v.push("force".to_string());
+            }
+            v
+        }
         ["set", "backend", _, _] => words_of(&["health", "state", "weight"]),
         ["set", "backend", _, _, "state"] => {
             words_of(&["active", "draining", "filling", "inactive"])

@@ -173,8 +173,12 @@ backends = [{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.1.0.3" }]
 "#;
 
     fn start(dir: &std::path::Path) -> (Arc<ControlPlane>, mem::MemPeer) {
+        start_with(dir, CFG)
+    }
+
+    fn start_with(dir: &std::path::Path, cfg: &str) -> (Arc<ControlPlane>, mem::MemPeer) {
         let path = dir.join("d.toml");
-        std::fs::write(&path, CFG).unwrap();
+        std::fs::write(&path, cfg).unwrap();
         let pool = BufPool::new(1024, 2048).unwrap();
         let (port, peer) = mem::pair("plane", 1, 512, pool).unwrap();
         let mut control = Control::new(Some(ConfigSource::Native(path)), port.mac());
@@ -236,6 +240,51 @@ backends = [{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.1.0.3" }]
         }
         assert_eq!(p.runtime().snapshot().generation, g, "nothing rebuilt");
         assert_eq!(p.reloads_failed.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn more_than_one_non_active_backend_is_refused_unless_forced() {
+        use crate::table::BackendState::{Active, Draining};
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = CFG.replace(
+            "{ ip = \"10.1.0.3\" }",
+            "{ ip = \"10.1.0.3\", state = \"draining\" }",
+        );
+        let (p, _peer) = start_with(dir.path(), &cfg);
+        let (one, three) = (ip("10.1.0.1"), ip("10.1.0.3"));
+        let e = p
+            .change_backend("web", one, Change::State(Draining), false, false)
+            .unwrap_err();
+        assert!(
+            e.contains("refused") && e.contains("10.1.0.3 draining"),
+            "{e}"
+        );
+        p.change_backend("web", three, Change::State(Active), false, false)
+            .unwrap();
+        p.change_backend("web", one, Change::State(Draining), false, false)
+            .unwrap();
+        // Clearing .3 would bring back the file's `draining`: a second one.
+        let g = p.runtime().snapshot().generation;
+        let e = p
+            .change_backend("web", three, Change::Clear, false, false)
+            .unwrap_err();
+        assert!(e.contains("2 backends"), "{e}");
+        assert_eq!(
+            p.runtime().snapshot().generation,
+            g,
+            "refused: nothing swapped"
+        );
+        let dry = p
+            .change_backend("web", three, Change::Clear, false, true)
+            .unwrap();
+        assert!(dry.refusal.is_some() && dry.generation.is_none());
+        let r = p
+            .change_backend("web", three, Change::Clear, true, false)
+            .unwrap();
+        assert_eq!(r.generation, Some(g + 1));
+        // Back to active is never refused.
+        p.change_backend("web", one, Change::State(Active), false, false)
+            .unwrap();
     }
 
     #[test]
