@@ -6,7 +6,10 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rondo::datapath::classify::classify;
 use rondo::datapath::encap::encapsulate;
-use rondo::datapath::{process_burst, CoreCounters, HeapBuf, PacketBuf, Verdict, BURST_MAX};
+use rondo::datapath::{
+    process_burst, process_burst_counted, CoreCounters, HeapBuf, PacketBuf, Verdict, WorkerSink,
+    BURST_MAX,
+};
 use rondo::hash::{siphash24, SipKey};
 use rondo::wire::{ethernet, Ipv4Packet, TcpPacket};
 
@@ -119,7 +122,26 @@ fn benches(c: &mut Criterion) {
             black_box(&verdicts);
         })
     });
+    // The same, counting packets per backend as the runtime's workers do.
+    let mut counted = snapshot(None);
+    counted.attach_sent_counters(1);
+    let mut sink = WorkerSink { worker: 0 };
+    g.bench_function("pipeline_burst_of_32_counted", |b| {
+        let mut base = 0;
+        b.iter(|| {
+            base = (base + BURST_MAX) & 1023;
+            for (k, buf) in bufs.iter_mut().enumerate() {
+                buf.set_frame(&frames[base + k]);
+            }
+            process_burst_counted(&counted, &mut bufs, &mut verdicts, &mut ctr, &mut sink);
+            black_box(&verdicts);
+        })
+    });
     g.finish();
+    assert!(
+        counted.sent_per_backend(0).iter().sum::<u64>() > 0,
+        "the counted pipeline counted"
+    );
     assert_eq!(
         ctr.total_drops() + ctr.total_exceptions(),
         0,

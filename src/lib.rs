@@ -14,11 +14,13 @@
 //! - [`sys`]: CPU/OS primitives (with the drivers, the only place `unsafe` is allowed).
 
 pub mod config;
+pub mod console;
 pub mod datapath;
 pub mod drivers;
 pub mod hash;
 pub mod health;
 pub mod redirect;
+pub mod metrics;
 pub mod runtime;
 pub mod sys;
 pub mod table;

@@ -117,6 +117,25 @@ fn native_example_has_what_it_says() {
     assert!(!c.tables[1].spec.backends[2].healthy);
 }
 
+#[test]
+fn af_packet_example_sets_console_and_metrics() {
+    use rondo::config::Endpoint;
+    let c = load_config(&root().join("configs/af_packet.toml"), None).unwrap();
+    assert_eq!(
+        c.run.console.socket,
+        Endpoint::At(PathBuf::from("/run/rondo/rondo.sock"))
+    );
+    assert_eq!(
+        c.run.metrics.listen,
+        Endpoint::At("127.0.0.1:9525".parse().unwrap())
+    );
+    assert_eq!(
+        c.run.metrics.statsd,
+        Some("127.0.0.1:28125".parse().unwrap())
+    );
+    assert_eq!(c.run.metrics.statsd_interval_ms, 10_000);
+}
+
 fn check(text: &str, ext: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join(format!("bad.{ext}"));

@@ -12,7 +12,10 @@ pub use load::{
     config_from_str, load_config, load_file, load_glb, load_tables, parse_director_conf_file,
     Loaded,
 };
-pub use settings::{DirectorSettings, DpdkSettings, HashFields, RunSettings};
+pub use settings::{
+    ConsoleSettings, DirectorSettings, DpdkSettings, Endpoint, HashFields, MetricsSettings, RunSettings,
+    DEFAULT_CONSOLE_SOCKET, DEFAULT_METRICS_LISTEN,
+};
 
 use crate::table::ForwardingTable;
 

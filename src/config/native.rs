@@ -17,14 +17,15 @@
 //! ```
 //! Tables may instead come from GLB files: `forwarding_table = "table.json"` (or `.bin`).
 
-use std::net::IpAddr;
-use std::path::Path;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    parse_ip_or_cidr, ConfigError, DirectorSettings, DpdkSettings, HashFields, RunSettings,
+    parse_ip_or_cidr, ConfigError, ConsoleSettings, DirectorSettings, DpdkSettings, Endpoint,
+    HashFields, MetricsSettings, RunSettings,
 };
 use crate::config::settings::DEFAULT_SRC_MAC;
 use crate::hash::parse_hex_key;
@@ -41,6 +42,26 @@ struct RawConfig {
     #[serde(default)]
     tables: Vec<RawTable>,
     forwarding_table: Option<Spanned<String>>,
+    console: Option<RawConsole>,
+    metrics: Option<RawMetrics>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConsole {
+    /// Path of the unix socket, or "off".
+    socket: Option<Spanned<String>>,
+    max_clients: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    /// "IP:PORT" of the Prometheus endpoint, or "off".
+    listen: Option<Spanned<String>>,
+    /// "IP:PORT" to push statsd to.
+    statsd: Option<Spanned<String>>,
+    statsd_interval_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -214,6 +235,12 @@ pub fn parse(text: &str, file: &str) -> Result<NativeConfig, ConfigError> {
     if let Some(d) = &raw.dpdk {
         run.dpdk = dpdk_settings(&cx, d)?;
     }
+    if let Some(c) = &raw.console {
+        run.console = console_settings(&cx, c)?;
+    }
+    if let Some(m) = &raw.metrics {
+        run.metrics = metrics_settings(&cx, m)?;
+    }
     Ok(NativeConfig {
         settings,
         tables,
@@ -375,6 +402,91 @@ fn dpdk_settings(cx: &Ctx, d: &RawDpdk) -> Result<DpdkSettings, ConfigError> {
         s.mbuf_data_room = x as u16;
     }
     Ok(s)
+}
+
+/// Longest path a unix socket address holds (`sun_path` is 108 bytes with the NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// Check a console socket path: `Err(message)` naming what is wrong.
+pub fn check_socket_path(p: &str) -> Result<(), String> {
+    if p.is_empty() {
+        return Err("expected a path for the console socket, or \"off\"".into());
+    }
+    if p.len() > MAX_SOCKET_PATH {
+        return Err(format!(
+            "the path is {} bytes; a unix socket path holds at most {MAX_SOCKET_PATH}",
+            p.len()
+        ));
+    }
+    if p.contains('\0') {
+        return Err("the path contains a NUL byte".into());
+    }
+    Ok(())
+}
+
+fn console_settings(cx: &Ctx, c: &RawConsole) -> Result<ConsoleSettings, ConfigError> {
+    let mut out = ConsoleSettings::default();
+    if let Some(s) = &c.socket {
+        out.socket = match s.get_ref().as_str() {
+            "off" => Endpoint::Off,
+            p => {
+                check_socket_path(p).map_err(|m| cx.err(s.span(), "console.socket", m))?;
+                Endpoint::At(PathBuf::from(p))
+            }
+        };
+    }
+    if let Some(m) = &c.max_clients {
+        match usize::try_from(*m.get_ref()) {
+            Ok(n @ 1..=1024) => out.max_clients = n,
+            _ => {
+                return Err(cx.err(
+                    m.span(),
+                    "console.max_clients",
+                    format!("expected 1..=1024 sessions, got {}", m.get_ref()),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn socket_addr(cx: &Ctx, v: &Spanned<String>, field: &str) -> Result<SocketAddr, ConfigError> {
+    v.get_ref().parse().map_err(|_| {
+        cx.err(
+            v.span(),
+            field,
+            format!(
+                "expected IP:PORT like 127.0.0.1:9525 or [::1]:9525, got {:?}",
+                v.get_ref()
+            ),
+        )
+    })
+}
+
+fn metrics_settings(cx: &Ctx, m: &RawMetrics) -> Result<MetricsSettings, ConfigError> {
+    let mut out = MetricsSettings::default();
+    if let Some(l) = &m.listen {
+        out.listen = match l.get_ref().as_str() {
+            "off" => Endpoint::Off,
+            _ => Endpoint::At(socket_addr(cx, l, "metrics.listen")?),
+        };
+    }
+    if let Some(s) = &m.statsd {
+        out.statsd = Some(socket_addr(cx, s, "metrics.statsd")?);
+    }
+    if let Some(i) = &m.statsd_interval_ms {
+        match u64::try_from(*i.get_ref()) {
+            Ok(ms @ 100..=3_600_000) => out.statsd_interval_ms = ms,
+            _ => {
+                return Err(cx.err(
+                    i.span(),
+                    "metrics.statsd_interval_ms",
+                    format!("expected 100..=3600000 milliseconds, got {}", i.get_ref()),
+                ))
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn check_unique_names(cx: &Ctx, specs: &[TableSpec], raw: &[RawTable]) -> Result<(), ConfigError> {
@@ -636,4 +748,96 @@ fn table(cx: &Ctx, i: usize, t: &RawTable) -> Result<TableSpec, ConfigError> {
         binds,
         backends,
     })
+}
+
+#[cfg(test)]
+mod console_metrics_tests {
+    use super::*;
+
+    const BASE: &str = r#"[director]
+outbound_gateway_mac = "02:00:00:00:00:fe"
+outbound_src_ip = "192.0.2.10"
+
+[[tables]]
+name = "web"
+hash_key = "12345678901234561234567890123456"
+seed = "34567890123456783456789012345678"
+binds = [{ ip = "1.1.1.1", proto = "tcp", port = 80 }]
+backends = [{ ip = "10.1.0.1" }]
+"#;
+
+    fn run_of(extra: &str) -> Result<RunSettings, String> {
+        parse(&format!("{BASE}{extra}"), "c.toml")
+            .map(|c| c.run)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_off_and_explicit_values() {
+        let r = run_of("").unwrap();
+        assert_eq!(r.console.socket, Endpoint::Default);
+        assert_eq!(r.metrics.listen, Endpoint::Default);
+        assert_eq!(r.metrics.statsd, None);
+        let r = run_of(
+            "[console]\nsocket = \"/tmp/r.sock\"\nmax_clients = 5\n[metrics]\nlisten = \"[::1]:9000\"\nstatsd = \"127.0.0.1:28125\"\nstatsd_interval_ms = 500\n",
+        )
+        .unwrap();
+        assert_eq!(r.console.socket, Endpoint::At(PathBuf::from("/tmp/r.sock")));
+        assert_eq!(r.console.max_clients, 5);
+        assert_eq!(
+            r.metrics.listen,
+            Endpoint::At("[::1]:9000".parse().unwrap())
+        );
+        assert_eq!(r.metrics.statsd, Some("127.0.0.1:28125".parse().unwrap()));
+        assert_eq!(r.metrics.statsd_interval_ms, 500);
+        let r = run_of("[console]\nsocket = \"off\"\n[metrics]\nlisten = \"off\"\n").unwrap();
+        assert_eq!(r.console.socket, Endpoint::Off);
+        assert_eq!(r.metrics.listen, Endpoint::Off);
+    }
+
+    #[test]
+    fn errors_name_file_line_field_and_expectation() {
+        let long = format!("/{}", "x".repeat(120));
+        let cases = [
+            (
+                format!("[console]\nsocket = \"{long}\"\n"),
+                vec!["c.toml:12:", "console.socket", "at most 107"],
+            ),
+            (
+                "[console]\nsocket = \"\"\n".to_string(),
+                vec!["console.socket", "expected a path"],
+            ),
+            (
+                "[console]\nmax_clients = 0\n".to_string(),
+                vec!["c.toml:12:", "console.max_clients", "1..=1024"],
+            ),
+            (
+                "[metrics]\nlisten = \"localhost:80\"\n".to_string(),
+                vec![
+                    "c.toml:12:",
+                    "metrics.listen",
+                    "IP:PORT",
+                    "\"localhost:80\"",
+                ],
+            ),
+            (
+                "[metrics]\nstatsd = \"1.2.3.4\"\n".to_string(),
+                vec!["metrics.statsd", "IP:PORT"],
+            ),
+            (
+                "[metrics]\nstatsd_interval_ms = 5\n".to_string(),
+                vec!["metrics.statsd_interval_ms", "100..=3600000"],
+            ),
+            (
+                "[console]\npath = \"/x\"\n".to_string(),
+                vec!["unknown field `path`"],
+            ),
+        ];
+        for (extra, wants) in cases {
+            let e = run_of(&extra).unwrap_err();
+            for w in wants {
+                assert!(e.contains(w), "{extra:?}: expected {w:?} in {e}");
+            }
+        }
+    }
 }

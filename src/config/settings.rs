@@ -1,4 +1,5 @@
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 
 use crate::table::RowPolicy;
 use crate::wire::ethernet::MacAddr;
@@ -108,6 +109,10 @@ pub struct RunSettings {
     /// The DPDK driver's settings (`[dpdk]`); parsed on every build so configs check
     /// the same everywhere, used only by builds with the `dpdk` feature.
     pub dpdk: DpdkSettings,
+    /// `[console]`: the control socket of `rondo console`.
+    pub console: ConsoleSettings,
+    /// `[metrics]`: Prometheus endpoint and statsd push.
+    pub metrics: MetricsSettings,
 }
 
 /// `[dpdk]`: EAL arguments and queue/mempool sizes.
@@ -137,6 +142,70 @@ impl Default for DpdkSettings {
     }
 }
 
+/// Where a server listens: the built-in default, nowhere, or a configured place. A default
+/// that cannot be used is a warning; a configured one is an error.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Endpoint<T> {
+    #[default]
+    Default,
+    Off,
+    At(T),
+}
+
+impl<T: Clone> Endpoint<T> {
+    /// The place to use (`default` for [`Endpoint::Default`]) and whether it was configured.
+    pub fn resolve(&self, default: T) -> Option<(T, bool)> {
+        match self {
+            Endpoint::Default => Some((default, false)),
+            Endpoint::Off => None,
+            Endpoint::At(t) => Some((t.clone(), true)),
+        }
+    }
+}
+
+/// Where `rondo console` finds a running director unless told otherwise.
+pub const DEFAULT_CONSOLE_SOCKET: &str = "/run/rondo/rondo.sock";
+/// Where the Prometheus endpoint listens unless told otherwise (loopback only).
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9525";
+
+/// `[console]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSettings {
+    pub socket: Endpoint<PathBuf>,
+    /// Sessions served at once; more are told so and closed.
+    pub max_clients: usize,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        ConsoleSettings {
+            socket: Endpoint::Default,
+            max_clients: 64,
+        }
+    }
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// Prometheus text endpoint (`GET /metrics`).
+    pub listen: Endpoint<SocketAddr>,
+    /// statsd push with GLB's metric names, if set.
+    pub statsd: Option<SocketAddr>,
+    /// Milliseconds between statsd pushes (GLB: 10 s).
+    pub statsd_interval_ms: u64,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            listen: Endpoint::Default,
+            statsd: None,
+            statsd_interval_ms: 10_000,
+        }
+    }
+}
+
 impl Default for RunSettings {
     fn default() -> Self {
         RunSettings {
@@ -147,6 +216,8 @@ impl Default for RunSettings {
             exception_tap: None,
             pool_size: 16384,
             dpdk: DpdkSettings::default(),
+            console: ConsoleSettings::default(),
+            metrics: MetricsSettings::default(),
         }
     }
 }

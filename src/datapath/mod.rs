@@ -16,5 +16,5 @@ pub mod snapshot;
 
 pub use buf::{HeapBuf, PacketBuf};
 pub use counters::{CoreCounters, DropReason, Verdict};
-pub use pipeline::{process_burst, BURST_MAX};
-pub use snapshot::{Snapshot, SnapshotError};
+pub use pipeline::{process_burst, process_burst_counted, NoSink, SentSink, WorkerSink, BURST_MAX};
+pub use snapshot::{SentCounters, Snapshot, SnapshotError};

@@ -5,7 +5,7 @@ use super::buf::PacketBuf;
 use super::classify::{classify, Flow};
 use super::counters::{CoreCounters, Verdict};
 use super::encap::encapsulate;
-use super::snapshot::Snapshot;
+use super::snapshot::{SentCounters, Snapshot};
 use crate::sys::prefetch;
 
 /// Packets per burst, as in DPDK applications.
@@ -23,21 +23,63 @@ pub fn process_burst<B: PacketBuf>(
     verdicts: &mut [Verdict],
     ctr: &mut CoreCounters,
 ) {
+    process_burst_counted(snap, pkts, verdicts, ctr, &mut NoSink);
+}
+
+/// Told about every forwarded packet, after it was encapsulated.
+pub trait SentSink {
+    fn sent(&mut self, snap: &Snapshot, flow: &Flow);
+}
+
+/// Counts nothing (compiles to nothing).
+pub struct NoSink;
+
+impl SentSink for NoSink {
+    #[inline(always)]
+    fn sent(&mut self, _: &Snapshot, _: &Flow) {}
+}
+
+/// Counts each forwarded packet against its first hop in one worker's region of the
+/// snapshot's [`SentCounters`]. The row was just read for the encapsulation, so it is in cache.
+pub struct WorkerSink {
+    pub worker: usize,
+}
+
+impl SentSink for WorkerSink {
+    #[inline(always)]
+    fn sent(&mut self, snap: &Snapshot, flow: &Flow) {
+        if let Some(t) = snap.tables.get(usize::from(flow.table)) {
+            let primary = t.table.row(flow.hash as u16)[0] as usize;
+            SentCounters::bump(snap.sent.region(self.worker), t.sent_base + primary);
+        }
+    }
+}
+
+/// [`process_burst`], also telling `sink` about every forwarded packet (the runtime counts
+/// packets per backend this way).
+pub fn process_burst_counted<B: PacketBuf, S: SentSink>(
+    snap: &Snapshot,
+    pkts: &mut [B],
+    verdicts: &mut [Verdict],
+    ctr: &mut CoreCounters,
+    sink: &mut S,
+) {
     let n = pkts.len().min(verdicts.len());
     for (pkts, verdicts) in pkts[..n]
         .chunks_mut(BURST_MAX)
         .zip(verdicts[..n].chunks_mut(BURST_MAX))
     {
-        process_chunk(snap, pkts, verdicts, ctr);
+        process_chunk(snap, pkts, verdicts, ctr, sink);
     }
 }
 
 #[inline]
-fn process_chunk<B: PacketBuf>(
+fn process_chunk<B: PacketBuf, S: SentSink>(
     snap: &Snapshot,
     pkts: &mut [B],
     verdicts: &mut [Verdict],
     ctr: &mut CoreCounters,
+    sink: &mut S,
 ) {
     let mut flows = [Flow::default(); BURST_MAX];
     ctr.bursts += 1;
@@ -61,6 +103,7 @@ fn process_chunk<B: PacketBuf>(
         match verdicts[i] {
             Verdict::Forward => match encapsulate(snap, &flows[i], p) {
                 Ok(()) => {
+                    sink.sent(snap, &flows[i]);
                     ctr.forwarded += 1;
                     ctr.forwarded_bytes += p.data().len() as u64;
                     ctr.alt_hashed += u64::from(snap.alt_hash.is_some());

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::{Config, DirectorSettings, HashFields};
 use crate::table::{Bind, ForwardingTable};
@@ -59,6 +60,89 @@ pub struct CompiledTable {
     pub(crate) addrs_v4: Box<[[u8; 4]]>,
     /// Backend addresses by index (v6 tables).
     pub(crate) addrs_v6: Box<[[u8; 16]]>,
+    /// Where this table's backends start in each worker's [`SentCounters`] region.
+    pub(crate) sent_base: usize,
+}
+
+/// Packets sent to each backend (as the first hop), per worker. Each worker writes only its
+/// own region, with plain load/store (no read-modify-write, no line shared with another
+/// writer); the control side reads. Owned by the snapshot, so backend indices always mean
+/// the backends of this snapshot's tables; the runtime sizes it for its workers when the
+/// snapshot goes live ([`Snapshot::attach_sent_counters`]).
+#[derive(Debug, Default)]
+pub struct SentCounters {
+    words: Box<[AtomicU64]>,
+    /// Words per worker region: the backends of all tables plus a cache line of padding, so
+    /// that no two workers' counters share a line whatever the allocation's alignment.
+    stride: usize,
+    workers: usize,
+}
+
+/// u64 words in a cache line.
+const LINE_WORDS: usize = 8;
+
+impl SentCounters {
+    fn new(workers: usize, backends: usize) -> SentCounters {
+        let stride = backends.div_ceil(LINE_WORDS) * LINE_WORDS + LINE_WORDS;
+        SentCounters {
+            words: (0..stride * workers).map(|_| AtomicU64::new(0)).collect(),
+            stride,
+            workers,
+        }
+    }
+
+    /// The region of `worker` (empty when the snapshot has none for it).
+    #[inline]
+    pub(crate) fn region(&self, worker: usize) -> &[AtomicU64] {
+        if worker < self.workers {
+            &self.words[worker * self.stride..(worker + 1) * self.stride]
+        } else {
+            &[]
+        }
+    }
+
+    /// Count one packet in a region; only the region's own worker may call this.
+    #[inline]
+    pub(crate) fn bump(region: &[AtomicU64], slot: usize) {
+        if let Some(w) = region.get(slot) {
+            w.store(w.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        }
+    }
+
+    /// Workers this snapshot counts for.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+}
+
+impl Snapshot {
+    /// Give every worker of a runtime with `workers` workers its own counters of packets
+    /// sent per backend. Called by the runtime before the snapshot goes live.
+    pub fn attach_sent_counters(&mut self, workers: usize) {
+        let backends = self
+            .tables
+            .iter()
+            .map(|t| t.table.spec.backends.len())
+            .sum();
+        self.sent = SentCounters::new(workers, backends);
+    }
+
+    /// Packets sent so far to each backend of table `table` (index), summed over workers,
+    /// by backend index.
+    pub fn sent_per_backend(&self, table: usize) -> Vec<u64> {
+        let Some(t) = self.tables.get(table) else {
+            return Vec::new();
+        };
+        let n = t.table.spec.backends.len();
+        let mut out = vec![0u64; n];
+        for w in 0..self.sent.workers {
+            let region = self.sent.region(w);
+            for (o, c) in out.iter_mut().zip(region.iter().skip(t.sent_base).take(n)) {
+                *o += c.load(Ordering::Relaxed);
+            }
+        }
+        out
+    }
 }
 
 /// Which fields feed a hash, as a bit set for a cheap test per packet.
@@ -394,6 +478,8 @@ pub struct Snapshot {
     pub(crate) alt_hash: Option<FieldSet>,
     /// Increases with every swap; lets tools tell snapshots apart.
     pub generation: u64,
+    /// Packets sent per backend, per worker (empty until a runtime attaches it).
+    pub sent: SentCounters,
 }
 
 impl Snapshot {
@@ -419,6 +505,7 @@ impl Snapshot {
                 }
         };
         let mut compiled = Vec::with_capacity(tables.len());
+        let mut sent_base = 0;
         for table in tables {
             let v4 = table
                 .spec
@@ -489,8 +576,10 @@ impl Snapshot {
                 ),
                 addrs_v4,
                 addrs_v6,
+                sent_base,
                 table,
             });
+            sent_base += compiled.last().map_or(0, |t| t.table.spec.backends.len());
         }
         Ok(Snapshot {
             src_mac: src_mac.unwrap_or(settings.src_mac),
@@ -500,6 +589,7 @@ impl Snapshot {
             binds,
             tables: compiled,
             generation,
+            sent: SentCounters::default(),
         })
     }
 }

@@ -52,6 +52,38 @@ pub struct PcapPort {
     source: Option<Source>,
     writer: Arc<Mutex<Option<Writer>>>,
     counters: Arc<Counters>,
+    pps: Option<u64>,
+}
+
+/// Paces reading to a number of frames per second (a token bucket holding at most 10 ms
+/// of frames, and at least a burst).
+struct Pacer {
+    pps: f64,
+    tokens: f64,
+    cap: f64,
+    last: std::time::Instant,
+}
+
+impl Pacer {
+    fn new(pps: u64) -> Pacer {
+        let pps = pps as f64;
+        Pacer {
+            pps,
+            tokens: 0.0,
+            cap: (pps / 100.0).max(crate::datapath::BURST_MAX as f64),
+            last: std::time::Instant::now(),
+        }
+    }
+    /// How many frames may be read now (at most `want`); they are taken.
+    fn take(&mut self, want: usize) -> usize {
+        let now = std::time::Instant::now();
+        let dt = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * self.pps).min(self.cap);
+        let n = (self.tokens.floor() as usize).min(want);
+        self.tokens -= n as f64;
+        n
+    }
 }
 
 /// Open a capture for reading: a pcap file with Ethernet frames, or a clear error.
@@ -142,7 +174,14 @@ impl PcapPort {
             source: Some(source),
             writer: Arc::new(Mutex::new(writer)),
             counters: Arc::default(),
+            pps: None,
         })
+    }
+
+    /// Read at most `pps` frames per second (`None`: as fast as the workers take them).
+    pub fn paced(mut self, pps: Option<u64>) -> Self {
+        self.pps = pps;
+        self
     }
 
     /// Flush the output capture (also done when the last queue is dropped).
@@ -171,6 +210,7 @@ pub struct PcapRx {
     pool: BufPool,
     counters: Arc<Counters>,
     port: String,
+    pacer: Option<Pacer>,
 }
 
 impl RxQueue for PcapRx {
@@ -181,7 +221,11 @@ impl RxQueue for PcapRx {
     }
     fn rx_burst(&mut self, out: &mut Burst<PoolBuf>) -> usize {
         let mut n = 0;
-        while out.room() > 0 {
+        let allowed = match &mut self.pacer {
+            Some(p) => p.take(out.room()),
+            None => out.room(),
+        };
+        while out.room() > 0 && n < allowed {
             let buf = match &mut self.source {
                 Source::Done => break,
                 Source::Loop { frames, next } => {
@@ -297,6 +341,7 @@ impl Port for PcapPort {
                         pool: self.pool.clone(),
                         counters: self.counters.clone(),
                         port: self.name.clone(),
+                        pacer: self.pps.map(Pacer::new),
                     },
                     self.tx(),
                 )
@@ -321,5 +366,23 @@ impl PcapPort {
             counters: self.counters.clone(),
             start: std::time::Instant::now(),
         }
+    }
+}
+
+#[cfg(test)]
+mod pacer_tests {
+    use super::Pacer;
+
+    #[test]
+    fn pacer_gives_frames_at_its_rate_and_holds_at_most_its_cap() {
+        let mut p = Pacer::new(1000);
+        assert_eq!(p.take(64), 0, "nothing before any time passed");
+        std::thread::sleep(std::time::Duration::from_millis(60));
+        // 60 ms at 1000/s is 60 frames, but the bucket holds one burst (32) at this rate.
+        assert_eq!(p.take(1000), 32);
+        assert_eq!(p.take(1000), 0);
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        let n = p.take(4);
+        assert!(n <= 4, "never more than asked: {n}");
     }
 }

@@ -1,4 +1,4 @@
-//! Port specs: `mem:NAME`, `pcap:IN[,OUT][,loop]`, `af_packet:IFACE`, `dpdk:DEVARGS`.
+//! Port specs: `mem:NAME`, `pcap:IN[,OUT][,loop][,pps=N]`, `af_packet:IFACE`, `dpdk:DEVARGS`.
 
 use std::path::PathBuf;
 
@@ -9,11 +9,13 @@ pub enum PortSpec {
     /// In-process ring pair named NAME.
     Mem { name: String },
     /// Read frames from `input`, write sent frames to `output` (discard if none); `looped`
-    /// replays the capture forever (benchmarks).
+    /// replays the capture forever (benchmarks); `pps` paces reading to that many frames
+    /// per second (tests that need steady traffic without a busy core).
     Pcap {
         input: PathBuf,
         output: Option<PathBuf>,
         looped: bool,
+        pps: Option<u64>,
     },
     /// A Linux interface through AF_PACKET.
     AfPacket { iface: String },
@@ -29,6 +31,7 @@ impl std::fmt::Display for PortSpec {
                 input,
                 output,
                 looped,
+                pps,
             } => {
                 write!(f, "pcap:{}", input.display())?;
                 if let Some(o) = output {
@@ -36,6 +39,9 @@ impl std::fmt::Display for PortSpec {
                 }
                 if *looped {
                     write!(f, ",loop")?;
+                }
+                if let Some(n) = pps {
+                    write!(f, ",pps={n}")?;
                 }
                 Ok(())
             }
@@ -65,21 +71,29 @@ impl std::str::FromStr for PortSpec {
                 let input = parts
                     .next()
                     .filter(|p| !p.is_empty())
-                    .ok_or_else(|| err("pcap needs an input file: pcap:IN[,OUT][,loop]"))?;
+                    .ok_or_else(|| err("pcap needs an input file: pcap:IN[,OUT][,loop][,pps=N]"))?;
                 let mut output = None;
                 let mut looped = false;
+                let mut pps = None;
                 for p in parts {
                     match p {
                         "loop" => looped = true,
                         "" => return Err(err("empty field")),
+                        p if p.starts_with("pps=") => match p["pps=".len()..].parse::<u64>() {
+                            Ok(n @ 1..=100_000_000) if pps.is_none() => pps = Some(n),
+                            _ => {
+                                return Err(err("pps=N: N frames per second, 1..=100000000, once"))
+                            }
+                        },
                         p if output.is_none() => output = Some(PathBuf::from(p)),
-                        _ => return Err(err("pcap takes IN[,OUT][,loop]")),
+                        _ => return Err(err("pcap takes IN[,OUT][,loop][,pps=N]")),
                     }
                 }
                 Ok(PortSpec::Pcap {
                     input: PathBuf::from(input),
                     output,
                     looped,
+                    pps,
                 })
             }
             "af_packet" => {
@@ -116,6 +130,8 @@ mod tests {
             "pcap:in.pcap,out.pcap",
             "pcap:in.pcap,loop",
             "pcap:a,b,loop",
+            "pcap:a,b,loop,pps=1000",
+            "pcap:a,pps=5",
             "af_packet:eth0",
             "dpdk:0000:3b:00.0",
             "dpdk:net_pcap0,rx_pcap=a.pcap",
@@ -129,6 +145,9 @@ mod tests {
             "mem:",
             "pcap:",
             "pcap:a,b,c",
+            "pcap:a,pps=0",
+            "pcap:a,pps=x",
+            "pcap:a,pps=1,pps=2",
             "af_packet:",
             "af_packet:averyveryverylongname",
             "bogus:x",

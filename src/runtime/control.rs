@@ -1,15 +1,24 @@
 //! The control side: loads configurations, builds snapshots off the data path and swaps
 //! them in; reacts to SIGHUP/SIGUSR1 (reload), SIGTERM/SIGINT (stop) and config file
 //! changes. A failed reload is logged and counted and the running snapshot stays.
+//!
+//! Backend changes (console `set backend`, health observations) go through the same path:
+//! [`Overrides`] are applied on top of the loaded config, the tables rebuilt, the snapshot
+//! compiled and swapped in, or the change is refused and the running snapshot stays.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
+use super::ledger::SentLedger;
+use super::overrides::{find_table, Change, Overrides};
 use super::Runtime;
 use crate::config::{load_config, Config, RunSettings};
 use crate::datapath::Snapshot;
+use crate::table::diff::{diff, TableDiff};
+use crate::table::BackendState;
 use crate::wire::MacAddr;
 
 /// Where the configuration comes from.
@@ -35,6 +44,50 @@ impl ConfigSource {
             ConfigSource::Glb { director, table } => vec![director, table],
         }
     }
+
+    /// Where it comes from, for people: the file(s).
+    pub fn describe(&self) -> String {
+        match self {
+            ConfigSource::Native(p) => p.display().to_string(),
+            ConfigSource::Glb { director, table } => {
+                format!("{} + {}", director.display(), table.display())
+            }
+        }
+    }
+}
+
+/// How long snapshots took to build (load, rows, compile), readable without the control lock.
+#[derive(Debug, Default)]
+pub struct BuildStats {
+    /// Snapshots built and swapped in.
+    pub count: AtomicU64,
+    /// Microseconds, all builds together.
+    pub total_us: AtomicU64,
+    /// Microseconds, the last build.
+    pub last_us: AtomicU64,
+}
+
+impl BuildStats {
+    fn record(&self, took: Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.total_us.fetch_add(us, Ordering::Relaxed);
+        self.last_us.store(us, Ordering::Relaxed);
+    }
+}
+
+/// What a backend change did (or, as a dry run, would do).
+#[derive(Debug, Clone)]
+pub struct ChangeReport {
+    pub table: String,
+    pub ip: IpAddr,
+    pub change: Change,
+    /// The generation now live; `None` for a dry run.
+    pub generation: Option<u64>,
+    /// Rows moved in the changed table.
+    pub diff: TableDiff,
+    /// For a dry run: why it would be refused without `force`.
+    pub refusal: Option<String>,
 }
 
 /// Reload and swap bookkeeping.
@@ -45,8 +98,14 @@ pub struct Control {
     mtimes: Vec<Option<SystemTime>>,
     /// Run settings (ports, workers, cores) of the first load: a reload cannot change them.
     run: Option<RunSettings>,
-    pub reloads_ok: AtomicU64,
-    pub reloads_failed: AtomicU64,
+    /// The config as last loaded, before overrides.
+    base: Option<Config>,
+    overrides: Overrides,
+    pub reloads_ok: Arc<AtomicU64>,
+    pub reloads_failed: Arc<AtomicU64>,
+    pub builds: Arc<BuildStats>,
+    /// Packets sent per backend across swaps.
+    pub ledger: Arc<SentLedger>,
 }
 
 fn mtimes(source: &Option<ConfigSource>) -> Vec<Option<SystemTime>> {
@@ -71,9 +130,28 @@ impl Control {
             mac,
             run: None,
             generation: 0,
-            reloads_ok: AtomicU64::new(0),
-            reloads_failed: AtomicU64::new(0),
+            base: None,
+            overrides: Overrides::default(),
+            reloads_ok: Arc::default(),
+            reloads_failed: Arc::default(),
+            builds: Arc::default(),
+            ledger: Arc::default(),
         }
+    }
+
+    /// Where the configuration comes from (`None`: embedded).
+    pub fn source(&self) -> Option<&ConfigSource> {
+        self.source.as_ref()
+    }
+
+    /// The configuration as last loaded (before overrides).
+    pub fn base(&self) -> Option<&Config> {
+        self.base.as_ref()
+    }
+
+    /// Operator overrides and health observations in force.
+    pub fn overrides(&self) -> &Overrides {
+        &self.overrides
     }
 
     /// Compile a config into the next snapshot.
@@ -86,20 +164,62 @@ impl Control {
 
     /// Load the configured source and compile it (the first snapshot).
     pub fn initial(&mut self) -> Result<Snapshot, String> {
+        let started = Instant::now();
         let src = self.source.clone().ok_or("no configuration source")?;
         let cfg = src.load()?;
         self.run = Some(cfg.run.clone());
-        self.compile(cfg)
+        self.base = Some(cfg.clone());
+        let snap = self.compile(cfg)?;
+        self.builds.record(started.elapsed());
+        Ok(snap)
     }
 
-    /// Build `cfg` and swap it in, or keep the running snapshot and say why.
+    /// Build `cfg` (with the overrides in force) and swap it in, or keep the running
+    /// snapshot and say why.
     pub fn apply(&mut self, rt: &Runtime, cfg: Config, why: &str) -> Result<u64, String> {
-        let started = std::time::Instant::now();
-        match self.compile(cfg) {
+        self.apply_since(rt, cfg, why, Instant::now())
+    }
+
+    fn apply_since(
+        &mut self,
+        rt: &Runtime,
+        cfg: Config,
+        why: &str,
+        started: Instant,
+    ) -> Result<u64, String> {
+        let mut next = self.overrides.clone();
+        for (table, ip) in next.prune(&cfg) {
+            tracing::warn!(
+                table = %table,
+                backend = %ip,
+                "backend left the configuration; its console overrides are dropped"
+            );
+        }
+        let effective = match next.apply(cfg.clone()) {
+            Ok(c) => c,
+            Err(e) => return Err(self.reject(why, e)),
+        };
+        let g = self.install(rt, effective, why, started)?;
+        self.base = Some(cfg);
+        self.overrides = next;
+        Ok(g)
+    }
+
+    /// Compile a complete (overrides applied) config and swap it in.
+    fn install(
+        &mut self,
+        rt: &Runtime,
+        effective: Config,
+        why: &str,
+        started: Instant,
+    ) -> Result<u64, String> {
+        match self.compile(effective) {
             Ok(snap) => {
                 let g = snap.generation;
-                rt.swap(snap);
+                let old = rt.swap(snap);
+                self.ledger.retire(old);
                 self.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                self.builds.record(started.elapsed());
                 tracing::info!(
                     generation = g,
                     reason = why,
@@ -110,6 +230,141 @@ impl Control {
             }
             Err(e) => Err(self.reject(why, e)),
         }
+    }
+
+    /// Change one backend (console `set backend`): validate, rebuild its table with every
+    /// override applied, and swap it in. A change that would leave more than one backend of
+    /// the table in a state other than active is refused unless `force` (second chance
+    /// covers one changed hop only). With `dry_run`, nothing is applied: the report says
+    /// what would move.
+    pub fn change_backend(
+        &mut self,
+        rt: &Runtime,
+        table: &str,
+        ip: IpAddr,
+        change: Change,
+        force: bool,
+        dry_run: bool,
+    ) -> Result<ChangeReport, String> {
+        let started = Instant::now();
+        let base = self.base.as_ref().ok_or("no configuration loaded yet")?;
+        let next = self.overrides.with(base, table, ip, change)?;
+        let why = format!("console: set backend {table} {ip} {change}");
+        let effective = match next.apply(base.clone()) {
+            Ok(c) => c,
+            Err(e) if dry_run => return Err(e),
+            Err(e) => return Err(self.reject(&why, e)),
+        };
+        let after = find_table(&effective, table)?;
+        let live = rt.snapshot();
+        let d = match live.tables.iter().find(|t| t.table.spec.name == table) {
+            Some(before) => diff(&before.table, after),
+            None => diff(after, after),
+        };
+        let not_active: Vec<String> = after
+            .spec
+            .backends
+            .iter()
+            .filter(|b| b.state != BackendState::Active)
+            .map(|b| format!("{} {}", b.ip, b.state.as_str()))
+            .collect();
+        // Changes that leave this backend not active: a state change, or clearing an
+        // override back to a file that says so.
+        let leaves_not_active = match change {
+            Change::State(s) => s != BackendState::Active,
+            Change::Clear => after
+                .spec
+                .backends
+                .iter()
+                .any(|b| b.ip == ip && b.state != BackendState::Active),
+            _ => false,
+        };
+        let refusal = match change {
+            _ if leaves_not_active && not_active.len() > 1 => Some(format!(
+                "this would leave {} backends of table {table:?} not active ({}). Second chance covers one changed hop only: while two backends change at once, a connection whose primary and secondary both move is reset. Finish the other change first (set it active, or remove it from the config file), or add `force` to do it anyway",
+                not_active.len(),
+                not_active.join(", ")
+            )),
+            _ => None,
+        };
+        let mut report = ChangeReport {
+            table: table.to_string(),
+            ip,
+            change,
+            generation: None,
+            diff: d,
+            refusal: None,
+        };
+        if dry_run {
+            report.refusal = refusal.filter(|_| !force);
+            return Ok(report);
+        }
+        if let Some(r) = refusal.filter(|_| !force) {
+            tracing::warn!(reason = %why, "backend change refused: {r}");
+            return Err(format!("refused: {r}"));
+        }
+        let g = self.install(rt, effective, &why, started)?;
+        self.overrides = next;
+        tracing::info!(
+            generation = g,
+            table = %table,
+            backend = %ip,
+            change = %change,
+            force,
+            primary_moved = report.diff.primary_moved,
+            later_moved = report.diff.later_moved,
+            "backend changed by the console"
+        );
+        report.generation = Some(g);
+        Ok(report)
+    }
+
+    /// A health-check result for a backend (what `health auto` follows). Rebuilds and swaps
+    /// when it changes the backend's effective health; returns the new generation then,
+    /// `None` when nothing changed (the same result again, or the operator pinned the
+    /// health). Unknown table or backend: an error, nothing recorded. The observation is
+    /// kept even when the rebuild fails, so the next successful rebuild uses it.
+    pub fn observe_health(
+        &mut self,
+        rt: &Runtime,
+        table: &str,
+        ip: IpAddr,
+        healthy: bool,
+    ) -> Result<Option<u64>, String> {
+        let started = Instant::now();
+        let base = self.base.as_ref().ok_or("no configuration loaded yet")?;
+        super::overrides::check_backend(base, table, ip)?;
+        if !self.overrides.observe(table, ip, healthy) {
+            return Ok(None);
+        }
+        if self
+            .overrides
+            .get(table, ip)
+            .and_then(|o| o.health)
+            .is_some()
+        {
+            return Ok(None);
+        }
+        let why = format!(
+            "health check: {table} {ip} {}",
+            if healthy { "up" } else { "down" }
+        );
+        let effective = match self.overrides.apply(base.clone()) {
+            Ok(c) => c,
+            Err(e) => return Err(self.reject(&why, e)),
+        };
+        let live = rt.snapshot();
+        let same = live
+            .tables
+            .iter()
+            .find(|t| t.table.spec.name == table)
+            .zip(find_table(&effective, table).ok())
+            .is_some_and(|(l, e)| l.table.spec == e.spec);
+        if same {
+            // The rows already say so (the config file agrees with the check).
+            return Ok(None);
+        }
+        self.install(rt, effective, &why, started).map(Some)
     }
 
     /// Count and log a refused reload; the running snapshot stays.
@@ -124,6 +379,7 @@ impl Control {
 
     /// Reload from the configured source.
     pub fn reload(&mut self, rt: &Runtime, why: &str) -> Result<u64, String> {
+        let started = Instant::now();
         self.mtimes = mtimes(&self.source);
         let loaded = match &self.source {
             Some(s) => s.load(),
@@ -138,7 +394,7 @@ impl Control {
                          ports, workers, cores and the exception path only on restart"
                     );
                 }
-                self.apply(rt, cfg, why)
+                self.apply_since(rt, cfg, why, started)
             }
             Err(e) => Err(self.reject(why, e)),
         }

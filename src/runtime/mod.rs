@@ -4,7 +4,10 @@
 
 pub mod control;
 pub mod exception;
+pub mod ledger;
 pub mod notify;
+pub mod overrides;
+pub mod plane;
 mod worker;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -85,6 +88,8 @@ pub enum RuntimeError {
 pub(crate) struct WorkerSlot {
     words: [AtomicU64; CoreCounters::WORDS],
     pub(crate) running: AtomicBool,
+    /// Set by the worker once it has flushed and published after forwarding was stopped.
+    pub(crate) paused: AtomicBool,
 }
 
 impl WorkerSlot {
@@ -92,6 +97,7 @@ impl WorkerSlot {
         WorkerSlot {
             words: std::array::from_fn(|_| AtomicU64::new(0)),
             running: AtomicBool::new(true),
+            paused: AtomicBool::new(false),
         }
     }
     /// Written only by the owning worker: plain stores, no read-modify-write.
@@ -112,6 +118,8 @@ impl WorkerSlot {
 pub(crate) struct Shared {
     pub(crate) snapshot: ArcSwap<Snapshot>,
     pub(crate) stop: AtomicBool,
+    /// Forwarding stopped by the operator (console `stop`); workers idle until cleared.
+    pub(crate) paused: AtomicBool,
     pub(crate) workers: Vec<WorkerSlot>,
     pub(crate) swaps: AtomicU64,
 }
@@ -122,7 +130,36 @@ pub struct Runtime {
     threads: Vec<JoinHandle<()>>,
     port_name: String,
     port: Arc<dyn PortView>,
+    port_mac: Option<crate::wire::MacAddr>,
     exception: Option<exception::ExceptionStats>,
+    opts: RuntimeOptions,
+}
+
+/// Keep the calling thread (and the threads it starts from now on: console, metrics,
+/// table builds) off the cores the workers are pinned to, when other cores exist. Returns
+/// the cores it may use, or `None` when nothing was changed.
+pub fn avoid_worker_cores(opts: &RuntimeOptions) -> Option<Vec<usize>> {
+    let pinned = opts.cores.as_ref()?;
+    let free: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .filter(|c| !pinned.contains(c))
+        .collect();
+    if free.is_empty() {
+        return None;
+    }
+    let mut set = nix::sched::CpuSet::new();
+    for &c in &free {
+        set.set(c).ok()?;
+    }
+    match nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set) {
+        Ok(()) => Some(free),
+        Err(e) => {
+            tracing::warn!("could not keep control threads off the worker cores: {e}");
+            None
+        }
+    }
 }
 
 fn check_cores(opts: &RuntimeOptions) -> Result<(), RuntimeError> {
@@ -153,10 +190,11 @@ impl Runtime {
     /// the port, the cores or the exception path cannot be set up.
     pub fn start<P: Port + 'static>(
         mut port: P,
-        snapshot: Snapshot,
+        mut snapshot: Snapshot,
         opts: RuntimeOptions,
     ) -> Result<Runtime, RuntimeError> {
         check_cores(&opts)?;
+        snapshot.attach_sent_counters(opts.workers);
         let queues = port.take_queues(opts.workers)?;
         let exc_ring: Option<Arc<ArrayQueue<P::Buf>>> = match opts.exception {
             ExceptionPath::Drop => None,
@@ -174,6 +212,7 @@ impl Runtime {
         let shared = Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
             stop: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
             workers: (0..opts.workers).map(|_| WorkerSlot::new()).collect(),
             swaps: AtomicU64::new(0),
         });
@@ -183,6 +222,8 @@ impl Runtime {
             threads: Vec::new(),
             port_name: port.name().to_string(),
             port: port.clone(),
+            port_mac: port.mac(),
+            opts: opts.clone(),
             exception: None,
         };
         if let (ExceptionPath::Tap(name), Some(ring)) = (&opts.exception, &exc_ring) {
@@ -227,11 +268,63 @@ impl Runtime {
         Ok(rt)
     }
 
-    /// Make `snapshot` live. Workers pick it up at their next burst; the old one is freed
-    /// once no worker holds it.
-    pub fn swap(&self, snapshot: Snapshot) {
-        self.shared.snapshot.store(Arc::new(snapshot));
+    /// Make `snapshot` live. Workers pick it up at their next burst; the old one, returned,
+    /// is freed once no worker (and not the caller) holds it.
+    pub fn swap(&self, mut snapshot: Snapshot) -> Arc<Snapshot> {
+        snapshot.attach_sent_counters(self.shared.workers.len());
+        let old = self.shared.snapshot.swap(Arc::new(snapshot));
         self.shared.swaps.fetch_add(1, Ordering::Relaxed);
+        old
+    }
+
+    /// How the runtime was started (workers, cores, idle policy, exception path).
+    pub fn options(&self) -> &RuntimeOptions {
+        &self.opts
+    }
+
+    /// The port's own MAC, when the driver has one.
+    pub fn port_mac(&self) -> Option<crate::wire::MacAddr> {
+        self.port_mac
+    }
+
+    /// Stop forwarding (testpmd's `stop`): workers stop taking packets from RX, flush what
+    /// they hold and publish their counters. Waits up to `wait` for every running worker to
+    /// say so; returns whether all did.
+    pub fn pause(&self, wait: std::time::Duration) -> bool {
+        // Acknowledgements of an earlier stop do not count for this one.
+        for w in &self.shared.workers {
+            w.paused.store(false, Ordering::Release);
+        }
+        self.shared.paused.store(true, Ordering::Release);
+        let end = std::time::Instant::now() + wait;
+        loop {
+            let all =
+                self.shared.workers.iter().all(|w| {
+                    w.paused.load(Ordering::Acquire) || !w.running.load(Ordering::Acquire)
+                });
+            if all {
+                return true;
+            }
+            if std::time::Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Start forwarding again after [`Runtime::pause`].
+    pub fn resume(&self) {
+        self.shared.paused.store(false, Ordering::Release);
+    }
+
+    /// Whether forwarding is stopped by [`Runtime::pause`].
+    pub fn is_paused(&self) -> bool {
+        self.shared.paused.load(Ordering::Acquire)
+    }
+
+    /// Snapshot swaps since start.
+    pub fn swaps(&self) -> u64 {
+        self.shared.swaps.load(Ordering::Relaxed)
     }
 
     /// The live snapshot.

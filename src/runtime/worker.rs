@@ -6,7 +6,9 @@ use std::sync::Arc;
 use crossbeam::queue::ArrayQueue;
 
 use super::{IdlePolicy, Shared};
-use crate::datapath::{process_burst, CoreCounters, PacketBuf, Verdict, BURST_MAX};
+use crate::datapath::{
+    process_burst_counted, CoreCounters, PacketBuf, Verdict, WorkerSink, BURST_MAX,
+};
 use crate::drivers::{Burst, RxQueue, TxQueue};
 
 pub(crate) struct Worker<Rx: RxQueue, Tx: TxQueue<Buf = Rx::Buf>> {
@@ -46,7 +48,22 @@ where
         let mut verdicts = [Verdict::Forward; BURST_MAX];
         let mut ctr = CoreCounters::default();
         let mut empty_polls: u32 = 0;
+        let mut sink = WorkerSink { worker: self.id };
         while !self.shared.stop.load(Ordering::Relaxed) {
+            if self.shared.paused.load(Ordering::Relaxed) {
+                // Forwarding stopped (console `stop`): nothing is taken from RX, so the
+                // port's ring fills and the driver or NIC drops (and counts) what arrives.
+                if !slot.paused.load(Ordering::Relaxed) {
+                    self.tx.flush();
+                    slot.publish(&ctr);
+                    slot.paused.store(true, Ordering::Release);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                continue;
+            }
+            if slot.paused.load(Ordering::Relaxed) {
+                slot.paused.store(false, Ordering::Release);
+            }
             if let Some(q) = &self.inject {
                 if !q.is_empty() {
                     while tx.room() > 0 {
@@ -86,7 +103,13 @@ where
             {
                 // One snapshot load per burst; no per-packet reference counting.
                 let snap = self.shared.snapshot.load();
-                process_burst(&snap, rx.as_mut_slice(), &mut verdicts[..n], &mut ctr);
+                process_burst_counted(
+                    &snap,
+                    rx.as_mut_slice(),
+                    &mut verdicts[..n],
+                    &mut ctr,
+                    &mut sink,
+                );
             }
             for (buf, v) in rx.drain().zip(verdicts.iter()) {
                 match v {

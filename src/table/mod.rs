@@ -2,6 +2,7 @@
 //! (rendezvous hashing, [`build`]), and the file formats ([`glb_bin`], [`glb_json`]).
 
 pub mod build;
+pub mod diff;
 pub mod glb_bin;
 pub mod glb_json;
 

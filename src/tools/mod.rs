@@ -1,13 +1,14 @@
 //! The `rondo` command line: one module per subcommand.
 
 mod check;
+mod console;
 mod demo;
 mod healthcheck;
 mod pcap;
 mod redirect;
 mod report;
 mod run;
-mod table;
+pub(crate) mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +51,8 @@ enum Cmd {
     Healthcheck(healthcheck::HealthcheckArgs),
     /// Backend side: receive GUE, take a flow locally (via a TUN) or give it its second chance on the next hop.
     Redirect(redirect::RedirectArgs),
+    /// Attach to a running `rondo run` (testpmd-like console), or run one command with -c.
+    Console(console::ConsoleArgs),
 }
 
 #[derive(Subcommand)]
@@ -96,6 +99,12 @@ pub fn main() -> ExitCode {
         Cmd::Demo(args) => demo::run(&args),
         Cmd::Healthcheck(args) => healthcheck::run(&args),
         Cmd::Redirect(args) => redirect::run(&args),
+        Cmd::Console(args) => match console::run(&args) {
+            Ok(true) => Ok(()),
+            // The failed command's message is already printed.
+            Ok(false) => return ExitCode::from(EXIT_FAILURE),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

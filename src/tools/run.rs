@@ -1,16 +1,28 @@
 //! `rondo run`: the appliance.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::glb::GlbRuntime;
-use crate::config::{load_config, parse_director_conf_file, RunSettings};
+use crate::config::native::check_socket_path;
+use crate::config::{
+    load_config, parse_director_conf_file, Endpoint, RunSettings, DEFAULT_CONSOLE_SOCKET,
+    DEFAULT_METRICS_LISTEN,
+};
+use crate::console::client::{repl, Local};
+use crate::console::exec::Executor;
+use crate::console::server::ConsoleServer;
 use crate::drivers::af_packet::{AfPacketOptions, AfPacketPort};
 use crate::drivers::pcap::PcapPort;
 use crate::drivers::{BufPool, Port, PortSpec};
+use crate::metrics::http::MetricsServer;
+use crate::metrics::statsd::StatsdPusher;
 use crate::runtime::control::{ConfigSource, Control, SignalFlags};
 use crate::runtime::notify::{sd_notify, PidFile};
-use crate::runtime::{ExceptionPath, IdlePolicy, Runtime, RuntimeOptions};
+use crate::runtime::plane::ControlPlane;
+use crate::runtime::{avoid_worker_cores, ExceptionPath, IdlePolicy, Runtime, RuntimeOptions};
 
 use super::report::format_counters;
 
@@ -58,6 +70,18 @@ pub struct RunArgs {
     /// capture through a device that never says it is finished, e.g. DPDK net_pcap).
     #[arg(long)]
     stop_when_idle: Option<f64>,
+    /// Console socket (mode 0600), or "off" (overrides [console] socket; default /run/rondo/rondo.sock).
+    #[arg(long, value_name = "PATH|off")]
+    console_socket: Option<String>,
+    /// Console on standard input, like testpmd -i; `quit` there stops the director.
+    #[arg(short = 'i', long)]
+    interactive: bool,
+    /// Prometheus endpoint, or "off" (overrides [metrics] listen; default 127.0.0.1:9525).
+    #[arg(long, value_name = "IP:PORT|off")]
+    metrics_listen: Option<String>,
+    /// Push statsd with GLB's metric names to IP:PORT, or "off" (overrides [metrics] statsd).
+    #[arg(long, value_name = "IP:PORT|off")]
+    statsd: Option<String>,
 }
 
 /// What `rondo run` resolved from config files and flags.
@@ -112,6 +136,8 @@ fn plan(a: &RunArgs) -> Result<Plan, String> {
             let (_, rt) = parse_director_conf_file(d).map_err(|e| e.to_string())?;
             let mut run = RunSettings::default();
             glb_mapping(&rt, &mut run);
+            // As GLB does: statsd to the local agent on director.conf's statsd_port.
+            run.metrics.statsd = Some(SocketAddr::from(([127, 0, 0, 1], rt.statsd_port)));
             (ConfigSource::Glb { director: d.clone(), table: t.clone() }, run)
         }
         (Some(_), _, Some(_)) => return Err("--forwarding-table goes with --glb-config; a TOML config names its tables itself".into()),
@@ -138,6 +164,31 @@ fn plan(a: &RunArgs) -> Result<Plan, String> {
                     .ok_or_else(|| format!("--exception {e:?}: expected drop or tap:NAME"))?
                     .to_string(),
             ),
+        };
+    }
+    if let Some(c) = &a.console_socket {
+        run.console.socket = match c.as_str() {
+            "off" => Endpoint::Off,
+            p => {
+                check_socket_path(p).map_err(|m| format!("--console-socket: {m}"))?;
+                Endpoint::At(PathBuf::from(p))
+            }
+        };
+    }
+    let addr = |flag: &str, v: &str| -> Result<SocketAddr, String> {
+        v.parse()
+            .map_err(|_| format!("{flag} {v:?}: expected IP:PORT like 127.0.0.1:9525, or off"))
+    };
+    if let Some(m) = &a.metrics_listen {
+        run.metrics.listen = match m.as_str() {
+            "off" => Endpoint::Off,
+            v => Endpoint::At(addr("--metrics-listen", v)?),
+        };
+    }
+    if let Some(m) = &a.statsd {
+        run.metrics.statsd = match m.as_str() {
+            "off" => None,
+            v => Some(addr("--statsd", v)?),
         };
     }
     let spec = a
@@ -174,8 +225,10 @@ pub fn run(a: &RunArgs) -> Result<(), String> {
             let port = AfPacketPort::open(iface, pool()?, AfPacketOptions::default()).map_err(|e| e.to_string())?;
             serve(port, &p, a)
         }
-        PortSpec::Pcap { input, output, looped } => {
-            let port = PcapPort::open(input, output.as_deref(), *looped, pool()?).map_err(|e| e.to_string())?;
+        PortSpec::Pcap { input, output, looped, pps } => {
+            let port = PcapPort::open(input, output.as_deref(), *looped, pool()?)
+                .map_err(|e| e.to_string())?
+                .paced(*pps);
             serve(port, &p, a)
         }
         PortSpec::Mem { name } => Err(format!(
@@ -202,6 +255,78 @@ pub fn run(a: &RunArgs) -> Result<(), String> {
     }
 }
 
+/// The console, metrics and statsd servers of a running director.
+struct Servers {
+    console: Option<ConsoleServer>,
+    metrics: Option<MetricsServer>,
+    statsd: Option<StatsdPusher>,
+}
+
+impl Servers {
+    fn start(
+        plane: &Arc<ControlPlane>,
+        exec: &Arc<Executor>,
+        run: &RunSettings,
+    ) -> Result<Servers, String> {
+        let mut sv = Servers {
+            console: None,
+            metrics: None,
+            statsd: None,
+        };
+        if let Some((path, explicit)) = run
+            .console
+            .socket
+            .resolve(PathBuf::from(DEFAULT_CONSOLE_SOCKET))
+        {
+            match ConsoleServer::start(&path, run.console.max_clients, exec.clone()) {
+                Ok(c) => {
+                    plane.set_endpoints(|e| e.console = Some(path.clone()));
+                    sv.console = Some(c);
+                }
+                Err(e) if !explicit => tracing::warn!(
+                    "no console: {e} (set [console] socket or --console-socket; \"off\" silences this)"
+                ),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        let default: SocketAddr = DEFAULT_METRICS_LISTEN
+            .parse()
+            .map_err(|_| "built-in metrics address".to_string())?;
+        if let Some((addr, explicit)) = run.metrics.listen.resolve(default) {
+            match MetricsServer::start(addr, plane.clone()) {
+                Ok(m) => {
+                    plane.set_endpoints(|e| e.metrics = Some(m.addr()));
+                    sv.metrics = Some(m);
+                }
+                Err(e) if !explicit => {
+                    tracing::warn!("no metrics endpoint: {e} (\"off\" silences this)")
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        if let Some(target) = run.metrics.statsd {
+            let every = Duration::from_millis(run.metrics.statsd_interval_ms);
+            let p = StatsdPusher::start(target, every, plane.clone()).map_err(|e| e.to_string())?;
+            plane.set_endpoints(|e| e.statsd = Some(target));
+            sv.statsd = Some(p);
+        }
+        Ok(sv)
+    }
+
+    /// Stop them all (sessions are closed, the last statsd interval is pushed).
+    fn stop(self) {
+        if let Some(c) = self.console {
+            c.shutdown();
+        }
+        if let Some(m) = self.metrics {
+            m.shutdown();
+        }
+        if let Some(s) = self.statsd {
+            s.shutdown();
+        }
+    }
+}
+
 fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String> {
     let signals = SignalFlags::install().map_err(|e| format!("installing signal handlers: {e}"))?;
     let mut control = Control::new(Some(p.source.clone()), port.mac());
@@ -224,6 +349,12 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
         ..RuntimeOptions::default()
     };
     let rt = Runtime::start(port, snap, opts).map_err(|e| e.to_string())?;
+    if let Some(free) = avoid_worker_cores(rt.options()) {
+        tracing::info!(cores = ?free, "control, console and metrics threads run off the worker cores");
+    }
+    let plane = Arc::new(ControlPlane::new(rt, control));
+    let exec = Arc::new(Executor::new(plane.clone()));
+    let servers = Servers::start(&plane, &exec, &p.run)?;
     let _pid = a
         .pid_file
         .as_deref()
@@ -235,6 +366,23 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
         Ok(false) => {}
         Err(e) => tracing::warn!("systemd notify failed: {e}"),
     }
+    if a.interactive {
+        let ex = exec.clone();
+        let pl = plane.clone();
+        std::thread::Builder::new()
+            .name("rondo-stdin".into())
+            .spawn(move || {
+                let banner = "rondo console on standard input: `help` lists commands, `quit` stops the director";
+                if let Err(e) = repl(Local::new(ex), banner) {
+                    tracing::warn!("console on standard input: {e}");
+                }
+                // End of input or `quit`: testpmd -i stops too.
+                pl.request_quit();
+            })
+            .map_err(|e| format!("cannot start the stdin console: {e}"))?;
+    }
+    drop(exec);
+    let rt = plane.runtime();
     let started = Instant::now();
     let mut last_check = Instant::now();
     let mut last_stats = Instant::now();
@@ -245,14 +393,16 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
             tracing::info!("stop requested by signal");
             break;
         }
+        if plane.quit_requested() {
+            tracing::info!("stop requested on the console (quit)");
+            break;
+        }
         if signals.take_reload() {
-            let _ = control.reload(&rt, "signal");
+            let _ = plane.reload("signal");
         }
         if last_check.elapsed() >= Duration::from_secs(1) {
             last_check = Instant::now();
-            if control.files_changed() {
-                let _ = control.reload(&rt, "config file changed");
-            }
+            plane.reload_if_changed();
         }
         if a.stats_interval > 0 && last_stats.elapsed() >= Duration::from_secs(a.stats_interval) {
             last_stats = Instant::now();
@@ -288,9 +438,16 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
     }
     let elapsed = started.elapsed().as_secs_f64();
     let _ = sd_notify("STOPPING=1");
+    servers.stop();
     let port_stats = rt.port_stats();
     let exc = rt.exception_stats();
-    let totals = rt.shutdown();
+    let (ok, failed) = (
+        plane.reloads_ok.load(std::sync::atomic::Ordering::Relaxed),
+        plane
+            .reloads_failed
+            .load(std::sync::atomic::Ordering::Relaxed),
+    );
+    let totals = plane.shutdown(Duration::from_secs(5));
     print!("{}", format_counters(&totals));
     println!(
         "elapsed     {elapsed:.3} s, rx {:.3} Mpps, forwarded {:.3} Mpps",
@@ -307,14 +464,6 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
             e.to_kernel, e.to_kernel_failed, e.from_kernel, e.from_kernel_dropped
         );
     }
-    println!(
-        "reloads     ok {} failed {}",
-        control
-            .reloads_ok
-            .load(std::sync::atomic::Ordering::Relaxed),
-        control
-            .reloads_failed
-            .load(std::sync::atomic::Ordering::Relaxed)
-    );
+    println!("reloads     ok {ok} failed {failed}");
     Ok(())
 }

@@ -1,10 +1,9 @@
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::IpAddr;
 use std::path::Path;
 
 use crate::config::{load_file, Loaded};
-use crate::table::{glb_bin, glb_json, ForwardingTable, RowPolicy, TABLE_ROWS};
+use crate::table::diff::{self, pct, shares};
+use crate::table::{glb_bin, glb_json, ForwardingTable, RowPolicy};
 
 fn tables_of(file: &Path) -> Result<Vec<ForwardingTable>, String> {
     match load_file(file).map_err(|e| e.to_string())? {
@@ -30,22 +29,6 @@ pub fn build(input: &Path, output: &Path) -> Result<(), String> {
     glb_bin::write_atomic(output, &tables).map_err(|e| e.to_string())?;
     println!("{}: {} table(s) written", output.display(), tables.len());
     Ok(())
-}
-
-/// Rows per backend as primary and as any later hop.
-fn shares(t: &ForwardingTable) -> Vec<(u32, u32)> {
-    let mut s = vec![(0u32, 0u32); t.spec.backends.len()];
-    for row in t.rows().chunks_exact(t.hops()) {
-        s[row[0] as usize].0 += 1;
-        for &b in &row[1..] {
-            s[b as usize].1 += 1;
-        }
-    }
-    s
-}
-
-fn pct(n: u32) -> f64 {
-    f64::from(n) * 100.0 / TABLE_ROWS as f64
 }
 
 fn select<'a>(
@@ -112,7 +95,7 @@ pub fn render(i: usize, t: &ForwardingTable, row: Option<u16>) -> String {
         "    {:>3}  {:<40} {:<9} {:<9} {:>6} {:>9} {:>9}",
         "idx", "ip", "state", "health", "weight", "primary", "secondary"
     );
-    for (k, (b, (p, s))) in t.spec.backends.iter().zip(shares(t)).enumerate() {
+    for (k, (b, sh)) in t.spec.backends.iter().zip(shares(t)).enumerate() {
         let _ = writeln!(
             o,
             "    {k:>3}  {:<40} {:<9} {:<9} {:>6} {:>8.2}% {:>8.2}%",
@@ -120,8 +103,8 @@ pub fn render(i: usize, t: &ForwardingTable, row: Option<u16>) -> String {
             b.state.as_str(),
             if b.healthy { "up" } else { "down" },
             b.weight,
-            pct(p),
-            pct(s)
+            pct(sh.primary),
+            pct(sh.secondary)
         );
     }
     if let Some(r) = row {
@@ -156,57 +139,9 @@ pub fn diff_tables(a: &[ForwardingTable], b: &[ForwardingTable]) -> String {
             let _ = writeln!(o, "table {:?}: removed", ta.spec.name);
             continue;
         };
-        let ip = |t: &ForwardingTable, idx: u32| t.spec.backends[idx as usize].ip;
-        let (mut prim, mut sec) = (0u32, 0u32);
-        let mut before: BTreeMap<IpAddr, (u32, u32)> = BTreeMap::new();
-        let mut after: BTreeMap<IpAddr, (u32, u32)> = BTreeMap::new();
-        for r in 0..TABLE_ROWS {
-            let (ra, rb) = (ta.row(r as u16), tb.row(r as u16));
-            if ip(ta, ra[0]) != ip(tb, rb[0]) {
-                prim += 1;
-            }
-            let sa: Vec<IpAddr> = ra[1..].iter().map(|&x| ip(ta, x)).collect();
-            let sb: Vec<IpAddr> = rb[1..].iter().map(|&x| ip(tb, x)).collect();
-            if sa != sb {
-                sec += 1;
-            }
-            before.entry(ip(ta, ra[0])).or_default().0 += 1;
-            after.entry(ip(tb, rb[0])).or_default().0 += 1;
-            for x in sa {
-                before.entry(x).or_default().1 += 1;
-            }
-            for x in sb {
-                after.entry(x).or_default().1 += 1;
-            }
-        }
-        let _ = writeln!(
-            o,
-            "table {:?}: primary changes in {prim} rows ({:.2}%), later hops change in {sec} rows ({:.2}%)",
-            ta.spec.name,
-            pct(prim),
-            pct(sec)
-        );
-        let mut ips: Vec<IpAddr> = before.keys().chain(after.keys()).copied().collect();
-        ips.sort();
-        ips.dedup();
-        let _ = writeln!(
-            o,
-            "  {:<40} {:>17} {:>17}",
-            "backend", "primary before/after", "secondary before/after"
-        );
-        for x in ips {
-            let (pb, sb) = before.get(&x).copied().unwrap_or_default();
-            let (pa, sa) = after.get(&x).copied().unwrap_or_default();
-            let _ = writeln!(
-                o,
-                "  {:<40} {:>7.2}% {:>7.2}%   {:>7.2}% {:>7.2}%",
-                x.to_string(),
-                pct(pb),
-                pct(pa),
-                pct(sb),
-                pct(sa)
-            );
-        }
+        let d = diff::diff(ta, tb);
+        let _ = writeln!(o, "{}", d.summary(&ta.spec.name));
+        o.push_str(&d.share_lines(false));
     }
     for tb in b.iter().skip(a.len()) {
         if !a.iter().any(|t| t.spec.name == tb.spec.name) {

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+pub mod director;
 pub mod veth;
 
 pub fn shared() -> Option<PathBuf> {

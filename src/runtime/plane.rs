@@ -1,0 +1,359 @@
+//! The control plane of `rondo run`: the running data plane plus its [`Control`], shared by
+//! the main loop (signals, file changes), the console sessions, the metrics server and the
+//! health checker. None of them touch the workers except through the published counters
+//! and the snapshot swap.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::control::{BuildStats, ChangeReport, Control};
+use super::ledger::{SentLedger, SentTotals};
+use super::overrides::Change;
+use super::Runtime;
+use crate::datapath::CoreCounters;
+
+/// Where the control plane can be reached, filled in as the servers start.
+#[derive(Debug, Clone, Default)]
+pub struct Endpoints {
+    pub console: Option<PathBuf>,
+    pub metrics: Option<SocketAddr>,
+    pub statsd: Option<SocketAddr>,
+}
+
+/// See the module documentation.
+pub struct ControlPlane {
+    rt: Runtime,
+    control: Mutex<Control>,
+    pub reloads_ok: Arc<AtomicU64>,
+    pub reloads_failed: Arc<AtomicU64>,
+    pub builds: Arc<BuildStats>,
+    ledger: Arc<SentLedger>,
+    started: Instant,
+    /// Set by the console's `quit` on `rondo run -i`: the main loop stops the director.
+    quit: AtomicBool,
+    endpoints: Mutex<Endpoints>,
+}
+
+impl ControlPlane {
+    pub fn new(rt: Runtime, control: Control) -> ControlPlane {
+        ControlPlane {
+            reloads_ok: control.reloads_ok.clone(),
+            reloads_failed: control.reloads_failed.clone(),
+            builds: control.builds.clone(),
+            ledger: control.ledger.clone(),
+            rt,
+            control: Mutex::new(control),
+            started: Instant::now(),
+            quit: AtomicBool::new(false),
+            endpoints: Mutex::new(Endpoints::default()),
+        }
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.rt
+    }
+
+    /// The control state, locked. Held during table builds: keep uses short.
+    pub fn control(&self) -> MutexGuard<'_, Control> {
+        self.control.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Reload the config file(s); overrides stay in force.
+    pub fn reload(&self, why: &str) -> Result<u64, String> {
+        let mut c = self.control();
+        c.reload(&self.rt, why)
+    }
+
+    /// Reload if a config file changed on disk.
+    pub fn reload_if_changed(&self) {
+        let mut c = self.control();
+        if c.files_changed() {
+            let _ = c.reload(&self.rt, "config file changed");
+        }
+    }
+
+    /// See [`Control::change_backend`].
+    pub fn change_backend(
+        &self,
+        table: &str,
+        ip: IpAddr,
+        change: Change,
+        force: bool,
+        dry_run: bool,
+    ) -> Result<ChangeReport, String> {
+        let mut c = self.control();
+        c.change_backend(&self.rt, table, ip, change, force, dry_run)
+    }
+
+    /// The health checker's entry point: the latest result for backend `ip` of `table`
+    /// (`true`: every check passes). Backends whose health is `auto` (the default) follow
+    /// it: when it changes their effective health, the table is rebuilt and swapped in
+    /// through the same validated path as a reload, and the new generation is returned.
+    /// The same result again, or a backend pinned with `health up|down`, returns `Ok(None)`
+    /// and costs only a lock and a map lookup, so it may be called after every check.
+    /// Unknown table or backend: `Err`, nothing recorded.
+    pub fn set_health_observation(
+        &self,
+        table: &str,
+        ip: IpAddr,
+        healthy: bool,
+    ) -> Result<Option<u64>, String> {
+        let mut c = self.control();
+        c.observe_health(&self.rt, table, ip, healthy)
+    }
+
+    /// Packets sent per backend since start.
+    pub fn sent_totals(&self) -> SentTotals {
+        self.ledger.totals(&self.rt.snapshot())
+    }
+
+    /// Ask the main loop to stop the director (`quit` on the `-i` console).
+    pub fn request_quit(&self) {
+        self.quit.store(true, Ordering::Release);
+    }
+
+    pub fn quit_requested(&self) -> bool {
+        self.quit.load(Ordering::Acquire)
+    }
+
+    pub fn endpoints(&self) -> Endpoints {
+        self.endpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_endpoints(&self, f: impl FnOnce(&mut Endpoints)) {
+        f(&mut self.endpoints.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Stop the data plane and return the final totals. Joins the workers when this is
+    /// the last reference; otherwise waits (at most `wait`) for them to finish.
+    pub fn shutdown(self: Arc<Self>, wait: Duration) -> CoreCounters {
+        match Arc::try_unwrap(self) {
+            Ok(plane) => plane.rt.shutdown(),
+            Err(shared) => {
+                shared.rt.stop();
+                let end = Instant::now() + wait;
+                while !shared.rt.finished() && Instant::now() < end {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                shared.rt.totals()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drivers::{mem, BufPool, Port};
+    use crate::runtime::control::ConfigSource;
+    use crate::runtime::overrides::Health;
+    use crate::runtime::{IdlePolicy, RuntimeOptions};
+
+    const CFG: &str = r#"
+[director]
+outbound_gateway_mac = "02:00:00:00:00:fe"
+outbound_src_ip = "192.0.2.10"
+
+[[tables]]
+name = "web"
+hash_key = "12345678901234561234567890123456"
+seed = "34567890123456783456789012345678"
+binds = [{ ip = "1.1.1.1", proto = "tcp", port = 80 }]
+backends = [{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.1.0.3" }]
+"#;
+
+    fn start(dir: &std::path::Path) -> (Arc<ControlPlane>, mem::MemPeer) {
+        start_with(dir, CFG)
+    }
+
+    fn start_with(dir: &std::path::Path, cfg: &str) -> (Arc<ControlPlane>, mem::MemPeer) {
+        let path = dir.join("d.toml");
+        std::fs::write(&path, cfg).unwrap();
+        let pool = BufPool::new(1024, 2048).unwrap();
+        let (port, peer) = mem::pair("plane", 1, 512, pool).unwrap();
+        let mut control = Control::new(Some(ConfigSource::Native(path)), port.mac());
+        let snap = control.initial().unwrap();
+        let opts = RuntimeOptions {
+            idle: IdlePolicy::Sleep {
+                after: 16,
+                micros: 50,
+            },
+            ..RuntimeOptions::default()
+        };
+        let rt = Runtime::start(port, snap, opts).unwrap();
+        (Arc::new(ControlPlane::new(rt, control)), peer)
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn is_primary_somewhere(p: &ControlPlane, backend: u32) -> bool {
+        let snap = p.runtime().snapshot();
+        let t = &snap.tables[0].table;
+        t.rows().chunks_exact(t.hops()).any(|r| r[0] == backend)
+    }
+
+    #[test]
+    fn health_observations_rebuild_only_when_the_effective_health_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, _peer) = start(dir.path());
+        let one = ip("10.1.0.1");
+        // Agrees with the config: nothing to rebuild.
+        assert_eq!(p.set_health_observation("web", one, true), Ok(None));
+        let g = p.set_health_observation("web", one, false).unwrap();
+        assert_eq!(g, Some(2));
+        assert!(!p.runtime().snapshot().tables[0].table.spec.backends[0].healthy);
+        assert!(!is_primary_somewhere(&p, 0));
+        assert_eq!(
+            p.set_health_observation("web", one, false),
+            Ok(None),
+            "same result"
+        );
+        assert_eq!(p.set_health_observation("web", one, true), Ok(Some(3)));
+        assert!(is_primary_somewhere(&p, 0));
+        // Pinned by the operator: observations are recorded but change nothing.
+        p.change_backend("web", one, Change::Health(Health::Down), false, false)
+            .unwrap();
+        assert_eq!(p.set_health_observation("web", one, true), Ok(None));
+        assert!(!is_primary_somewhere(&p, 0));
+        // A reload keeps the pin; `auto` hands it back to the (last) observation: up.
+        p.reload("test").unwrap();
+        assert!(!is_primary_somewhere(&p, 0));
+        p.change_backend("web", one, Change::Health(Health::Auto), false, false)
+            .unwrap();
+        assert!(is_primary_somewhere(&p, 0));
+        let g = p.runtime().snapshot().generation;
+        for (t, b) in [("web", "10.9.9.9"), ("nope", "10.1.0.1")] {
+            let e = p.set_health_observation(t, ip(b), false).unwrap_err();
+            assert!(e.contains("no backend") || e.contains("no table"), "{e}");
+        }
+        assert_eq!(p.runtime().snapshot().generation, g, "nothing rebuilt");
+        assert_eq!(p.reloads_failed.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn more_than_one_non_active_backend_is_refused_unless_forced() {
+        use crate::table::BackendState::{Active, Draining};
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = CFG.replace(
+            "{ ip = \"10.1.0.3\" }",
+            "{ ip = \"10.1.0.3\", state = \"draining\" }",
+        );
+        let (p, _peer) = start_with(dir.path(), &cfg);
+        let (one, three) = (ip("10.1.0.1"), ip("10.1.0.3"));
+        let e = p
+            .change_backend("web", one, Change::State(Draining), false, false)
+            .unwrap_err();
+        assert!(
+            e.contains("refused") && e.contains("10.1.0.3 draining"),
+            "{e}"
+        );
+        p.change_backend("web", three, Change::State(Active), false, false)
+            .unwrap();
+        p.change_backend("web", one, Change::State(Draining), false, false)
+            .unwrap();
+        // Clearing .3 would bring back the file's `draining`: a second one.
+        let g = p.runtime().snapshot().generation;
+        let e = p
+            .change_backend("web", three, Change::Clear, false, false)
+            .unwrap_err();
+        assert!(e.contains("2 backends"), "{e}");
+        assert_eq!(
+            p.runtime().snapshot().generation,
+            g,
+            "refused: nothing swapped"
+        );
+        let dry = p
+            .change_backend("web", three, Change::Clear, false, true)
+            .unwrap();
+        assert!(dry.refusal.is_some() && dry.generation.is_none());
+        let r = p
+            .change_backend("web", three, Change::Clear, true, false)
+            .unwrap();
+        assert_eq!(r.generation, Some(g + 1));
+        // Back to active is never refused.
+        p.change_backend("web", one, Change::State(Active), false, false)
+            .unwrap();
+    }
+
+    #[test]
+    fn stopped_workers_take_nothing_and_sent_counts_follow_the_first_hop() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, peer) = start(dir.path());
+        let rt = p.runtime();
+        assert!(rt.pause(Duration::from_secs(5)));
+        assert!(rt.is_paused());
+        let syn = |i: u32| {
+            let mut f = vec![0u8; 60];
+            f[12..14].copy_from_slice(&[8, 0]);
+            f[14..34].copy_from_slice(&[
+                0x45,
+                0,
+                0,
+                40,
+                0,
+                1,
+                0x40,
+                0,
+                64,
+                6,
+                0,
+                0,
+                10,
+                0,
+                (i >> 8) as u8,
+                i as u8,
+                1,
+                1,
+                1,
+                1,
+            ]);
+            f[34..38].copy_from_slice(&[4, 0, 0, 80]);
+            f[46] = 0x50;
+            f[47] = 2;
+            f
+        };
+        for i in 0..200 {
+            assert!(peer.send(0, &syn(i)));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(rt.totals().rx_packets, 0, "stopped: nothing taken from RX");
+        rt.resume();
+        let end = Instant::now() + Duration::from_secs(20);
+        let mut got = std::collections::BTreeMap::<[u8; 4], u64>::new();
+        while got.values().sum::<u64>() < 200 {
+            assert!(Instant::now() < end, "{:?}", rt.totals());
+            while let Some(b) = peer.recv() {
+                let d = crate::datapath::PacketBuf::data(&b);
+                let dst: [u8; 4] = d[30..34].try_into().unwrap();
+                *got.entry(dst).or_default() += 1;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The per-backend counts are exactly what went to each backend.
+        let end = Instant::now() + Duration::from_secs(20);
+        while rt.totals().forwarded < 200 {
+            assert!(Instant::now() < end);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let sent = p.sent_totals();
+        for (dst, n) in &got {
+            let key = ("web".to_string(), IpAddr::from(*dst));
+            assert_eq!(sent.get(&key), Some(n), "{key:?}");
+        }
+        assert_eq!(sent.values().sum::<u64>(), 200);
+        let totals = p.shutdown(Duration::from_secs(5));
+        assert_eq!(totals.forwarded, 200);
+    }
+}
