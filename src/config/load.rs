@@ -11,7 +11,7 @@ use crate::table::{glb_bin, glb_json, ForwardingTable, RowPolicy};
 #[derive(Debug)]
 pub enum Loaded {
     /// Settings and tables: a native TOML config.
-    Config(Config),
+    Config(Box<Config>),
     /// GLB `director.conf` alone (tables come from another file).
     Director(DirectorSettings, GlbRuntime),
     /// A GLB table file (`forwarding_table.json` built with GLB's rules, or a `.bin`).
@@ -58,7 +58,7 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
         let (s, r) = parse_director_conf(text, &file)?;
         return Ok(Loaded::Director(s, r));
     }
-    Ok(Loaded::Config(config_from_str(text, &file)?))
+    Ok(Loaded::Config(Box::new(config_from_str(text, &file)?)))
 }
 
 /// Parse a native TOML config and build its tables (a `forwarding_table` path is resolved
@@ -122,7 +122,7 @@ pub fn load_glb(director_conf: &Path, table: &Path) -> Result<(Config, GlbRuntim
 /// `director.conf` + table file.
 pub fn load_config(config: &Path, table: Option<&Path>) -> Result<Config, ConfigError> {
     match (load_file(config)?, table) {
-        (Loaded::Config(c), None) => Ok(c),
+        (Loaded::Config(c), None) => Ok(*c),
         (Loaded::Director(..), Some(t)) => Ok(load_glb(config, t)?.0),
         (Loaded::Director(..), None) => Err(ConfigError::File {
             file: config.display().to_string(),

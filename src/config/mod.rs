@@ -13,8 +13,8 @@ pub use load::{
     Loaded,
 };
 pub use settings::{
-    ConsoleSettings, DirectorSettings, DpdkSettings, Endpoint, HashFields, MetricsSettings, RunSettings,
-    DEFAULT_CONSOLE_SOCKET, DEFAULT_METRICS_LISTEN,
+    ConsoleSettings, DirectorSettings, DpdkSettings, Endpoint, HashFields, MetricsSettings,
+    RunSettings, DEFAULT_CONSOLE_SOCKET, DEFAULT_METRICS_LISTEN,
 };
 
 use crate::table::ForwardingTable;

@@ -35,7 +35,7 @@ pub fn run(file: &Path, table: Option<&Path>) -> Result<(), String> {
                     ""
                 }
             );
-            Loaded::Config(cfg)
+            Loaded::Config(Box::new(cfg))
         }
         None => load_file(file).map_err(|e| e.to_string())?,
     };
@@ -44,7 +44,7 @@ pub fn run(file: &Path, table: Option<&Path>) -> Result<(), String> {
             let n_tables = cfg.tables.len();
             let binds: usize = cfg.tables.iter().map(|t| t.spec.binds.len()).sum();
             let backends: usize = cfg.tables.iter().map(|t| t.spec.backends.len()).sum();
-            Snapshot::compile(cfg, None, 0).map_err(|e| format!("{}: {e}", file.display()))?;
+            Snapshot::compile(*cfg, None, 0).map_err(|e| format!("{}: {e}", file.display()))?;
             println!("{}: OK: {n_tables} table(s), {binds} bind(s), {backends} backend(s)", file.display());
         }
         Loaded::Director(_, rt) => println!(
