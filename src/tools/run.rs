@@ -383,6 +383,7 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
     }
     drop(exec);
     let rt = plane.runtime();
+    let mut health = HealthWiring::start(&plane);
     let started = Instant::now();
     let mut last_check = Instant::now();
     let mut last_stats = Instant::now();
@@ -399,6 +400,9 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
         }
         if signals.take_reload() {
             let _ = plane.reload("signal");
+        }
+        if let Some(h) = health.as_mut() {
+            h.pump(&plane);
         }
         if last_check.elapsed() >= Duration::from_secs(1) {
             last_check = Instant::now();
@@ -466,4 +470,75 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
     }
     println!("reloads     ok {ok} failed {failed}");
     Ok(())
+}
+
+/// The built-in health checker (spec section 8): started when any backend of the running
+/// tables has checks; its flips go through [`ControlPlane::set_health_observation`], the same
+/// validated rebuild-and-swap as a reload; it follows the tables across reloads.
+struct HealthWiring {
+    checker: crate::health::Checker,
+    events: std::sync::mpsc::Receiver<crate::health::HealthEvent>,
+    generation: u64,
+}
+
+impl HealthWiring {
+    fn specs(plane: &ControlPlane) -> (u64, Vec<crate::table::TableSpec>) {
+        let snap = plane.runtime().snapshot();
+        let specs = snap.tables.iter().map(|t| t.table.spec.clone()).collect();
+        (snap.generation, specs)
+    }
+
+    fn start(plane: &ControlPlane) -> Option<HealthWiring> {
+        let (generation, specs) = Self::specs(plane);
+        let checked = |s: &crate::table::TableSpec| {
+            s.backends.iter().any(|b| {
+                let h = &b.healthchecks;
+                h.http.is_some() || h.tcp.is_some() || h.gue.is_some()
+            })
+        };
+        if !specs.iter().any(checked) {
+            tracing::info!("no backend has health checks: the health checker is off");
+            return None;
+        }
+        let options = crate::health::CheckerOptions {
+            avoid_cores: plane.runtime().options().cores.clone().unwrap_or_default(),
+            ..crate::health::CheckerOptions::default()
+        };
+        match crate::health::Checker::start(options, &specs) {
+            Ok((checker, events)) => {
+                tracing::info!("health checker started");
+                Some(HealthWiring {
+                    checker,
+                    events,
+                    generation,
+                })
+            }
+            Err(e) => {
+                tracing::error!("health checker not started: {e}");
+                None
+            }
+        }
+    }
+
+    /// Apply the flips reported since the last call; follow reloaded tables.
+    fn pump(&mut self, plane: &ControlPlane) {
+        for ev in self.events.try_iter() {
+            match plane.set_health_observation(&ev.table, ev.backend, ev.healthy) {
+                Ok(Some(g)) => {
+                    tracing::info!(table = %ev.table, backend = %ev.backend, healthy = ev.healthy, reason = %ev.reason, generation = g, "health changed; table rebuilt")
+                }
+                Ok(None) => {
+                    tracing::info!(table = %ev.table, backend = %ev.backend, healthy = ev.healthy, reason = %ev.reason, "health changed; no table change (pinned by the operator, or already so)")
+                }
+                Err(e) => {
+                    tracing::warn!(table = %ev.table, backend = %ev.backend, "health result not applied: {e}")
+                }
+            }
+        }
+        let (generation, specs) = Self::specs(plane);
+        if generation != self.generation {
+            self.generation = generation;
+            self.checker.set_tables(&specs);
+        }
+    }
 }
