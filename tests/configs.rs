@@ -136,6 +136,22 @@ fn af_packet_example_sets_console_and_metrics() {
     assert_eq!(c.run.metrics.statsd_interval_ms, 10_000);
 }
 
+#[test]
+fn dpdk_example_has_what_it_says() {
+    let c = load_config(&root().join("configs/dpdk.toml"), None).unwrap();
+    assert!(c.run.ports[0].starts_with("dpdk:net_pcap0"));
+    let d = &c.run.dpdk;
+    assert_eq!(
+        d.eal_args.as_deref(),
+        Some(&["--no-huge", "-m", "512", "--no-shconf"].map(String::from)[..])
+    );
+    assert_eq!(
+        (d.rx_desc, d.tx_desc, d.mbuf_cache, d.mbuf_data_room),
+        (1024, 1024, 256, 2048)
+    );
+    assert_eq!(c.run.pool_size, 8192);
+}
+
 fn check(text: &str, ext: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join(format!("bad.{ext}"));
@@ -267,6 +283,16 @@ fn bad_configs_name_file_line_field_and_expectation() {
             "ip = \"1.1.1.1\"",
             "ip = \"1.1.1.1/33\"",
             &["binds[0].ip", "prefix length"],
+        ),
+        (
+            "ip = \"10.1.0.1\"\n",
+            "ip = \"10.1.0.1\"\n[dpdk]\nrx_desc = 8\n",
+            &[":16:", "dpdk.rx_desc", "32..=32768", "got 8"],
+        ),
+        (
+            "ip = \"10.1.0.1\"\n",
+            "ip = \"10.1.0.1\"\n[dpdk]\neal_args = [\"--in-memory\", \"\"]\n",
+            &[":16:", "dpdk.eal_args", "non-empty"],
         ),
     ];
     for (from, to, wants) in cases {

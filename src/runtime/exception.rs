@@ -65,8 +65,17 @@ pub(crate) fn start<P: Port + 'static>(
     mut out: KernelOut<P>,
     shared: Arc<Shared>,
 ) -> Result<(JoinHandle<()>, ExceptionStats), RuntimeError> {
-    let tap = TapDevice::open_with_mac(name, port.mac())
-        .map_err(|e| RuntimeError::Exception(e.to_string()))?;
+    // The TAP takes the port's MAC when it is a usable unicast address (in-memory and
+    // ring ports may have none, or all zeros).
+    let mac = port.mac().filter(|m| m.0[0] & 1 == 0 && m.0 != [0; 6]);
+    if mac.is_none() {
+        tracing::info!(
+            tap = name,
+            "the port has no unicast MAC: the TAP keeps its own"
+        );
+    }
+    let tap =
+        TapDevice::open_with_mac(name, mac).map_err(|e| RuntimeError::Exception(e.to_string()))?;
     let counts = Arc::new(Counts::default());
     let c = counts.clone();
     let h = std::thread::Builder::new()
