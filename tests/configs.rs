@@ -287,12 +287,12 @@ fn bad_configs_name_file_line_field_and_expectation() {
         (
             "ip = \"10.1.0.1\"\n",
             "ip = \"10.1.0.1\"\n[dpdk]\nrx_desc = 8\n",
-            &[":16:", "dpdk.rx_desc", "32..=32768", "got 8"],
+            &[":14:", "dpdk.rx_desc", "32..=32768", "got 8"],
         ),
         (
             "ip = \"10.1.0.1\"\n",
             "ip = \"10.1.0.1\"\n[dpdk]\neal_args = [\"--in-memory\", \"\"]\n",
-            &[":16:", "dpdk.eal_args", "non-empty"],
+            &[":14:", "dpdk.eal_args", "non-empty"],
         ),
     ];
     for (from, to, wants) in cases {

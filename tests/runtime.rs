@@ -452,7 +452,11 @@ fn run_start_up_errors_exit_nonzero_with_the_cause() {
                 "--port",
                 "dpdk:0000:3b:00.0",
             ],
-            "--features dpdk",
+            if cfg!(feature = "dpdk") {
+                "no DPDK port named \"0000:3b:00.0\""
+            } else {
+                "--features dpdk"
+            },
         ),
         (
             &[
