@@ -553,10 +553,8 @@ fn check_rings_and_port_from_rings(pool: *mut rte_mempool) {
     let port = port as u16;
     let mut buf = [0 as std::ffi::c_char; 64];
     // SAFETY: `port` is valid; `buf` has RTE_ETH_NAME_MAX_LEN (64) bytes.
-    assert_eq!(
-        unsafe { rte_eth_dev_get_name_by_port(port, buf.as_mut_ptr()) },
-        0
-    );
+    let rc = unsafe { rte_eth_dev_get_name_by_port(port, buf.as_mut_ptr()) };
+    assert_eq!(rc, 0);
     // SAFETY: DPDK NUL-terminated the name inside `buf`.
     let got = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
     assert_eq!(got.to_str(), Ok("net_ring_shim_ringport"), "ethdev name");
