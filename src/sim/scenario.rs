@@ -124,8 +124,15 @@ pub struct Report {
     pub long_reset: usize,
     pub long_stalled: usize,
     pub long_corrupt: usize,
-    /// Connections (long or new) held by a killed backend: not counted anywhere else.
-    pub on_killed_backend: usize,
+    /// Connections held by a killed backend (long ones, new ones), counted nowhere else; and
+    /// how many of them the harness saw break (reset or stalled), as it must.
+    pub long_on_killed: usize,
+    pub new_on_killed: usize,
+    pub killed_seen_broken: usize,
+    /// Connections each backend holds at the end (by backend index).
+    pub flows_at_end: Vec<usize>,
+    /// Packets each backend delivered to its own stack (by backend index).
+    pub local_per_backend: Vec<u64>,
     /// New connections opened early enough to be judged, and how they did.
     pub new_judged: usize,
     pub new_ok: usize,
@@ -153,7 +160,7 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:<18} second_chance={:<5} long: opened={} alive={} completed={} broken={} (reset={} stalled={} corrupt={}) | new: judged={} ok={} failed={} | on_killed_backend={} | echoed={}B | backends: local={} forwarded={} dropped={} | directors: forwarded={} dropped={} | {} virtual ms",
+            "{:<18} second_chance={:<5} long: opened={} alive={} completed={} broken={} (reset={} stalled={} corrupt={}) | new: judged={} ok={} failed={} | on_killed_backend: long={} new={} seen_broken={} | flows_at_end={:?} local_per_backend={:?} | echoed={}B | backends: local={} forwarded={} dropped={} | directors: forwarded={} dropped={} | {} virtual ms",
             self.scenario,
             self.second_chance,
             self.long_opened,
@@ -166,7 +173,11 @@ impl fmt::Display for Report {
             self.new_judged,
             self.new_ok,
             self.new_failed,
-            self.on_killed_backend,
+            self.long_on_killed,
+            self.new_on_killed,
+            self.killed_seen_broken,
+            self.flows_at_end,
+            self.local_per_backend,
             self.bytes_echoed,
             self.backends.local,
             self.backends.forwarded,
@@ -466,7 +477,13 @@ impl Sim {
                 r.long_opened += 1;
             }
             if c.on_killed_backend {
-                r.on_killed_backend += 1;
+                match c.kind {
+                    Kind::Long => r.long_on_killed += 1,
+                    Kind::Short => r.new_on_killed += 1,
+                }
+                if matches!(c.outcome, Outcome::Reset | Outcome::Stalled) {
+                    r.killed_seen_broken += 1;
+                }
                 continue;
             }
             match c.kind {
@@ -493,6 +510,8 @@ impl Sim {
             }
         }
         for b in &self.backends {
+            r.flows_at_end.push(if b.alive { b.flows().len() } else { 0 });
+            r.local_per_backend.push(b.stats.local);
             r.backends.local += b.stats.local;
             r.backends.forwarded += b.stats.forwarded;
             r.backends.dropped += b.stats.dropped + b.stats.malformed;
