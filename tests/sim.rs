@@ -12,7 +12,11 @@ fn check(s: Scenario) -> Report {
     println!("{r}");
     assert_eq!(r.broken(), 0, "{}: connections broke\n{r}", s.name());
     assert_eq!(r.new_failed, 0, "{}: new connections failed\n{r}", s.name());
-    assert!(r.new_judged >= 100, "{}: too few new connections\n{r}", s.name());
+    assert!(
+        r.new_judged >= 100,
+        "{}: too few new connections\n{r}",
+        s.name()
+    );
     assert!(r.long_opened >= 200, "{}\n{r}", s.name());
     assert!(!r.changes.is_empty(), "{}: nothing changed\n{r}", s.name());
     assert!(
@@ -27,7 +31,10 @@ fn check(s: Scenario) -> Report {
 fn add_backend() {
     let r = check(Scenario::AddBackend);
     assert!(r.backends.forwarded > 0, "second chance never used\n{r}");
-    assert!(r.local_per_backend[4] > 0, "the new backend served nothing\n{r}");
+    assert!(
+        r.local_per_backend[4] > 0,
+        "the new backend served nothing\n{r}"
+    );
     assert_eq!(r.long_alive, r.long_opened, "{r}");
 }
 
@@ -35,7 +42,10 @@ fn add_backend() {
 fn drain() {
     let r = check(Scenario::Drain);
     assert!(r.backends.forwarded > 0, "second chance never used\n{r}");
-    assert!(r.flows_at_end[0] > 0, "the draining backend lost its connections\n{r}");
+    assert!(
+        r.flows_at_end[0] > 0,
+        "the draining backend lost its connections\n{r}"
+    );
     assert_eq!(r.long_alive, r.long_opened, "{r}");
 }
 
@@ -87,14 +97,22 @@ fn alt_hash_migration() {
 /// established connections.
 #[test]
 fn without_second_chance_connections_break() {
-    for s in [Scenario::AddBackend, Scenario::Drain, Scenario::AltHashMigration] {
+    for s in [
+        Scenario::AddBackend,
+        Scenario::Drain,
+        Scenario::AltHashMigration,
+    ] {
         let p = Params {
             second_chance: false,
             ..Params::default()
         };
         let r = run(s, p).unwrap_or_else(|e| panic!("{}: {e}", s.name()));
         println!("{r}");
-        assert!(r.broken() > 0, "{}: nothing broke without second chance\n{r}", s.name());
+        assert!(
+            r.broken() > 0,
+            "{}: nothing broke without second chance\n{r}",
+            s.name()
+        );
         assert_eq!(r.backends.forwarded, 0, "{r}");
     }
 }

@@ -211,8 +211,7 @@ impl Backend {
                             let _ = t.send_slice(&buf[..n]);
                         }
                     }
-                    if t.state() == tcp::State::CloseWait && !t.can_recv() && t.send_queue() == 0
-                    {
+                    if t.state() == tcp::State::CloseWait && !t.can_recv() && t.send_queue() == 0 {
                         t.close();
                     }
                 }

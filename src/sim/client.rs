@@ -89,7 +89,12 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(index: usize, traffic: Traffic, seed: u64, now: Instant) -> Result<Client, SimError> {
+    pub fn new(
+        index: usize,
+        traffic: Traffic,
+        seed: u64,
+        now: Instant,
+    ) -> Result<Client, SimError> {
         let mut dev = SimDevice::default();
         let iface = interface(&mut dev, client_ip(index), seed, now)?;
         Ok(Client {
@@ -117,11 +122,7 @@ impl Client {
             tcp::SocketBuffer::new(vec![0; SOCKET_BUF]),
             tcp::SocketBuffer::new(vec![0; SOCKET_BUF]),
         );
-        if let Err(e) = t.connect(
-            self.iface.context(),
-            (IpAddress::Ipv4(VIP), VIP_PORT),
-            port,
-        ) {
+        if let Err(e) = t.connect(self.iface.context(), (IpAddress::Ipv4(VIP), VIP_PORT), port) {
             tracing::warn!(client = self.index, port, error = %e, "connect refused");
             return false;
         }

@@ -510,7 +510,8 @@ impl Sim {
             }
         }
         for b in &self.backends {
-            r.flows_at_end.push(if b.alive { b.flows().len() } else { 0 });
+            r.flows_at_end
+                .push(if b.alive { b.flows().len() } else { 0 });
             r.local_per_backend.push(b.stats.local);
             r.backends.local += b.stats.local;
             r.backends.forwarded += b.stats.forwarded;
@@ -533,7 +534,10 @@ pub fn run(scenario: Scenario, p: Params) -> Result<Report, SimError> {
     match scenario {
         Scenario::AddBackend => {
             sim.at(t, Event::Edit(Edit::Add(last)));
-            sim.at(t + 1000, Event::Edit(Edit::State(last, BackendState::Active)));
+            sim.at(
+                t + 1000,
+                Event::Edit(Edit::State(last, BackendState::Active)),
+            );
         }
         Scenario::Drain => sim.at(t, Event::Edit(Edit::State(0, BackendState::Draining))),
         Scenario::KillBackend => {
