@@ -10,6 +10,7 @@
 //! - [`health`]: health checks (GLB's glb-healthcheck): checks, dampening, the checker.
 //! - [`runtime`]: pinned workers, atomic snapshot swaps, reloads, the exception path.
 //! - [`redirect`]: the backend side (`rondo redirect`): GUE second chance, decapsulation to a TUN.
+//! - [`sim`]: a deterministic in-process simulation of a fleet (smoltcp clients and backends).
 //! - [`tools`]: the `rondo` subcommands.
 //! - [`sys`]: CPU/OS primitives (with the drivers, the only place `unsafe` is allowed).
 
@@ -22,6 +23,7 @@ pub mod health;
 pub mod metrics;
 pub mod redirect;
 pub mod runtime;
+pub mod sim;
 pub mod sys;
 pub mod table;
 pub mod tools;
