@@ -106,23 +106,6 @@ backends = [{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.1.0.3" }]
         Snapshot::compile(cfg, mac, 1).unwrap()
     }
 
-    fn syn(i: u32) -> Vec<u8> {
-        syn_v4(
-            (0x0a00_0000 + i).to_be_bytes(),
-            [1, 1, 1, 1],
-            1024 + (i % 50000) as u16,
-            80,
-        )
-    }
-
-    fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-        let end = Instant::now() + Duration::from_secs(60);
-        while !f() {
-            assert!(Instant::now() < end, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
     #[test]
     fn ring_port_forwards_every_packet_with_two_workers() {
         let _l = lock();
@@ -141,7 +124,7 @@ backends = [{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.1.0.3" }]
                 rt.totals()
             );
             // At most 512 in flight: the TX rings never fill, so nothing is refused.
-            while i < n && u64::from(i) - got < 512 && peer.send((i % 2) as usize, &syn(i)) {
+            while i < n && u64::from(i) - got < 512 && peer.send((i % 2) as usize, &client_syn(i)) {
                 i += 1;
             }
             while let Some(b) = peer.recv() {
@@ -153,7 +136,7 @@ backends = [{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.1.0.3" }]
             }
             std::thread::yield_now();
         }
-        wait_for("counters", || rt.totals().forwarded == u64::from(n));
+        wait_until("counters", 60, || rt.totals().forwarded == u64::from(n));
         let per_worker = rt.worker_counters();
         assert!(
             per_worker.iter().all(|c| c.forwarded > 0),
@@ -200,10 +183,10 @@ backends = [{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.1.0.3" }]
         let frames: Vec<Vec<u8>> = (0..64u32)
             .map(|i| match i % 8 {
                 // malformed: truncated IPv4 header
-                0 => syn(i)[..20].to_vec(),
+                0 => client_syn(i)[..20].to_vec(),
                 // not for a VIP: goes to the exception path
                 1 => syn_v4([10, 0, 0, 9], [192, 0, 2, 99], 40000 + i as u16, 22),
-                _ => syn(i),
+                _ => client_syn(i),
             })
             .collect();
         let deadline = Instant::now() + Duration::from_secs(300);
@@ -230,7 +213,7 @@ backends = [{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.1.0.3" }]
                 std::thread::yield_now();
             }
         }
-        wait_for("every frame handled", || rt.totals().rx_packets == n);
+        wait_until("every frame handled", 60, || rt.totals().rx_packets == n);
         let t = rt.shutdown();
         while peer.recv().is_some() {}
         assert_eq!(
@@ -396,7 +379,7 @@ backends = [{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.1.0.3" }]
         {
             let mut w =
                 pcap_file::pcap::PcapWriter::new(std::fs::File::create(&one).unwrap()).unwrap();
-            let f = syn(1);
+            let f = client_syn(1);
             w.write_packet(&pcap_file::pcap::PcapPacket::new(
                 Duration::ZERO,
                 f.len() as u32,

@@ -53,23 +53,6 @@ fn write_config(dir: &Path, text: &str) -> PathBuf {
     p
 }
 
-fn syn(i: u32) -> Vec<u8> {
-    syn_v4(
-        (0x0a00_0000 + i).to_be_bytes(),
-        [1, 1, 1, 1],
-        1024 + (i % 50000) as u16,
-        80,
-    )
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 #[test]
 fn mem_port_forwards_every_packet_with_two_workers() {
     let dir = tempfile::tempdir().unwrap();
@@ -90,7 +73,7 @@ fn mem_port_forwards_every_packet_with_two_workers() {
             rt.totals()
         );
         // At most 256 in flight: the TX ring (1024) never fills, so nothing is refused.
-        if i < n && u64::from(i) - got < 256 && peer.send((i % 2) as usize, &syn(i)) {
+        if i < n && u64::from(i) - got < 256 && peer.send((i % 2) as usize, &client_syn(i)) {
             i += 1;
         }
         while let Some(b) = peer.recv() {
@@ -101,7 +84,7 @@ fn mem_port_forwards_every_packet_with_two_workers() {
             got += 1;
         }
     }
-    wait_for("counters", || rt.totals().forwarded == u64::from(n));
+    wait_until("counters", 20, || rt.totals().forwarded == u64::from(n));
     let per_worker = rt.worker_counters();
     assert!(
         per_worker.iter().all(|c| c.forwarded > 0),
@@ -136,7 +119,7 @@ fn reloads_under_continuous_traffic_lose_nothing_and_bad_reloads_change_nothing(
                 // Flow control: never more in flight than the TX ring holds, so that a slow
                 // (debug-build) sink cannot cause TX refusals; loss here would be reload loss.
                 let in_flight = sent.load(Ordering::Relaxed) - received.load(Ordering::Relaxed);
-                if in_flight < 768 && peer.send(0, &syn(i)) {
+                if in_flight < 768 && peer.send(0, &client_syn(i)) {
                     sent.fetch_add(1, Ordering::Relaxed);
                     i = i.wrapping_add(1);
                 } else {
@@ -176,14 +159,14 @@ fn reloads_under_continuous_traffic_lose_nothing_and_bad_reloads_change_nothing(
     assert_eq!(control.reloads_failed.load(Ordering::Relaxed), 1);
     assert_eq!(control.reloads_ok.load(Ordering::Relaxed), 30);
     let before = rt.totals().forwarded;
-    wait_for("traffic after a failed reload", || {
+    wait_until("traffic after a failed reload", 20, || {
         rt.totals().forwarded > before + 1000
     });
 
     stop.store(true, Ordering::Relaxed);
     gen.join().unwrap();
     let sent = sent.load(Ordering::Relaxed);
-    wait_for("drain", || rt.totals().forwarded == sent);
+    wait_until("drain", 20, || rt.totals().forwarded == sent);
     sink.join().unwrap();
     while peer.recv().is_some() {
         received.fetch_add(1, Ordering::Relaxed);
@@ -216,7 +199,7 @@ fn malformed_frames_never_stop_a_worker() {
         x ^= x << 13;
         x ^= x >> 17;
         x ^= x << 5;
-        let mut f = syn(i);
+        let mut f = client_syn(i);
         let len = (x as usize) % f.len();
         let at = (x as usize >> 8) % f.len();
         f[at] ^= (x >> 16) as u8;
@@ -232,7 +215,7 @@ fn malformed_frames_never_stop_a_worker() {
         sent += 1;
         while peer.recv().is_some() {}
     }
-    wait_for("all frames handled", || rt.totals().rx_packets == sent);
+    wait_until("all frames handled", 20, || rt.totals().rx_packets == sent);
     assert!(!rt.finished(), "worker still running");
     let t = rt.shutdown();
     assert_eq!(t.forwarded + t.total_drops() + t.total_exceptions(), sent);
@@ -373,7 +356,7 @@ fn run_reloads_on_sighup_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     let logtext = || std::fs::read_to_string(&log).unwrap_or_default();
-    wait_for("pid file", || pid.exists());
+    wait_until("pid file", 20, || pid.exists());
     let signal = |sig: &str| {
         assert!(Command::new("kill")
             .args([sig, &child.id().to_string()])
@@ -387,14 +370,18 @@ fn run_reloads_on_sighup_and_stops_on_sigterm() {
         .replace("idle = \"sleep\"", "idle = \"sleep\"\nidle_sleep_us = 77");
     std::fs::write(&cfg, text).unwrap();
     signal("-HUP");
-    wait_for("restart warning", || logtext().contains("only on restart"));
-    wait_for("reload on SIGHUP", || {
+    wait_until("restart warning", 20, || {
+        logtext().contains("only on restart")
+    });
+    wait_until("reload on SIGHUP", 20, || {
         logtext().matches("new forwarding snapshot live").count() >= 1
     });
     // A broken file is rejected and logged; the process keeps running.
     std::fs::write(&cfg, "[director\n").unwrap();
     signal("-USR1");
-    wait_for("rejected reload", || logtext().contains("reload rejected"));
+    wait_until("rejected reload", 20, || {
+        logtext().contains("reload rejected")
+    });
     signal("-TERM");
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", logtext());
@@ -535,7 +522,7 @@ fn run_hands_non_vip_frames_to_the_kernel_tap() {
             .unwrap();
         };
         for i in 0..20 {
-            put(&syn(i));
+            put(&client_syn(i));
         }
         for i in 0..7u8 {
             let mut arp = eth(0x0806);

@@ -231,3 +231,25 @@ pub fn check_outer_v4(
     }
     (dst, hops, sport, inner)
 }
+
+/// A SYN from client `i` (10.0.0.0 + i, port 1024 + i % 50000) to the VIP 1.1.1.1:80.
+pub fn client_syn(i: u32) -> Vec<u8> {
+    syn_v4(
+        (0x0a00_0000 + i).to_be_bytes(),
+        [1, 1, 1, 1],
+        1024 + (i % 50000) as u16,
+        80,
+    )
+}
+
+/// Poll `f` every few milliseconds until it holds; fail after `secs` seconds naming `what`.
+pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
