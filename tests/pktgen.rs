@@ -99,7 +99,11 @@ fn in_process(cfg: &Config, verify_cfg: &Config, opts: &Options) -> Report {
     .unwrap();
     let totals = rt.shutdown();
     println!("{}", report.summary());
-    println!("director: forwarded {} drops {}", totals.forwarded, totals.total_drops());
+    println!(
+        "director: forwarded {} drops {}",
+        totals.forwarded,
+        totals.total_drops()
+    );
     if opts.dashboard.is_some() {
         assert!(lines.load(Ordering::Relaxed) >= 1, "dashboard lines");
     }
@@ -124,7 +128,10 @@ fn every_packet_is_verified_and_none_lost_on_mem_ports() {
     assert_eq!(r.rx_packets, 8000);
     assert_eq!((r.wrong_backend, r.bad_header, r.foreign), (0, 0, 0));
     assert_eq!((r.seq.lost, r.seq.duplicates, r.seq.unexpected), (0, 0, 0));
-    assert!(!r.rate_not_reached, "8000 pps is well below what mem ports take");
+    assert!(
+        !r.rate_not_reached,
+        "8000 pps is well below what mem ports take"
+    );
     // Pacing: 8000 packets at 8000 pps take about a second.
     assert!(
         (0.9..1.5).contains(&r.tx_seconds),
@@ -151,7 +158,10 @@ fn every_packet_is_verified_and_none_lost_on_mem_ports() {
         assert!(json.get(key).is_some(), "report has {key}: {json}");
     }
     assert_eq!(json["latency"]["samples"], 8000);
-    assert!(r.tx_bytes > 8000 * 60 && r.rx_bytes > r.tx_bytes, "GUE adds bytes");
+    assert!(
+        r.tx_bytes > 8000 * 60 && r.rx_bytes > r.tx_bytes,
+        "GUE adds bytes"
+    );
 }
 
 #[test]
@@ -179,7 +189,11 @@ fn a_wrong_table_fails_verification() {
     // Flows whose wrong row happens to name the same backends still carry the wrong hash
     // in the UDP source port: those are bad headers.
     assert_eq!(r.verified + r.wrong_backend + r.bad_header, 2000);
-    assert!(r.examples.iter().any(|e| e.contains("the table says")), "{:?}", r.examples);
+    assert!(
+        r.examples.iter().any(|e| e.contains("the table says")),
+        "{:?}",
+        r.examples
+    );
 }
 
 #[test]

@@ -31,7 +31,13 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Syn, Kind::Ack, Kind::Fin, Kind::Echo, Kind::FragNeeded];
+    pub const ALL: [Kind; 5] = [
+        Kind::Syn,
+        Kind::Ack,
+        Kind::Fin,
+        Kind::Echo,
+        Kind::FragNeeded,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Kind::Syn => "syn",
@@ -65,7 +71,11 @@ impl std::str::FromStr for Mix {
             let i = Kind::ALL
                 .iter()
                 .position(|x| x.name() == k.trim())
-                .ok_or_else(|| bad(format!("unknown kind {k:?}; expected syn, ack, fin, echo, frag")))?;
+                .ok_or_else(|| {
+                    bad(format!(
+                        "unknown kind {k:?}; expected syn, ack, fin, echo, frag"
+                    ))
+                })?;
             w[i] = v
                 .trim()
                 .parse::<u32>()
@@ -112,8 +122,8 @@ pub struct Range {
 impl std::str::FromStr for Range {
     type Err = PktgenError;
     fn from_str(s: &str) -> Result<Range, PktgenError> {
-        let (base, prefix) =
-            crate::config::parse_ip_or_cidr(s).map_err(|e| PktgenError::Usage(format!("{s:?}: {e}")))?;
+        let (base, prefix) = crate::config::parse_ip_or_cidr(s)
+            .map_err(|e| PktgenError::Usage(format!("{s:?}: {e}")))?;
         Ok(Range { base, prefix })
     }
 }
@@ -129,7 +139,11 @@ impl Range {
             }
             IpAddr::V6(b) => {
                 let host = 128 - u32::from(self.prefix.min(128));
-                let off = if host >= 64 { u128::from(i) } else { u128::from(i % (1u64 << host)) };
+                let off = if host >= 64 {
+                    u128::from(i)
+                } else {
+                    u128::from(i % (1u64 << host))
+                };
                 IpAddr::V6(Ipv6Addr::from(u128::from(b).wrapping_add(off)))
             }
         }
@@ -150,7 +164,9 @@ pub fn vips_from_tables(tables: &[TableSpec]) -> Vec<Vip> {
         for b in t.binds.iter().filter(|b| b.proto == Proto::Tcp) {
             let addr = match b.addr {
                 IpAddr::V4(a) if b.prefix_len < 31 => IpAddr::V4(Ipv4Addr::from(u32::from(a) | 1)),
-                IpAddr::V6(a) if b.prefix_len < 127 => IpAddr::V6(Ipv6Addr::from(u128::from(a) | 1)),
+                IpAddr::V6(a) if b.prefix_len < 127 => {
+                    IpAddr::V6(Ipv6Addr::from(u128::from(a) | 1))
+                }
                 a => a,
             };
             let v = Vip {
@@ -292,13 +308,24 @@ pub fn build(spec: &FlowSpec) -> Result<Vec<Flow>, PktgenError> {
             Size::Imix => IMIX[i as usize % IMIX.len()],
         };
         let kind = kind_of(&spec.mix, i);
-        out.push(make(spec, i, kind, client, client_port, vip.addr, vip_port, size));
+        out.push(make(
+            spec,
+            i,
+            kind,
+            client,
+            client_port,
+            vip.addr,
+            vip_port,
+            size,
+        ));
     }
     Ok(out)
 }
 
 const ROUTER_V4: [u8; 4] = [198, 51, 100, 1];
-const ROUTER_V6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+const ROUTER_V6: [u8; 16] = [
+    0x20, 0x01, 0x0d, 0xb8, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+];
 
 #[allow(clippy::too_many_arguments)]
 fn make(
@@ -367,7 +394,11 @@ fn make(
                 e.extend(octets(client));
             }
             e.extend_from_slice(quoted_tcp);
-            let router = if v4 { ROUTER_V4.to_vec() } else { ROUTER_V6.to_vec() };
+            let router = if v4 {
+                ROUTER_V4.to_vec()
+            } else {
+                ROUTER_V6.to_vec()
+            };
             (if v4 { 1 } else { 58 }, e, router)
         }
     };
@@ -387,12 +418,8 @@ fn make(
     let l4_len = l4.len();
     let base_sum = match (v4, l4_proto) {
         (true, 1) => sum(&l4),
-        (true, _) => {
-            sum(&src) + sum(&dst) + u64::from(l4_proto) + l4_len as u64 + sum(&l4)
-        }
-        (false, _) => {
-            sum(&src) + sum(&dst) + u64::from(l4_proto) + l4_len as u64 + sum(&l4)
-        }
+        (true, _) => sum(&src) + sum(&dst) + u64::from(l4_proto) + l4_len as u64 + sum(&l4),
+        (false, _) => sum(&src) + sum(&dst) + u64::from(l4_proto) + l4_len as u64 + sum(&l4),
     };
     let mut f = Vec::with_capacity(total);
     f.extend_from_slice(&spec.dst_mac);
@@ -432,10 +459,7 @@ fn make(
     };
     let mut frame = flow.frame.clone();
     flow.stamp(&mut frame, 0, 0);
-    Flow {
-        frame,
-        ..flow
-    }
+    Flow { frame, ..flow }
 }
 
 #[cfg(test)]
@@ -445,11 +469,20 @@ mod tests {
     fn spec(mix: &str, size: Size) -> FlowSpec {
         FlowSpec {
             flows: 20,
-            clients: vec!["10.0.0.0/16".parse().unwrap(), "2001:db8::/64".parse().unwrap()],
+            clients: vec![
+                "10.0.0.0/16".parse().unwrap(),
+                "2001:db8::/64".parse().unwrap(),
+            ],
             client_ports: (1024, 65535),
             vips: vec![
-                Vip { addr: "1.1.1.1".parse().unwrap(), ports: (80, 80) },
-                Vip { addr: "fd00::1".parse().unwrap(), ports: (443, 444) },
+                Vip {
+                    addr: "1.1.1.1".parse().unwrap(),
+                    ports: (80, 80),
+                },
+                Vip {
+                    addr: "fd00::1".parse().unwrap(),
+                    ports: (443, 444),
+                },
             ],
             size,
             mix: mix.parse().unwrap(),

@@ -169,8 +169,7 @@ impl PcapOut {
             .map_err(|e| PktgenError::Tx(format!("{}: {e}", path.display())))?;
         Ok(PcapOut {
             path: path.to_path_buf(),
-            pool: BufPool::new(4 * BURST_MAX, flows::MAX_FRAME)
-                .map_err(PktgenError::Setup)?,
+            pool: BufPool::new(4 * BURST_MAX, flows::MAX_FRAME).map_err(PktgenError::Setup)?,
             writer: Some(writer),
             epoch: Instant::now(),
         })
@@ -226,7 +225,8 @@ impl Pacer {
         match self.pps {
             None => BURST_MAX,
             Some(r) => {
-                let due = (self.start.elapsed().as_nanos() * u128::from(r) / 1_000_000_000) as u64 + 1;
+                let due =
+                    (self.start.elapsed().as_nanos() * u128::from(r) / 1_000_000_000) as u64 + 1;
                 due.saturating_sub(sent).min(BURST_MAX as u64) as usize
             }
         }
@@ -240,7 +240,9 @@ impl Pacer {
         let at = Duration::from_nanos((u128::from(sent) * 1_000_000_000 / u128::from(r)) as u64);
         let now = self.start.elapsed();
         match at.checked_sub(now) {
-            Some(d) if d > Duration::from_micros(200) => std::thread::sleep(d - Duration::from_micros(100)),
+            Some(d) if d > Duration::from_micros(200) => {
+                std::thread::sleep(d - Duration::from_micros(100))
+            }
             Some(_) => std::thread::yield_now(),
             None => {}
         }
@@ -401,7 +403,8 @@ fn receive<R: GenRx>(
         live.rx_packets.store(rx_packets, Ordering::Relaxed);
         live.rx_bytes.store(v.rx_bytes, Ordering::Relaxed);
         live.verified.store(v.verified, Ordering::Relaxed);
-        live.bad.store(v.wrong_backend + v.bad_header, Ordering::Relaxed);
+        live.bad
+            .store(v.wrong_backend + v.bad_header, Ordering::Relaxed);
         live.foreign.store(v.foreign, Ordering::Relaxed);
         if last_lat.elapsed() >= Duration::from_millis(200) {
             let l = v.latency();
@@ -451,7 +454,12 @@ pub fn run<T: GenTx, R: GenRx>(
         let mut last = (Instant::now(), 0u64, 0u64, 0u64, 0u64);
         let mut show = |last: &mut (Instant, u64, u64, u64, u64)| {
             let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
-            let now = (l(&live.tx_packets), l(&live.tx_bytes), l(&live.rx_packets), l(&live.rx_bytes));
+            let now = (
+                l(&live.tx_packets),
+                l(&live.tx_bytes),
+                l(&live.rx_packets),
+                l(&live.rx_bytes),
+            );
             let line = report::dashboard_line(
                 epoch.elapsed().as_secs_f64(),
                 last.0.elapsed().as_secs_f64(),

@@ -108,7 +108,11 @@ impl Report {
             self.tx_packets,
             self.tx_bytes,
             self.tx_seconds,
-            if self.rate_not_reached { "; the port could not send faster" } else { "" }
+            if self.rate_not_reached {
+                "; the port could not send faster"
+            } else {
+                ""
+            }
         );
         if self.verifying {
             s += &format!(
@@ -117,7 +121,11 @@ impl Report {
             );
             s += &format!(
                 "flows       {:>12}: lost {} ({} flows), duplicates {}, reordered {}\n",
-                self.flows, self.seq.lost, self.seq.flows_with_loss, self.seq.duplicates, self.seq.reordered
+                self.flows,
+                self.seq.lost,
+                self.seq.flows_with_loss,
+                self.seq.duplicates,
+                self.seq.reordered
             );
             let l = &self.latency;
             s += &format!(

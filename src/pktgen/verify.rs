@@ -50,7 +50,11 @@ impl SeqState {
             self.window = 1;
         } else if seq > self.top {
             let shift = seq - self.top;
-            self.window = if shift >= WINDOW { 0 } else { self.window << shift };
+            self.window = if shift >= WINDOW {
+                0
+            } else {
+                self.window << shift
+            };
             self.window |= 1;
             self.top = seq;
         } else {
@@ -116,10 +120,7 @@ fn table_for(cfg: &Config, flow: &Flow) -> Option<usize> {
         for b in &table.spec.binds {
             let l4 = match flow.kind {
                 Kind::Echo => true,
-                _ => {
-                    b.proto == Proto::Tcp
-                        && (b.port_start..=b.port_end).contains(&flow.vip_port)
-                }
+                _ => b.proto == Proto::Tcp && (b.port_start..=b.port_end).contains(&flow.vip_port),
             };
             if l4 && b.contains(flow.vip) && best.is_none_or(|(p, _)| b.prefix_len > p) {
                 best = Some((b.prefix_len, t));
@@ -158,7 +159,12 @@ fn row_ips(t: &ForwardingTable, h: u64) -> Result<Vec<IpAddr>, PktgenError> {
                 .backends
                 .get(i as usize)
                 .map(|b| b.ip)
-                .ok_or_else(|| PktgenError::Setup(format!("table {}: row names backend {i}, which it does not have", t.spec.name)))
+                .ok_or_else(|| {
+                    PktgenError::Setup(format!(
+                        "table {}: row names backend {i}, which it does not have",
+                        t.spec.name
+                    ))
+                })
         })
         .collect()
 }
@@ -254,7 +260,11 @@ impl Verifier {
         let Some(udp) = f.get(udp_at..) else {
             return Verdict::Foreign;
         };
-        if proto != 17 || (v4 && ip[0] != 0x45) || udp.len() < 16 || udp[2..4] != GUE_PORT.to_be_bytes() {
+        if proto != 17
+            || (v4 && ip[0] != 0x45)
+            || udp.len() < 16
+            || udp[2..4] != GUE_PORT.to_be_bytes()
+        {
             return Verdict::Foreign;
         }
         let gue = &udp[8..];
@@ -295,7 +305,8 @@ impl Verifier {
         let hops_ok = e.hops.first() == Some(&dst)
             && hop_count + 1 == e.hops.len()
             && e.hops[1..].iter().enumerate().all(|(i, want)| {
-                gue.get(8 + i * step..8 + (i + 1) * step).is_some_and(|b| b == octets(*want).as_slice())
+                gue.get(8 + i * step..8 + (i + 1) * step)
+                    .is_some_and(|b| same_addr(b, *want))
             });
         if !hops_ok {
             let want = e.hops.clone();
@@ -307,7 +318,9 @@ impl Verifier {
         let sport = u16::from_be_bytes([udp[0], udp[1]]);
         if sport != e.sport {
             let want = e.sport;
-            self.example(format_args!("flow {id} seq {seq}: UDP source port {sport}, expected {want}"));
+            self.example(format_args!(
+                "flow {id} seq {seq}: UDP source port {sport}, expected {want}"
+            ));
             return Verdict::BadHeader;
         }
         // The inner packet is what we sent, untouched.
@@ -317,7 +330,9 @@ impl Verifier {
             && inner[c + 2..t] == e.inner[c + 2..t]
             && inner[t + 16..] == e.inner[t + 16..];
         if !same {
-            self.example(format_args!("flow {id} seq {seq}: inner packet differs from the one sent"));
+            self.example(format_args!(
+                "flow {id} seq {seq}: inner packet differs from the one sent"
+            ));
             return Verdict::BadHeader;
         }
         if let Some(s) = self.seq.get_mut(id) {
@@ -329,11 +344,17 @@ impl Verifier {
 
     fn check_outer(&self, f: &[u8], v4: bool, e: &Expect) -> Result<(), String> {
         if f[0..6] != self.gateway {
-            return Err(format!("Ethernet destination {:02x?} is not the gateway", &f[0..6]));
+            return Err(format!(
+                "Ethernet destination {:02x?} is not the gateway",
+                &f[0..6]
+            ));
         }
         if let Some(m) = self.director_mac {
             if f[6..12] != m {
-                return Err(format!("Ethernet source {:02x?} is not the director's", &f[6..12]));
+                return Err(format!(
+                    "Ethernet source {:02x?} is not the director's",
+                    &f[6..12]
+                ));
             }
         }
         let ip_len = if v4 { 20 } else { 40 };
@@ -371,7 +392,11 @@ impl Verifier {
             return Err("UDP checksum".into());
         }
         let gue = &udp[8..];
-        let want_proto = if e.inner.first().map(|b| b >> 4) == Some(4) { 4 } else { 41 };
+        let want_proto = if e.inner.first().map(|b| b >> 4) == Some(4) {
+            4
+        } else {
+            41
+        };
         if gue[0] >> 5 != 0 || gue[1] != want_proto || gue[2..6] != [0, 0, 0, 0] || gue[6] != 0 {
             return Err(format!("GUE header {:02x?}", &gue[0..8]));
         }
@@ -403,6 +428,14 @@ impl Verifier {
     /// Latency percentiles so far, in microseconds.
     pub fn latency(&self) -> Latency {
         Latency::of(&self.latency)
+    }
+}
+
+/// Whether `b` holds address `a` (no allocation: this runs per packet).
+fn same_addr(b: &[u8], a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(a) => b == a.octets(),
+        IpAddr::V6(a) => b == a.octets(),
     }
 }
 
@@ -448,7 +481,10 @@ mod tests {
         }
         // 0,1,3,2,5,400 unique and 6 late; dups: 2 and 0.
         assert_eq!(s.dups, 2);
-        assert_eq!(s.reordered, 2, "2 after 3, 6 after 400 (outside the window): {s:?}");
+        assert_eq!(
+            s.reordered, 2,
+            "2 after 3, 6 after 400 (outside the window): {s:?}"
+        );
         assert_eq!(s.received, 9);
     }
 }

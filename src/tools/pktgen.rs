@@ -9,17 +9,19 @@ use crate::config::load_config;
 use crate::drivers::af_packet::{AfPacketOptions, AfPacketPort};
 use crate::drivers::{BufPool, Port};
 use crate::pktgen::{
-    self, flows, FlowSpec, MemPeerRx, Mix, Options, PcapOut, PktgenError, PortRx,
-    PortTx, Range, Report, Size, Verifier,
+    self, flows, FlowSpec, MemPeerRx, Mix, Options, PcapOut, PktgenError, PortRx, PortTx, Range,
+    Report, Size, Verifier,
 };
 use crate::wire::MacAddr;
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Ports: af_packet:IFACE sends and receives on an interface (the director's \
+#[command(
+    after_help = "Ports: af_packet:IFACE sends and receives on an interface (the director's \
 output comes back on it and is verified); pcap:OUT writes what would be sent to a capture (no \
 verification). mem ports exist only in-process (the pktgen library with mem::pair, see \
 tests/pktgen.rs); dpdk and pcap replay are not supported by pktgen yet.\n\
-Exit status: 0 when every packet sent came back verified (or was written), 1 otherwise.")]
+Exit status: 0 when every packet sent came back verified (or was written), 1 otherwise."
+)]
 pub struct PktgenArgs {
     /// The director's config: its tables and settings are what replies are verified against.
     #[arg(long)]
@@ -54,7 +56,11 @@ pub struct PktgenArgs {
     #[arg(long, default_value = "syn=1")]
     mix: String,
     /// Client address ranges (CIDR), IPv4 and/or IPv6.
-    #[arg(long, value_delimiter = ',', default_value = "10.200.0.0/16,2001:db8:c::/64")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "10.200.0.0/16,2001:db8:c::/64"
+    )]
     clients: Vec<String>,
     /// Client source ports, FIRST-LAST.
     #[arg(long, default_value = "1024-65535")]
@@ -75,9 +81,16 @@ fn usage(s: String) -> PktgenError {
 }
 
 fn parse_ports(s: &str) -> Result<(u16, u16), PktgenError> {
-    let bad = || usage(format!("--client-ports {s:?}: expected FIRST-LAST, e.g. 1024-65535"));
+    let bad = || {
+        usage(format!(
+            "--client-ports {s:?}: expected FIRST-LAST, e.g. 1024-65535"
+        ))
+    };
     let (a, b) = s.split_once('-').ok_or_else(bad)?;
-    let (a, b) = (a.parse::<u16>().map_err(|_| bad())?, b.parse::<u16>().map_err(|_| bad())?);
+    let (a, b) = (
+        a.parse::<u16>().map_err(|_| bad())?,
+        b.parse::<u16>().map_err(|_| bad())?,
+    );
     if a > b {
         return Err(bad());
     }
@@ -102,7 +115,9 @@ fn go(a: &PktgenArgs) -> Result<Report, PktgenError> {
             r.parse::<u64>()
                 .ok()
                 .filter(|r| (1..=1_000_000_000).contains(r))
-                .ok_or_else(|| usage(format!("--rate {r:?}: packets per second (1..=1e9) or max")))?,
+                .ok_or_else(|| {
+                    usage(format!("--rate {r:?}: packets per second (1..=1e9) or max"))
+                })?,
         ),
     };
     let duration = match (a.duration, a.count) {
@@ -141,8 +156,11 @@ fn go(a: &PktgenArgs) -> Result<Report, PktgenError> {
         src_mac: [0x02, 0x70, 0x67, 0, 0, 1],
     };
     // Only VIPs the clients can reach (a config with IPv6 binds and only IPv4 clients).
-    spec.vips
-        .retain(|v| spec.clients.iter().any(|c| c.base.is_ipv4() == v.addr.is_ipv4()));
+    spec.vips.retain(|v| {
+        spec.clients
+            .iter()
+            .any(|c| c.base.is_ipv4() == v.addr.is_ipv4())
+    });
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())
@@ -164,10 +182,12 @@ fn go(a: &PktgenArgs) -> Result<Report, PktgenError> {
             eprintln!("{line}");
         }
     };
-    let (kind, rest) = a
-        .port
-        .split_once(':')
-        .ok_or_else(|| usage(format!("--port {:?}: expected af_packet:IFACE or pcap:OUT", a.port)))?;
+    let (kind, rest) = a.port.split_once(':').ok_or_else(|| {
+        usage(format!(
+            "--port {:?}: expected af_packet:IFACE or pcap:OUT",
+            a.port
+        ))
+    })?;
     let report = match kind {
         "af_packet" => {
             let pool = BufPool::new(8192, 2048).map_err(PktgenError::Setup)?;
