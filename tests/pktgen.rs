@@ -243,8 +243,30 @@ impl Drop for Director {
 
 #[test]
 fn rondo_pktgen_against_rondo_run_on_a_veth() {
-    let Some(v) = Veth::new('g') else { return };
-    let ns = match Netns::new('g') {
+    veth_scenario('g', |iface| (format!("af_packet:{iface}"), Vec::new()));
+}
+
+/// The same with pktgen on DPDK's net_af_packet (the director stays on af_packet).
+#[cfg(feature = "dpdk")]
+#[test]
+fn rondo_pktgen_on_dpdk_against_rondo_run_on_a_veth() {
+    veth_scenario('h', |iface| {
+        (
+            format!("dpdk:net_af_packet0,iface={iface}"),
+            vec![
+                "--eal-args".to_string(),
+                format!(
+                    "--no-huge -m 256 --no-shconf --no-telemetry --file-prefix rondo-pg-{}",
+                    std::process::id()
+                ),
+            ],
+        )
+    });
+}
+
+fn veth_scenario(tag: char, port: impl Fn(&str) -> (String, Vec<String>)) {
+    let Some(v) = Veth::new(tag) else { return };
+    let ns = match Netns::new(tag) {
         Ok(ns) => ns,
         Err(e) => {
             println!("skipped: cannot create a network namespace: {e}");
@@ -293,10 +315,12 @@ fn rondo_pktgen_against_rondo_run_on_a_veth() {
     assert_eq!(&buf[..n], b"READY=1");
 
     let report: PathBuf = dir.path().join("report.json");
+    let (spec, extra) = port(&v.b);
     let out = Command::new(env!("CARGO_BIN_EXE_rondo"))
         .args(["pktgen", "--config"])
         .arg(&cfg_path)
-        .args(["--port", &format!("af_packet:{}", v.b)])
+        .args(["--port", &spec])
+        .args(&extra)
         .args(["--dst-mac", &director_mac])
         .args(["--rate", "2000", "--count", "3000", "--flows", "128"])
         .args(["--size", "128", "--mix", "syn=1,ack=2,fin=1,echo=1,frag=1"])

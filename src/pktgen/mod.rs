@@ -68,6 +68,12 @@ pub trait GenTx: Send {
 pub trait GenRx: Send {
     type Buf: PacketBuf + Send;
     fn recv(&mut self, burst: &mut Burst<Self::Buf>) -> usize;
+    /// Called on the receiving thread before the first [`GenRx::recv`].
+    fn attach(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+    /// Called on the receiving thread after the last [`GenRx::recv`].
+    fn detach(&mut self) {}
 }
 
 /// A driver port's TX queue.
@@ -97,6 +103,12 @@ impl<P: Port> GenRx for PortRx<P> {
     type Buf = P::Buf;
     fn recv(&mut self, burst: &mut Burst<P::Buf>) -> usize {
         self.rx.rx_burst(burst)
+    }
+    fn attach(&mut self) -> Result<(), String> {
+        self.rx.attach_thread()
+    }
+    fn detach(&mut self) {
+        self.rx.detach_thread();
     }
 }
 
@@ -384,6 +396,9 @@ fn receive<R: GenRx>(
     live: &Live,
     stop: &AtomicBool,
 ) -> Verifier {
+    if let Err(e) = rx.attach() {
+        tracing::warn!("pktgen: receive queue: {e}");
+    }
     let mut burst: Burst<R::Buf> = Burst::new();
     let mut rx_packets = 0u64;
     let mut last_lat = Instant::now();
@@ -414,6 +429,8 @@ fn receive<R: GenRx>(
             last_lat = Instant::now();
         }
     }
+    drop(burst);
+    rx.detach();
     v
 }
 

@@ -19,7 +19,8 @@ use crate::wire::MacAddr;
     after_help = "Ports: af_packet:IFACE sends and receives on an interface (the director's \
 output comes back on it and is verified); pcap:OUT writes what would be sent to a capture (no \
 verification). mem ports exist only in-process (the pktgen library with mem::pair, see \
-tests/pktgen.rs); dpdk and pcap replay are not supported by pktgen yet.\n\
+tests/pktgen.rs); dpdk:DEVARGS (builds with the dpdk feature) sends and receives on one queue \
+of a DPDK port. pcap replay is not supported by pktgen yet.\n\
 Exit status: 0 when every packet sent came back verified (or was written), 1 otherwise."
 )]
 pub struct PktgenArgs {
@@ -29,7 +30,7 @@ pub struct PktgenArgs {
     /// With a GLB director.conf: its forwarding table.
     #[arg(long)]
     forwarding_table: Option<PathBuf>,
-    /// af_packet:IFACE or pcap:OUT.
+    /// af_packet:IFACE, dpdk:DEVARGS or pcap:OUT.
     #[arg(long)]
     port: String,
     /// The director port's MAC: destination of generated frames and the source its
@@ -71,9 +72,43 @@ pub struct PktgenArgs {
     /// Write the report as JSON here.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// DPDK EAL arguments, space-separated (default: a file prefix of its own).
+    #[arg(long, allow_hyphen_values = true)]
+    eal_args: Option<String>,
     /// No live dashboard on stderr.
     #[arg(long)]
     quiet: bool,
+}
+
+/// Send and verify on one queue pair of a driver port.
+fn drive<P: Port>(
+    mut port: P,
+    a: &PktgenArgs,
+    cfg: &crate::config::Config,
+    mut spec: FlowSpec,
+    opts: &Options,
+    dst_mac: Option<[u8; 6]>,
+    dash: impl FnMut(&str),
+) -> Result<Report, PktgenError> {
+    if let Some(m) = Port::mac(&port) {
+        spec.src_mac = m.0;
+    }
+    let flows = flows::build(&spec)?;
+    let verifier = Verifier::new(cfg, &flows, dst_mac)?;
+    let (rx, tx) = port
+        .take_queues(1)?
+        .pop()
+        .ok_or_else(|| PktgenError::Setup("the port gave no queue".into()))?;
+    tracing::info!(port = %a.port, flows = flows.len(), "pktgen: sending");
+    let tx = PortTx { port: &port, tx };
+    pktgen::run(
+        &a.port,
+        tx,
+        Some((PortRx::<P> { rx }, verifier)),
+        &flows,
+        opts,
+        dash,
+    )
 }
 
 fn usage(s: String) -> PktgenError {
@@ -191,19 +226,28 @@ fn go(a: &PktgenArgs) -> Result<Report, PktgenError> {
     let report = match kind {
         "af_packet" => {
             let pool = BufPool::new(8192, 2048).map_err(PktgenError::Setup)?;
-            let mut port = AfPacketPort::open(rest, pool, AfPacketOptions::default())?;
-            if let Some(m) = Port::mac(&port) {
-                spec.src_mac = m.0;
-            }
-            let flows = flows::build(&spec)?;
-            let verifier = Verifier::new(&cfg, &flows, dst_mac)?;
-            let (rx, tx) = port
-                .take_queues(1)?
-                .pop()
-                .ok_or_else(|| PktgenError::Setup("the port gave no queue".into()))?;
-            tracing::info!(port = %a.port, flows = flows.len(), "pktgen: sending");
-            let tx = PortTx { port: &port, tx };
-            pktgen::run(&a.port, tx, Some((PortRx::<AfPacketPort> { rx }, verifier)), &flows, &opts, dash)?
+            let port = AfPacketPort::open(rest, pool, AfPacketOptions::default())?;
+            drive(port, a, &cfg, spec, &opts, dst_mac, dash)?
+        }
+        #[cfg(feature = "dpdk")]
+        "dpdk" if !rest.is_empty() => {
+            use crate::drivers::dpdk::{DpdkPort, DpdkPortOptions};
+            let mut settings = cfg.run.dpdk.clone();
+            // Its own EAL file prefix unless told otherwise: the director may run on this host.
+            settings.eal_args = Some(match &a.eal_args {
+                Some(e) => e.split_whitespace().map(str::to_string).collect(),
+                None => vec!["--file-prefix".into(), format!("rondo-pktgen-{}", std::process::id())],
+            });
+            let port = DpdkPort::open(
+                rest,
+                DpdkPortOptions {
+                    settings,
+                    pool_size: 8192,
+                    worker_cores: None,
+                },
+            )
+            .map_err(crate::drivers::DriverError::from)?;
+            drive(port, a, &cfg, spec, &opts, dst_mac, dash)?
         }
         "pcap" if !rest.is_empty() => {
             let flows = flows::build(&spec)?;
@@ -215,7 +259,12 @@ fn go(a: &PktgenArgs) -> Result<Report, PktgenError> {
                 "mem ports exist only inside one process: use the pktgen library with drivers::mem::pair (see tests/pktgen.rs)".into(),
             ))
         }
-        "dpdk" => return Err(usage("pktgen does not drive DPDK ports yet; use af_packet:IFACE".into())),
+        #[cfg(not(feature = "dpdk"))]
+        "dpdk" => {
+            return Err(usage(
+                "this rondo was built without DPDK; rebuild with `cargo build --release --features dpdk`".into(),
+            ))
+        }
         _ => {
             return Err(usage(format!(
                 "--port {:?}: expected af_packet:IFACE or pcap:OUT",
