@@ -346,3 +346,87 @@ fn veth_scenario(tag: char, port: impl Fn(&str) -> (String, Vec<String>)) {
     assert_eq!(r["ok"], true);
     assert!(r["latency"]["p99_us"].as_f64().unwrap() > 0.0);
 }
+
+fn rondo(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rondo"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cli_writes_a_capture_and_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("d.toml");
+    std::fs::write(&cfg, CONFIG).unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let pcap = dir.path().join("out.pcap");
+    let json = dir.path().join("r.json");
+    let out = rondo(&[
+        "pktgen",
+        "--config",
+        cfg,
+        "--port",
+        &format!("pcap:{}", pcap.display()),
+        "--rate",
+        "max",
+        "--count",
+        "500",
+        "--size",
+        "imix",
+        "--mix",
+        "syn=1,ack=1,fin=1,echo=1,frag=1",
+        "--report",
+        json.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["tx_packets"], 500);
+    assert_eq!(r["verifying"], false);
+    assert_eq!(r["requested_pps"], serde_json::Value::Null);
+    // The capture holds the 500 frames (pcap record headers are 16 bytes).
+    let bytes = std::fs::read(&pcap).unwrap();
+    assert_eq!(
+        bytes.len() as u64,
+        24 + 500 * 16 + r["tx_bytes"].as_u64().unwrap()
+    );
+
+    for (args, want) in [
+        (
+            vec!["--port", "mem:x", "--count", "1"],
+            "inside one process",
+        ),
+        (vec!["--port", "bogus", "--count", "1"], "af_packet:IFACE"),
+        (vec!["--port", "pcap:/dev/null", "--rate", "0"], "--rate"),
+        (vec!["--port", "pcap:/dev/null", "--count", "0"], "--count"),
+        (
+            vec!["--port", "pcap:/dev/null", "--duration=-1"],
+            "--duration",
+        ),
+        (
+            vec!["--port", "pcap:/dev/null", "--duration", "0"],
+            "--duration",
+        ),
+        (vec!["--port", "pcap:/dev/null", "--size", "20"], "--size"),
+        (vec!["--port", "pcap:/dev/null", "--mix", "syn=0"], "--mix"),
+        (vec!["--port", "pcap:/dev/null", "--clients", "x"], "\"x\""),
+        (
+            vec!["--port", "pcap:/dev/null", "--client-ports", "9-1"],
+            "--client-ports",
+        ),
+        (
+            vec!["--port", "pcap:/dev/null", "--dst-mac", "zz"],
+            "--dst-mac",
+        ),
+        (vec!["--port", "pcap:/dev/null", "--flows", "0"], "--flows"),
+    ] {
+        let mut a = vec!["pktgen", "--config", cfg, "--quiet"];
+        a.extend(args.iter().copied());
+        let out = rondo(&a);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}

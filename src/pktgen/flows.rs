@@ -301,7 +301,7 @@ pub fn build(spec: &FlowSpec) -> Result<Vec<Flow>, PktgenError> {
         let client = range.nth(round / ranges.len() as u64);
         let pspan = u32::from(spec.client_ports.1 - spec.client_ports.0) + 1;
         let client_port = spec.client_ports.0 + (i % pspan) as u16;
-        let vspan = u32::from(vip.ports.1 - vip.ports.0) + 1;
+        let vspan = u32::from(vip.ports.1.saturating_sub(vip.ports.0)) + 1;
         let vip_port = vip.ports.0 + ((i / spec.vips.len() as u32) % vspan) as u16;
         let size = match spec.size {
             Size::Fixed(n) => n,
