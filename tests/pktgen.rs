@@ -38,6 +38,13 @@ hash_key = "00112233445566778899aabbccddeeff"
 seed = "12345678901234561234567890123456"
 binds = [{ ip = "1.1.2.0/24", proto = "tcp", port = 443 }]
 backends = [{ ip = "10.2.0.1" }, { ip = "10.2.0.2" }, { ip = "10.2.0.3" }]
+
+[[tables]]
+name = "dns"
+hash_key = "0123456789abcdef0123456789abcdef"
+seed = "fedcba9876543210fedcba9876543210"
+binds = [{ ip = "1.1.3.0/24", proto = "udp", port = 53 }]
+backends = [{ ip = "10.3.0.1" }, { ip = "10.3.0.2" }]
 "#;
 
 fn config() -> Config {

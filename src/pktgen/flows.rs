@@ -28,6 +28,8 @@ pub enum Kind {
     Echo,
     /// ICMP frag-needed / ICMPv6 packet-too-big quoting a packet the VIP sent the client.
     FragNeeded,
+    /// UDP datagram (flows to UDP binds; not part of `--mix`).
+    Udp,
 }
 
 impl Kind {
@@ -45,6 +47,7 @@ impl Kind {
             Kind::Fin => "fin",
             Kind::Echo => "echo",
             Kind::FragNeeded => "frag",
+            Kind::Udp => "udp",
         }
     }
 }
@@ -154,14 +157,16 @@ impl Range {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Vip {
     pub addr: IpAddr,
+    pub proto: Proto,
     pub ports: (u16, u16),
 }
 
-/// VIPs from a config's TCP binds: the bind address (its first host for a prefix), its ports.
+/// VIPs from a config's binds: the bind address (its first host for a prefix), its ports.
+/// Flows to TCP VIPs follow `--mix`; flows to UDP VIPs are UDP.
 pub fn vips_from_tables(tables: &[TableSpec]) -> Vec<Vip> {
     let mut out = Vec::new();
     for t in tables {
-        for b in t.binds.iter().filter(|b| b.proto == Proto::Tcp) {
+        for b in &t.binds {
             let addr = match b.addr {
                 IpAddr::V4(a) if b.prefix_len < 31 => IpAddr::V4(Ipv4Addr::from(u32::from(a) | 1)),
                 IpAddr::V6(a) if b.prefix_len < 127 => {
@@ -171,6 +176,7 @@ pub fn vips_from_tables(tables: &[TableSpec]) -> Vec<Vip> {
             };
             let v = Vip {
                 addr,
+                proto: b.proto,
                 ports: (b.port_start, b.port_end),
             };
             if !out.contains(&v) {
@@ -217,6 +223,15 @@ pub struct Flow {
     base_sum: u64,
 }
 
+/// An L4 checksum as sent: UDP sends a computed 0 as 0xffff.
+fn on_wire(c: u16, kind: Kind) -> u16 {
+    if c == 0 && kind == Kind::Udp {
+        0xffff
+    } else {
+        c
+    }
+}
+
 impl Flow {
     /// Write `seq` and `time_ns` into a copy of `frame` and fix the L4 checksum.
     #[inline]
@@ -228,7 +243,10 @@ impl Flow {
         frame[t + 8..t + 16].copy_from_slice(&seq.to_be_bytes());
         frame[t + 16..t + 24].copy_from_slice(&time_ns.to_be_bytes());
         let words = |v: u64| (v >> 48) + ((v >> 32) & 0xffff) + ((v >> 16) & 0xffff) + (v & 0xffff);
-        let c = !fold(self.base_sum + words(seq) + words(time_ns));
+        let c = on_wire(
+            !fold(self.base_sum + words(seq) + words(time_ns)),
+            self.kind,
+        );
         frame[self.csum_at..self.csum_at + 2].copy_from_slice(&c.to_be_bytes());
     }
 }
@@ -277,7 +295,7 @@ pub fn build(spec: &FlowSpec) -> Result<Vec<Flow>, PktgenError> {
     }
     if spec.vips.is_empty() {
         return Err(PktgenError::Usage(
-            "no VIP to send to: the config has no TCP bind".into(),
+            "no VIP to send to: the config has no bind".into(),
         ));
     }
     if spec.client_ports.0 > spec.client_ports.1 {
@@ -307,7 +325,10 @@ pub fn build(spec: &FlowSpec) -> Result<Vec<Flow>, PktgenError> {
             Size::Fixed(n) => n,
             Size::Imix => IMIX[i as usize % IMIX.len()],
         };
-        let kind = kind_of(&spec.mix, i);
+        let kind = match vip.proto {
+            Proto::Tcp => kind_of(&spec.mix, i),
+            Proto::Udp => Kind::Udp,
+        };
         out.push(make(
             spec,
             i,
@@ -367,6 +388,12 @@ fn make(
             };
             (6u8, tcp(client_port, vip_port, flags), octets(client))
         }
+        Kind::Udp => {
+            let mut u = vec![0u8; 8];
+            u[0..2].copy_from_slice(&client_port.to_be_bytes());
+            u[2..4].copy_from_slice(&vip_port.to_be_bytes());
+            (17u8, u, octets(client))
+        }
         Kind::Echo => {
             let mut e = vec![if v4 { 8 } else { 128 }, 0, 0, 0];
             e.extend_from_slice(&(id as u16).to_be_bytes());
@@ -414,12 +441,20 @@ fn make(
     for (j, b) in l4.iter_mut().enumerate().skip(trailer_in_l4 + TRAILER_LEN) {
         *b = j as u8;
     }
-    let csum_in_l4 = if l4_proto == 6 { 16 } else { 2 };
+    let csum_in_l4 = match l4_proto {
+        6 => 16,
+        17 => 6,
+        _ => 2,
+    };
     let l4_len = l4.len();
-    let base_sum = match (v4, l4_proto) {
-        (true, 1) => sum(&l4),
-        (true, _) => sum(&src) + sum(&dst) + u64::from(l4_proto) + l4_len as u64 + sum(&l4),
-        (false, _) => sum(&src) + sum(&dst) + u64::from(l4_proto) + l4_len as u64 + sum(&l4),
+    if l4_proto == 17 {
+        l4[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+    }
+    // IPv4 ICMP has no pseudo-header; TCP, UDP and ICMPv6 do.
+    let base_sum = if v4 && l4_proto == 1 {
+        sum(&l4)
+    } else {
+        sum(&src) + sum(&dst) + u64::from(l4_proto) + l4_len as u64 + sum(&l4)
     };
     let mut f = Vec::with_capacity(total);
     f.extend_from_slice(&spec.dst_mac);
@@ -468,7 +503,7 @@ mod tests {
 
     fn spec(mix: &str, size: Size) -> FlowSpec {
         FlowSpec {
-            flows: 20,
+            flows: 40,
             clients: vec![
                 "10.0.0.0/16".parse().unwrap(),
                 "2001:db8::/64".parse().unwrap(),
@@ -477,11 +512,23 @@ mod tests {
             vips: vec![
                 Vip {
                     addr: "1.1.1.1".parse().unwrap(),
+                    proto: Proto::Tcp,
                     ports: (80, 80),
                 },
                 Vip {
                     addr: "fd00::1".parse().unwrap(),
+                    proto: Proto::Tcp,
                     ports: (443, 444),
+                },
+                Vip {
+                    addr: "1.1.2.1".parse().unwrap(),
+                    proto: Proto::Udp,
+                    ports: (53, 53),
+                },
+                Vip {
+                    addr: "fd00::2".parse().unwrap(),
+                    proto: Proto::Udp,
+                    ports: (53, 53),
                 },
             ],
             size,
@@ -497,6 +544,9 @@ mod tests {
             let l4 = &f[34..];
             if f[23] == 1 {
                 return checksum(l4) == 0;
+            }
+            if f[23] == 17 && l4[6..8] == [0, 0] {
+                return false;
             }
             let mut p = f[26..34].to_vec();
             p.extend_from_slice(&[0, f[23]]);
@@ -518,7 +568,7 @@ mod tests {
         for size in [Size::Fixed(60), Size::Fixed(333), Size::Imix] {
             let flows = build(&spec("syn=1,ack=1,fin=1,echo=1,frag=1", size)).unwrap();
             let kinds: std::collections::HashSet<_> = flows.iter().map(|f| f.kind).collect();
-            assert_eq!(kinds.len(), 5);
+            assert_eq!(kinds.len(), 6);
             for fl in &flows {
                 assert!(l4_ok(&fl.frame), "{:?}", fl.kind);
                 let mut f = fl.frame.to_vec();

@@ -118,10 +118,13 @@ fn table_for(cfg: &Config, flow: &Flow) -> Option<usize> {
     let mut best: Option<(u8, usize)> = None;
     for (t, table) in cfg.tables.iter().enumerate() {
         for b in &table.spec.binds {
-            let l4 = match flow.kind {
-                Kind::Echo => true,
-                _ => b.proto == Proto::Tcp && (b.port_start..=b.port_end).contains(&flow.vip_port),
+            let proto = if flow.kind == Kind::Udp {
+                Proto::Udp
+            } else {
+                Proto::Tcp
             };
+            let l4 = flow.kind == Kind::Echo
+                || (b.proto == proto && (b.port_start..=b.port_end).contains(&flow.vip_port));
             if l4 && b.contains(flow.vip) && best.is_none_or(|(p, _)| b.prefix_len > p) {
                 best = Some((b.prefix_len, t));
             }
@@ -462,6 +465,7 @@ fn trailer_offset(inner: &[u8]) -> Option<usize> {
     let l4 = inner.get(hl..)?;
     match (proto, *l4.first()?) {
         (6, _) => Some(hl + usize::from(l4.get(12)? >> 4) * 4),
+        (17, _) => Some(hl + 8),
         (1, 8) | (58, 128) => Some(hl + 8),
         (1, 3) => Some(hl + 8 + usize::from(l4.get(8)? & 0x0f) * 4 + 8),
         (58, 2) => Some(hl + 8 + 40 + 8),
