@@ -220,7 +220,11 @@ pub struct Flow {
     /// Offset of the L4 checksum in `frame`.
     pub csum_at: usize,
     /// Ones-complement sum of the checksummed bytes with seq and time zero (not folded).
-    base_sum: u64,
+    pub(crate) base_sum: u64,
+    /// The director's flow hint for this packet (spec section 5).
+    pub hint: u16,
+    /// A frame replayed from a capture: sent as is, no trailer.
+    pub replay: bool,
 }
 
 /// An L4 checksum as sent: UDP sends a computed 0 as 0xffff.
@@ -237,7 +241,7 @@ impl Flow {
     #[inline]
     pub fn stamp(&self, frame: &mut [u8], seq: u64, time_ns: u64) {
         let t = self.trailer_at;
-        if frame.len() < t + TRAILER_LEN || frame.len() < self.csum_at + 2 {
+        if self.replay || frame.len() < t + TRAILER_LEN || frame.len() < self.csum_at + 2 {
             return;
         }
         frame[t + 8..t + 16].copy_from_slice(&seq.to_be_bytes());
@@ -491,6 +495,14 @@ fn make(
         trailer_at: l4_at + trailer_in_l4,
         csum_at: l4_at + csum_in_l4,
         base_sum,
+        hint: if kind == Kind::Echo && v4 {
+            ip_id
+        } else if kind == Kind::Echo {
+            0
+        } else {
+            client_port
+        },
+        replay: false,
     };
     let mut frame = flow.frame.clone();
     flow.stamp(&mut frame, 0, 0);

@@ -6,12 +6,14 @@
 //! - [`Pacer`]: packets per second against a monotonic clock (or as fast as possible).
 //! - [`verify`]: decapsulates what comes back, checks the outer headers and backends against
 //!   the table computed independently, per-flow loss/duplicates/reordering, latency.
+//! - [`replay`]: frames from a capture instead of built flows, classified for the verifier.
 //! - [`report`]: the JSON report and the dashboard line.
 //! - [`run`]: a transmit thread and a receive thread over any [`GenTx`] / [`GenRx`]: a
 //!   driver's queues ([`PortTx`], [`PortRx`]), the peer of an in-process port
 //!   ([`MemPeerTx`], [`MemPeerRx`]) or a capture file ([`PcapOut`]).
 
 pub mod flows;
+pub mod replay;
 pub mod report;
 pub mod verify;
 
@@ -550,6 +552,7 @@ pub fn run<T: GenTx, R: GenRx>(
         bad_header: 0,
         foreign: 0,
         seq: report::FlowTotals::default(),
+        not_expected_back: 0,
         latency: Latency::default(),
         examples: Vec::new(),
         ok: false,
@@ -563,6 +566,13 @@ pub fn run<T: GenTx, R: GenRx>(
         r.bad_header = v.bad_header;
         r.foreign = v.foreign;
         r.seq = v.flow_totals(&txr.sent);
+        r.not_expected_back = txr
+            .sent
+            .iter()
+            .zip(&v.unforwardable)
+            .filter(|(_, u)| **u)
+            .map(|(n, _)| n)
+            .sum();
         r.latency = v.latency();
         r.examples = v.examples.clone();
     }

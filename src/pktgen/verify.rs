@@ -3,6 +3,7 @@
 //! path (bind matching and SipHash here, rows from [`ForwardingTable::row`]), track each
 //! flow's sequence numbers and the latency carried in the trailer.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use hdrhistogram::Histogram;
@@ -32,6 +33,8 @@ struct Expect {
     /// Offsets in `inner` that vary per packet: checksum, seq + time.
     csum_at: usize,
     trailer_at: usize,
+    /// A replayed frame: found by its content, compared whole, no sequence numbers.
+    replay: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -103,6 +106,17 @@ pub struct Verifier {
     pub foreign: u64,
     pub rx_bytes: u64,
     pub examples: Vec<String>,
+    /// Replayed frames by a hash of their IP packet.
+    replay_index: HashMap<u64, usize>,
+    /// Frames sent that the director must not forward (replayed frames no bind takes).
+    pub unforwardable: Vec<bool>,
+}
+
+/// FNV-1a over an IP packet (finding replayed frames without allocating).
+pub(crate) fn fnv(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn octets(a: IpAddr) -> Vec<u8> {
@@ -182,30 +196,54 @@ impl Verifier {
     ) -> Result<Verifier, PktgenError> {
         let s = &cfg.settings;
         let mut expect = Vec::with_capacity(flows.len());
+        let mut replay_index = HashMap::new();
+        let mut unforwardable = vec![false; flows.len()];
         for fl in flows {
-            let t = table_for(cfg, fl).ok_or_else(|| {
-                PktgenError::Setup(format!(
-                    "flow {} to {}:{} matches no table of the config",
-                    fl.id, fl.vip, fl.vip_port
-                ))
-            })?;
+            let inner = fl.frame.get(14..).unwrap_or_default();
+            if fl.replay {
+                replay_index.entry(fnv(inner)).or_insert(expect.len());
+            }
+            let pings_dropped = fl.kind == Kind::Echo && !s.forward_icmp_ping_responses;
+            let t = match table_for(cfg, fl) {
+                Some(t) if !pings_dropped => t,
+                _ if fl.replay => {
+                    unforwardable[expect.len()] = true;
+                    expect.push(Expect {
+                        hops: Vec::new(),
+                        sport: 0,
+                        inner: inner.into(),
+                        csum_at: 0,
+                        trailer_at: 0,
+                        replay: true,
+                    });
+                    continue;
+                }
+                Some(_) => {
+                    return Err(PktgenError::Setup(
+                        "the config does not forward pings (forward_icmp_ping_responses = false): leave echo out of --mix".into(),
+                    ))
+                }
+                None => {
+                    return Err(PktgenError::Setup(format!(
+                        "flow {} to {}:{} matches no table of the config",
+                        fl.id, fl.vip, fl.vip_port
+                    )))
+                }
+            };
             let table = &cfg.tables[t];
             let h = hash(&table.spec.hash_key, s.hash_fields, fl);
             let mut hops = row_ips(table, h)?;
             if let Some(alt) = s.alt_hash_fields {
                 hops.extend(row_ips(table, hash(&table.spec.hash_key, alt, fl))?);
             }
-            let hint = match fl.kind {
-                Kind::Echo if fl.client.is_ipv4() => fl.ip_id,
-                Kind::Echo => 0,
-                _ => fl.client_port,
-            };
+            let hint = fl.hint;
             expect.push(Expect {
                 hops,
                 sport: 0x8000 | ((h as u16 ^ hint) & 0x7fff),
-                inner: fl.frame.get(14..).unwrap_or_default().into(),
+                inner: inner.into(),
                 csum_at: fl.csum_at.saturating_sub(14),
                 trailer_at: fl.trailer_at.saturating_sub(14),
+                replay: fl.replay,
             });
         }
         Ok(Verifier {
@@ -223,6 +261,8 @@ impl Verifier {
             foreign: 0,
             rx_bytes: 0,
             examples: Vec::new(),
+            replay_index,
+            unforwardable,
         })
     }
 
@@ -275,27 +315,47 @@ impl Verifier {
         let Some(inner) = gue.get(4 + 4 * hlen..) else {
             return Verdict::Foreign;
         };
-        // The trailer tells which flow this is.
-        let Some(at) = trailer_offset(inner) else {
-            return Verdict::Foreign;
-        };
-        let Some(tr) = inner.get(at..at + TRAILER_LEN) else {
-            return Verdict::Foreign;
-        };
+        // The trailer tells which flow this is; replayed frames are found by content.
         let be4 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
         let be8 = |b: &[u8]| u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-        if be4(&tr[0..4]) != MAGIC {
-            return Verdict::Foreign;
-        }
-        let id = be4(&tr[4..8]) as usize;
-        let (seq, sent_ns) = (be8(&tr[8..16]), be8(&tr[16..24]));
+        let trailer = trailer_offset(inner)
+            .and_then(|at| inner.get(at..at + TRAILER_LEN))
+            .filter(|tr| be4(&tr[0..4]) == MAGIC);
+        let (id, seq, sent_ns) = match trailer {
+            Some(tr) => (
+                be4(&tr[4..8]) as usize,
+                be8(&tr[8..16]),
+                Some(be8(&tr[16..24])),
+            ),
+            None => match self.replay_of(inner) {
+                Some(id) => (id, 0, None),
+                None => return Verdict::Foreign,
+            },
+        };
         let Some(e) = self.expect.get(id) else {
             return Verdict::Foreign;
         };
+        // It arrived (right or wrong): sequence and latency accounting.
+        if let Some(s) = self.seq.get_mut(id) {
+            if e.replay {
+                s.received += 1;
+            } else {
+                s.see(seq);
+            }
+        }
+        if let Some(sent_ns) = sent_ns {
+            let _ = self.latency.record(now_ns.saturating_sub(sent_ns).max(1));
+        }
         // From here on it is ours: anything off is the director's fault.
         if let Err(why) = self.check_outer(f, v4, e) {
             self.example(format_args!("flow {id} seq {seq}: {why}"));
             return Verdict::BadHeader;
+        }
+        if e.hops.is_empty() {
+            self.example(format_args!(
+                "replayed frame {id}: forwarded, but no bind of the config takes it"
+            ));
+            return Verdict::WrongBackend;
         }
         // Hops: outer destination then the list.
         let dst = if v4 {
@@ -328,21 +388,34 @@ impl Verifier {
         }
         // The inner packet is what we sent, untouched.
         let (c, t) = (e.csum_at, e.trailer_at + 8);
-        let same = inner.len() == e.inner.len()
-            && inner[..c] == e.inner[..c]
-            && inner[c + 2..t] == e.inner[c + 2..t]
-            && inner[t + 16..] == e.inner[t + 16..];
+        let same = if e.replay {
+            inner.get(..e.inner.len()) == Some(&e.inner[..])
+        } else {
+            inner.len() == e.inner.len()
+                && inner[..c] == e.inner[..c]
+                && inner[c + 2..t] == e.inner[c + 2..t]
+                && inner[t + 16..] == e.inner[t + 16..]
+        };
         if !same {
             self.example(format_args!(
                 "flow {id} seq {seq}: inner packet differs from the one sent"
             ));
             return Verdict::BadHeader;
         }
-        if let Some(s) = self.seq.get_mut(id) {
-            s.see(seq);
-        }
-        let _ = self.latency.record(now_ns.saturating_sub(sent_ns).max(1));
         Verdict::Verified
+    }
+
+    /// The replayed frame whose IP packet `inner` is (padding after it allowed).
+    fn replay_of(&self, inner: &[u8]) -> Option<usize> {
+        if self.replay_index.is_empty() {
+            return None;
+        }
+        let len = match inner.first()? >> 4 {
+            4 => usize::from(u16::from_be_bytes([*inner.get(2)?, *inner.get(3)?])),
+            6 => 40 + usize::from(u16::from_be_bytes([*inner.get(4)?, *inner.get(5)?])),
+            _ => return None,
+        };
+        self.replay_index.get(&fnv(inner.get(..len)?)).copied()
     }
 
     fn check_outer(&self, f: &[u8], v4: bool, e: &Expect) -> Result<(), String> {
@@ -414,8 +487,17 @@ impl Verifier {
     pub fn flow_totals(&self, sent: &[u64]) -> FlowTotals {
         let mut t = FlowTotals::default();
         for (i, s) in self.seq.iter().enumerate() {
+            if self.unforwardable.get(i) == Some(&true) {
+                continue;
+            }
             let n = sent.get(i).copied().unwrap_or(0);
-            let unique = s.received - s.dups;
+            let dups = if self.expect.get(i).is_some_and(|e| e.replay) {
+                s.received.saturating_sub(n)
+            } else {
+                s.dups
+            };
+            t.duplicates += dups - s.dups;
+            let unique = s.received - dups;
             let lost = n.saturating_sub(unique);
             t.lost += lost;
             t.duplicates += s.dups;

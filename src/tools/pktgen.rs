@@ -20,7 +20,7 @@ use crate::wire::MacAddr;
 output comes back on it and is verified); pcap:OUT writes what would be sent to a capture (no \
 verification). mem ports exist only in-process (the pktgen library with mem::pair, see \
 tests/pktgen.rs); dpdk:DEVARGS (builds with the dpdk feature) sends and receives on one queue \
-of a DPDK port. pcap replay is not supported by pktgen yet.\n\
+of a DPDK port. --replay sends a capture's frames instead of built flows.\n\
 Exit status: 0 when every packet sent came back verified (or was written), 1 otherwise."
 )]
 pub struct PktgenArgs {
@@ -69,6 +69,10 @@ pub struct PktgenArgs {
     /// Wait this many milliseconds without progress for the last replies.
     #[arg(long, default_value_t = 1000)]
     drain_ms: u64,
+    /// Send the frames of this capture (distinct frames, in a loop) instead of built flows;
+    /// --flows, --size, --mix, --clients and --client-ports do not apply.
+    #[arg(long)]
+    replay: Option<PathBuf>,
     /// Write the report as JSON here.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -93,7 +97,7 @@ fn drive<P: Port>(
     if let Some(m) = Port::mac(&port) {
         spec.src_mac = m.0;
     }
-    let flows = flows::build(&spec)?;
+    let flows = make_flows(a, &spec, dst_mac)?;
     let verifier = Verifier::new(cfg, &flows, dst_mac)?;
     let (rx, tx) = port
         .take_queues(1)?
@@ -109,6 +113,17 @@ fn drive<P: Port>(
         opts,
         dash,
     )
+}
+
+fn make_flows(
+    a: &PktgenArgs,
+    spec: &FlowSpec,
+    dst_mac: Option<[u8; 6]>,
+) -> Result<Vec<pktgen::Flow>, PktgenError> {
+    match &a.replay {
+        Some(path) => pktgen::replay::load(path, dst_mac),
+        None => flows::build(spec),
+    }
 }
 
 fn usage(s: String) -> PktgenError {
@@ -250,7 +265,7 @@ fn go(a: &PktgenArgs) -> Result<Report, PktgenError> {
             drive(port, a, &cfg, spec, &opts, dst_mac, dash)?
         }
         "pcap" if !rest.is_empty() => {
-            let flows = flows::build(&spec)?;
+            let flows = make_flows(a, &spec, dst_mac)?;
             let tx = PcapOut::create(std::path::Path::new(rest))?;
             pktgen::run::<_, MemPeerRx>(&a.port, tx, None, &flows, &opts, dash)?
         }
