@@ -493,6 +493,7 @@ pub fn run<T: GenTx, R: GenRx>(
                     l(&live.lat[1]) as f64 / 1000.0,
                     l(&live.lat[2]) as f64 / 1000.0,
                 ),
+                verifying,
             );
             dashboard(&line);
             *last = (Instant::now(), now.0, now.1, now.2, now.3);

@@ -161,9 +161,17 @@ pub fn dashboard_line(
     bad: u64,
     foreign: u64,
     lat: (f64, f64, f64),
+    verifying: bool,
 ) -> String {
     let mpps = |p: u64| p as f64 / dt.max(1e-9) / 1e6;
     let gbps = |b: u64| b as f64 * 8.0 / dt.max(1e-9) / 1e9;
+    if !verifying {
+        return format!(
+            "[{secs:6.1}s] tx {:7.3} Mpps {:6.2} Gbps | sent {tx_total} (no receive side)",
+            mpps(d_tx.0),
+            gbps(d_tx.1)
+        );
+    }
     format!(
         "[{secs:6.1}s] tx {:7.3} Mpps {:6.2} Gbps | rx {:7.3} Mpps {:6.2} Gbps | sent {tx_total} verified {verified} bad {bad} foreign {foreign} missing {} | lat us p50 {:.1} p99 {:.1} max {:.1}",
         mpps(d_tx.0),

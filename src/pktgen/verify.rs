@@ -372,10 +372,19 @@ impl Verifier {
                     .is_some_and(|b| same_addr(b, *want))
             });
         if !hops_ok {
-            let want = e.hops.clone();
-            self.example(format_args!(
-                "flow {id} seq {seq}: sent to {dst} (+{hop_count} hops), the table says {want:?}"
-            ));
+            if self.examples.len() < MAX_EXAMPLES {
+                let got: Vec<IpAddr> = (0..hop_count)
+                    .filter_map(|i| gue.get(8 + i * step..8 + (i + 1) * step))
+                    .filter_map(|b| match *b {
+                        [a, b, c, d] => Some(IpAddr::from([a, b, c, d])),
+                        _ => <[u8; 16]>::try_from(b).ok().map(IpAddr::from),
+                    })
+                    .collect();
+                let want = e.hops.clone();
+                self.example(format_args!(
+                    "flow {id} seq {seq}: sent to {dst} then {got:?}, the table says {want:?}"
+                ));
+            }
             return Verdict::WrongBackend;
         }
         let sport = u16::from_be_bytes([udp[0], udp[1]]);
