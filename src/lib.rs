@@ -9,6 +9,7 @@
 //! - [`drivers`]: ports and queues: mem rings, pcap files, AF_PACKET, TAP (and DPDK later).
 //! - [`health`]: health checks (GLB's glb-healthcheck): checks, dampening, the checker.
 //! - [`runtime`]: pinned workers, atomic snapshot swaps, reloads, the exception path.
+//! - [`pktgen`]: `rondo pktgen`: traffic generator and verifier of the director's output.
 //! - [`redirect`]: the backend side (`rondo redirect`): GUE second chance, decapsulation to a TUN.
 //! - [`sim`]: a deterministic in-process simulation of a fleet (smoltcp clients and backends).
 //! - [`tools`]: the `rondo` subcommands.
@@ -21,6 +22,7 @@ pub mod drivers;
 pub mod hash;
 pub mod health;
 pub mod metrics;
+pub mod pktgen;
 pub mod redirect;
 pub mod runtime;
 pub mod sim;

@@ -5,6 +5,7 @@ mod console;
 mod demo;
 mod healthcheck;
 mod pcap;
+mod pktgen;
 mod redirect;
 mod report;
 mod run;
@@ -53,6 +54,8 @@ enum Cmd {
     Redirect(redirect::RedirectArgs),
     /// Attach to a running `rondo run` (testpmd-like console), or run one command with -c.
     Console(console::ConsoleArgs),
+    /// Traffic generator: flows to the VIPs at a paced rate, every reply verified against the tables.
+    Pktgen(pktgen::PktgenArgs),
 }
 
 #[derive(Subcommand)]
@@ -99,6 +102,7 @@ pub fn main() -> ExitCode {
         Cmd::Demo(args) => demo::run(&args),
         Cmd::Healthcheck(args) => healthcheck::run(&args),
         Cmd::Redirect(args) => redirect::run(&args),
+        Cmd::Pktgen(args) => pktgen::run(&args),
         Cmd::Console(args) => match console::run(&args) {
             Ok(true) => Ok(()),
             // The failed command's message is already printed.
