@@ -609,12 +609,45 @@ fn sigterm(p: &Proc) {
     assert!(ok.success());
 }
 
+/// Write `src.json` with `backends` as table "web" and a TOML config (100 ms interval,
+/// 500 ms timeout, `trigger`, `hold_ms`; the reload command appends a line to `marker`)
+/// in `dir`, and start `rondo healthcheck` on it.
+fn start_standalone(
+    dir: &Path,
+    backends: &[String],
+    marker: &Path,
+    trigger: u32,
+    hold_ms: u64,
+) -> Proc {
+    std::fs::write(
+        dir.join("src.json"),
+        format!(r#"{{"tables": [{}]}}"#, table_json("web", backends)),
+    )
+    .unwrap();
+    let cfg = dir.join("hc.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "reload_command = \"echo x >> '{}'\"\n[forwarding_table]\nsrc = \"src.json\"\ndst = \"checked.json\"\n\
+             [healthchecks]\ninterval_ms = 100\ntimeout_ms = 500\ntrigger = {trigger}\nhold_ms = {hold_ms}\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    Proc(
+        rondo()
+            .args(["healthcheck", "--config"])
+            .arg(&cfg)
+            .spawn()
+            .unwrap(),
+    )
+}
+
 #[test]
 fn standalone_follows_a_server_going_down_and_up() {
     let mut server = Server::start("127.0.0.1:0".parse().unwrap(), Mode::Ok);
     let addr = server.addr;
     let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src.json");
     let dst = dir.path().join("checked.json");
     let marker = dir.path().join("reloads");
     let backends = [
@@ -624,28 +657,7 @@ fn standalone_follows_a_server_going_down_and_up() {
         ),
         r#"{"ip": "127.0.0.2", "state": "active", "healthchecks": {}}"#.to_string(),
     ];
-    std::fs::write(
-        &src,
-        format!(r#"{{"tables": [{}]}}"#, table_json("web", &backends)),
-    )
-    .unwrap();
-    let cfg = dir.path().join("hc.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "reload_command = \"echo x >> '{}'\"\n[forwarding_table]\nsrc = \"src.json\"\ndst = \"checked.json\"\n\
-             [healthchecks]\ninterval_ms = 100\ntimeout_ms = 500\ntrigger = 3\nhold_ms = 0\n",
-            marker.display()
-        ),
-    )
-    .unwrap();
-    let mut p = Proc(
-        rondo()
-            .args(["healthcheck", "--config"])
-            .arg(&cfg)
-            .spawn()
-            .unwrap(),
-    );
+    let mut p = start_standalone(dir.path(), &backends, &marker, 3, 0);
     let up = |h: &[Vec<serde_json::Value>]| h[0][0] == true;
     wait_for(&dst, 10, "first write", up);
     // The reload command runs right after the write.
@@ -682,28 +694,7 @@ fn standalone_holds_writes_apart_like_glb() {
         r#"{{"ip": "127.0.0.1", "state": "active", "healthchecks": {{"http": {}}}}}"#,
         server.addr.port()
     )];
-    std::fs::write(
-        dir.path().join("src.json"),
-        format!(r#"{{"tables": [{}]}}"#, table_json("web", &backends)),
-    )
-    .unwrap();
-    let cfg = dir.path().join("hc.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "reload_command = \"echo x >> '{}'\"\n[forwarding_table]\nsrc = \"src.json\"\ndst = \"checked.json\"\n\
-             [healthchecks]\ninterval_ms = 100\ntimeout_ms = 500\ntrigger = 1\nhold_ms = 1500\n",
-            marker.display()
-        ),
-    )
-    .unwrap();
-    let mut p = Proc(
-        rondo()
-            .args(["healthcheck", "--config"])
-            .arg(&cfg)
-            .spawn()
-            .unwrap(),
-    );
+    let mut p = start_standalone(dir.path(), &backends, &marker, 1, 1500);
     wait_for(&dst, 10, "first write", |h| h[0][0] == true);
     let first = Instant::now();
     // Trigger 1: the next round flips, but the write waits for the hold.

@@ -328,8 +328,20 @@ impl Executor {
             "  ********************* Infos for port 0 *********************"
         );
         let _ = writeln!(o, "  Port:             {}", rt.port_name());
-        let driver = rt.port_name().split(':').next().unwrap_or("");
-        let _ = writeln!(o, "  Driver:           {driver}");
+        let _ = writeln!(o, "  Driver:           {}", rt.port().driver());
+        if let Some(l) = rt.port().link() {
+            let _ = writeln!(
+                o,
+                "  Link:             {} {} Mbps {}",
+                if l.up { "up" } else { "down" },
+                l.speed_mbps,
+                if l.full_duplex {
+                    "full-duplex"
+                } else {
+                    "half-duplex"
+                }
+            );
+        }
         let _ = writeln!(
             o,
             "  MAC address:      {}",

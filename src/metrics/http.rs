@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::stop_thread::StopThread;
 use super::{render, MetricsError};
 use crate::runtime::plane::ControlPlane;
 
@@ -22,8 +23,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// The metrics endpoint. Dropping it stops it.
 pub struct MetricsServer {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
+    thread: StopThread,
 }
 
 /// What the server needs for a response body.
@@ -55,20 +55,13 @@ impl MetricsServer {
                 what: "set non-blocking",
                 source,
             })?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let st = stop.clone();
-        let handle = std::thread::Builder::new()
-            .name("rondo-metrics".into())
-            .spawn(move || accept_loop(listener, source, st))
-            .map_err(|source| MetricsError::Io {
-                what: "start thread",
-                source,
-            })?;
+        let thread = StopThread::spawn("rondo-metrics", move |stop| {
+            accept_loop(listener, source, stop)
+        })?;
         tracing::info!("metrics on http://{local}/metrics");
         Ok(MetricsServer {
             addr: local,
-            stop,
-            handle: Some(handle),
+            thread,
         })
     }
 
@@ -78,20 +71,7 @@ impl MetricsServer {
     }
 
     pub fn shutdown(mut self) {
-        self.stop_now();
-    }
-
-    fn stop_now(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        self.stop_now();
+        self.thread.stop();
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod statsd;
+mod stop_thread;
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::stop_thread::StopThread;
 use super::MetricsError;
 use crate::datapath::{CoreCounters, DropReason};
 use crate::runtime::plane::ControlPlane;
@@ -143,8 +143,7 @@ pub fn datagrams(prev: &Sample, now: &Sample) -> Vec<String> {
 
 /// The push thread. Dropping it stops it.
 pub struct StatsdPusher {
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
+    thread: StopThread,
 }
 
 impl StatsdPusher {
@@ -155,15 +154,9 @@ impl StatsdPusher {
         plane: Arc<ControlPlane>,
     ) -> Result<StatsdPusher, MetricsError> {
         let bind: SocketAddr = if target.is_ipv4() {
-            "0.0.0.0:0".parse().map_err(|_| MetricsError::Io {
-                what: "statsd bind address",
-                source: std::io::ErrorKind::InvalidInput.into(),
-            })?
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
         } else {
-            "[::]:0".parse().map_err(|_| MetricsError::Io {
-                what: "statsd bind address",
-                source: std::io::ErrorKind::InvalidInput.into(),
-            })?
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
         };
         let sock = UdpSocket::bind(bind).map_err(|source| MetricsError::Io {
             what: "statsd socket",
@@ -173,38 +166,16 @@ impl StatsdPusher {
             what: "statsd target",
             source,
         })?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let st = stop.clone();
-        let handle = std::thread::Builder::new()
-            .name("rondo-statsd".into())
-            .spawn(move || push_loop(sock, interval, &plane, &st))
-            .map_err(|source| MetricsError::Io {
-                what: "start thread",
-                source,
-            })?;
+        let thread = StopThread::spawn("rondo-statsd", move |stop| {
+            push_loop(sock, interval, &plane, &stop)
+        })?;
         tracing::info!(%target, interval_ms = interval.as_millis() as u64, "statsd push on");
-        Ok(StatsdPusher {
-            stop,
-            handle: Some(handle),
-        })
+        Ok(StatsdPusher { thread })
     }
 
     /// Push once more (the last interval's counts) and stop.
     pub fn shutdown(mut self) {
-        self.stop_now();
-    }
-
-    fn stop_now(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-impl Drop for StatsdPusher {
-    fn drop(&mut self) {
-        self.stop_now();
+        self.thread.stop();
     }
 }
 

@@ -128,9 +128,7 @@ pub(crate) struct Shared {
 pub struct Runtime {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
-    port_name: String,
     port: Arc<dyn PortView>,
-    port_mac: Option<crate::wire::MacAddr>,
     exception: Option<exception::ExceptionStats>,
     opts: RuntimeOptions,
 }
@@ -220,9 +218,7 @@ impl Runtime {
         let mut rt = Runtime {
             shared: shared.clone(),
             threads: Vec::new(),
-            port_name: port.name().to_string(),
             port: port.clone(),
-            port_mac: port.mac(),
             opts: opts.clone(),
             exception: None,
         };
@@ -264,7 +260,7 @@ impl Runtime {
                 }
             }
         }
-        tracing::info!(port = %rt.port_name, workers = opts.workers, cores = ?opts.cores, idle = ?opts.idle, exception = ?opts.exception, "data plane started");
+        tracing::info!(port = %rt.port.name(), workers = opts.workers, cores = ?opts.cores, idle = ?opts.idle, exception = ?opts.exception, "data plane started");
         Ok(rt)
     }
 
@@ -284,7 +280,7 @@ impl Runtime {
 
     /// The port's own MAC, when the driver has one.
     pub fn port_mac(&self) -> Option<crate::wire::MacAddr> {
-        self.port_mac
+        self.port.mac()
     }
 
     /// Stop forwarding (testpmd's `stop`): workers stop taking packets from RX, flush what
@@ -347,7 +343,7 @@ impl Runtime {
     }
 
     pub fn port_name(&self) -> &str {
-        &self.port_name
+        self.port.name()
     }
 
     pub fn port_stats(&self) -> PortStats {

@@ -170,11 +170,6 @@ pub fn init(settings: &DpdkSettings, plan: &EalPlan) -> Result<(), DpdkError> {
     }
 }
 
-/// Whether EAL is up in this process.
-pub fn is_initialised() -> bool {
-    EAL.get().is_some()
-}
-
 /// Register the calling thread as a DPDK lcore (for its mempool cache); undone by
 /// [`unregister_thread`].
 pub fn register_thread() -> Result<(), String> {

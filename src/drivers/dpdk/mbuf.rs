@@ -65,11 +65,6 @@ impl Mbuf {
         // SAFETY: we own a valid mbuf exclusively for as long as self lives.
         unsafe { self.0.as_mut() }
     }
-
-    /// Segments in the chain.
-    pub fn segments(&self) -> u16 {
-        self.m().nb_segs
-    }
 }
 
 impl Drop for Mbuf {

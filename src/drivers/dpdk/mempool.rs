@@ -2,7 +2,6 @@
 //! process (ports and in-flight mbufs may refer to them until exit).
 #![allow(unsafe_code)]
 
-use std::collections::HashMap;
 use std::ffi::CString;
 use std::ptr::NonNull;
 use std::sync::Mutex;
@@ -96,14 +95,4 @@ impl Mempool {
         // SAFETY: the pool is live (never freed).
         unsafe { dpdk_sys::rte_mempool_avail_count(self.0.as_ptr()) }
     }
-}
-
-/// Every pool made so far, by socket (for stats).
-pub fn all() -> HashMap<i32, Mempool> {
-    POOLS
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .map(|(s, _, p)| (*s, *p))
-        .collect()
 }
