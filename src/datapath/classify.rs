@@ -1,11 +1,11 @@
 //! Classification (spec section 5): find the bind a packet belongs to and hash its flow.
 //! Total over any bytes: every frame becomes a [`Flow`] or a [`Verdict`] with a reason.
 
+use crate::hash::lanes::{hash_one, HashInput};
 use crate::wire::ip_proto::{ICMP, ICMPV6, TCP, UDP};
 use crate::wire::{
     self, ethernet, icmpv4, icmpv6, Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet,
 };
-use siphasher::sip::SipHasher24;
 
 use super::counters::{DropReason, ExceptionReason, Verdict};
 use super::snapshot::{FieldSet, Snapshot};
@@ -37,28 +37,40 @@ struct FlowKey<const N: usize> {
     dport: u16,
 }
 
-#[inline]
-fn hash<const N: usize>(key: &SipHasher24, fields: FieldSet, k: &FlowKey<N>) -> u64 {
-    // 16 + 16 + 2 + 2 = 36 bytes at most.
-    let mut buf = [0u8; 48];
-    let mut n = 0;
+/// Write the hash input of `k` for `fields` (in GLB's order: source address, destination
+/// address, source port, destination port; 36 bytes at most) under `key`.
+#[inline(always)]
+fn hash_input<const N: usize>(
+    input: &mut HashInput,
+    key: (u64, u64),
+    fields: FieldSet,
+    k: &FlowKey<N>,
+) {
+    let mut w = input.writer(key);
     if fields.has(FieldSet::SRC_ADDR) {
-        buf[n..n + N].copy_from_slice(&k.src);
-        n += N;
+        w.push_bytes(&k.src);
     }
     if fields.has(FieldSet::DST_ADDR) {
-        buf[n..n + N].copy_from_slice(&k.dst);
-        n += N;
+        w.push_bytes(&k.dst);
     }
     if fields.has(FieldSet::SRC_PORT) {
-        buf[n..n + 2].copy_from_slice(&k.sport.to_be_bytes());
-        n += 2;
+        w.push_be16(k.sport);
     }
     if fields.has(FieldSet::DST_PORT) {
-        buf[n..n + 2].copy_from_slice(&k.dport.to_be_bytes());
-        n += 2;
+        w.push_be16(k.dport);
     }
-    key.hash(&buf[..n])
+    w.finish();
+}
+
+/// Where the classifier writes a packet that belongs to a bind: its [`Flow`] (hashes not
+/// yet filled in) and the inputs of its hashes, which the pipeline hashes for a whole
+/// burst at once. Written in place, so the pipeline never copies a flow record.
+pub struct FlowOut<'a> {
+    pub flow: &'a mut Flow,
+    /// Input of `hash` (`hash_fields`).
+    pub input: &'a mut HashInput,
+    /// Input of `alt_hash` (`alt_hash_fields`); left alone when there are none.
+    pub alt: &'a mut HashInput,
 }
 
 /// Map a wire parse error of the outer IP header to its drop reason.
@@ -83,9 +95,32 @@ fn ports(l4: &[u8], min: usize) -> Option<(u16, u16)> {
     wire::l4_ports(l4).ok()
 }
 
-/// Classify one frame against `snap`.
+/// Classify one frame against `snap`: its flow, hashed, or what to do with it instead.
 #[inline]
 pub fn classify(snap: &Snapshot, frame: &[u8]) -> Result<Flow, Verdict> {
+    let mut flow = Flow::default();
+    let (mut input, mut alt) = (HashInput::default(), HashInput::default());
+    classify_into(
+        snap,
+        frame,
+        FlowOut {
+            flow: &mut flow,
+            input: &mut input,
+            alt: &mut alt,
+        },
+    )?;
+    flow.hash = hash_one(&input);
+    if snap.alt_hash.is_some() {
+        flow.alt_hash = hash_one(&alt);
+    }
+    Ok(flow)
+}
+
+/// Classify one frame against `snap`, writing its flow and hash inputs to `out` (the
+/// burst pipeline's form of [`classify`]; the hashes are left to the caller). On `Err`
+/// `out` holds nothing meaningful.
+#[inline]
+pub fn classify_into(snap: &Snapshot, frame: &[u8], out: FlowOut<'_>) -> Result<(), Verdict> {
     let l2 = match ethernet::parse_l2(frame) {
         Ok(l2) => l2,
         Err(wire::Error::StackedVlan) => return Err(Verdict::Drop(DropReason::StackedVlan)),
@@ -94,32 +129,39 @@ pub fn classify(snap: &Snapshot, frame: &[u8]) -> Result<Flow, Verdict> {
     };
     let l3 = &frame[l2.header_len..];
     match l2.ethertype {
-        ethernet::ethertype::IPV4 => classify_v4(snap, l3, l2.header_len),
-        ethernet::ethertype::IPV6 => classify_v6(snap, l3, l2.header_len),
+        ethernet::ethertype::IPV4 => classify_v4(snap, l3, l2.header_len, out),
+        ethernet::ethertype::IPV6 => classify_v6(snap, l3, l2.header_len, out),
         _ => Err(Verdict::Exception(ExceptionReason::NotIp)),
     }
 }
 
-#[inline]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn finish<const N: usize>(
     snap: &Snapshot,
+    out: FlowOut<'_>,
     table: u16,
     key: &FlowKey<N>,
     hint: u16,
     l3_off: usize,
     ip_len: usize,
     inner_v6: bool,
-) -> Result<Flow, Verdict> {
+) -> Result<(), Verdict> {
     let t = &snap.tables[usize::from(table)];
-    Ok(Flow {
+    *out.flow = Flow {
         table,
         l3_off: l3_off as u16,
         ip_len: ip_len as u16,
         inner_v6,
-        hash: hash(&t.sip, snap.hash, key),
-        alt_hash: snap.alt_hash.map_or(0, |f| hash(&t.sip, f, key)),
+        hash: 0,
+        alt_hash: 0,
         hint,
-    })
+    };
+    hash_input(out.input, t.sip_key, snap.hash, key);
+    if let Some(f) = snap.alt_hash {
+        hash_input(out.alt, t.sip_key, f, key);
+    }
+    Ok(())
 }
 
 /// A malformed packet to a VIP is dropped with `reason`; to anyone else it is the kernel's.
@@ -209,16 +251,18 @@ where
         <[u8; N]>::is_vip(snap, self.dst)
     }
 
-    #[inline]
+    #[inline(always)]
     fn flow(
         &self,
         snap: &Snapshot,
+        out: FlowOut<'_>,
         table: u16,
         key: &FlowKey<N>,
         hint: u16,
-    ) -> Result<Flow, Verdict> {
+    ) -> Result<(), Verdict> {
         finish(
             snap,
+            out,
             table,
             key,
             hint,
@@ -230,7 +274,13 @@ where
 
     /// TCP or UDP: the bind is found by destination, protocol and port.
     #[inline]
-    fn transport(&self, snap: &Snapshot, proto: u8, l4: &[u8]) -> Result<Flow, Verdict> {
+    fn transport(
+        &self,
+        snap: &Snapshot,
+        out: FlowOut<'_>,
+        proto: u8,
+        l4: &[u8],
+    ) -> Result<(), Verdict> {
         let min = if proto == TCP { 20 } else { 8 };
         let (sport, dport) =
             ports(l4, min).ok_or_else(|| vip_drop(self.is_vip(snap), DropReason::TruncatedL4))?;
@@ -242,12 +292,17 @@ where
             sport,
             dport,
         };
-        self.flow(snap, table, &key, sport)
+        self.flow(snap, out, table, &key, sport)
     }
 
     /// Frag-needed / packet-too-big: the quote is a packet a backend sent from the VIP,
     /// reversed so that it hashes like the flow it belongs to.
-    fn quoted(&self, snap: &Snapshot, quote: Quote<[u8; N]>) -> Result<Flow, Verdict> {
+    fn quoted(
+        &self,
+        snap: &Snapshot,
+        out: FlowOut<'_>,
+        quote: Quote<[u8; N]>,
+    ) -> Result<(), Verdict> {
         let Some((qproto, qsrc, qdst, (qsport, qdport))) = quote else {
             return Err(vip_drop(self.is_vip(snap), DropReason::IcmpQuoteTruncated));
         };
@@ -263,11 +318,11 @@ where
             sport: qdport,
             dport: qsport,
         };
-        self.flow(snap, table, &key, qdport)
+        self.flow(snap, out, table, &key, qdport)
     }
 
     /// Echo request to a VIP: hashed with ports 0.
-    fn echo(&self, snap: &Snapshot, hint: u16) -> Result<Flow, Verdict> {
+    fn echo(&self, snap: &Snapshot, out: FlowOut<'_>, hint: u16) -> Result<(), Verdict> {
         let table = <[u8; N]>::lookup_addr(snap, self.dst, None, self.dst)
             .ok_or(Verdict::Exception(ExceptionReason::NoBind))?;
         let key = FlowKey {
@@ -276,11 +331,12 @@ where
             sport: 0,
             dport: 0,
         };
-        self.flow(snap, table, &key, hint)
+        self.flow(snap, out, table, &key, hint)
     }
 }
 
-fn classify_v4(snap: &Snapshot, l3: &[u8], l3_off: usize) -> Result<Flow, Verdict> {
+#[inline]
+fn classify_v4(snap: &Snapshot, l3: &[u8], l3_off: usize, out: FlowOut<'_>) -> Result<(), Verdict> {
     let ip = Ipv4Packet::new_checked(l3).map_err(ip_drop)?;
     let meta = IpMeta {
         src: ip.src_addr().octets(),
@@ -293,7 +349,7 @@ fn classify_v4(snap: &Snapshot, l3: &[u8], l3_off: usize) -> Result<Flow, Verdic
     }
     let l4 = ip.payload();
     match ip.next_header() {
-        proto @ (TCP | UDP) => meta.transport(snap, proto, l4),
+        proto @ (TCP | UDP) => meta.transport(snap, out, proto, l4),
         ICMP => {
             let icmp = Icmpv4Packet::new_checked(l4)
                 .map_err(|_| vip_drop(meta.is_vip(snap), DropReason::TruncatedIcmp))?;
@@ -307,12 +363,12 @@ fn classify_v4(snap: &Snapshot, l3: &[u8], l3_off: usize) -> Result<Flow, Verdic
                         wire::l4_ports(q.payload()).ok()?,
                     ))
                 });
-                meta.quoted(snap, quote)
+                meta.quoted(snap, out, quote)
             } else if ty == icmpv4::ECHO_REQUEST
                 && code == 0
                 && snap.settings.forward_icmp_ping_responses
             {
-                meta.echo(snap, ip.ident())
+                meta.echo(snap, out, ip.ident())
             } else {
                 Err(icmp_exception(meta.is_vip(snap)))
             }
@@ -321,7 +377,8 @@ fn classify_v4(snap: &Snapshot, l3: &[u8], l3_off: usize) -> Result<Flow, Verdic
     }
 }
 
-fn classify_v6(snap: &Snapshot, l3: &[u8], l3_off: usize) -> Result<Flow, Verdict> {
+#[inline]
+fn classify_v6(snap: &Snapshot, l3: &[u8], l3_off: usize, out: FlowOut<'_>) -> Result<(), Verdict> {
     let ip = Ipv6Packet::new_checked(l3).map_err(ip_drop)?;
     let meta = IpMeta {
         src: ip.src_addr().octets(),
@@ -338,7 +395,7 @@ fn classify_v6(snap: &Snapshot, l3: &[u8], l3_off: usize) -> Result<Flow, Verdic
     }
     let l4 = l3.get(upper.offset..meta.total).unwrap_or(&[]);
     match upper.next_header {
-        proto @ (TCP | UDP) => meta.transport(snap, proto, l4),
+        proto @ (TCP | UDP) => meta.transport(snap, out, proto, l4),
         ICMPV6 => {
             let icmp = Icmpv6Packet::new_checked(l4)
                 .map_err(|_| vip_drop(meta.is_vip(snap), DropReason::TruncatedIcmp))?;
@@ -352,13 +409,13 @@ fn classify_v6(snap: &Snapshot, l3: &[u8], l3_off: usize) -> Result<Flow, Verdic
                         wire::l4_ports(q.payload()).ok()?,
                     ))
                 });
-                meta.quoted(snap, quote)
+                meta.quoted(snap, out, quote)
             } else if ty == icmpv6::ECHO_REQUEST
                 && code == 0
                 && snap.settings.forward_icmp_ping_responses
             {
                 // GLB quirk: the low 16 bits of the flow label, byte-swapped.
-                meta.echo(snap, (ip.flow_label() as u16).swap_bytes())
+                meta.echo(snap, out, (ip.flow_label() as u16).swap_bytes())
             } else {
                 Err(icmp_exception(meta.is_vip(snap)))
             }

@@ -217,11 +217,15 @@ pub fn encapsulate<B: PacketBuf>(
     }
     let list_bytes = &mut data[t.len()..outer];
     let mut sum = t.udp_sum as u64 + u64::from(sport) + 2 * udp_len as u64 + u64::from(gue_proto);
+    // The hop list enters the UDP checksum from the table's addresses, not from the bytes
+    // just written (reading those back would stall on store forwarding).
     match t.family {
         Family::V4 => {
             let dst = table.addrs_v4[hops[0] as usize];
             for (chunk, &h) in list_bytes.chunks_exact_mut(4).zip(&hops[1..]) {
-                chunk.copy_from_slice(&table.addrs_v4[h as usize]);
+                let a = table.addrs_v4[h as usize];
+                chunk.copy_from_slice(&a);
+                sum += u64::from(u32::from_be_bytes(a));
             }
             let total = (20 + udp_len) as u16;
             let dst_sum = u64::from(u16::from_be_bytes([dst[0], dst[1]]))
@@ -235,7 +239,9 @@ pub fn encapsulate<B: PacketBuf>(
         Family::V6 => {
             let dst = table.addrs_v6[hops[0] as usize];
             for (chunk, &h) in list_bytes.chunks_exact_mut(16).zip(&hops[1..]) {
-                chunk.copy_from_slice(&table.addrs_v6[h as usize]);
+                let a = &table.addrs_v6[h as usize];
+                chunk.copy_from_slice(a);
+                sum += u64::from(checksum::sum(a));
             }
             put16(data, IP6_PAYLOAD, udp_len as u16);
             data[IP6_DST..IP6_DST + 16].copy_from_slice(&dst);
@@ -245,8 +251,8 @@ pub fn encapsulate<B: PacketBuf>(
     data[udp_off..udp_off + 2].copy_from_slice(&sport.to_be_bytes());
     put16(data, udp_off + 4, udp_len as u16);
     data[udp_off + 9] = gue_proto;
-    // The hop list and the inner packet, in one pass.
-    sum += u64::from(checksum::sum(&data[t.len()..]));
+    // The inner packet, as received.
+    sum += u64::from(checksum::sum(&data[outer..]));
     let mut c = !checksum::fold(sum);
     if c == 0 {
         c = 0xffff;

@@ -2,10 +2,11 @@
 //! Generic over the buffer type so that every driver runs exactly this code.
 
 use super::buf::PacketBuf;
-use super::classify::{classify, Flow};
+use super::classify::{classify_into, Flow, FlowOut};
 use super::counters::{CoreCounters, Verdict};
 use super::encap::encapsulate;
 use super::snapshot::{SentCounters, Snapshot};
+use crate::hash::lanes::{hash_many, HashInput};
 use crate::sys::prefetch;
 
 /// Packets per burst, as in DPDK applications.
@@ -81,25 +82,60 @@ fn process_chunk<B: PacketBuf, S: SentSink>(
     ctr: &mut CoreCounters,
     sink: &mut S,
 ) {
+    let n = pkts.len().min(BURST_MAX);
     let mut flows = [Flow::default(); BURST_MAX];
+    let mut inputs = [HashInput::default(); BURST_MAX];
+    let mut want = [false; BURST_MAX];
+    let mut hashes = [0u64; BURST_MAX];
+    // Alternate hash inputs only when the snapshot has `alt_hash_fields`.
+    let with_alt = snap.alt_hash.is_some();
+    let mut alt_inputs;
+    let mut alt_unused = HashInput::default();
+    let alts: &mut [HashInput] = if with_alt {
+        alt_inputs = [HashInput::default(); BURST_MAX];
+        &mut alt_inputs
+    } else {
+        std::slice::from_mut(&mut alt_unused)
+    };
     ctr.bursts += 1;
-    // Pass 1: parse, classify and hash; start fetching each flow's table row.
-    for (i, p) in pkts.iter().enumerate() {
+    // Pass 1: parse and classify; flows and hash inputs are written in place.
+    for (i, p) in pkts[..n].iter().enumerate() {
         let data = p.data();
         ctr.rx_packets += 1;
         ctr.rx_bytes += data.len() as u64;
-        match classify(snap, data) {
-            Ok(f) => {
-                flows[i] = f;
+        let out = FlowOut {
+            flow: &mut flows[i],
+            input: &mut inputs[i],
+            alt: &mut alts[if with_alt { i } else { 0 }],
+        };
+        match classify_into(snap, data, out) {
+            Ok(()) => {
                 verdicts[i] = Verdict::Forward;
-                let t = &snap.tables[usize::from(f.table)].table;
-                prefetch(&t.row(f.hash as u16)[0]);
+                want[i] = true;
             }
             Err(v) => verdicts[i] = v,
         }
     }
-    // Pass 2: rows are (likely) in cache now; encapsulate.
-    for (i, p) in pkts.iter_mut().enumerate() {
+    // Pass 2: hash the whole burst (eight flows per SipHash pass); start fetching each
+    // flow's table row.
+    hash_many(&inputs[..n], &want[..n], &mut hashes[..n]);
+    for i in 0..n {
+        if want[i] {
+            flows[i].hash = hashes[i];
+            let t = &snap.tables[usize::from(flows[i].table)].table;
+            prefetch(&t.row(hashes[i] as u16)[0]);
+        }
+    }
+    if with_alt {
+        hash_many(&alts[..n], &want[..n], &mut hashes[..n]);
+        for i in 0..n {
+            if want[i] {
+                flows[i].alt_hash = hashes[i];
+            }
+        }
+    }
+    // Pass 3: rows are (likely) in cache now; encapsulate.
+    for (i, p) in pkts[..n].iter_mut().enumerate() {
         match verdicts[i] {
             Verdict::Forward => match encapsulate(snap, &flows[i], p) {
                 Ok(()) => {

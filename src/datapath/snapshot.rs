@@ -52,8 +52,9 @@ pub enum Family {
 #[derive(Debug)]
 pub struct CompiledTable {
     pub table: ForwardingTable,
-    /// The table's `hash_key`, pre-initialised for the packet hash (spec section 5).
-    pub(crate) sip: siphasher::sip::SipHasher24,
+    /// The table's `hash_key` as SipHash key halves `(k0, k1)`, for the packet hash
+    /// (spec section 5).
+    pub(crate) sip_key: (u64, u64),
     /// Outer headers, ready to copy in front of each packet.
     pub(crate) outer: super::encap::OuterTemplate,
     /// Backend addresses by index, network order (v4 tables).
@@ -567,7 +568,7 @@ impl Snapshot {
                 })
                 .collect();
             compiled.push(CompiledTable {
-                sip: siphasher::sip::SipHasher24::new_with_key(&table.spec.hash_key),
+                sip_key: crate::hash::SipKey::from_bytes(&table.spec.hash_key).halves(),
                 outer: super::encap::OuterTemplate::new(
                     &settings,
                     src_mac.unwrap_or(settings.src_mac),

@@ -19,3 +19,4 @@ pub fn prefetch<T>(p: &T) {
 }
 
 pub mod process;
+pub mod simd;

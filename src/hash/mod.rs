@@ -10,6 +10,8 @@
 //! state after that first block is computed once per row ([`SipKey::prefix8`]) and each
 //! backend only pays for its own bytes ([`SipState::finish_with`]).
 
+pub mod lanes;
+
 /// A SipHash-2-4 key, as the two little-endian halves of a 16-byte key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SipKey {

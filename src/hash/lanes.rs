@@ -1,0 +1,355 @@
+//! SipHash-2-4 of several messages at once, one per lane: the packet hash of a whole burst.
+//!
+//! A single SipHash is a chain of dependent additions and rotations (about 30 cycles of
+//! latency for a 4-byte message), so hashing packet after packet leaves most of the core
+//! idle. Here eight messages of the same length move through the rounds in lock step as
+//! `[u64; 8]` arrays; compiled for AVX-512 (see [`crate::sys::simd`]) every step is one
+//! vector instruction (`vpaddq`, `vprolq`, `vpxorq`) for all eight, and without it the
+//! eight independent chains still overlap in the out-of-order core.
+//!
+//! Messages are given as [`HashInput`]s: the key halves and the message as little-endian
+//! 64-bit words, zero-padded after the last byte. The result is exactly
+//! [`super::siphash24`] of the message bytes (tested against it and the siphasher crate).
+
+use super::SipKey;
+
+/// Messages hashed together.
+pub const LANES: usize = 8;
+/// Words of the longest message: 36 bytes (two IPv6 addresses and two ports) is 4 full
+/// words and a partial fifth.
+pub const MAX_WORDS: usize = 5;
+/// Longest message in bytes (words needed: `len / 8 + 1`, the last one partial).
+pub const MAX_LEN: usize = MAX_WORDS * 8 - 1;
+
+/// One message and its key, laid out for the lane hasher. Written field by field by the
+/// classifier; `words[..=len / 8]` must hold the message, zero past its last byte.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C, align(64))]
+pub struct HashInput {
+    pub k0: u64,
+    pub k1: u64,
+    pub words: [u64; MAX_WORDS],
+    /// Message length in bytes, at most [`MAX_LEN`].
+    pub len: u8,
+}
+
+impl HashInput {
+    /// The message bytes (for tests and diagnostics).
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut v: Vec<u8> = self.words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        v.truncate(usize::from(self.len));
+        v
+    }
+
+    /// Builds the message by appending little-endian values of 1 to 8 bytes.
+    #[inline(always)]
+    pub fn writer(&mut self, key: (u64, u64)) -> InputWriter<'_> {
+        self.k0 = key.0;
+        self.k1 = key.1;
+        InputWriter {
+            input: self,
+            acc: 0,
+            bits: 0,
+            word: 0,
+        }
+    }
+}
+
+/// Appends bytes to a [`HashInput`] a value at a time (see [`HashInput::writer`]).
+pub struct InputWriter<'a> {
+    input: &'a mut HashInput,
+    acc: u64,
+    bits: u32,
+    word: usize,
+}
+
+impl InputWriter<'_> {
+    /// Append the `n` (1..=8) bytes of `v` in little-endian order: the bytes
+    /// `v.to_le_bytes()[..n]` (higher bytes of `v` must be zero).
+    #[inline(always)]
+    pub fn push(&mut self, v: u64, n: u32) {
+        debug_assert!((1..=8).contains(&n) && (n == 8 || v >> (8 * n) == 0));
+        if self.word >= MAX_WORDS - 1 && self.bits + 8 * n > 8 * (MAX_LEN as u32 % 8) {
+            return; // beyond MAX_LEN: the callers never push that much
+        }
+        self.acc |= v << self.bits;
+        let bits = self.bits + 8 * n;
+        if bits >= 64 {
+            self.input.words[self.word] = self.acc;
+            self.word += 1;
+            // The part of `v` that did not fit (nothing when it ended on the boundary).
+            self.acc = if self.bits == 0 {
+                0
+            } else {
+                v >> (64 - self.bits)
+            };
+            self.bits = bits - 64;
+        } else {
+            self.bits = bits;
+        }
+    }
+
+    /// Append raw bytes in message order (an address).
+    #[inline(always)]
+    pub fn push_bytes<const N: usize>(&mut self, b: &[u8; N]) {
+        let mut i = 0;
+        while i + 8 <= N {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[i..i + 8]);
+            self.push(u64::from_le_bytes(w), 8);
+            i += 8;
+        }
+        if i + 4 <= N {
+            let mut w = [0u8; 4];
+            w.copy_from_slice(&b[i..i + 4]);
+            self.push(u64::from(u32::from_le_bytes(w)), 4);
+        }
+    }
+
+    /// Append a 16-bit value in network byte order (a port).
+    #[inline(always)]
+    pub fn push_be16(&mut self, v: u16) {
+        self.push(u64::from(v.swap_bytes()), 2);
+    }
+
+    /// Store the last, partial word and the length.
+    #[inline(always)]
+    pub fn finish(self) {
+        let word = self.word.min(MAX_WORDS - 1);
+        self.input.words[word] = self.acc;
+        self.input.len = (self.word * 8) as u8 + (self.bits / 8) as u8;
+    }
+}
+
+#[inline(always)]
+fn round<const L: usize>(v: &mut [[u64; L]; 4]) {
+    let [v0, v1, v2, v3] = v;
+    for l in 0..L {
+        v0[l] = v0[l].wrapping_add(v1[l]);
+        v1[l] = v1[l].rotate_left(13) ^ v0[l];
+        v0[l] = v0[l].rotate_left(32);
+        v2[l] = v2[l].wrapping_add(v3[l]);
+        v3[l] = v3[l].rotate_left(16) ^ v2[l];
+        v0[l] = v0[l].wrapping_add(v3[l]);
+        v3[l] = v3[l].rotate_left(21) ^ v0[l];
+        v2[l] = v2[l].wrapping_add(v1[l]);
+        v1[l] = v1[l].rotate_left(17) ^ v2[l];
+        v2[l] = v2[l].rotate_left(32);
+    }
+}
+
+#[inline(always)]
+fn compress<const L: usize>(v: &mut [[u64; L]; 4], m: &[u64; L]) {
+    for l in 0..L {
+        v[3][l] ^= m[l];
+    }
+    round(v);
+    round(v);
+    for l in 0..L {
+        v[0][l] ^= m[l];
+    }
+}
+
+/// SipHash-2-4 of `L` messages of `len` bytes each (every input's own `len` is ignored):
+/// the body of the lane hasher, compiled once per instruction set by [`crate::sys::simd`].
+#[inline(always)]
+pub fn hash_lanes<const L: usize>(inputs: [&HashInput; L], len: usize) -> [u64; L] {
+    let mut v = [[0u64; L]; 4];
+    for l in 0..L {
+        let (k0, k1) = (inputs[l].k0, inputs[l].k1);
+        v[0][l] = k0 ^ 0x736f_6d65_7073_6575;
+        v[1][l] = k1 ^ 0x646f_7261_6e64_6f6d;
+        v[2][l] = k0 ^ 0x6c79_6765_6e65_7261;
+        v[3][l] = k1 ^ 0x7465_6462_7974_6573;
+    }
+    let full = (len / 8).min(MAX_WORDS - 1);
+    let mut m = [0u64; L];
+    for w in 0..full {
+        for l in 0..L {
+            m[l] = inputs[l].words[w];
+        }
+        compress(&mut v, &m);
+    }
+    // Last block: the remaining bytes (already zero-padded) and the length byte on top.
+    for l in 0..L {
+        m[l] = inputs[l].words[full] | ((len as u64) << 56);
+    }
+    compress(&mut v, &m);
+    for x in &mut v[2] {
+        *x ^= 0xff;
+    }
+    round(&mut v);
+    round(&mut v);
+    round(&mut v);
+    round(&mut v);
+    let mut out = [0u64; L];
+    for l in 0..L {
+        out[l] = v[0][l] ^ v[1][l] ^ v[2][l] ^ v[3][l];
+    }
+    out
+}
+
+/// SipHash-2-4 of one input (scalar).
+#[inline]
+pub fn hash_one(input: &HashInput) -> u64 {
+    hash_lanes([input], usize::from(input.len))[0]
+}
+
+/// Hash `inputs[i]` into `out[i]` for every `i` with `want[i]`, eight at a time where eight
+/// neighbours share a length (the usual case: one address family and one field set), one
+/// by one otherwise. Lanes not wanted may be hashed too (their result is written but
+/// means nothing), so their inputs must merely be initialised.
+#[inline]
+pub fn hash_many(inputs: &[HashInput], want: &[bool], out: &mut [u64]) {
+    let n = inputs.len().min(want.len()).min(out.len());
+    let mut g = 0;
+    while g < n {
+        let end = (g + LANES).min(n);
+        let mut len = None;
+        let mut uniform = end - g == LANES;
+        for i in g..end {
+            if want[i] {
+                match len {
+                    None => len = Some(inputs[i].len),
+                    Some(l) => uniform &= l == inputs[i].len,
+                }
+            }
+        }
+        match len {
+            None => {}
+            Some(l) if uniform => {
+                let group: &[HashInput; LANES] = match inputs[g..end].try_into() {
+                    Ok(a) => a,
+                    Err(_) => unreachable_group(),
+                };
+                let h = crate::sys::simd::hash8(group, usize::from(l));
+                out[g..end].copy_from_slice(&h);
+            }
+            Some(_) => {
+                for i in g..end {
+                    if want[i] {
+                        out[i] = hash_one(&inputs[i]);
+                    }
+                }
+            }
+        }
+        g = end;
+    }
+}
+
+#[cold]
+fn unreachable_group() -> ! {
+    // `end - g == LANES` was checked just before.
+    unreachable!("a group of LANES inputs")
+}
+
+impl SipKey {
+    /// The key as the `(k0, k1)` pair a [`HashInput`] carries.
+    #[inline]
+    pub fn lanes_key(&self) -> (u64, u64) {
+        self.halves()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::siphash24;
+    use proptest::prelude::*;
+
+    fn input(key: &[u8; 16], msg: &[u8]) -> HashInput {
+        let mut h = HashInput::default();
+        let k = SipKey::from_bytes(key);
+        let mut w = h.writer(k.halves());
+        for c in msg.chunks(3) {
+            let mut b = [0u8; 8];
+            b[..c.len()].copy_from_slice(c);
+            w.push(u64::from_le_bytes(b), c.len() as u32);
+        }
+        w.finish();
+        h
+    }
+
+    #[test]
+    fn writer_lays_out_bytes() {
+        let msg: Vec<u8> = (1..=36).collect();
+        let h = input(&[7; 16], &msg);
+        assert_eq!(h.len, 36);
+        assert_eq!(h.bytes(), msg);
+        assert_eq!(h.words[4], u64::from(u32::from_le_bytes([33, 34, 35, 36])));
+        let mut h = HashInput::default();
+        let mut w = h.writer((1, 2));
+        w.push_bytes(&[10, 11, 12, 13]);
+        w.push_be16(0x1234);
+        w.push_be16(80);
+        w.finish();
+        assert_eq!(h.bytes(), vec![10, 11, 12, 13, 0x12, 0x34, 0, 80]);
+        assert_eq!((h.k0, h.k1, h.words[1]), (1, 2, 0));
+    }
+
+    #[test]
+    fn eight_lanes_equal_one_by_one() {
+        let key = *b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f";
+        for len in 0..=MAX_LEN {
+            let inputs: Vec<HashInput> = (0..LANES)
+                .map(|l| {
+                    let msg: Vec<u8> = (0..len).map(|i| (i * 31 + l * 7) as u8).collect();
+                    let mut k = key;
+                    k[0] ^= l as u8;
+                    input(&k, &msg)
+                })
+                .collect();
+            let mut out = [0u64; LANES];
+            hash_many(&inputs, &[true; LANES], &mut out);
+            for (l, h) in inputs.iter().enumerate() {
+                let mut k = key;
+                k[0] ^= l as u8;
+                assert_eq!(
+                    out[l],
+                    siphash24(&SipKey::from_bytes(&k), &h.bytes()),
+                    "len {len}"
+                );
+                assert_eq!(out[l], hash_one(h));
+            }
+            // Both instruction sets (the vector one where the CPU has it).
+            let group: &[HashInput; LANES] = inputs[..].try_into().unwrap();
+            assert_eq!(crate::sys::simd::hash8_portable(group, len), out);
+            assert_eq!(crate::sys::simd::hash8(group, len), out);
+        }
+    }
+
+    #[test]
+    fn mixed_lengths_and_unwanted_lanes() {
+        let key = [3u8; 16];
+        let inputs: Vec<HashInput> = (0..19)
+            .map(|i| input(&key, &vec![i as u8; 4 + (i % 3) * 8]))
+            .collect();
+        let want: Vec<bool> = (0..19).map(|i| i % 5 != 0).collect();
+        let mut out = vec![0u64; 19];
+        hash_many(&inputs, &want, &mut out);
+        for i in 0..19 {
+            if want[i] {
+                let h = siphash24(&SipKey::from_bytes(&key), &inputs[i].bytes());
+                assert_eq!(out[i], h, "lane {i}");
+            } else {
+                assert_eq!(out[i], 0, "lane {i} not wanted and in a mixed group");
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn matches_siphasher(
+            key in any::<[u8; 16]>(),
+            msgs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 12), 8),
+        ) {
+            let inputs: Vec<HashInput> = msgs.iter().map(|m| input(&key, m)).collect();
+            let mut out = [0u64; 8];
+            hash_many(&inputs, &[true; 8], &mut out);
+            for (m, h) in msgs.iter().zip(out) {
+                let r = siphasher::sip::SipHasher24::new_with_key(&key).hash(m);
+                prop_assert_eq!(h, r);
+            }
+        }
+    }
+}

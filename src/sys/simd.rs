@@ -1,0 +1,113 @@
+//! Instruction-set dispatch for the lane hasher ([`crate::hash::lanes`]): eight SipHash-2-4
+//! computations in the eight 64-bit lanes of AVX-512 registers (`vpaddq`, `vprolq`,
+//! `vpxorq`: one instruction per step for all eight) when the CPU has AVX-512F, the portable
+//! lock-step code otherwise. The check is `is_x86_feature_detected!`, a cached flag after
+//! the first call.
+
+use crate::hash::lanes::{hash_lanes, HashInput, LANES, MAX_WORDS};
+
+/// SipHash-2-4 of the eight inputs, each taken as `len` bytes long.
+#[inline]
+pub fn hash8(inputs: &[HashInput; LANES], len: usize) -> [u64; LANES] {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: `avx512::hash8` only needs AVX-512F, which the CPU was just found to have.
+        return unsafe { avx512::hash8(inputs, len) };
+    }
+    hash8_portable(inputs, len)
+}
+
+/// The portable lane hasher (what [`hash8`] runs without AVX-512), for tests.
+#[inline]
+pub fn hash8_portable(inputs: &[HashInput; LANES], len: usize) -> [u64; LANES] {
+    let lanes = [
+        &inputs[0], &inputs[1], &inputs[2], &inputs[3], &inputs[4], &inputs[5], &inputs[6],
+        &inputs[7],
+    ];
+    hash_lanes(lanes, len)
+}
+
+/// Whether [`hash8`] runs the AVX-512 code on this CPU.
+pub fn hash8_is_vectorised() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{HashInput, LANES, MAX_WORDS};
+
+    /// One field of the eight inputs as a vector (lane `l` = input `l`).
+    macro_rules! column {
+        ($inputs:expr, $($field:tt)+) => {
+            _mm512_set_epi64(
+                $inputs[7].$($field)+ as i64,
+                $inputs[6].$($field)+ as i64,
+                $inputs[5].$($field)+ as i64,
+                $inputs[4].$($field)+ as i64,
+                $inputs[3].$($field)+ as i64,
+                $inputs[2].$($field)+ as i64,
+                $inputs[1].$($field)+ as i64,
+                $inputs[0].$($field)+ as i64,
+            )
+        };
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn round(v: &mut [__m512i; 4]) {
+        v[0] = _mm512_add_epi64(v[0], v[1]);
+        v[1] = _mm512_xor_si512(_mm512_rol_epi64::<13>(v[1]), v[0]);
+        v[0] = _mm512_rol_epi64::<32>(v[0]);
+        v[2] = _mm512_add_epi64(v[2], v[3]);
+        v[3] = _mm512_xor_si512(_mm512_rol_epi64::<16>(v[3]), v[2]);
+        v[0] = _mm512_add_epi64(v[0], v[3]);
+        v[3] = _mm512_xor_si512(_mm512_rol_epi64::<21>(v[3]), v[0]);
+        v[2] = _mm512_add_epi64(v[2], v[1]);
+        v[1] = _mm512_xor_si512(_mm512_rol_epi64::<17>(v[1]), v[2]);
+        v[2] = _mm512_rol_epi64::<32>(v[2]);
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn compress(v: &mut [__m512i; 4], m: __m512i) {
+        v[3] = _mm512_xor_si512(v[3], m);
+        round(v);
+        round(v);
+        v[0] = _mm512_xor_si512(v[0], m);
+    }
+
+    /// Same result as `hash_lanes(inputs, len)`, eight lanes per instruction.
+    #[target_feature(enable = "avx512f")]
+    pub fn hash8(inputs: &[HashInput; LANES], len: usize) -> [u64; LANES] {
+        let k0 = column!(inputs, k0);
+        let k1 = column!(inputs, k1);
+        let c = |x: u64| _mm512_set1_epi64(x as i64);
+        let mut v = [
+            _mm512_xor_si512(k0, c(0x736f_6d65_7073_6575)),
+            _mm512_xor_si512(k1, c(0x646f_7261_6e64_6f6d)),
+            _mm512_xor_si512(k0, c(0x6c79_6765_6e65_7261)),
+            _mm512_xor_si512(k1, c(0x7465_6462_7974_6573)),
+        ];
+        let full = (len / 8).min(MAX_WORDS - 1);
+        for w in 0..full {
+            compress(&mut v, column!(inputs, words[w]));
+        }
+        let last = _mm512_or_si512(column!(inputs, words[full]), c((len as u64) << 56));
+        compress(&mut v, last);
+        v[2] = _mm512_xor_si512(v[2], c(0xff));
+        round(&mut v);
+        round(&mut v);
+        round(&mut v);
+        round(&mut v);
+        let h = _mm512_xor_si512(_mm512_xor_si512(v[0], v[1]), _mm512_xor_si512(v[2], v[3]));
+        let mut out = [0u64; LANES];
+        // SAFETY: `out` is 64 writable bytes, exactly one unaligned 512-bit store.
+        unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), h) };
+        out
+    }
+}
