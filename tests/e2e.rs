@@ -445,6 +445,8 @@ struct Report {
     long_on_killed: usize,
     new_on_killed: usize,
     killed_seen_broken: usize,
+    /// Of those, ended by a reset (the other way is a stall).
+    killed_reset: usize,
     new_judged: usize,
     new_ok: usize,
     /// Long connections still open per backend at the end, new ones served per backend.
@@ -463,7 +465,7 @@ impl Report {
 
     fn line(&self) -> String {
         let mut s = format!(
-            "{:<18} second_chance={:<5} long: opened={} alive={} completed={} broken={} (reset={} stalled={} corrupt={} connect_failed={}) | new: judged={} ok={} | on_killed_backend: long={} new={} seen_broken={} | flows_at_end={:?} new_per_backend={:?} | redirect: rx={} local={} forwarded={} dropped={} | {:.1} s",
+            "{:<18} second_chance={:<5} long: opened={} alive={} completed={} broken={} (reset={} stalled={} corrupt={} connect_failed={}) | new: judged={} ok={} | on_killed_backend: long={} new={} seen_broken={} (reset={}) | flows_at_end={:?} new_per_backend={:?} | redirect: rx={} local={} forwarded={} dropped={} | {:.1} s",
             self.scenario,
             self.second_chance,
             self.long_opened,
@@ -479,6 +481,7 @@ impl Report {
             self.long_on_killed,
             self.new_on_killed,
             self.killed_seen_broken,
+            self.killed_reset,
             self.flows_at_end,
             self.new_per_backend,
             self.redirect.rx,
@@ -542,8 +545,14 @@ fn must(r: Result<(), String>) {
 }
 
 impl Fleet {
+    /// The fleet; `Err` only when no namespace can be made at all (then the test skips).
+    /// Any later failure is a test failure.
     fn build() -> Result<Fleet, String> {
         let c = Netns::new('C')?;
+        Fleet::build_in(c).map_err(|e| panic!("building the fleet: {e}"))
+    }
+
+    fn build_in(c: Netns) -> Result<Fleet, String> {
         let r = Netns::new('R')?;
         let d = (0..DIRECTORS)
             .map(|i| Netns::new(char::from(b'D' + i as u8)))
@@ -983,6 +992,9 @@ impl Fleet {
                 if matches!(o, Outcome::Reset | Outcome::Stalled) {
                     r.killed_seen_broken += 1;
                 }
+                if o == Outcome::Reset {
+                    r.killed_reset += 1;
+                }
                 continue;
             }
             if c.long {
@@ -1096,7 +1108,7 @@ fn established_connections_survive_fleet_changes() {
     let t0 = Instant::now();
     let mut fleet = match Fleet::build() {
         Ok(f) => f,
-        Err(e) => return skip(&format!("cannot build the namespaces: {e}")),
+        Err(e) => return skip(&format!("cannot create a network namespace: {e}")),
     };
     if let Ok(secs) = std::env::var("E2E_PAUSE") {
         println!(
