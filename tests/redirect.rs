@@ -15,20 +15,21 @@
 //! the UDP source port kept; bad input is dropped and counted; counters print on SIGUSR1
 //! and on exit.
 //!
-//! Sockets are opened inside a namespace by a thread that entered it with setns(2) (the
-//! only `unsafe` here, with the raw socket calls): a socket stays in the namespace it was
-//! created in, whichever thread uses it afterwards.
+//! Sockets are opened inside a namespace by a thread that entered it with setns(2)
+//! (`common::netns`): a socket stays in the namespace it was created in, whichever thread
+//! uses it afterwards. The only `unsafe` here is the raw socket calls.
 #![allow(unsafe_code)]
 
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::netns::{in_netns, sysctl};
 use common::veth::{privileged, skip, Netns};
 use common::{csum, eth, ipv4_hdr};
 use rondo::datapath::{process_burst, CoreCounters, HeapBuf, PacketBuf, Snapshot, Verdict};
@@ -42,21 +43,6 @@ const VIP: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
 const VIP6: &str = "fd77:200::1";
 const WAIT: Duration = Duration::from_secs(5);
 
-/// Run `f` on a thread that entered network namespace `ns`.
-fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        // SAFETY: setns(2) with a valid namespace descriptor (open for the whole call) only
-        // moves this thread, which owns nothing tied to its old namespace.
-        let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .expect("netns thread")
-}
-
 /// A raw socket. `UdpSocket` only serves as a safe owner of the descriptor for recv(2) and
 /// sendto(2), which work the same on raw sockets.
 fn raw_socket(family: i32, proto: i32) -> UdpSocket {
@@ -68,18 +54,6 @@ fn raw_socket(family: i32, proto: i32) -> UdpSocket {
     s.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     s
-}
-
-fn sysctl(ns: &Netns, kv: &str) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.name, "sysctl", "-qw", kv])
-        .output()
-        .expect("sysctl");
-    assert!(
-        out.status.success(),
-        "sysctl {kv}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// The `rondo redirect` child, killed on drop; its stderr lines arrive on a channel.

@@ -59,6 +59,10 @@ mod uapi {
     // RX (V3 block status and frame status).
     pub const TP_STATUS_KERNEL: u32 = 0;
     pub const TP_STATUS_USER: u32 = 1;
+    /// The L4 checksum was left to the NIC (`CHECKSUM_PARTIAL`: a frame sent by another
+    /// namespace of this host over a veth, for one): the field holds only the pseudo-header
+    /// sum.
+    pub const TP_STATUS_CSUMNOTREADY: u32 = 1 << 3;
     pub const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
     pub const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
     // TX (V2 frame status).
@@ -538,6 +542,9 @@ enum RxFrame {
         start: usize,
         len: usize,
         vlan: Option<[u8; 4]>,
+        /// `TP_STATUS_CSUMNOTREADY`: the TCP/UDP checksum must be completed
+        /// ([`complete_l4_checksum`]) before the frame is forwarded.
+        csum_not_ready: bool,
     },
     /// Sent by this host (seen on kernels without `PACKET_IGNORE_OUTGOING`).
     Outgoing,
@@ -588,9 +595,79 @@ fn parse_v3(block: &[u8], off: usize) -> (RxFrame, u32) {
             start,
             len: snaplen,
             vlan,
+            csum_not_ready: status & uapi::TP_STATUS_CSUMNOTREADY != 0,
         },
         next,
     )
+}
+
+/// Compute the TCP or UDP checksum of an Ethernet frame from scratch (at most one VLAN tag;
+/// IPv4 not fragmented, IPv6 without extension headers). For frames the kernel hands over
+/// with `TP_STATUS_CSUMNOTREADY`: their checksum field holds only the pseudo-header sum,
+/// and a director that encapsulates them as they are delivers packets the backend drops.
+/// Returns whether a checksum was written; other frames are left as they are.
+pub fn complete_l4_checksum(frame: &mut [u8]) -> bool {
+    use crate::wire::checksum;
+    let be16 = |b: &[u8], at: usize| b.get(at..at + 2).map(|x| u16::from_be_bytes([x[0], x[1]]));
+    let mut off = 12;
+    let mut ethertype = be16(frame, off);
+    if matches!(ethertype, Some(0x8100 | 0x88a8)) {
+        off += 4;
+        ethertype = be16(frame, off);
+    }
+    let Some(ip) = frame.get_mut(off + 2..) else {
+        return false;
+    };
+    let (pseudo, proto, l4) = match ethertype {
+        Some(0x0800) => {
+            if ip.len() < 20 || ip[0] >> 4 != 4 {
+                return false;
+            }
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+            let frag = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff;
+            if ihl < 20 || total < ihl || total > ip.len() || frag != 0 {
+                return false;
+            }
+            let src = std::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+            let dst = std::net::Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+            let proto = ip[9];
+            let l4 = &mut ip[ihl..total];
+            let ph = checksum::pseudo_header_v4(src, dst, proto, l4.len() as u32);
+            (ph, proto, l4)
+        }
+        Some(0x86dd) => {
+            if ip.len() < 40 || ip[0] >> 4 != 6 {
+                return false;
+            }
+            let plen = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+            if 40 + plen > ip.len() {
+                return false;
+            }
+            let addr = |at: usize| {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(&ip[at..at + 16]);
+                std::net::Ipv6Addr::from(a)
+            };
+            let (src, dst, proto) = (addr(8), addr(24), ip[6]);
+            let l4 = &mut ip[40..40 + plen];
+            let ph = checksum::pseudo_header_v6(&src, &dst, proto, l4.len() as u32);
+            (ph, proto, l4)
+        }
+        _ => return false,
+    };
+    let field = match proto {
+        crate::wire::ip_proto::TCP if l4.len() >= 20 => 16,
+        crate::wire::ip_proto::UDP if l4.len() >= 8 => 6,
+        _ => return false,
+    };
+    l4[field..field + 2].fill(0);
+    let mut c = checksum::combine(&[pseudo, checksum::sum(l4)]);
+    if c == 0 && proto == crate::wire::ip_proto::UDP {
+        c = 0xffff;
+    }
+    l4[field..field + 2].copy_from_slice(&c.to_be_bytes());
+    true
 }
 
 /// Copy `data` into `dst`, re-inserting an offloaded VLAN tag after the MAC addresses;
@@ -1127,11 +1204,19 @@ impl RxQueue for AfPacketRx {
             let (frame, next) = parse_v3(block, self.offset);
             scanned += 1;
             match frame {
-                RxFrame::Frame { start, len, vlan } => match self.pool.get() {
+                RxFrame::Frame {
+                    start,
+                    len,
+                    vlan,
+                    csum_not_ready,
+                } => match self.pool.get() {
                     Some(mut buf) => {
                         match copy_frame(buf.room_mut(), &block[start..start + len], vlan) {
                             Some(l) => {
                                 buf.set_len(l);
+                                if csum_not_ready {
+                                    complete_l4_checksum(buf.data_mut());
+                                }
                                 bytes += l as u64;
                                 n += 1;
                                 let _ = out.push(buf);
@@ -1450,6 +1535,127 @@ mod tests {
         assert!(matches!(e, DriverError::Os { op: "mapping", .. }), "{e}");
     }
 
+    /// A frame with a valid L4 checksum, built by the wire emitters.
+    fn frame_with_checksum(v6: bool, udp: bool, vlan: bool) -> Vec<u8> {
+        use crate::wire::{checksum, ip_proto};
+        let payload = b"rondo checksum";
+        let (proto, l4len) = if udp {
+            (ip_proto::UDP, 8)
+        } else {
+            (ip_proto::TCP, 20)
+        };
+        let mut l4 = vec![0u8; l4len];
+        l4[0..2].copy_from_slice(&40000u16.to_be_bytes());
+        l4[2..4].copy_from_slice(&80u16.to_be_bytes());
+        if udp {
+            l4[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        } else {
+            l4[12] = 0x50;
+            l4[13] = 0x18;
+        }
+        l4.extend_from_slice(payload);
+        let mut f = vec![0x02; 12];
+        if vlan {
+            f.extend_from_slice(&[0x81, 0x00, 0x00, 0x07]);
+        }
+        let ph = if v6 {
+            f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+            f.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+            f.extend_from_slice(&[proto, 64]);
+            let (s, d) = ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap());
+            f.extend_from_slice(&std::net::Ipv6Addr::octets(&s));
+            f.extend_from_slice(&std::net::Ipv6Addr::octets(&d));
+            checksum::pseudo_header_v6(&s, &d, proto, l4.len() as u32)
+        } else {
+            let mut h = vec![0x45, 0];
+            h.extend_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
+            h.extend_from_slice(&[0, 1, 0x40, 0, 64, proto, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+            let c = checksum::data(&h);
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+            f.extend_from_slice(&[0x08, 0x00]);
+            f.extend_from_slice(&h);
+            checksum::pseudo_header_v4(
+                [10, 0, 0, 1].into(),
+                [10, 0, 0, 2].into(),
+                proto,
+                l4.len() as u32,
+            )
+        };
+        let field = if udp { 6 } else { 16 };
+        let c = checksum::combine(&[ph, checksum::sum(&l4)]);
+        l4[field..field + 2].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&l4);
+        // Ethernet padding after the IP packet must not count.
+        f.resize(f.len().max(60), 0xee);
+        f
+    }
+
+    #[test]
+    fn partial_checksums_are_completed() {
+        for v6 in [false, true] {
+            for udp in [false, true] {
+                for vlan in [false, true] {
+                    let good = frame_with_checksum(v6, udp, vlan);
+                    let l4 = 14 + if vlan { 4 } else { 0 } + if v6 { 40 } else { 20 };
+                    let field = l4 + if udp { 6 } else { 16 };
+                    // As the kernel leaves it: only a pseudo-header sum in the field.
+                    let mut partial = good.clone();
+                    partial[field..field + 2].copy_from_slice(&[0x12, 0x34]);
+                    assert!(complete_l4_checksum(&mut partial), "{v6} {udp} {vlan}");
+                    assert_eq!(partial, good, "v6 {v6} udp {udp} vlan {vlan}");
+                }
+            }
+        }
+        // Not TCP/UDP over IP, a fragment, truncated: left alone.
+        let mut arp = vec![0u8; 60];
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert!(!complete_l4_checksum(&mut arp.clone()));
+        let mut frag = frame_with_checksum(false, false, false);
+        frag[20] |= 0x20;
+        let before = frag.clone();
+        assert!(!complete_l4_checksum(&mut frag));
+        assert_eq!(frag, before);
+        let mut short = frame_with_checksum(true, false, false);
+        short.truncate(50);
+        assert!(!complete_l4_checksum(&mut short));
+        assert!(!complete_l4_checksum(&mut []));
+        arp.truncate(5);
+        assert!(!complete_l4_checksum(&mut arp));
+    }
+
+    #[test]
+    fn csum_not_ready_status_is_reported() {
+        let mut block = vec![0u8; 4096];
+        let data: Vec<u8> = (0..60).collect();
+        put_frame(
+            &mut block,
+            48,
+            &data,
+            0,
+            1 | uapi::TP_STATUS_CSUMNOTREADY,
+            0,
+        );
+        let (f, _) = parse_v3(&block, 48);
+        assert!(
+            matches!(
+                f,
+                RxFrame::Frame {
+                    csum_not_ready: true,
+                    ..
+                }
+            ),
+            "{f:?}"
+        );
+        put_frame(&mut block, 48, &data, 0, 1, 0);
+        assert!(matches!(
+            parse_v3(&block, 48).0,
+            RxFrame::Frame {
+                csum_not_ready: false,
+                ..
+            }
+        ));
+    }
+
     /// A V3 frame header at `off` in `block` describing `data`.
     fn put_frame(block: &mut [u8], off: usize, data: &[u8], next: u32, status: u32, pkttype: u8) {
         let mac = 80usize;
@@ -1471,7 +1677,10 @@ mod tests {
         put_frame(&mut block, 48, &data, 160, 1, 0);
         let (f, next) = parse_v3(&block, 48);
         assert_eq!(next, 160);
-        let RxFrame::Frame { start, len, vlan } = f else {
+        let RxFrame::Frame {
+            start, len, vlan, ..
+        } = f
+        else {
             panic!("{f:?}")
         };
         assert_eq!(&block[start..start + len], &data[..]);
@@ -1486,7 +1695,10 @@ mod tests {
             0,
         );
         let (f, _) = parse_v3(&block, 208);
-        let RxFrame::Frame { start, len, vlan } = f else {
+        let RxFrame::Frame {
+            start, len, vlan, ..
+        } = f
+        else {
             panic!("{f:?}")
         };
         assert_eq!(vlan, Some([0x88, 0xa8, 0x01, 0x23]));

@@ -12,6 +12,7 @@
 //! diag_cache_entries = 4096                 # fixed size of the lookup cache
 //! syncookie_window_secs = 120               # see `redirect::diag`
 //! stats_interval_secs = 10                  # a stats line in the log (0: none)
+//! second_chance = true                      # false: every packet local, nothing forwarded (experiments only)
 //! ```
 //! Errors name the file, the line, the field and what was expected.
 
@@ -48,6 +49,10 @@ pub struct RedirectConfig {
     pub diag_cache_entries: usize,
     pub syncookie_window: Duration,
     pub stats_interval: Duration,
+    /// GLB's second chance (default). Off, every well-formed packet is delivered locally and
+    /// nothing is forwarded ([`super::decide::AlwaysLocal`]): only for showing what breaks
+    /// without it.
+    pub second_chance: bool,
 }
 
 impl RedirectConfig {
@@ -73,6 +78,7 @@ impl RedirectConfig {
             diag_cache_entries: 4096,
             syncookie_window: Duration::from_secs(120),
             stats_interval: Duration::from_secs(10),
+            second_chance: true,
         }
     }
 }
@@ -96,6 +102,7 @@ struct RawRedirect {
     diag_cache_entries: Option<Spanned<i64>>,
     syncookie_window_secs: Option<Spanned<i64>>,
     stats_interval_secs: Option<Spanned<i64>>,
+    second_chance: Option<bool>,
 }
 
 fn line_of(text: &str, at: usize) -> usize {
@@ -257,6 +264,9 @@ pub fn parse(text: &str, file: &str) -> Result<RedirectConfig, ConfigError> {
     )? {
         c.stats_interval = Duration::from_secs(n as u64);
     }
+    if let Some(b) = r.second_chance {
+        c.second_chance = b;
+    }
     Ok(c)
 }
 
@@ -286,6 +296,7 @@ diag_cache_ttl_ms = 0
 diag_cache_entries = 100
 syncookie_window_secs = 60
 stats_interval_secs = 0
+second_chance = false
 "#;
 
     #[test]
@@ -309,6 +320,7 @@ stats_interval_secs = 0
         assert_eq!(c.diag_cache_entries, 100);
         assert_eq!(c.syncookie_window, Duration::from_secs(60));
         assert_eq!(c.stats_interval, Duration::ZERO);
+        assert!(!c.second_chance);
         assert!(is_redirect_config(GOOD));
         assert!(!is_redirect_config("[director]\nx = 1\n"));
         assert!(!is_redirect_config("not toml ["));
@@ -327,6 +339,7 @@ stats_interval_secs = 0
             (c.tun.as_str(), c.hop_limit),
             (DEFAULT_TUN, DEFAULT_HOP_LIMIT)
         );
+        assert!(c.second_chance);
     }
 
     #[test]

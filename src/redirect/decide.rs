@@ -153,6 +153,22 @@ pub trait SocketLookup {
     }
 }
 
+/// The kernel as seen with second chance off (`second_chance = false`,
+/// `rondo redirect --no-second-chance`): every flow "has a socket", so every well-formed
+/// packet is delivered locally and nothing is forwarded. For experiments and tests that must
+/// show what breaks without second chance; never for production.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AlwaysLocal;
+
+impl SocketLookup for AlwaysLocal {
+    fn lookup(&mut self, _: &FlowKey) -> SocketState {
+        SocketState::Flow
+    }
+    fn syncookies_in_use(&mut self) -> bool {
+        false
+    }
+}
+
 /// Why a packet is delivered to the local stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LocalReason {
@@ -1466,5 +1482,28 @@ mod tests {
         for (i, r) in LocalReason::ALL.iter().enumerate() {
             assert_eq!(r.index(), i);
         }
+    }
+
+    #[test]
+    fn always_local_takes_every_packet_that_would_be_forwarded() {
+        // An ACK of a flow we do not know, with a peer left in the hop list: forwarded with
+        // second chance, delivered here without it; bad input is still dropped.
+        let p = policy();
+        let g = gue4(&tcp4(tcp::flags::ACK), 4, &[PEER], 0);
+        assert!(matches!(
+            decide(&g, &from(DIRECTOR), &p, &mut fake(SocketState::Absent)),
+            Decision::Forward { .. }
+        ));
+        assert!(matches!(
+            decide(&g, &from(DIRECTOR), &p, &mut AlwaysLocal),
+            Decision::Local {
+                why: LocalReason::Socket,
+                ..
+            }
+        ));
+        assert_eq!(
+            decide(&g, &from(Ipv4Addr::new(192, 0, 2, 1)), &p, &mut AlwaysLocal),
+            Decision::Drop(DropReason::SourceNotAllowed)
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::config::RedirectConfig;
-use super::decide::{decide, Decision, DropReason, Outer, Policy};
+use super::decide::{decide, AlwaysLocal, Decision, DropReason, Outer, Policy};
 use super::diag::{DiagError, KernelSockets};
 use super::forward::{self, Received};
 use super::socket::{poll_readable, GueSocket, RawSender, RecvBatch};
@@ -265,7 +265,11 @@ impl Redirect {
                 dst: d.dst.unwrap_or(local.ip()).to_canonical(),
                 ttl: d.ttl.unwrap_or(64),
             };
-            let decision = decide(payload, &outer, &self.policy, &mut self.kernel);
+            let decision = if self.cfg.second_chance {
+                decide(payload, &outer, &self.policy, &mut self.kernel)
+            } else {
+                decide(payload, &outer, &self.policy, &mut AlwaysLocal)
+            };
             c.count(&decision);
             match decision {
                 Decision::Local { inner, .. } => {

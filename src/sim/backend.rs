@@ -12,7 +12,7 @@ use smoltcp::wire::IpAddress;
 use super::net::{backend_ip, interface, SimDevice, VIP, VIP_PORT};
 use super::SimError;
 use crate::redirect::decide::{
-    decide, AddrSet, Decision, FlowKey, Outer, Policy, SocketLookup, SocketState,
+    decide, AddrSet, AlwaysLocal, Decision, FlowKey, Outer, Policy, SocketLookup, SocketState,
 };
 use crate::redirect::forward::{self, Received};
 use crate::wire::{ip_proto, Ipv4Packet, UdpPacket};
@@ -78,18 +78,6 @@ impl SocketLookup for SetLookup<'_> {
         }
     }
 
-    fn syncookies_in_use(&mut self) -> bool {
-        false
-    }
-}
-
-/// With second chance off: every flow "has a socket", so every packet is delivered here.
-struct AlwaysLocal;
-
-impl SocketLookup for AlwaysLocal {
-    fn lookup(&mut self, _: &FlowKey) -> SocketState {
-        SocketState::Flow
-    }
     fn syncookies_in_use(&mut self) -> bool {
         false
     }

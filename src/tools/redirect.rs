@@ -33,6 +33,10 @@ pub struct RedirectArgs {
     /// Seconds between stats lines in the log (0: none).
     #[arg(long)]
     stats_interval: Option<u64>,
+    /// Second chance off: deliver every packet locally, forward nothing (for experiments
+    /// and tests showing what breaks without it; never in production).
+    #[arg(long)]
+    no_second_chance: bool,
     /// Write our pid here while running.
     #[arg(long)]
     pid_file: Option<PathBuf>,
@@ -96,6 +100,9 @@ fn resolve(a: &RedirectArgs) -> Result<RedirectConfig, String> {
     if let Some(s) = a.stats_interval {
         c.stats_interval = std::time::Duration::from_secs(s);
     }
+    if a.no_second_chance {
+        c.second_chance = false;
+    }
     Ok(c)
 }
 
@@ -116,6 +123,7 @@ pub fn run(a: &RedirectArgs) -> Result<(), String> {
         directors = ?cfg.directors.nets(),
         backends = ?cfg.backends.nets(),
         hop_limit = cfg.hop_limit,
+        second_chance = cfg.second_chance,
         "redirect ready"
     );
     if let Err(e) = sd_notify("READY=1") {

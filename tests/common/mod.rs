@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 
 pub mod director;
+pub mod fleet;
+pub mod netns;
 pub mod veth;
 
 pub fn shared() -> Option<PathBuf> {

@@ -1,0 +1,1161 @@
+//! Second chance end to end, in network namespaces (issue 7, item 2): established TCP
+//! connections survive fleet changes. Needs root and /dev/net/tun (prints `skipped:`
+//! otherwise).
+//!
+//! ```text
+//!  clients ns C             router ns R (ip_forward, ECMP L4 hash)          directors ns D0, D1
+//!  c0 10.90.0.2  ---- rc 10.90.0.1                                          `rondo run` on
+//!  10.91.0.1-16 on lo       10.200.0.0/24 nexthop 10.80.1.2, 10.80.2.2 ---  af_packet:dK
+//!                           rdK 10.80.K+1.1 (static neighbour = dK's MAC)   (GUE src 10.80.K+1.2,
+//!                           rbr 10.70.0.1 bridge                              to R's MAC)
+//!                             |-- b0..b4  backends ns B0..B4: 10.70.0.11-15, VIP 10.200.0.1
+//!                                 on lo, `rondo redirect` + a kernel TCP echo server on
+//!                                 VIP:80, default route via R (replies go straight to C)
+//! ```
+//! Clients' SYNs and data go C -> R -> (ECMP) director -> R (GUE) -> backend; replies go
+//! backend -> R -> C. Each scenario keeps [`LONG`] long-lived connections echoing a small
+//! chunk every [`INTERVAL`], opens a new connection every [`NEW_EVERY`] (one echo each),
+//! makes its change on every director (config file rewritten, then `reload` on each console),
+//! runs [`SETTLE`] past the last change, and counts broken connections: reset, corrupt echo,
+//! or no echo progress for [`STALL`]. The scenarios mirror `src/sim/scenario.rs`; then
+//! add_backend, drain and alt_hash_migration run again with `rondo redirect
+//! --no-second-chance`, where connections must break (the harness can fail).
+//!
+//! The echo server sends its backend number on accept, so the harness knows where each
+//! connection lives (the killed backend's connections are counted apart). In the remove
+//! scenario long connections last 1.5-3.5 s each and are replaced, so the drained backend
+//! empties and leaves the table.
+//!
+//! ```sh
+//! cargo test --test e2e -- --nocapture          # one result line per scenario, then the table
+//! E2E_PAUSE=120 cargo test --test e2e -- --nocapture   # inspect the namespaces first
+//! ```
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::fleet::{tail, DirectorProc, EchoServer, RedirectCounters, RedirectProc};
+use common::netns::{spawn_in_netns, sysctl};
+use common::veth::{privileged, skip, Netns};
+
+const VIP: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
+const DIRECTORS: usize = 2;
+/// Backends in the table at the start; one more host waits for add_backend.
+const IN_TABLE: usize = 4;
+const BACKENDS: usize = IN_TABLE + 1;
+/// Client source addresses (the flow hash includes the source port too).
+const CLIENT_ADDRS: u8 = 16;
+/// Long-lived connections per scenario, opened over [`RAMP`].
+const LONG: usize = 240;
+const RAMP: Duration = Duration::from_millis(1500);
+/// Each long connection sends a chunk, waits for its echo, then waits this long.
+const INTERVAL: Duration = Duration::from_millis(250);
+const CHUNK: usize = 64;
+/// No echo progress for this long: stalled (broken).
+const STALL: Duration = Duration::from_secs(4);
+/// A new connection every so often; it must connect, echo and close within NEW_TIMEOUT.
+const NEW_EVERY: Duration = Duration::from_millis(200);
+const NEW_TIMEOUT: Duration = Duration::from_secs(3);
+/// The first change, and how long to run after the last one.
+const CHANGE_AT: Duration = Duration::from_millis(2500);
+const SETTLE: Duration = Duration::from_secs(5);
+/// From a backend's death to the tables marking it unhealthy (a health checker's delay).
+const HEALTH_DELAY: Duration = Duration::from_millis(300);
+/// A restarted director comes back this long after its death.
+const DIRECTOR_DOWN: Duration = Duration::from_millis(1500);
+/// Stack of each connection thread.
+const STACK: usize = 128 << 10;
+
+fn backend_ip(b: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 70, 0, 11 + b as u8)
+}
+fn director_ip(d: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 80, d as u8 + 1, 2)
+}
+fn director_mac(d: usize) -> String {
+    format!("02:e2:00:00:{:02x}:02", d + 1)
+}
+fn router_mac(d: usize) -> String {
+    format!("02:e2:00:00:{:02x}:01", d + 1)
+}
+fn client_addr(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 91, 0, 1 + (i % CLIENT_ADDRS as usize) as u8)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    AddBackend,
+    Drain,
+    KillBackend,
+    DirectorRestart,
+    Reload,
+    Remove,
+    AltHashMigration,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::AddBackend => "add_backend",
+            Scenario::Drain => "drain",
+            Scenario::KillBackend => "kill_backend",
+            Scenario::DirectorRestart => "director_restart",
+            Scenario::Reload => "reload",
+            Scenario::Remove => "remove",
+            Scenario::AltHashMigration => "alt_hash_migration",
+        }
+    }
+}
+
+/// The tables every director loads.
+#[derive(Debug, Clone, PartialEq)]
+struct Tables {
+    /// (backend, state, healthy)
+    entries: Vec<(usize, &'static str, bool)>,
+    hash_fields: Vec<&'static str>,
+    alt_hash_fields: Option<Vec<&'static str>>,
+}
+
+impl Tables {
+    fn baseline() -> Tables {
+        Tables {
+            entries: (0..IN_TABLE).map(|b| (b, "active", true)).collect(),
+            hash_fields: vec!["src_addr", "src_port"],
+            alt_hash_fields: None,
+        }
+    }
+
+    fn entry(&mut self, b: usize) -> &mut (usize, &'static str, bool) {
+        self.entries
+            .iter_mut()
+            .find(|e| e.0 == b)
+            .unwrap_or_else(|| panic!("backend {b} is not in the table"))
+    }
+
+    fn config(&self, d: usize, socket: &Path) -> String {
+        let list = |v: &[&str]| {
+            v.iter()
+                .map(|f| format!("{f:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut t = format!(
+            r#"[[ports]]
+spec = "af_packet:d{d}"
+
+[runtime]
+workers = 1
+idle = "sleep"
+exception = "drop"
+
+[console]
+socket = "{}"
+
+[metrics]
+listen = "off"
+
+[director]
+outbound_gateway_mac = "{}"
+outbound_src_ip = "{}"
+hash_fields = [{}]
+"#,
+            socket.display(),
+            router_mac(d),
+            director_ip(d),
+            list(&self.hash_fields)
+        );
+        if let Some(alt) = &self.alt_hash_fields {
+            t.push_str(&format!("alt_hash_fields = [{}]\n", list(alt)));
+        }
+        t.push_str(&format!(
+            r#"
+[[tables]]
+name = "web"
+hash_key = "12345678901234561234567890123456"
+seed = "34567890123456783456789012345678"
+binds = [{{ ip = "{VIP}", proto = "tcp", port = 80 }}]
+"#
+        ));
+        for (b, state, healthy) in &self.entries {
+            t.push_str(&format!(
+                "[[tables.backends]]\nip = \"{}\"\nstate = \"{state}\"\nhealthy = {healthy}\n",
+                backend_ip(*b)
+            ));
+        }
+        t
+    }
+}
+
+/// How a connection ended (or `Open`: still echoing at the end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Outcome {
+    Open = 0,
+    Completed,
+    Reset,
+    Stalled,
+    Corrupt,
+    ConnectFailed,
+}
+
+impl Outcome {
+    fn from_u8(v: u8) -> Outcome {
+        [
+            Outcome::Open,
+            Outcome::Completed,
+            Outcome::Reset,
+            Outcome::Stalled,
+            Outcome::Corrupt,
+            Outcome::ConnectFailed,
+        ][usize::from(v)]
+    }
+}
+
+const UNKNOWN: u8 = 255;
+
+struct Conn {
+    long: bool,
+    /// The backend number the server sent on accept.
+    backend: AtomicU8,
+    outcome: AtomicU8,
+    last_progress: Mutex<Instant>,
+    on_killed: AtomicBool,
+}
+
+impl Conn {
+    fn new(long: bool) -> Conn {
+        Conn {
+            long,
+            backend: AtomicU8::new(UNKNOWN),
+            outcome: AtomicU8::new(Outcome::Open as u8),
+            last_progress: Mutex::new(Instant::now()),
+            on_killed: AtomicBool::new(false),
+        }
+    }
+    fn outcome(&self) -> Outcome {
+        Outcome::from_u8(self.outcome.load(Ordering::Relaxed))
+    }
+    fn end(&self, o: Outcome) {
+        self.outcome.store(o as u8, Ordering::Relaxed);
+    }
+    fn progress(&self) {
+        *self.last_progress.lock().unwrap() = Instant::now();
+    }
+    fn idle_for(&self) -> Duration {
+        self.last_progress.lock().unwrap().elapsed()
+    }
+}
+
+/// The client side of one scenario.
+#[derive(Default)]
+struct Traffic {
+    conns: Mutex<Vec<Arc<Conn>>>,
+    /// Stop everything (end of the scenario).
+    stop: AtomicBool,
+}
+
+impl Traffic {
+    fn add(&self, long: bool) -> Arc<Conn> {
+        let c = Arc::new(Conn::new(long));
+        self.conns.lock().unwrap().push(c.clone());
+        c
+    }
+}
+
+fn connect(src: Ipv4Addr, timeout: Duration) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    s.bind(&SocketAddr::from((src, 0)).into())?;
+    s.connect_timeout(&SocketAddr::from((VIP, 80)).into(), timeout)?;
+    let s: TcpStream = s.into();
+    s.set_nodelay(true)?;
+    s.set_read_timeout(Some(Duration::from_millis(100)))?;
+    s.set_write_timeout(Some(Duration::from_secs(2)))?;
+    Ok(s)
+}
+
+/// Fill `buf` from `s`; `give_up` is asked on every read timeout and returns how to end.
+fn read_full(
+    s: &mut TcpStream,
+    buf: &mut [u8],
+    give_up: impl Fn() -> Option<Outcome>,
+) -> Result<(), Outcome> {
+    let mut got = 0;
+    while got < buf.len() {
+        match s.read(&mut buf[got..]) {
+            Ok(0) => return Err(Outcome::Reset),
+            Ok(n) => got += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                if let Some(o) = give_up() {
+                    return Err(o);
+                }
+            }
+            Err(_) => return Err(Outcome::Reset),
+        }
+    }
+    Ok(())
+}
+
+fn chunk(seed: u64, seq: u64) -> [u8; CHUNK] {
+    let mut b = [0u8; CHUNK];
+    let mut x = seed ^ seq.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    for v in &mut b {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *v = x as u8;
+    }
+    b
+}
+
+/// One long-lived connection: echo a chunk every INTERVAL until the scenario stops (or
+/// `life` ends it cleanly).
+fn run_long(t: &Traffic, c: &Conn, src: Ipv4Addr, seed: u64, life: Option<Duration>) {
+    let born = Instant::now();
+    let mut s = match connect(src, Duration::from_secs(5)) {
+        Ok(s) => s,
+        Err(_) => return c.end(Outcome::ConnectFailed),
+    };
+    let give_up = || {
+        if c.idle_for() > STALL {
+            Some(Outcome::Stalled)
+        } else if t.stop.load(Ordering::Relaxed) {
+            Some(Outcome::Open)
+        } else {
+            None
+        }
+    };
+    let mut id = [0u8];
+    if let Err(o) = read_full(&mut s, &mut id, give_up) {
+        return c.end(o);
+    }
+    c.backend.store(id[0], Ordering::Relaxed);
+    c.progress();
+    for seq in 0.. {
+        if t.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        if life.is_some_and(|l| born.elapsed() >= l) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+            return c.end(Outcome::Completed);
+        }
+        let out = chunk(seed, seq);
+        if s.write_all(&out).is_err() {
+            return c.end(Outcome::Reset);
+        }
+        let mut back = [0u8; CHUNK];
+        if let Err(o) = read_full(&mut s, &mut back, give_up) {
+            return c.end(o);
+        }
+        if back != out {
+            return c.end(Outcome::Corrupt);
+        }
+        c.progress();
+        let until = Instant::now() + INTERVAL;
+        while Instant::now() < until && !t.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A slot of long-lived connections: one connection, or with `lifetime` (ms range) one
+/// after the other until the scenario stops.
+fn long_slot(t: Arc<Traffic>, i: usize, lifetime: Option<(u64, u64)>) {
+    let mut seed = 0x5eed_0000 + i as u64 * 7919;
+    loop {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let life = lifetime.map(|(lo, hi)| Duration::from_millis(lo + (seed >> 33) % (hi - lo)));
+        let c = t.add(true);
+        run_long(&t, &c, client_addr(i), seed, life);
+        if life.is_none() || t.stop.load(Ordering::Relaxed) {
+            return;
+        }
+    }
+}
+
+/// One new connection: connect, greeting, one echo, close, all within NEW_TIMEOUT.
+fn new_conn(t: Arc<Traffic>, i: usize) {
+    let c = t.add(false);
+    let deadline = Instant::now() + NEW_TIMEOUT;
+    let mut s = match connect(client_addr(i * 7 + 3), NEW_TIMEOUT) {
+        Ok(s) => s,
+        Err(_) => return c.end(Outcome::ConnectFailed),
+    };
+    let give_up = || (Instant::now() > deadline).then_some(Outcome::Stalled);
+    let mut id = [0u8];
+    if let Err(o) = read_full(&mut s, &mut id, give_up) {
+        return c.end(o);
+    }
+    c.backend.store(id[0], Ordering::Relaxed);
+    let out = chunk(i as u64, 1);
+    if s.write_all(&out).is_err() {
+        return c.end(Outcome::Reset);
+    }
+    let mut back = [0u8; CHUNK];
+    if let Err(o) = read_full(&mut s, &mut back, give_up) {
+        return c.end(o);
+    }
+    c.end(if back == out {
+        Outcome::Completed
+    } else {
+        Outcome::Corrupt
+    });
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Edit {
+    Add(usize),
+    State(usize, &'static str),
+    Healthy(usize, bool),
+    Remove(usize),
+    Nothing,
+    Migrate,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Event {
+    Tables(Edit),
+    KillBackend(usize),
+    KillDirector(usize),
+    RestartDirector(usize),
+    /// Checked until no open connection lives on the backend, then it leaves the table.
+    RemoveWhenDrained(usize),
+}
+
+#[derive(Debug, Default)]
+struct Report {
+    scenario: &'static str,
+    second_chance: bool,
+    long_opened: usize,
+    long_alive: usize,
+    long_completed: usize,
+    long_reset: usize,
+    long_stalled: usize,
+    long_corrupt: usize,
+    long_connect_failed: usize,
+    long_on_killed: usize,
+    new_on_killed: usize,
+    killed_seen_broken: usize,
+    /// Of those, ended by a reset (the other way is a stall).
+    killed_reset: usize,
+    new_judged: usize,
+    new_ok: usize,
+    /// Long connections still open per backend at the end, new ones served per backend.
+    flows_at_end: Vec<usize>,
+    new_per_backend: Vec<usize>,
+    /// `rondo redirect` totals over the scenario, all backends.
+    redirect: RedirectCounters,
+    changes: Vec<(u128, String)>,
+    secs: f64,
+}
+
+impl Report {
+    fn broken(&self) -> usize {
+        self.long_reset + self.long_stalled + self.long_corrupt + self.long_connect_failed
+    }
+
+    fn line(&self) -> String {
+        let mut s = format!(
+            "{:<18} second_chance={:<5} long: opened={} alive={} completed={} broken={} (reset={} stalled={} corrupt={} connect_failed={}) | new: judged={} ok={} | on_killed_backend: long={} new={} seen_broken={} (reset={}) | flows_at_end={:?} new_per_backend={:?} | redirect: rx={} local={} forwarded={} dropped={} | {:.1} s",
+            self.scenario,
+            self.second_chance,
+            self.long_opened,
+            self.long_alive,
+            self.long_completed,
+            self.broken(),
+            self.long_reset,
+            self.long_stalled,
+            self.long_corrupt,
+            self.long_connect_failed,
+            self.new_judged,
+            self.new_ok,
+            self.long_on_killed,
+            self.new_on_killed,
+            self.killed_seen_broken,
+            self.killed_reset,
+            self.flows_at_end,
+            self.new_per_backend,
+            self.redirect.rx,
+            self.redirect.local,
+            self.redirect.forwarded,
+            self.redirect.dropped,
+            self.secs,
+        );
+        for (t, c) in &self.changes {
+            s.push_str(&format!("\n    t={t}ms {c}"));
+        }
+        s
+    }
+
+    fn row(&self) -> String {
+        format!(
+            "| {} | {} | {}/{}{} | {} ({}/{}) | {} | {}/{} | {} |",
+            self.scenario,
+            if self.second_chance { "on" } else { "off" },
+            self.long_opened,
+            self.long_alive,
+            if self.long_completed > 0 {
+                format!(" (+{} completed)", self.long_completed)
+            } else {
+                String::new()
+            },
+            self.broken(),
+            self.long_reset,
+            self.long_stalled,
+            self.long_on_killed + self.new_on_killed,
+            self.new_ok,
+            self.new_judged,
+            self.redirect.forwarded,
+        )
+    }
+}
+
+const HEADER: &str = "| scenario | second chance | long opened/alive | broken (reset/stalled) | on killed backend | new ok/judged | redirect forwards |\n| --- | --- | --- | --- | --- | --- | --- |";
+
+/// The whole fleet. Fields drop in order: processes before namespaces.
+struct Fleet {
+    directors: Vec<DirectorProc>,
+    redirects: Vec<Option<RedirectProc>>,
+    /// Kept for their Drop (stop the echo servers, delete the namespaces).
+    _servers: Vec<EchoServer>,
+    tables: Tables,
+    second_chance: bool,
+    /// Directors in the router's ECMP route.
+    announced: Vec<bool>,
+    dir: tempfile::TempDir,
+    c: Netns,
+    r: Netns,
+    _d: Vec<Netns>,
+    b: Vec<Netns>,
+}
+
+fn must(r: Result<(), String>) {
+    if let Err(e) = r {
+        panic!("{e}");
+    }
+}
+
+impl Fleet {
+    /// The fleet; `Err` only when no namespace can be made at all (then the test skips).
+    /// Any later failure is a test failure.
+    fn build() -> Result<Fleet, String> {
+        let c = Netns::new('C')?;
+        Fleet::build_in(c).map_err(|e| panic!("building the fleet: {e}"))
+    }
+
+    fn build_in(c: Netns) -> Result<Fleet, String> {
+        let r = Netns::new('R')?;
+        let d = (0..DIRECTORS)
+            .map(|i| Netns::new(char::from(b'D' + i as u8)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let b = (0..BACKENDS)
+            .map(|i| Netns::new(char::from(b'0' + i as u8)))
+            .collect::<Result<Vec<_>, _>>()?;
+        for kv in [
+            "net.ipv4.ip_forward=1",
+            "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.default.rp_filter=0",
+            "net.ipv4.fib_multipath_hash_policy=1",
+        ] {
+            sysctl(&r, kv);
+        }
+        for ns in b.iter().chain([&c]) {
+            sysctl(ns, "net.ipv4.conf.all.rp_filter=0");
+            sysctl(ns, "net.ipv4.conf.default.rp_filter=0");
+        }
+        for ns in &d {
+            sysctl(ns, "net.ipv6.conf.all.disable_ipv6=1");
+            sysctl(ns, "net.ipv6.conf.default.disable_ipv6=1");
+        }
+        for ns in [&c, &r].into_iter().chain(&d).chain(&b) {
+            ns.ip(&["link", "set", "lo", "up"])?;
+        }
+        // Clients.
+        r.ip(&[
+            "link", "add", "rc", "type", "veth", "peer", "name", "c0", "netns", &c.name,
+        ])?;
+        r.ip(&["addr", "add", "10.90.0.1/24", "dev", "rc"])?;
+        r.ip(&["link", "set", "rc", "up"])?;
+        c.ip(&["addr", "add", "10.90.0.2/24", "dev", "c0"])?;
+        c.ip(&["link", "set", "c0", "up"])?;
+        c.ip(&["route", "add", "default", "via", "10.90.0.1"])?;
+        for i in 0..CLIENT_ADDRS as usize {
+            c.ip(&[
+                "addr",
+                "add",
+                &format!("{}/32", client_addr(i)),
+                "dev",
+                "lo",
+            ])?;
+        }
+        r.ip(&["route", "add", "10.91.0.0/24", "via", "10.90.0.2"])?;
+        // Directors: a veth each, the router's neighbour entry for the director's address.
+        for (i, ns) in d.iter().enumerate() {
+            let (rd, dd) = (format!("rd{i}"), format!("d{i}"));
+            r.ip(&[
+                "link",
+                "add",
+                &rd,
+                "address",
+                &router_mac(i),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &dd,
+                "address",
+                &director_mac(i),
+                "netns",
+                &ns.name,
+            ])?;
+            r.ip(&["addr", "add", &format!("10.80.{}.1/24", i + 1), "dev", &rd])?;
+            r.ip(&["link", "set", &rd, "up"])?;
+            r.ip(&[
+                "neigh",
+                "replace",
+                &director_ip(i).to_string(),
+                "lladdr",
+                &director_mac(i),
+                "dev",
+                &rd,
+                "nud",
+                "permanent",
+            ])?;
+            ns.ip(&["link", "set", &dd, "up"])?;
+        }
+        // Backends on a bridge in the router.
+        r.ip(&["link", "add", "rbr", "type", "bridge"])?;
+        r.ip(&["addr", "add", "10.70.0.1/24", "dev", "rbr"])?;
+        r.ip(&["link", "set", "rbr", "up"])?;
+        for (i, ns) in b.iter().enumerate() {
+            let (rb, bb) = (format!("rb{i}"), format!("b{i}"));
+            r.ip(&[
+                "link", "add", &rb, "type", "veth", "peer", "name", &bb, "netns", &ns.name,
+            ])?;
+            r.ip(&["link", "set", &rb, "master", "rbr", "up"])?;
+            ns.ip(&["addr", "add", &format!("{}/24", backend_ip(i)), "dev", &bb])?;
+            ns.ip(&["link", "set", &bb, "up"])?;
+            ns.ip(&["route", "add", "default", "via", "10.70.0.1"])?;
+            ns.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
+        }
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let tables = Tables::baseline();
+        let mut directors = Vec::new();
+        for (i, ns) in d.iter().enumerate() {
+            let socket = dir.path().join(format!("d{i}.sock"));
+            let config = dir.path().join(format!("d{i}.toml"));
+            std::fs::write(&config, tables.config(i, &socket)).map_err(|e| e.to_string())?;
+            directors.push(DirectorProc::new(
+                &format!("director {i}"),
+                &ns.name,
+                config,
+                socket,
+                dir.path().join(format!("d{i}.log")),
+            ));
+        }
+        for i in 0..BACKENDS {
+            std::fs::write(
+                dir.path().join(format!("b{i}.toml")),
+                format!(
+                    "[redirect]\nlisten = [\"0.0.0.0:19523\"]\naddresses = [\"{}\"]\n\
+                     directors = [\"10.80.0.0/16\"]\nbackends = [\"10.70.0.0/24\"]\n\
+                     tun = \"rdogue0\"\nstats_interval_secs = 0\n",
+                    backend_ip(i)
+                ),
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        let servers = b
+            .iter()
+            .enumerate()
+            .map(|(i, ns)| EchoServer::start(&ns.name, SocketAddr::from((VIP, 80)), i as u8))
+            .collect();
+        let mut f = Fleet {
+            directors,
+            redirects: (0..BACKENDS).map(|_| None).collect(),
+            _servers: servers,
+            tables,
+            second_chance: true,
+            announced: vec![false; DIRECTORS],
+            dir,
+            c,
+            r,
+            _d: d,
+            b,
+        };
+        for i in 0..BACKENDS {
+            f.start_redirect(i);
+        }
+        for i in 0..DIRECTORS {
+            f.directors[i].start();
+            f.announced[i] = true;
+        }
+        f.route();
+        Ok(f)
+    }
+
+    fn start_redirect(&mut self, i: usize) {
+        let args: &[&str] = if self.second_chance {
+            &[]
+        } else {
+            &["--no-second-chance"]
+        };
+        self.redirects[i] = None;
+        self.redirects[i] = Some(RedirectProc::start(
+            &format!("backend {i}"),
+            &self.b[i].name,
+            &self.dir.path().join(format!("b{i}.toml")),
+            args,
+        ));
+    }
+
+    /// The router's ECMP route to the VIPs over the announced directors (BGP's job).
+    fn route(&self) {
+        let mut args = vec![
+            "route".to_string(),
+            "replace".into(),
+            "10.200.0.0/24".into(),
+        ];
+        for d in (0..DIRECTORS).filter(|&d| self.announced[d]) {
+            args.extend([
+                "nexthop".into(),
+                "via".into(),
+                director_ip(d).to_string(),
+                "dev".into(),
+                format!("rd{d}"),
+            ]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        must(self.r.ip(&args));
+    }
+
+    /// Write every director's config and reload the running ones through their consoles.
+    fn push_tables(&mut self) {
+        for (i, d) in self.directors.iter_mut().enumerate() {
+            let tmp = d.config.with_extension("tmp");
+            std::fs::write(&tmp, self.tables.config(i, &d.socket)).unwrap();
+            std::fs::rename(&tmp, &d.config).unwrap();
+            if d.running() {
+                d.ok("reload");
+            }
+        }
+    }
+
+    fn counters(&self) -> Vec<Option<RedirectCounters>> {
+        self.redirects
+            .iter()
+            .map(|r| r.as_ref().map(RedirectProc::counters))
+            .collect()
+    }
+
+    /// Back to the starting state between scenarios (no traffic then).
+    fn restore(&mut self, second_chance: bool) {
+        for i in 0..BACKENDS {
+            if self.redirects[i].is_none() || self.second_chance != second_chance {
+                must(self.b[i].ip(&["link", "set", &format!("b{i}"), "up"]));
+                must(self.b[i].ip(&["route", "replace", "default", "via", "10.70.0.1"]));
+            }
+        }
+        if self.second_chance != second_chance {
+            self.second_chance = second_chance;
+            for i in 0..BACKENDS {
+                self.start_redirect(i);
+            }
+        }
+        for i in 0..BACKENDS {
+            if self.redirects[i].is_none() {
+                self.start_redirect(i);
+            }
+        }
+        for i in 0..DIRECTORS {
+            if !self.directors[i].running() {
+                self.directors[i].start();
+            }
+            self.announced[i] = true;
+        }
+        self.route();
+        if self.tables != Tables::baseline() {
+            self.tables = Tables::baseline();
+            self.push_tables();
+        }
+        // Let the last connections' FINs go through.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    /// Logs for a failure message.
+    fn diagnostics(&self) -> String {
+        let mut s = String::new();
+        for d in &self.directors {
+            s.push_str(&format!(
+                "--- {} log (tail):\n{}\n",
+                d.name,
+                tail(&format!("{}{}", d.earlier, d.log_text()), 30)
+            ));
+        }
+        for r in self.redirects.iter().flatten() {
+            s.push_str(&format!(
+                "--- {} log (tail):\n{}\n",
+                r.name,
+                tail(&r.log(), 30)
+            ));
+        }
+        s
+    }
+
+    fn run(&mut self, s: Scenario) -> Report {
+        let t0 = Instant::now();
+        let mut events: Vec<(Duration, Event)> = match s {
+            Scenario::AddBackend => vec![
+                (CHANGE_AT, Event::Tables(Edit::Add(IN_TABLE))),
+                (
+                    CHANGE_AT + Duration::from_secs(2),
+                    Event::Tables(Edit::State(IN_TABLE, "active")),
+                ),
+            ],
+            Scenario::Drain => vec![(CHANGE_AT, Event::Tables(Edit::State(0, "draining")))],
+            Scenario::KillBackend => vec![
+                (CHANGE_AT, Event::KillBackend(1)),
+                (
+                    CHANGE_AT + HEALTH_DELAY,
+                    Event::Tables(Edit::Healthy(1, false)),
+                ),
+            ],
+            Scenario::DirectorRestart => vec![
+                (CHANGE_AT, Event::KillDirector(0)),
+                (CHANGE_AT + DIRECTOR_DOWN, Event::RestartDirector(0)),
+            ],
+            Scenario::Reload => vec![(CHANGE_AT, Event::Tables(Edit::Nothing))],
+            Scenario::Remove => vec![
+                (CHANGE_AT, Event::Tables(Edit::State(0, "draining"))),
+                (
+                    CHANGE_AT + Duration::from_millis(200),
+                    Event::RemoveWhenDrained(0),
+                ),
+            ],
+            Scenario::AltHashMigration => vec![(CHANGE_AT, Event::Tables(Edit::Migrate))],
+        };
+        let lifetime = (s == Scenario::Remove).then_some((1500, 3500));
+        let traffic = Arc::new(Traffic::default());
+        let before = self.counters();
+        let mut redirect = RedirectCounters::default();
+        let mut killed_delta = |now: &RedirectCounters, was: &RedirectCounters| {
+            redirect.rx += now.rx - was.rx;
+            redirect.local += now.local - was.local;
+            redirect.forwarded += now.forwarded - was.forwarded;
+            redirect.dropped += now.dropped - was.dropped;
+        };
+        let mut before = before;
+        let mut changes: Vec<(u128, String)> = Vec::new();
+        let mut last_change = CHANGE_AT;
+        let mut threads: Vec<JoinHandle<()>> = Vec::new();
+        let mut long_started = 0;
+        let mut new_started = 0;
+        let hard_end = CHANGE_AT + Duration::from_secs(30);
+        let epoch = Instant::now();
+        let mut next_new = epoch + NEW_EVERY;
+        loop {
+            let now = epoch.elapsed();
+            let due = (LONG as u128 * now.as_millis() / RAMP.as_millis()).min(LONG as u128);
+            while (long_started as u128) < due {
+                let (t, i) = (traffic.clone(), long_started);
+                threads.push(spawn_in_netns(&self.c.name, STACK, move || {
+                    long_slot(t, i, lifetime)
+                }));
+                long_started += 1;
+            }
+            let (ready, later): (Vec<_>, Vec<_>) = events.drain(..).partition(|(at, _)| *at <= now);
+            events = later;
+            for (_, e) in ready {
+                let note = match e {
+                    Event::Tables(edit) => {
+                        let t = &mut self.tables;
+                        match edit {
+                            Edit::Add(b) => t.entries.push((b, "filling", true)),
+                            Edit::State(b, st) => t.entry(b).1 = st,
+                            Edit::Healthy(b, h) => t.entry(b).2 = h,
+                            Edit::Remove(b) => t.entries.retain(|e| e.0 != b),
+                            Edit::Nothing => {}
+                            Edit::Migrate => {
+                                t.alt_hash_fields = Some(t.hash_fields.clone());
+                                t.hash_fields = vec!["src_addr", "src_port", "dst_port"];
+                            }
+                        }
+                        self.push_tables();
+                        Some(format!("tables: {edit:?}, reloaded on every director"))
+                    }
+                    Event::KillBackend(b) => {
+                        let mut n = 0;
+                        for c in traffic.conns.lock().unwrap().iter() {
+                            if c.backend.load(Ordering::Relaxed) == b as u8
+                                && c.outcome() == Outcome::Open
+                            {
+                                c.on_killed.store(true, Ordering::Relaxed);
+                                n += 1;
+                            }
+                        }
+                        if let (Some(r), Some(was)) = (&self.redirects[b], &before[b]) {
+                            killed_delta(&r.counters(), was);
+                        }
+                        before[b] = None;
+                        self.redirects[b] = None;
+                        must(self.b[b].ip(&["link", "set", &format!("b{b}"), "down"]));
+                        Some(format!("backend {b} killed holding {n} connections"))
+                    }
+                    Event::KillDirector(d) => {
+                        self.directors[d].kill();
+                        self.announced[d] = false;
+                        self.route();
+                        Some(format!("director {d} killed and withdrawn from ECMP"))
+                    }
+                    Event::RestartDirector(d) => {
+                        self.directors[d].start();
+                        self.announced[d] = true;
+                        self.route();
+                        Some(format!("director {d} restarted and announced"))
+                    }
+                    Event::RemoveWhenDrained(b) => {
+                        let busy = traffic.conns.lock().unwrap().iter().any(|c| {
+                            c.backend.load(Ordering::Relaxed) == b as u8
+                                && c.outcome() == Outcome::Open
+                        });
+                        if busy {
+                            events.push((now + Duration::from_millis(50), e));
+                            None
+                        } else {
+                            events.push((now, Event::Tables(Edit::Remove(b))));
+                            Some(format!("backend {b} holds no connection"))
+                        }
+                    }
+                };
+                if let Some(n) = note {
+                    let at = epoch.elapsed();
+                    last_change = last_change.max(at);
+                    changes.push((at.as_millis(), n));
+                }
+            }
+            let now = epoch.elapsed();
+            let end = last_change + SETTLE;
+            if events.is_empty() && now >= end {
+                break;
+            }
+            if now >= hard_end {
+                changes.push((now.as_millis(), "run ended with changes pending".into()));
+                break;
+            }
+            if Instant::now() >= next_new && (!events.is_empty() || now + NEW_TIMEOUT <= end) {
+                let (t, i) = (traffic.clone(), new_started);
+                threads.push(spawn_in_netns(&self.c.name, STACK, move || new_conn(t, i)));
+                new_started += 1;
+                next_new += NEW_EVERY;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        traffic.stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            t.join().expect("a client thread panicked");
+        }
+        for (b, now) in self.counters().iter().enumerate() {
+            if let (Some(now), Some(was)) = (now, &before[b]) {
+                killed_delta(now, was);
+            }
+        }
+        let mut r = Report {
+            scenario: s.name(),
+            second_chance: self.second_chance,
+            flows_at_end: vec![0; BACKENDS],
+            new_per_backend: vec![0; BACKENDS],
+            redirect,
+            changes,
+            ..Report::default()
+        };
+        for c in traffic.conns.lock().unwrap().iter() {
+            let o = c.outcome();
+            let b = usize::from(c.backend.load(Ordering::Relaxed));
+            if c.long {
+                r.long_opened += 1;
+            }
+            if c.on_killed.load(Ordering::Relaxed) {
+                if c.long {
+                    r.long_on_killed += 1;
+                } else {
+                    r.new_on_killed += 1;
+                }
+                if matches!(o, Outcome::Reset | Outcome::Stalled) {
+                    r.killed_seen_broken += 1;
+                }
+                if o == Outcome::Reset {
+                    r.killed_reset += 1;
+                }
+                continue;
+            }
+            if c.long {
+                match o {
+                    Outcome::Open => {
+                        r.long_alive += 1;
+                        if let Some(n) = r.flows_at_end.get_mut(b) {
+                            *n += 1;
+                        }
+                    }
+                    Outcome::Completed => r.long_completed += 1,
+                    Outcome::Reset => r.long_reset += 1,
+                    Outcome::Stalled => r.long_stalled += 1,
+                    Outcome::Corrupt => r.long_corrupt += 1,
+                    Outcome::ConnectFailed => r.long_connect_failed += 1,
+                }
+            } else {
+                r.new_judged += 1;
+                if o == Outcome::Completed {
+                    r.new_ok += 1;
+                    if let Some(n) = r.new_per_backend.get_mut(b) {
+                        *n += 1;
+                    }
+                }
+            }
+        }
+        r.secs = t0.elapsed().as_secs_f64();
+        r
+    }
+}
+
+/// What must hold for a scenario; the failures, if any.
+fn judge(r: &Report) -> Vec<String> {
+    let mut f = Vec::new();
+    let mut check = |ok: bool, what: &str| {
+        if !ok {
+            f.push(format!(
+                "{} (second chance {}): {what}",
+                r.scenario, r.second_chance
+            ));
+        }
+    };
+    check(r.long_opened >= LONG, "too few long connections");
+    check(
+        !r.changes.iter().any(|(_, c)| c.contains("pending")),
+        "the scenario did not finish",
+    );
+    if !r.second_chance {
+        check(r.broken() > 0, "nothing broke without second chance");
+        check(r.redirect.forwarded == 0, "forwarded without second chance");
+        return f;
+    }
+    check(r.broken() == 0, "established connections broke");
+    check(r.new_judged >= 20, "too few new connections");
+    check(r.new_ok == r.new_judged, "new connections failed");
+    match r.scenario {
+        "add_backend" => {
+            check(r.redirect.forwarded > 0, "second chance never used");
+            check(
+                r.new_per_backend[IN_TABLE] > 0,
+                "the new backend served nothing",
+            );
+        }
+        "drain" => {
+            check(r.redirect.forwarded > 0, "second chance never used");
+            check(
+                r.flows_at_end[0] > 0,
+                "the draining backend lost its connections",
+            );
+        }
+        "remove" => {
+            check(
+                r.changes.iter().any(|(_, c)| c.contains("Remove(0)")),
+                "backend 0 never left the table",
+            );
+            check(
+                r.flows_at_end[0] == 0,
+                "connections left on the removed backend",
+            );
+            check(r.long_completed > 0, "no long connection completed");
+        }
+        "kill_backend" => {
+            check(r.long_on_killed > 0, "the killed backend held nothing");
+            check(
+                r.killed_seen_broken == r.long_on_killed + r.new_on_killed,
+                "the harness did not see the killed backend's connections break",
+            );
+            check(
+                r.flows_at_end[1] == 0,
+                "connections alive on the killed backend",
+            );
+        }
+        "alt_hash_migration" => check(r.redirect.forwarded > 0, "second chance never used"),
+        _ => {}
+    }
+    check(
+        r.long_alive + r.long_completed + r.long_on_killed == r.long_opened,
+        "long connections unaccounted for",
+    );
+    f
+}
+
+#[test]
+fn established_connections_survive_fleet_changes() {
+    if let Err(why) = privileged() {
+        return skip(&why);
+    }
+    if !Path::new("/dev/net/tun").exists() {
+        return skip("no /dev/net/tun");
+    }
+    let t0 = Instant::now();
+    let mut fleet = match Fleet::build() {
+        Ok(f) => f,
+        Err(e) => return skip(&format!("cannot create a network namespace: {e}")),
+    };
+    if let Ok(secs) = std::env::var("E2E_PAUSE") {
+        println!(
+            "paused {secs} s: namespaces {}, {}",
+            fleet.c.name, fleet.r.name
+        );
+        std::thread::sleep(Duration::from_secs(secs.parse().unwrap_or(60)));
+    }
+    let plan = [
+        (Scenario::Reload, true),
+        (Scenario::AddBackend, true),
+        (Scenario::Drain, true),
+        (Scenario::Remove, true),
+        (Scenario::KillBackend, true),
+        (Scenario::DirectorRestart, true),
+        (Scenario::AltHashMigration, true),
+        (Scenario::AddBackend, false),
+        (Scenario::Drain, false),
+        (Scenario::AltHashMigration, false),
+    ];
+    let mut reports = Vec::new();
+    let mut failures = Vec::new();
+    for (s, second_chance) in plan {
+        fleet.restore(second_chance);
+        let r = fleet.run(s);
+        println!("{}", r.line());
+        failures.extend(judge(&r));
+        reports.push(r);
+    }
+    println!("{HEADER}");
+    for r in &reports {
+        println!("{}", r.row());
+    }
+    println!(
+        "e2e: {} scenarios in {:.0} s",
+        reports.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    assert!(
+        failures.is_empty(),
+        "{}\n\n{}\n{}",
+        failures.join("\n"),
+        reports
+            .iter()
+            .map(Report::line)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        fleet.diagnostics()
+    );
+}
