@@ -206,7 +206,7 @@ backends = [{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.1.0.3" }]
             rounds += 1;
             // Drain the 255-slot TX ring only every 4th round: the worker meets a full
             // ring and has to drop.
-            if rounds % 4 == 0 {
+            if rounds.is_multiple_of(4) {
                 while peer.recv().is_some() {}
             }
             if k == 0 {

@@ -474,7 +474,7 @@ impl Ring {
     /// misaligned.
     #[inline]
     fn status(&self, off: usize) -> Option<&AtomicU32> {
-        if off % 4 != 0 || off.checked_add(4)? > self.len {
+        if !off.is_multiple_of(4) || off.checked_add(4)? > self.len {
             return None;
         }
         // SAFETY: `off..off + 4` is inside the live mapping (checked above) and 4-byte
@@ -818,7 +818,7 @@ impl AfPacketPort {
         let mtu = usize::try_from(ifr.int()).unwrap_or(1500);
 
         rx_ring_req(&opts, mtu, page_size()).map_err(|r| port_err(&name, r))?;
-        if opts.frame_size % 16 != 0 {
+        if !opts.frame_size.is_multiple_of(16) {
             return Err(port_err(
                 &name,
                 format!("frame_size {} must be a multiple of 16", opts.frame_size),
@@ -1472,7 +1472,7 @@ mod tests {
     fn tx_ring_fits_the_mtu() {
         assert_eq!(tx_frame_size(2048, 1500), 2048);
         let f = tx_frame_size(2048, 9000);
-        assert!(f >= uapi::V2_DATA + 9018 && f % 16 == 0);
+        assert!(f >= uapi::V2_DATA + 9018 && f.is_multiple_of(16));
         let req = tx_ring_req(2048, 4096);
         assert_eq!(req.block_size, 8192);
         assert_eq!(req.frame_nr as usize, TX_RING_FRAMES);
