@@ -12,28 +12,12 @@ use crate::wire::{
 use super::buf::PacketBuf;
 use super::classify::Flow;
 use super::counters::DropReason;
-use super::snapshot::{CompiledTable, Family, Snapshot, MAX_HOPS};
+use super::snapshot::{Family, Snapshot, MAX_HOPS};
 
 /// GLB's GUE port ('LB' + 1).
 pub const GUE_PORT: u16 = crate::wire::gue::PORT;
 const ETH: usize = 14;
 const UDP_GUE: usize = 8 + 4 + 4;
-
-/// Backend indices of the hops for `flow`: the row of `hash`, then (with alt hash fields)
-/// the row of `alt_hash`. Returns how many were written to `out`.
-#[inline]
-pub fn hops_for(table: &CompiledTable, flow: &Flow, alt: bool, out: &mut [u32; MAX_HOPS]) -> usize {
-    let row = table.table.row(flow.hash as u16);
-    let n = row.len();
-    out[..n].copy_from_slice(row);
-    if alt {
-        let row2 = table.table.row(flow.alt_hash as u16);
-        out[n..n + row2.len()].copy_from_slice(row2);
-        n + row2.len()
-    } else {
-        n
-    }
-}
 
 /// Outer headers of one table, built once with the wire emitters when the snapshot is
 /// compiled: Ethernet, IPv4 or IPv6, UDP and the fixed 8 bytes of GUE with the per-packet
@@ -174,9 +158,20 @@ pub fn encapsulate<B: PacketBuf>(
 ) -> Result<(), DropReason> {
     let table = &snap.tables[usize::from(flow.table)];
     let t = &table.outer;
-    let mut hops = [0u32; MAX_HOPS];
-    let n = hops_for(table, flow, snap.alt_hash.is_some(), &mut hops);
-    let hops = &hops[..n];
+    // The hops: the row of `hash`, then (with alt hash fields) the row of `alt_hash`.
+    // Every table has at least one hop per row.
+    let row = table.table.row(flow.hash as u16);
+    let alt_row: &[u32] = if snap.alt_hash.is_some() {
+        table.table.row(flow.alt_hash as u16)
+    } else {
+        &[]
+    };
+    let (first, rest) = match row.split_first() {
+        Some((&first, rest)) => (first as usize, rest.iter().chain(alt_row)),
+        // Unreachable (`ForwardingTable` refuses zero hops); dropped rather than trusted.
+        None => return Err(DropReason::NoHeadroom),
+    };
+    let n = row.len() + alt_row.len();
 
     // Drop Ethernet padding after the IP packet, then make room for the outer headers.
     let l3_off = usize::from(flow.l3_off);
@@ -221,8 +216,8 @@ pub fn encapsulate<B: PacketBuf>(
     // just written (reading those back would stall on store forwarding).
     match t.family {
         Family::V4 => {
-            let dst = table.addrs_v4[hops[0] as usize];
-            for (chunk, &h) in list_bytes.chunks_exact_mut(4).zip(&hops[1..]) {
+            let dst = table.addrs_v4[first];
+            for (chunk, &h) in list_bytes.chunks_exact_mut(4).zip(rest) {
                 let a = table.addrs_v4[h as usize];
                 chunk.copy_from_slice(&a);
                 sum += u64::from(u32::from_be_bytes(a));
@@ -237,8 +232,8 @@ pub fn encapsulate<B: PacketBuf>(
             sum += dst_sum;
         }
         Family::V6 => {
-            let dst = table.addrs_v6[hops[0] as usize];
-            for (chunk, &h) in list_bytes.chunks_exact_mut(16).zip(&hops[1..]) {
+            let dst = table.addrs_v6[first];
+            for (chunk, &h) in list_bytes.chunks_exact_mut(16).zip(rest) {
                 let a = &table.addrs_v6[h as usize];
                 chunk.copy_from_slice(a);
                 sum += u64::from(checksum::sum(a));

@@ -27,9 +27,10 @@ pub fn process_burst<B: PacketBuf>(
     process_burst_counted(snap, pkts, verdicts, ctr, &mut NoSink);
 }
 
-/// Told about every forwarded packet, after it was encapsulated.
+/// Told about the forwarded packets of each burst, after they were encapsulated:
+/// `flows[i]` was forwarded where `verdicts[i]` is [`Verdict::Forward`].
 pub trait SentSink {
-    fn sent(&mut self, snap: &Snapshot, flow: &Flow);
+    fn sent(&mut self, snap: &Snapshot, flows: &[Flow], verdicts: &[Verdict]);
 }
 
 /// Counts nothing (compiles to nothing).
@@ -37,21 +38,28 @@ pub struct NoSink;
 
 impl SentSink for NoSink {
     #[inline(always)]
-    fn sent(&mut self, _: &Snapshot, _: &Flow) {}
+    fn sent(&mut self, _: &Snapshot, _: &[Flow], _: &[Verdict]) {}
 }
 
 /// Counts each forwarded packet against its first hop in one worker's region of the
-/// snapshot's [`SentCounters`]. The row was just read for the encapsulation, so it is in cache.
+/// snapshot's [`SentCounters`]. The rows were just read for the encapsulation, so they are
+/// in cache.
 pub struct WorkerSink {
     pub worker: usize,
 }
 
 impl SentSink for WorkerSink {
     #[inline(always)]
-    fn sent(&mut self, snap: &Snapshot, flow: &Flow) {
-        if let Some(t) = snap.tables.get(usize::from(flow.table)) {
-            let primary = t.table.row(flow.hash as u16)[0] as usize;
-            SentCounters::bump(snap.sent.region(self.worker), t.sent_base + primary);
+    fn sent(&mut self, snap: &Snapshot, flows: &[Flow], verdicts: &[Verdict]) {
+        let region = snap.sent.region(self.worker);
+        for (flow, v) in flows.iter().zip(verdicts) {
+            if *v != Verdict::Forward {
+                continue;
+            }
+            if let Some(t) = snap.tables.get(usize::from(flow.table)) {
+                let primary = t.table.row(flow.hash as u16)[0] as usize;
+                SentCounters::bump(region, t.sent_base + primary);
+            }
         }
     }
 }
@@ -99,10 +107,10 @@ fn process_chunk<B: PacketBuf, S: SentSink>(
     };
     ctr.bursts += 1;
     // Pass 1: parse and classify; flows and hash inputs are written in place.
+    let mut rx_bytes = 0u64;
     for (i, p) in pkts[..n].iter().enumerate() {
         let data = p.data();
-        ctr.rx_packets += 1;
-        ctr.rx_bytes += data.len() as u64;
+        rx_bytes += data.len() as u64;
         let out = FlowOut {
             flow: &mut flows[i],
             input: &mut inputs[i],
@@ -116,6 +124,8 @@ fn process_chunk<B: PacketBuf, S: SentSink>(
             Err(v) => verdicts[i] = v,
         }
     }
+    ctr.rx_packets += n as u64;
+    ctr.rx_bytes += rx_bytes;
     // Pass 2: hash the whole burst (eight flows per SipHash pass); start fetching each
     // flow's table row.
     hash_many(&inputs[..n], &want[..n], &mut hashes[..n]);
@@ -135,14 +145,13 @@ fn process_chunk<B: PacketBuf, S: SentSink>(
         }
     }
     // Pass 3: rows are (likely) in cache now; encapsulate.
+    let (mut forwarded, mut forwarded_bytes) = (0u64, 0u64);
     for (i, p) in pkts[..n].iter_mut().enumerate() {
         match verdicts[i] {
             Verdict::Forward => match encapsulate(snap, &flows[i], p) {
                 Ok(()) => {
-                    sink.sent(snap, &flows[i]);
-                    ctr.forwarded += 1;
-                    ctr.forwarded_bytes += p.data().len() as u64;
-                    ctr.alt_hashed += u64::from(snap.alt_hash.is_some());
+                    forwarded += 1;
+                    forwarded_bytes += p.data().len() as u64;
                 }
                 Err(r) => {
                     verdicts[i] = Verdict::Drop(r);
@@ -153,4 +162,10 @@ fn process_chunk<B: PacketBuf, S: SentSink>(
             Verdict::Drop(r) => ctr.drops[r as usize] += 1,
         }
     }
+    ctr.forwarded += forwarded;
+    ctr.forwarded_bytes += forwarded_bytes;
+    if with_alt {
+        ctr.alt_hashed += forwarded;
+    }
+    sink.sent(snap, &flows[..n], &verdicts[..n]);
 }
