@@ -498,3 +498,72 @@ proptest! {
         }
     }
 }
+
+/// A full burst goes through the eight-lane hasher; every packet must come out exactly as
+/// the independent computation says (all four hash fields, alt hash on), and a burst mixing
+/// families, tables and bad frames must give each frame what it gets alone.
+#[test]
+fn a_burst_hashes_like_one_packet_at_a_time() {
+    let Some((mut cfg, bin)) = glb_config() else {
+        return;
+    };
+    cfg.settings.hash_fields = rondo::config::HashFields {
+        src_addr: true,
+        dst_addr: true,
+        src_port: true,
+        dst_port: true,
+    };
+    cfg.settings.alt_hash_fields = Some(rondo::config::HashFields::default());
+    let s = snap(cfg);
+    let frames: Vec<Vec<u8>> = (0..32u16)
+        .map(|i| {
+            syn_v4(
+                [10, 7, (i >> 8) as u8, i as u8],
+                [1, 1, 1, 1],
+                1000 + i,
+                443,
+            )
+        })
+        .collect();
+    let (out, c) = run(&s, &frames);
+    assert_eq!(c.forwarded, 32);
+    for (i, (v, o)) in out.iter().enumerate() {
+        assert_eq!(*v, Verdict::Forward);
+        let (dst, hops, sport, _) = check_outer_v4(o, GW, DIRECTOR_MAC, SRC_IP);
+        let cport = (1000 + i as u16).to_be_bytes();
+        let input = [
+            10, 7, 0, i as u8, 1, 1, 1, 1, cport[0], cport[1], 0x01, 0xbb,
+        ];
+        let (p, sec, e_sport) = expect_v4(&bin, 0, &input, 1000 + i as u16);
+        let (p2, s2, _) = expect_v4(&bin, 0, &[10, 7, 0, i as u8], 0);
+        assert_eq!(
+            (dst, hops, sport),
+            (p, vec![sec, p2, s2], e_sport),
+            "packet {i}"
+        );
+    }
+
+    let vip6: [u8; 16] = "fdb4:98ce:52d4::42"
+        .parse::<std::net::Ipv6Addr>()
+        .unwrap()
+        .octets();
+    let mut mixed = Vec::new();
+    for i in 0..40u16 {
+        let mut c6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        c6[15] = i as u8;
+        mixed.push(match i % 5 {
+            0 | 1 => syn_v4([10, 8, 0, i as u8], [1, 1, 1, 1], 2000 + i, 80),
+            2 => syn_v6(c6, vip6, 3000 + i, 80),
+            3 => echo_v4([10, 9, 0, i as u8], [1, 1, 1, 1], i),
+            _ => syn_v4([10, 8, 0, i as u8], [1, 1, 1, 1], 2000 + i, 80)[..30].to_vec(),
+        });
+    }
+    let (burst, _) = run(&s, &mixed);
+    for (i, f) in mixed.iter().enumerate() {
+        assert_eq!(
+            burst[i],
+            run1(&s, f.clone()),
+            "frame {i} in a burst and alone"
+        );
+    }
+}

@@ -33,14 +33,38 @@ fn snapshot() -> &'static Snapshot {
 
 fuzz_target!(|data: &[u8]| {
     let snap = snapshot();
-    let mut bufs = [HeapBuf::from_frame(data)];
-    let mut v = [Verdict::Forward];
+    // The first byte says how many frames (1 to 32) the rest is cut into, so that bursts
+    // (and the eight-lane hasher) are exercised; each frame is also run alone, and a burst
+    // must give every frame exactly what it gets on its own.
+    let (n, rest) = match data.split_first() {
+        Some((&k, rest)) => (1 + usize::from(k) % 32, rest),
+        None => (1, data),
+    };
+    let size = (rest.len() / n).max(1);
+    let mut frames: Vec<&[u8]> = rest.chunks(size).take(n).collect();
+    if frames.is_empty() {
+        frames.push(rest);
+    }
+    let mut bufs: Vec<HeapBuf> = frames.iter().map(|f| HeapBuf::from_frame(f)).collect();
+    let mut v = vec![Verdict::Forward; bufs.len()];
     let mut c = CoreCounters::default();
     process_burst(snap, &mut bufs, &mut v, &mut c);
-    assert_eq!(c.forwarded + c.total_drops() + c.total_exceptions(), 1);
-    if v[0] == Verdict::Forward {
-        let out = bufs[0].data();
-        assert!(out.len() >= 14 + 20 + 8 + 8);
-        assert_eq!(&out[36..38], &19523u16.to_be_bytes());
+    assert_eq!(
+        c.forwarded + c.total_drops() + c.total_exceptions(),
+        bufs.len() as u64
+    );
+    for (i, f) in frames.iter().enumerate() {
+        if v[i] == Verdict::Forward {
+            let out = bufs[i].data();
+            assert!(out.len() >= 14 + 20 + 8 + 8);
+            assert_eq!(&out[36..38], &19523u16.to_be_bytes());
+        }
+        let mut one = [HeapBuf::from_frame(f)];
+        let mut v1 = [Verdict::Forward];
+        process_burst(snap, &mut one, &mut v1, &mut CoreCounters::default());
+        assert_eq!(v1[0], v[i], "frame {i}: verdict alone differs from in the burst");
+        if v1[0] == Verdict::Forward {
+            assert_eq!(one[0].data(), bufs[i].data(), "frame {i}: bytes differ");
+        }
     }
 });
