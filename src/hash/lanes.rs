@@ -189,6 +189,31 @@ pub fn hash_lanes<const L: usize>(inputs: [&HashInput; L], len: usize) -> [u64; 
     out
 }
 
+/// Finish `L` hashes that share the midstate `state` (see [`super::SipKey::prefix8`]):
+/// `words[w][l]` is word `w` of the rest of lane `l`'s message, as
+/// [`super::SipState::finish_words`] takes them (the last word carries the length byte).
+/// The table builder's form: one row seed, many backends.
+#[inline(always)]
+pub fn finish_lanes<const L: usize>(state: &super::SipState, words: &[[u64; L]]) -> [u64; L] {
+    let s = state.words();
+    let mut v = [[s[0]; L], [s[1]; L], [s[2]; L], [s[3]; L]];
+    for m in words {
+        compress(&mut v, m);
+    }
+    for x in &mut v[2] {
+        *x ^= 0xff;
+    }
+    round(&mut v);
+    round(&mut v);
+    round(&mut v);
+    round(&mut v);
+    let mut out = [0u64; L];
+    for l in 0..L {
+        out[l] = v[0][l] ^ v[1][l] ^ v[2][l] ^ v[3][l];
+    }
+    out
+}
+
 /// SipHash-2-4 of one input (scalar).
 #[inline]
 pub fn hash_one(input: &HashInput) -> u64 {
@@ -333,6 +358,37 @@ mod tests {
                 assert_eq!(out[i], h, "lane {i}");
             } else {
                 assert_eq!(out[i], 0, "lane {i} not wanted and in a mixed group");
+            }
+        }
+    }
+
+    #[test]
+    fn finish_lanes_equals_finish_words() {
+        let key = SipKey::from_bytes(&[9; 16]);
+        let state = key.prefix8(*b"rowseed!");
+        let words: Vec<[u64; LANES]> = (0..3u64)
+            .map(|w| std::array::from_fn(|l| (w + 1) * 0x0101_0101 * (l as u64 + 3)))
+            .collect();
+        for n in 1..=3 {
+            let lanes = crate::sys::simd::finish8(&state, &words[..n]);
+            for (l, &h) in lanes.iter().enumerate() {
+                let mine: Vec<u64> = words[..n].iter().map(|w| w[l]).collect();
+                assert_eq!(h, state.finish_words(&mine), "{n} words, lane {l}");
+            }
+            assert_eq!(finish_lanes(&state, &words[..n]), lanes);
+        }
+        // Many groups (two at a time with AVX-512, and an odd one left over).
+        for nwords in 1..=3 {
+            for groups in 1..=5 {
+                let cols: Vec<[u64; LANES]> = (0..groups * nwords)
+                    .map(|c| std::array::from_fn(|l| (c as u64 + 7) * 0x9e37_79b9 ^ l as u64))
+                    .collect();
+                let mut out = vec![[0u64; LANES]; groups];
+                crate::sys::simd::finish_groups(&state, nwords, &cols, &mut out);
+                for (g, o) in out.iter().enumerate() {
+                    let words = &cols[g * nwords..(g + 1) * nwords];
+                    assert_eq!(*o, finish_lanes(&state, words), "{nwords} words, group {g}");
+                }
             }
         }
     }

@@ -86,6 +86,12 @@ impl SipState {
         v0 ^ v1 ^ v2 ^ v3
     }
 
+    /// The four state words `[v0, v1, v2, v3]` (for the lane hasher).
+    #[inline(always)]
+    pub(crate) fn words(&self) -> [u64; 4] {
+        [self.v0, self.v1, self.v2, self.v3]
+    }
+
     /// Finish a hash from precomputed message words: `words` are the rest of the message as
     /// little-endian u64s, the last one zero-padded and carrying SipHash's length byte
     /// (total message length mod 256) in its top byte. This is the builder's hot path:

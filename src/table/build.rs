@@ -33,11 +33,15 @@
 //!
 //! Speed: no per-row sort (each row keeps only the best few candidates in a tiny sorted
 //! array), the SipHash state after `row_seed` is computed once per row, each backend's
-//! message words are precomputed, and rows are split across
-//! [`std::thread::available_parallelism`] threads.
+//! message words are precomputed and eight backends are hashed at once from that state
+//! (AVX-512 lanes where the CPU has them, [`crate::sys::simd::finish8`]), and rows are
+//! split across [`std::thread::available_parallelism`] threads (which follows the
+//! affinity mask: a director keeps its control threads off the worker cores).
 
 use super::{Backend, BackendState, ForwardingTable, RowPolicy, TableError, TableSpec, TABLE_ROWS};
+use crate::hash::lanes::LANES;
 use crate::hash::{SipKey, SipState};
+use crate::sys::simd::finish_groups;
 use std::net::IpAddr;
 
 /// Most backends a GLB-format table can hold.
@@ -317,24 +321,80 @@ fn candidates(backends: &[Backend], native: bool) -> Vec<Candidate> {
         .collect()
 }
 
-/// The available backends, prepared for the row loop.
+/// The available backends, prepared for the row loop: their message words in groups of
+/// eight of the same length (IPv4 and IPv6 apart), column by column, for the lane hasher.
 struct Prepared {
     cands: Vec<Candidate>,
+    batches: Vec<Batch>,
+}
+
+/// The candidates whose messages have `nwords` words, in groups of eight lanes.
+struct Batch {
+    nwords: usize,
+    /// Group `g`'s word `w` for its eight lanes at `cols[g * nwords + w]`.
+    cols: Vec<[u64; LANES]>,
+    /// Candidate position of each lane, a multiple of eight long.
+    pos: Vec<usize>,
+    /// Real candidates: lanes from here on repeat the last one and are not reported.
+    count: usize,
 }
 
 impl Prepared {
     fn new(cands: Vec<Candidate>) -> Prepared {
-        Prepared { cands }
+        let mut batches = Vec::new();
+        for nwords in [1u8, 3] {
+            let mut pos: Vec<usize> = (0..cands.len())
+                .filter(|&p| cands[p].nwords == nwords)
+                .collect();
+            let count = pos.len();
+            let Some(&last) = pos.last() else {
+                continue;
+            };
+            pos.resize(count.div_ceil(LANES) * LANES, last);
+            let nw = usize::from(nwords);
+            let mut cols = Vec::with_capacity(pos.len() / LANES * nw);
+            for group in pos.chunks_exact(LANES) {
+                for w in 0..nw {
+                    cols.push(std::array::from_fn(|lane| cands[group[lane]].words[w]));
+                }
+            }
+            batches.push(Batch {
+                nwords: nw,
+                cols,
+                pos,
+                count,
+            });
+        }
+        Prepared { cands, batches }
     }
 
-    /// Call `f(position, GLB score)` for every candidate, in order, for the row whose
-    /// midstate is `state`. (Interleaving several hashes by hand was measured and did not
-    /// beat what the CPU already overlaps across iterations.)
+    /// Scratch space for [`Prepared::for_each_score`].
+    fn scratch(&self) -> Vec<[u64; LANES]> {
+        let groups = self.batches.iter().map(|b| b.pos.len() / LANES).max();
+        vec![[0; LANES]; groups.unwrap_or(0)]
+    }
+
+    /// Call `f(position, GLB score)` for every candidate, for the row whose midstate is
+    /// `state`: eight backends per SipHash pass ([`crate::sys::simd::finish_groups`]). The
+    /// calls come batch by batch, not in candidate order; callers rank by (score,
+    /// position), so the order does not matter.
     #[inline(always)]
-    fn for_each_score(&self, state: &SipState, mut f: impl FnMut(usize, u64)) {
-        for (pos, c) in self.cands.iter().enumerate() {
-            let h = state.finish_words(&c.words[..usize::from(c.nwords)]);
-            f(pos, h.swap_bytes());
+    fn for_each_score(
+        &self,
+        state: &SipState,
+        scratch: &mut [[u64; LANES]],
+        mut f: impl FnMut(usize, u64),
+    ) {
+        for b in &self.batches {
+            let groups = b.pos.len() / LANES;
+            let Some(out) = scratch.get_mut(..groups) else {
+                continue; // `scratch` comes from `Prepared::scratch`: never short
+            };
+            finish_groups(state, b.nwords, &b.cols, out);
+            let hashes = out.iter().flatten();
+            for (&pos, h) in b.pos[..b.count].iter().zip(hashes) {
+                f(pos, h.swap_bytes());
+            }
         }
     }
 }
@@ -370,13 +430,14 @@ fn full_key(rank: u64, pos: usize) -> u128 {
 /// Fill rows `first_row..` (2 hops each) with GLB's rule.
 fn fill_glb(key: &SipKey, prep: &Prepared, first_row: usize, out: &mut [u32]) {
     let cands = &prep.cands[..];
+    let mut scratch = prep.scratch();
     for (i, row) in out.chunks_exact_mut(2).enumerate() {
         // Row numbers are < 65536.
         let rs = row_seed(key, (first_row + i) as u16);
         let state = key.prefix8(rs);
         let (mut k0, mut p0) = (u128::MAX, 0usize);
         let (mut k1, mut p1) = (u128::MAX, 0usize);
-        prep.for_each_score(&state, |pos, score| {
+        prep.for_each_score(&state, &mut scratch, |pos, score| {
             let k = full_key(score, pos);
             if k < k1 {
                 if k < k0 {
@@ -461,13 +522,14 @@ fn fill_native(key: &SipKey, prep: &Prepared, hops: usize, first_row: usize, out
     let cands = &prep.cands[..];
     let mut healthy = TopK::new(hops);
     let mut down = TopK::new(hops);
+    let mut scratch = prep.scratch();
     for (i, row) in out.chunks_exact_mut(hops).enumerate() {
         let rs = row_seed(key, (first_row + i) as u16);
         let state = key.prefix8(rs);
         healthy.clear();
         down.clear();
         let mut best_usable = u128::MAX;
-        prep.for_each_score(&state, |pos, score| {
+        prep.for_each_score(&state, &mut scratch, |pos, score| {
             let c = &cands[pos];
             let k = full_key(rank(c, score), pos);
             match c.class {
