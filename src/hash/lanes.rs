@@ -381,7 +381,7 @@ mod tests {
         for nwords in 1..=3 {
             for groups in 1..=5 {
                 let cols: Vec<[u64; LANES]> = (0..groups * nwords)
-                    .map(|c| std::array::from_fn(|l| (c as u64 + 7) * 0x9e37_79b9 ^ l as u64))
+                    .map(|c| std::array::from_fn(|l| ((c as u64 + 7) * 0x9e37_79b9) ^ l as u64))
                     .collect();
                 let mut out = vec![[0u64; LANES]; groups];
                 crate::sys::simd::finish_groups(&state, nwords, &cols, &mut out);
