@@ -549,6 +549,7 @@ pub fn run<T: GenTx, R: GenRx>(
         rx_bytes: 0,
         rx_pps: 0.0,
         verified: 0,
+        verified_alt: 0,
         wrong_backend: 0,
         bad_header: 0,
         foreign: 0,
@@ -563,6 +564,7 @@ pub fn run<T: GenTx, R: GenRx>(
         r.rx_bytes = v.rx_bytes;
         r.rx_pps = r.rx_packets as f64 / txr.seconds.max(1e-9);
         r.verified = v.verified;
+        r.verified_alt = v.verified_alt;
         r.wrong_backend = v.wrong_backend;
         r.bad_header = v.bad_header;
         r.foreign = v.foreign;

@@ -68,6 +68,8 @@ pub struct Report {
     pub rx_bytes: u64,
     pub rx_pps: f64,
     pub verified: u64,
+    /// Of `verified`: as only a config given with `--accept-also` says (a table change).
+    pub verified_alt: u64,
     pub wrong_backend: u64,
     pub bad_header: u64,
     /// Frames that are not this run's packets (other traffic on the link).
@@ -121,6 +123,12 @@ impl Report {
                 "received    {:>12} packets: verified {}, wrong backend {}, bad header {}, foreign {}\n",
                 self.rx_packets, self.verified, self.wrong_backend, self.bad_header, self.foreign
             );
+            if self.verified_alt > 0 {
+                s += &format!(
+                    "other tables {:>11} of the verified packets as only an --accept-also config says\n",
+                    self.verified_alt
+                );
+            }
             if self.not_expected_back > 0 {
                 s += &format!(
                     "not for the director {:>3} replayed packets (no bind takes them)\n",

@@ -28,6 +28,8 @@ struct Expect {
     hops: Vec<IpAddr>,
     /// Expected UDP source port.
     sport: u16,
+    /// Other acceptable (hops, source port), from [`Verifier::accept_also`].
+    alt: Vec<(Vec<IpAddr>, u16)>,
     /// Flow's frame without Ethernet header (the inner packet).
     inner: Box<[u8]>,
     /// Offsets in `inner` that vary per packet: checksum, seq + time.
@@ -101,6 +103,8 @@ pub struct Verifier {
     src_v6: Option<std::net::Ipv6Addr>,
     latency: Histogram<u64>,
     pub verified: u64,
+    /// Of `verified`: sent as only a config given to [`Verifier::accept_also`] says.
+    pub verified_alt: u64,
     pub wrong_backend: u64,
     pub bad_header: u64,
     pub foreign: u64,
@@ -186,7 +190,37 @@ fn row_ips(t: &ForwardingTable, h: u64) -> Result<Vec<IpAddr>, PktgenError> {
         .collect()
 }
 
+/// Hops (outer destination, then the GUE list) and UDP source port of `fl` under table `t`.
+fn expected(cfg: &Config, t: usize, fl: &Flow) -> Result<(Vec<IpAddr>, u16), PktgenError> {
+    let s = &cfg.settings;
+    let table = &cfg.tables[t];
+    let h = hash(&table.spec.hash_key, s.hash_fields, fl);
+    let mut hops = row_ips(table, h)?;
+    if let Some(alt) = s.alt_hash_fields {
+        hops.extend(row_ips(table, hash(&table.spec.hash_key, alt, fl))?);
+    }
+    Ok((hops, 0x8000 | ((h as u16 ^ fl.hint) & 0x7fff)))
+}
+
 impl Verifier {
+    /// Also accept what `cfg`'s tables say for `flows` (the same flows as [`Verifier::new`]):
+    /// a table change under traffic, where packets forwarded under either set of tables are
+    /// right. They count as verified, and also in `verified_alt` when only `cfg` explains them.
+    pub fn accept_also(&mut self, cfg: &Config, flows: &[Flow]) -> Result<(), PktgenError> {
+        for (fl, e) in flows.iter().zip(self.expect.iter_mut()) {
+            if e.hops.is_empty() {
+                continue;
+            }
+            if let Some(t) = table_for(cfg, fl) {
+                let (hops, sport) = expected(cfg, t, fl)?;
+                if (hops != e.hops || sport != e.sport) && !e.alt.contains(&(hops.clone(), sport)) {
+                    e.alt.push((hops, sport));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Expectations of every flow under `cfg`'s tables. `director_mac`: the source MAC the
     /// encapsulated frames must carry (unchecked when `None`).
     pub fn new(
@@ -211,6 +245,7 @@ impl Verifier {
                     expect.push(Expect {
                         hops: Vec::new(),
                         sport: 0,
+                        alt: Vec::new(),
                         inner: inner.into(),
                         csum_at: 0,
                         trailer_at: 0,
@@ -230,16 +265,11 @@ impl Verifier {
                     )))
                 }
             };
-            let table = &cfg.tables[t];
-            let h = hash(&table.spec.hash_key, s.hash_fields, fl);
-            let mut hops = row_ips(table, h)?;
-            if let Some(alt) = s.alt_hash_fields {
-                hops.extend(row_ips(table, hash(&table.spec.hash_key, alt, fl))?);
-            }
-            let hint = fl.hint;
+            let (hops, sport) = expected(cfg, t, fl)?;
             expect.push(Expect {
                 hops,
-                sport: 0x8000 | ((h as u16 ^ hint) & 0x7fff),
+                sport,
+                alt: Vec::new(),
                 inner: inner.into(),
                 csum_at: fl.csum_at.saturating_sub(14),
                 trailer_at: fl.trailer_at.saturating_sub(14),
@@ -256,6 +286,7 @@ impl Verifier {
             latency: Histogram::new_with_bounds(1, 60_000_000_000, 3)
                 .map_err(|e| PktgenError::Setup(format!("latency histogram: {e}")))?,
             verified: 0,
+            verified_alt: 0,
             wrong_backend: 0,
             bad_header: 0,
             foreign: 0,
@@ -365,13 +396,25 @@ impl Verifier {
         };
         let step = if v4 { 4 } else { 16 };
         let hop_count = usize::from(gue[7]);
-        let hops_ok = e.hops.first() == Some(&dst)
-            && hop_count + 1 == e.hops.len()
-            && e.hops[1..].iter().enumerate().all(|(i, want)| {
-                gue.get(8 + i * step..8 + (i + 1) * step)
-                    .is_some_and(|b| same_addr(b, *want))
-            });
-        if !hops_ok {
+        let hops_ok = |hops: &[IpAddr]| {
+            hops.first() == Some(&dst)
+                && hop_count + 1 == hops.len()
+                && hops[1..].iter().enumerate().all(|(i, want)| {
+                    gue.get(8 + i * step..8 + (i + 1) * step)
+                        .is_some_and(|b| same_addr(b, *want))
+                })
+        };
+        let sport = u16::from_be_bytes([udp[0], udp[1]]);
+        // The file's tables first, then those given to `accept_also` (same source port too).
+        let (want_sport, alt) = if hops_ok(&e.hops) {
+            (e.sport, false)
+        } else {
+            match e.alt.iter().find(|(h, p)| *p == sport && hops_ok(h)) {
+                Some((_, p)) => (*p, true),
+                None => (0, false),
+            }
+        };
+        if want_sport == 0 {
             if self.examples.len() < MAX_EXAMPLES {
                 let got: Vec<IpAddr> = (0..hop_count)
                     .filter_map(|i| gue.get(8 + i * step..8 + (i + 1) * step))
@@ -387,9 +430,8 @@ impl Verifier {
             }
             return Verdict::WrongBackend;
         }
-        let sport = u16::from_be_bytes([udp[0], udp[1]]);
-        if sport != e.sport {
-            let want = e.sport;
+        if sport != want_sport {
+            let want = want_sport;
             self.example(format_args!(
                 "flow {id} seq {seq}: UDP source port {sport}, expected {want}"
             ));
@@ -410,6 +452,9 @@ impl Verifier {
                 "flow {id} seq {seq}: inner packet differs from the one sent"
             ));
             return Verdict::BadHeader;
+        }
+        if alt {
+            self.verified_alt += 1;
         }
         Verdict::Verified
     }

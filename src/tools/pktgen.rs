@@ -73,6 +73,10 @@ pub struct PktgenArgs {
     /// --flows, --size, --mix, --clients and --client-ports do not apply.
     #[arg(long)]
     replay: Option<PathBuf>,
+    /// Also accept replies as this config's tables say (repeatable): for table changes
+    /// under traffic (a reload to this file, a console `set`), where either answer is right.
+    #[arg(long)]
+    accept_also: Vec<PathBuf>,
     /// Write the report as JSON here.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -98,7 +102,12 @@ fn drive<P: Port>(
         spec.src_mac = m.0;
     }
     let flows = make_flows(a, &spec, dst_mac)?;
-    let verifier = Verifier::new(cfg, &flows, dst_mac)?;
+    let mut verifier = Verifier::new(cfg, &flows, dst_mac)?;
+    for path in &a.accept_also {
+        let alt = load_config(path, a.forwarding_table.as_deref())
+            .map_err(|e| PktgenError::Setup(format!("--accept-also: {e}")))?;
+        verifier.accept_also(&alt, &flows)?;
+    }
     let (rx, tx) = port
         .take_queues(1)?
         .pop()
