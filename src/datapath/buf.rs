@@ -15,6 +15,13 @@ pub trait PacketBuf {
     fn adj(&mut self, n: usize) -> bool;
     /// Shrink the frame at the end by `n` bytes; `false` and no change if it is shorter.
     fn trim(&mut self, n: usize) -> bool;
+    /// Hint: the `n` bytes in front of the frame are about to be written (the outer
+    /// headers). Start fetching their cache line, which receiving the frame did not touch.
+    /// No effect on contents; the default does nothing.
+    #[inline(always)]
+    fn prefetch_headroom(&self, n: usize) {
+        let _ = n;
+    }
 }
 
 /// A heap-backed buffer: one allocation per buffer, reused across packets. Used by the pcap
@@ -122,6 +129,16 @@ impl PacketBuf for HeapBuf {
         }
         self.end -= n;
         true
+    }
+    #[inline(always)]
+    fn prefetch_headroom(&self, n: usize) {
+        if let Some(b) = self
+            .start
+            .checked_sub(n)
+            .and_then(|at| self.storage.get(at))
+        {
+            crate::sys::prefetch(b);
+        }
     }
 }
 

@@ -157,6 +157,10 @@ impl PacketBuf for PoolBuf {
     fn trim(&mut self, n: usize) -> bool {
         self.frame.trim(n)
     }
+    #[inline(always)]
+    fn prefetch_headroom(&self, n: usize) {
+        self.frame.prefetch_headroom(n)
+    }
 }
 
 #[cfg(test)]

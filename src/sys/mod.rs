@@ -18,5 +18,20 @@ pub fn prefetch<T>(p: &T) {
     let _ = p;
 }
 
+/// [`prefetch`] for an address that need not be a valid reference (a prefetch never faults,
+/// whatever the address).
+#[inline(always)]
+pub fn prefetch_ptr(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as in `prefetch`: `prefetcht0` is baseline x86_64, never faults and reads
+    // nothing observable, so any address is fine.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 pub mod process;
 pub mod simd;

@@ -128,6 +128,14 @@ impl PacketBuf for Mbuf {
         true
     }
     #[inline(always)]
+    fn prefetch_headroom(&self, n: usize) {
+        let m = self.m();
+        let at = usize::from(m.data_off).saturating_sub(n);
+        // `buf_addr + at` lies inside this mbuf's buffer (at <= data_off); a prefetch never
+        // faults and changes nothing observable anyway.
+        crate::sys::prefetch_ptr((m.buf_addr as *const u8).wrapping_add(at));
+    }
+    #[inline(always)]
     fn trim(&mut self, n: usize) -> bool {
         let m = self.m_mut();
         if m.nb_segs != 1 || n > m.data_len as usize {
