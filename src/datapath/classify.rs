@@ -119,7 +119,7 @@ pub fn classify(snap: &Snapshot, frame: &[u8]) -> Result<Flow, Verdict> {
 /// Classify one frame against `snap`, writing its flow and hash inputs to `out` (the
 /// burst pipeline's form of [`classify`]; the hashes are left to the caller). On `Err`
 /// `out` holds nothing meaningful.
-#[inline]
+#[inline(always)]
 pub fn classify_into(snap: &Snapshot, frame: &[u8], out: FlowOut<'_>) -> Result<(), Verdict> {
     let l2 = match ethernet::parse_l2(frame) {
         Ok(l2) => l2,
