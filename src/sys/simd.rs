@@ -64,14 +64,6 @@ pub fn hash8_portable(inputs: &[HashInput; LANES], len: usize) -> [u64; LANES] {
     hash_lanes(lanes, len)
 }
 
-/// Whether [`hash8`] runs the AVX-512 code on this CPU.
-pub fn hash8_is_vectorised() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::arch::is_x86_feature_detected!("avx512f");
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
