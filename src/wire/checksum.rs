@@ -21,7 +21,7 @@ fn fold64to32(acc: u64) -> u32 {
 /// two independent accumulators for instruction-level parallelism, and the folded 16-bit
 /// result is byte-swapped into the big-endian sum. The result is already folded (at most
 /// 0xffff), and is 0 only for all-zero data, exactly like the word-by-word sum.
-#[inline]
+#[inline(always)]
 pub fn sum(data: &[u8]) -> u32 {
     let le = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
     let mut a: u64 = 0;
