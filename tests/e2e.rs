@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 use common::fleet::{tail, DirectorProc, EchoServer, RedirectCounters, RedirectProc};
 use common::netns::{spawn_in_netns, sysctl};
 use common::veth::{privileged, skip, Netns};
+use rondo::sim::Scenario;
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
 const DIRECTORS: usize = 2;
@@ -87,31 +88,6 @@ fn router_mac(d: usize) -> String {
 }
 fn client_addr(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 91, 0, 1 + (i % CLIENT_ADDRS as usize) as u8)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scenario {
-    AddBackend,
-    Drain,
-    KillBackend,
-    DirectorRestart,
-    Reload,
-    Remove,
-    AltHashMigration,
-}
-
-impl Scenario {
-    fn name(self) -> &'static str {
-        match self {
-            Scenario::AddBackend => "add_backend",
-            Scenario::Drain => "drain",
-            Scenario::KillBackend => "kill_backend",
-            Scenario::DirectorRestart => "director_restart",
-            Scenario::Reload => "reload",
-            Scenario::Remove => "remove",
-            Scenario::AltHashMigration => "alt_hash_migration",
-        }
-    }
 }
 
 /// The tables every director loads.

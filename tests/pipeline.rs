@@ -45,6 +45,17 @@ fn run(s: &Snapshot, frames: &[Vec<u8>]) -> (Vec<(Verdict, Vec<u8>)>, CoreCounte
     )
 }
 
+/// Hash on all four fields, with GLB's default fields (source address) as the alt hash.
+fn all_fields_and_alt_hash(cfg: &mut Config) {
+    cfg.settings.hash_fields = rondo::config::HashFields {
+        src_addr: true,
+        dst_addr: true,
+        src_port: true,
+        dst_port: true,
+    };
+    cfg.settings.alt_hash_fields = Some(rondo::config::HashFields::default());
+}
+
 fn run1(s: &Snapshot, frame: Vec<u8>) -> (Verdict, Vec<u8>) {
     run(s, &[frame]).0.remove(0)
 }
@@ -218,13 +229,7 @@ fn hash_fields_order_and_alt_hash_give_four_hops() {
     let Some((mut cfg, bin)) = glb_config() else {
         return;
     };
-    cfg.settings.hash_fields = rondo::config::HashFields {
-        src_addr: true,
-        dst_addr: true,
-        src_port: true,
-        dst_port: true,
-    };
-    cfg.settings.alt_hash_fields = Some(rondo::config::HashFields::default());
+    all_fields_and_alt_hash(&mut cfg);
     let s = snap(cfg);
     let (v, o) = run1(&s, syn_v4([10, 1, 2, 3], [1, 1, 1, 1], 0xabcd, 443));
     assert_eq!(v, Verdict::Forward);
@@ -507,13 +512,7 @@ fn a_burst_hashes_like_one_packet_at_a_time() {
     let Some((mut cfg, bin)) = glb_config() else {
         return;
     };
-    cfg.settings.hash_fields = rondo::config::HashFields {
-        src_addr: true,
-        dst_addr: true,
-        src_port: true,
-        dst_port: true,
-    };
-    cfg.settings.alt_hash_fields = Some(rondo::config::HashFields::default());
+    all_fields_and_alt_hash(&mut cfg);
     let s = snap(cfg);
     let frames: Vec<Vec<u8>> = (0..32u16)
         .map(|i| {

@@ -144,6 +144,27 @@ fn in_process_also(
     report
 }
 
+/// Send `count` packets at `rate` pps, then wait 2 s for the last replies; no dashboard.
+fn counted(rate: u64, count: u64) -> Options {
+    Options {
+        rate: Some(rate),
+        duration: None,
+        count: Some(count),
+        drain: Duration::from_secs(2),
+        stop: Arc::new(AtomicBool::new(false)),
+        dashboard: None,
+    }
+}
+
+/// `cfg` with its first table (web) rebuilt after `change` to its spec.
+fn with_web_table(cfg: &Config, change: impl FnOnce(&mut rondo::table::TableSpec)) -> Config {
+    let mut c = cfg.clone();
+    let mut spec = c.tables[0].spec.clone();
+    change(&mut spec);
+    c.tables[0] = rondo::table::ForwardingTable::build(spec, c.settings.row_policy).unwrap();
+    c
+}
+
 #[test]
 fn every_packet_is_verified_and_none_lost_on_mem_ports() {
     let cfg = config();
@@ -203,19 +224,8 @@ fn a_wrong_table_fails_verification() {
     let cfg = config();
     // The verifier believes the web table has a different hash key: the director's choices
     // no longer match most flows.
-    let mut wrong = cfg.clone();
-    let mut spec = wrong.tables[0].spec.clone();
-    spec.hash_key[0] ^= 0xff;
-    wrong.tables[0] =
-        rondo::table::ForwardingTable::build(spec, wrong.settings.row_policy).unwrap();
-    let opts = Options {
-        rate: Some(4000),
-        duration: None,
-        count: Some(2000),
-        drain: Duration::from_secs(2),
-        stop: Arc::new(AtomicBool::new(false)),
-        dashboard: None,
-    };
+    let wrong = with_web_table(&cfg, |t| t.hash_key[0] ^= 0xff);
+    let opts = counted(4000, 2000);
     let r = in_process(&cfg, &wrong, &opts);
     assert!(!r.ok, "the verifier must fail: {}", r.summary());
     assert!(r.wrong_backend > 100, "{}", r.summary());
@@ -237,19 +247,10 @@ fn a_wrong_table_fails_verification() {
 #[test]
 fn accept_also_verifies_packets_forwarded_under_changed_tables() {
     let cfg = config();
-    let mut changed = cfg.clone();
-    let mut web = changed.tables[0].spec.clone();
-    web.backends[1].state = rondo::table::BackendState::Draining;
-    changed.tables[0] =
-        rondo::table::ForwardingTable::build(web, changed.settings.row_policy).unwrap();
-    let opts = Options {
-        rate: Some(4000),
-        duration: None,
-        count: Some(2000),
-        drain: Duration::from_secs(2),
-        stop: Arc::new(AtomicBool::new(false)),
-        dashboard: None,
-    };
+    let changed = with_web_table(&cfg, |t| {
+        t.backends[1].state = rondo::table::BackendState::Draining
+    });
+    let opts = counted(4000, 2000);
     let flows = || flows::build(&spec(&cfg, 512)).unwrap();
     let strict = in_process_with(&changed, &cfg, &opts, flows());
     assert!(
@@ -271,14 +272,7 @@ fn accept_also_verifies_packets_forwarded_under_changed_tables() {
 #[test]
 fn rates_above_the_port_are_reported_and_foreign_frames_counted() {
     let cfg = config();
-    let opts = Options {
-        rate: Some(500_000_000),
-        duration: None,
-        count: Some(3000),
-        drain: Duration::from_secs(2),
-        stop: Arc::new(AtomicBool::new(false)),
-        dashboard: None,
-    };
+    let opts = counted(500_000_000, 3000);
     let r = in_process(&cfg, &cfg, &opts);
     assert_eq!(r.requested_pps, Some(500_000_000));
     assert!(r.rate_not_reached, "{}", r.summary());
@@ -551,14 +545,7 @@ fn replaying_a_capture_verifies_every_forwarded_packet() {
     let flows = rondo::pktgen::replay::load(&path, None).unwrap();
     assert_eq!(flows.len(), n, "all distinct");
     let count = 2 * n as u64;
-    let opts = Options {
-        rate: Some(5000),
-        duration: None,
-        count: Some(count),
-        drain: Duration::from_secs(2),
-        stop: Arc::new(AtomicBool::new(false)),
-        dashboard: None,
-    };
+    let opts = counted(5000, count);
     let r = in_process_with(&cfg, &cfg, &opts, flows);
     assert!(r.ok, "{}", r.summary());
     assert_eq!(r.tx_packets, count);
@@ -569,11 +556,7 @@ fn replaying_a_capture_verifies_every_forwarded_packet() {
     assert_eq!(r.latency.samples, 0, "replayed frames carry no timestamps");
 
     // The same capture checked against a web table whose hash key differs: caught.
-    let mut wrong = cfg.clone();
-    let mut spec = wrong.tables[0].spec.clone();
-    spec.hash_key[3] ^= 0x55;
-    wrong.tables[0] =
-        rondo::table::ForwardingTable::build(spec, wrong.settings.row_policy).unwrap();
+    let wrong = with_web_table(&cfg, |t| t.hash_key[3] ^= 0x55);
     let flows = rondo::pktgen::replay::load(&path, None).unwrap();
     let r = in_process_with(&cfg, &wrong, &opts, flows);
     assert!(!r.ok);
@@ -595,14 +578,7 @@ fn replaying_glb_vectors_verifies_every_forwarded_packet() {
     let flows = rondo::pktgen::replay::load(&vectors.join("1k_pkts.pcap"), None).unwrap();
     assert_eq!(flows.len(), 1);
     let count = 300;
-    let opts = Options {
-        rate: Some(5000),
-        duration: None,
-        count: Some(count),
-        drain: Duration::from_secs(2),
-        stop: Arc::new(AtomicBool::new(false)),
-        dashboard: None,
-    };
+    let opts = counted(5000, count);
     let r = in_process_with(&cfg, &cfg, &opts, flows);
     assert!(r.ok, "{}", r.summary());
     assert_eq!(r.tx_packets, count);

@@ -54,7 +54,7 @@ impl HeapBuf {
     }
 
     /// Replace the contents with `frame`, resetting the headroom. Frames longer than the
-    /// capacity are cut to it (callers check [`HeapBuf::capacity`] first).
+    /// capacity are cut to it (callers check the frame length against the buffer first).
     pub fn set_frame(&mut self, frame: &[u8]) {
         self.start = Self::HEADROOM.min(self.storage.len());
         let n = frame.len().min(self.storage.len() - self.start);

@@ -150,6 +150,23 @@ fn compress<const L: usize>(v: &mut [[u64; L]; 4], m: &[u64; L]) {
     }
 }
 
+/// The four finalisation rounds and the fold of each lane's state into its hash.
+#[inline(always)]
+fn finalize<const L: usize>(mut v: [[u64; L]; 4]) -> [u64; L] {
+    for x in &mut v[2] {
+        *x ^= 0xff;
+    }
+    round(&mut v);
+    round(&mut v);
+    round(&mut v);
+    round(&mut v);
+    let mut out = [0u64; L];
+    for l in 0..L {
+        out[l] = v[0][l] ^ v[1][l] ^ v[2][l] ^ v[3][l];
+    }
+    out
+}
+
 /// SipHash-2-4 of `L` messages of `len` bytes each (every input's own `len` is ignored):
 /// the body of the lane hasher, compiled once per instruction set by [`crate::sys::simd`].
 #[inline(always)]
@@ -175,24 +192,13 @@ pub fn hash_lanes<const L: usize>(inputs: [&HashInput; L], len: usize) -> [u64; 
         m[l] = inputs[l].words[full] | ((len as u64) << 56);
     }
     compress(&mut v, &m);
-    for x in &mut v[2] {
-        *x ^= 0xff;
-    }
-    round(&mut v);
-    round(&mut v);
-    round(&mut v);
-    round(&mut v);
-    let mut out = [0u64; L];
-    for l in 0..L {
-        out[l] = v[0][l] ^ v[1][l] ^ v[2][l] ^ v[3][l];
-    }
-    out
+    finalize(v)
 }
 
 /// Finish `L` hashes that share the midstate `state` (see [`super::SipKey::prefix8`]):
-/// `words[w][l]` is word `w` of the rest of lane `l`'s message, as
-/// [`super::SipState::finish_words`] takes them (the last word carries the length byte).
-/// The table builder's form: one row seed, many backends.
+/// `words[w][l]` is word `w` of the rest of lane `l`'s message, the last word carrying the
+/// length byte (as `SipState::finish_words`, its one-lane reference in the tests, takes
+/// them). The table builder's form: one row seed, many backends.
 #[inline(always)]
 pub fn finish_lanes<const L: usize>(state: &super::SipState, words: &[[u64; L]]) -> [u64; L] {
     let s = state.words();
@@ -200,18 +206,7 @@ pub fn finish_lanes<const L: usize>(state: &super::SipState, words: &[[u64; L]])
     for m in words {
         compress(&mut v, m);
     }
-    for x in &mut v[2] {
-        *x ^= 0xff;
-    }
-    round(&mut v);
-    round(&mut v);
-    round(&mut v);
-    round(&mut v);
-    let mut out = [0u64; L];
-    for l in 0..L {
-        out[l] = v[0][l] ^ v[1][l] ^ v[2][l] ^ v[3][l];
-    }
-    out
+    finalize(v)
 }
 
 /// SipHash-2-4 of one input (scalar).
@@ -370,7 +365,9 @@ mod tests {
             .map(|w| std::array::from_fn(|l| (w + 1) * 0x0101_0101 * (l as u64 + 3)))
             .collect();
         for n in 1..=3 {
-            let lanes = crate::sys::simd::finish8(&state, &words[..n]);
+            let mut out = [[0u64; LANES]];
+            crate::sys::simd::finish_groups(&state, n, &words[..n], &mut out);
+            let lanes = out[0];
             for (l, &h) in lanes.iter().enumerate() {
                 let mine: Vec<u64> = words[..n].iter().map(|w| w[l]).collect();
                 assert_eq!(h, state.finish_words(&mine), "{n} words, lane {l}");

@@ -8,7 +8,7 @@
 //! Besides the one-shot [`siphash24`], this module offers a midstate API used by the table
 //! builder: every rendezvous hash of a row starts with the same 8-byte `row_seed`, so the
 //! state after that first block is computed once per row ([`SipKey::prefix8`]) and each
-//! backend only pays for its own bytes ([`SipState::finish_with`]).
+//! backend only pays for its own bytes, eight backends per pass ([`lanes::finish_lanes`]).
 
 pub mod lanes;
 
@@ -94,9 +94,9 @@ impl SipState {
 
     /// Finish a hash from precomputed message words: `words` are the rest of the message as
     /// little-endian u64s, the last one zero-padded and carrying SipHash's length byte
-    /// (total message length mod 256) in its top byte. This is the builder's hot path:
-    /// a backend's words do not change from row to row.
-    #[inline(always)]
+    /// (total message length mod 256) in its top byte. The one-lane reference of
+    /// [`lanes::finish_lanes`], which the builder uses.
+    #[cfg(test)]
     pub fn finish_words(&self, words: &[u64]) -> u64 {
         let mut state = *self;
         for &w in words {
@@ -107,6 +107,8 @@ impl SipState {
 
     /// Finish a hash whose first 8 bytes were absorbed by [`SipKey::prefix8`]: `rest` is the
     /// remainder of the message, so the result equals `siphash24(key, first8 || rest)`.
+    /// (One message at a time, as `glb_score` does; the builder's rows use
+    /// [`lanes::finish_lanes`].)
     #[inline]
     pub fn finish_with(&self, rest: &[u8]) -> u64 {
         self.absorb_and_finish(rest, 8)
@@ -155,7 +157,7 @@ impl SipKey {
     }
 
     /// The state after absorbing the 8-byte block `first8`; finish it with
-    /// [`SipState::finish_with`]. Computing this once and finishing it many times is how
+    /// [`lanes::finish_lanes`]. Computing this once and finishing it many times is how
     /// the table builder hashes `row_seed || ip` for every backend of a row.
     #[inline]
     pub fn prefix8(&self, first8: [u8; 8]) -> SipState {

@@ -23,12 +23,12 @@
 //! | 13 | a kernel socket for the 4-tuple (any state but LISTEN: SYN-received, established, closing, TIME-WAIT) | local `socket` |
 //! | 14 | a possible syncookie ACK (ACK without SYN/RST/FIN, a listener for the destination, and the [`SocketLookup`] says syncookies are in use; rule in [`super::diag`]) | local `syncookie` |
 //! | 15 | next_hop == hop_count: hops exhausted | local `last_resort` |
-//! | 16 | hops[next_hop] is one of our own addresses (the outer destination or a configured one) | local `self_hop` (GLB's "forwarded to self") |
-//! | 17 | hops[next_hop] is not a routable unicast address (unspecified, loopback, multicast, broadcast, link-local, reserved) | drop `bad_hop_address` |
-//! | 18 | hops[next_hop] already had this packet: it is the outer source (the node that just sent it to us) or appears earlier in the hop list | skip that hop (counted `revisit_skipped`) and go back to 15 with the next index |
-//! | 19 | hops[next_hop] outside `backends` | drop `hop_not_allowed` |
+//! | 16 | `hops[next_hop]` is one of our own addresses (the outer destination or a configured one) | local `self_hop` (GLB's "forwarded to self") |
+//! | 17 | `hops[next_hop]` is not a routable unicast address (unspecified, loopback, multicast, broadcast, link-local, reserved) | drop `bad_hop_address` |
+//! | 18 | `hops[next_hop]` already had this packet: it is the outer source (the node that just sent it to us) or appears earlier in the hop list | skip that hop (counted `revisit_skipped`) and go back to 15 with the next index |
+//! | 19 | `hops[next_hop]` outside `backends` | drop `hop_not_allowed` |
 //! | 20 | outer TTL / hop limit 1 or less | drop `ttl_exceeded` |
-//! | 21 | otherwise | forward to hops[i], next_hop = i + 1 |
+//! | 21 | otherwise | forward to `hops[i]`, `next_hop = i + 1` |
 //!
 //! Rows 1, 4, 5, 11, 17-20 are Rondo's additions to GLB's checks (GLB trusts its network);
 //! rows 7-10 and 12-16 are GLB's glb-redirect. Row 18 keeps GLB's outcome while cutting a

@@ -3,7 +3,7 @@
 //! GLB runs this on every backend as a kernel module (`glb-redirect`, an iptables target)
 //! plus the kernel's `fou` module for decapsulation. Rondo needs neither:
 //! - GUE arrives on a UDP socket bound to port 19523 ([`socket`]);
-//! - [`decide`] applies spec section 7 (SYN, a kernel socket for the flow found through
+//! - [`decide()`] applies spec section 7 (SYN, a kernel socket for the flow found through
 //!   `sock_diag` ([`diag`]), a possible syncookie ACK, hops exhausted, the next hop is us:
 //!   local; otherwise forward), plus the bad-input and anti-loop rows documented there;
 //! - local packets are decapsulated and written to a TUN device ([`tun`]): the kernel

@@ -18,21 +18,10 @@ pub fn hash8(inputs: &[HashInput; LANES], len: usize) -> [u64; LANES] {
     hash8_portable(inputs, len)
 }
 
-/// Finish eight hashes from the common midstate `state`; `words[w][l]` is word `w` of lane
-/// `l` (see [`crate::hash::lanes::finish_lanes`]).
-#[inline]
-pub fn finish8(state: &SipState, words: &[[u64; LANES]]) -> [u64; LANES] {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: `avx512::finish8` only needs AVX-512F, which the CPU was just found to have.
-        return unsafe { avx512::finish8(state.words(), words) };
-    }
-    finish_lanes(state, words)
-}
-
-/// [`finish8`] over many groups of eight: `cols` holds `out.len()` groups of `nwords`
-/// columns each (group `g`'s word `w` at `cols[g * nwords + w]`), `out[g]` gets group `g`'s
-/// eight hashes. With AVX-512 two groups go through the rounds interleaved, so that their
+/// Finish eight hashes per group from the common midstate `state` (the table builder: one
+/// row seed, many backends; see [`crate::hash::lanes::finish_lanes`]): `cols` holds
+/// `out.len()` groups of `nwords` columns each (group `g`'s word `w` for its eight lanes at
+/// `cols[g * nwords + w]`), `out[g]` gets group `g`'s eight hashes. With AVX-512 two groups go through the rounds interleaved, so that their
 /// independent dependency chains overlap.
 #[inline]
 pub fn finish_groups(
@@ -110,28 +99,7 @@ mod avx512 {
         v[0] = _mm512_xor_si512(v[0], m);
     }
 
-    /// Same result as `finish_lanes(state, words)`, eight lanes per instruction.
-    #[target_feature(enable = "avx512f")]
-    pub fn finish8(state: [u64; 4], words: &[[u64; LANES]]) -> [u64; LANES] {
-        let b = |x: u64| _mm512_set1_epi64(x as i64);
-        let mut v = [b(state[0]), b(state[1]), b(state[2]), b(state[3])];
-        for w in words {
-            let m = _mm512_set_epi64(
-                w[7] as i64,
-                w[6] as i64,
-                w[5] as i64,
-                w[4] as i64,
-                w[3] as i64,
-                w[2] as i64,
-                w[1] as i64,
-                w[0] as i64,
-            );
-            compress(&mut v, m);
-        }
-        finalize(v)
-    }
-
-    /// Same result as `finish8` on each group; two groups at a time.
+    /// Same result as `finish_lanes` on each group; two groups at a time.
     #[target_feature(enable = "avx512f")]
     pub fn finish_groups(
         state: [u64; 4],
@@ -141,87 +109,49 @@ mod avx512 {
     ) {
         let b = |x: u64| _mm512_set1_epi64(x as i64);
         let init = [b(state[0]), b(state[1]), b(state[2]), b(state[3])];
-        let col = |w: &[u64; LANES]| {
-            _mm512_set_epi64(
-                w[7] as i64,
-                w[6] as i64,
-                w[5] as i64,
-                w[4] as i64,
-                w[3] as i64,
-                w[2] as i64,
-                w[1] as i64,
-                w[0] as i64,
-            )
-        };
         let mut g = 0;
-        while g + 2 <= out.len() {
-            let (Some(a), Some(c)) = (
-                cols.get(g * nwords..(g + 1) * nwords),
-                cols.get((g + 1) * nwords..(g + 2) * nwords),
-            ) else {
+        while g < out.len() {
+            let Some(a) = cols.get(g * nwords..(g + 1) * nwords) else {
                 return;
             };
-            let (mut v, mut u) = (init, init);
-            for (wa, wc) in a.iter().zip(c) {
-                let (ma, mc) = (col(wa), col(wc));
-                v[3] = _mm512_xor_si512(v[3], ma);
-                u[3] = _mm512_xor_si512(u[3], mc);
-                round2(&mut v, &mut u);
-                round2(&mut v, &mut u);
-                v[0] = _mm512_xor_si512(v[0], ma);
-                u[0] = _mm512_xor_si512(u[0], mc);
-            }
-            v[2] = _mm512_xor_si512(v[2], b(0xff));
-            u[2] = _mm512_xor_si512(u[2], b(0xff));
-            for _ in 0..4 {
-                round2(&mut v, &mut u);
-            }
-            out[g] = fold(v);
-            out[g + 1] = fold(u);
-            g += 2;
-        }
-        if g < out.len() {
-            if let Some(words) = cols.get(g * nwords..(g + 1) * nwords) {
-                out[g] = finish8(state, words);
+            match cols.get((g + 1) * nwords..(g + 2) * nwords) {
+                Some(c) if g + 1 < out.len() => {
+                    // Two independent states, step by step: their dependency chains overlap.
+                    let (mut v, mut u) = (init, init);
+                    for (wa, wc) in a.iter().zip(c) {
+                        compress(&mut v, column(wa));
+                        compress(&mut u, column(wc));
+                    }
+                    out[g] = finalize(v);
+                    out[g + 1] = finalize(u);
+                    g += 2;
+                }
+                _ => {
+                    let mut v = init;
+                    for w in a {
+                        compress(&mut v, column(w));
+                    }
+                    out[g] = finalize(v);
+                    g += 1;
+                }
             }
         }
     }
 
-    /// One SipRound on two independent states, interleaved.
+    /// One word of eight lanes as a vector.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn round2(v: &mut [__m512i; 4], u: &mut [__m512i; 4]) {
-        v[0] = _mm512_add_epi64(v[0], v[1]);
-        u[0] = _mm512_add_epi64(u[0], u[1]);
-        v[2] = _mm512_add_epi64(v[2], v[3]);
-        u[2] = _mm512_add_epi64(u[2], u[3]);
-        v[1] = _mm512_xor_si512(_mm512_rol_epi64::<13>(v[1]), v[0]);
-        u[1] = _mm512_xor_si512(_mm512_rol_epi64::<13>(u[1]), u[0]);
-        v[3] = _mm512_xor_si512(_mm512_rol_epi64::<16>(v[3]), v[2]);
-        u[3] = _mm512_xor_si512(_mm512_rol_epi64::<16>(u[3]), u[2]);
-        v[0] = _mm512_rol_epi64::<32>(v[0]);
-        u[0] = _mm512_rol_epi64::<32>(u[0]);
-        v[2] = _mm512_add_epi64(v[2], v[1]);
-        u[2] = _mm512_add_epi64(u[2], u[1]);
-        v[0] = _mm512_add_epi64(v[0], v[3]);
-        u[0] = _mm512_add_epi64(u[0], u[3]);
-        v[1] = _mm512_xor_si512(_mm512_rol_epi64::<17>(v[1]), v[2]);
-        u[1] = _mm512_xor_si512(_mm512_rol_epi64::<17>(u[1]), u[2]);
-        v[3] = _mm512_xor_si512(_mm512_rol_epi64::<21>(v[3]), v[0]);
-        u[3] = _mm512_xor_si512(_mm512_rol_epi64::<21>(u[3]), u[0]);
-        v[2] = _mm512_rol_epi64::<32>(v[2]);
-        u[2] = _mm512_rol_epi64::<32>(u[2]);
-    }
-
-    /// The eight hashes of a finalised state.
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    fn fold(v: [__m512i; 4]) -> [u64; LANES] {
-        let h = _mm512_xor_si512(_mm512_xor_si512(v[0], v[1]), _mm512_xor_si512(v[2], v[3]));
-        let mut out = [0u64; LANES];
-        // SAFETY: `out` is 64 writable bytes, exactly one unaligned 512-bit store.
-        unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), h) };
-        out
+    fn column(w: &[u64; LANES]) -> __m512i {
+        _mm512_set_epi64(
+            w[7] as i64,
+            w[6] as i64,
+            w[5] as i64,
+            w[4] as i64,
+            w[3] as i64,
+            w[2] as i64,
+            w[1] as i64,
+            w[0] as i64,
+        )
     }
 
     /// The four finalisation rounds and the fold of the state into the eight hashes.
@@ -233,7 +163,11 @@ mod avx512 {
         round(&mut v);
         round(&mut v);
         round(&mut v);
-        fold(v)
+        let h = _mm512_xor_si512(_mm512_xor_si512(v[0], v[1]), _mm512_xor_si512(v[2], v[3]));
+        let mut out = [0u64; LANES];
+        // SAFETY: `out` is 64 writable bytes, exactly one unaligned 512-bit store.
+        unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), h) };
+        out
     }
 
     /// Same result as `hash_lanes(inputs, len)`, eight lanes per instruction.

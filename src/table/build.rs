@@ -34,7 +34,7 @@
 //! Speed: no per-row sort (each row keeps only the best few candidates in a tiny sorted
 //! array), the SipHash state after `row_seed` is computed once per row, each backend's
 //! message words are precomputed and eight backends are hashed at once from that state
-//! (AVX-512 lanes where the CPU has them, [`crate::sys::simd::finish8`]), and rows are
+//! (AVX-512 lanes where the CPU has them, [`crate::sys::simd::finish_groups`]), and rows are
 //! split across [`std::thread::available_parallelism`] threads (which follows the
 //! affinity mask: a director keeps its control threads off the worker cores).
 
