@@ -40,8 +40,8 @@ mod dpdk {
     use super::common::veth::is_root;
     use super::common::*;
     use rondo::config::DpdkSettings;
-    use rondo::datapath::{PacketBuf, Snapshot};
-    use rondo::drivers::dpdk::{ring_pair, DpdkPortOptions};
+    use rondo::datapath::{HeapBuf, PacketBuf, Snapshot};
+    use rondo::drivers::dpdk::{ring_pair, DpdkPortOptions, Mbuf};
     use rondo::drivers::Port;
     use rondo::runtime::{ExceptionPath, IdlePolicy, Runtime, RuntimeOptions};
 
@@ -256,6 +256,37 @@ backends = [{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.1.0.3" }]
             v.push(p.unwrap().data.into_owned());
         }
         v
+    }
+
+    /// The mbuf's one-step `reframe` (the encapsulation's) gives what a heap buffer with
+    /// the same headroom gives, and refuses the same requests without changing the frame.
+    #[test]
+    fn mbuf_reframe_matches_the_heap_buffer() {
+        let _l = lock();
+        let (port, peer) = ring_pair("reframe", 1, 64, port_opts(1024)).unwrap();
+        let pool = peer.pool();
+        let start = pool.in_use();
+        let frame: Vec<u8> = (0..60).collect();
+        for at in [0, 14, 18, 59, 60, 61] {
+            for len in [0, 1, 40, 46, 47] {
+                for outer in [0, 14, 54, 60, 128, 142, 143, 200] {
+                    let mut m = Mbuf::alloc_with(&pool, &frame).unwrap();
+                    let mut h = HeapBuf::from_frame(&frame);
+                    assert_eq!(m.headroom(), h.headroom(), "same headroom as DPDK's");
+                    let case = format!("at {at} len {len} outer {outer}");
+                    let a = m.reframe(at, len, outer).map(|d| d.len());
+                    let b = h.reframe(at, len, outer).map(|d| d.len());
+                    assert_eq!(a, b, "{case}");
+                    assert_eq!(m.data(), h.data(), "{case}");
+                    if a.is_some() {
+                        assert_eq!(&m.data()[outer..], &frame[at..at + len], "{case}");
+                        assert_eq!(m.headroom(), h.headroom(), "{case}");
+                    }
+                }
+            }
+        }
+        drop((port, peer));
+        assert_eq!(pool.in_use(), start);
     }
 
     #[test]

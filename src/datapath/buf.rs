@@ -15,6 +15,29 @@ pub trait PacketBuf {
     fn adj(&mut self, n: usize) -> bool;
     /// Shrink the frame at the end by `n` bytes; `false` and no change if it is shorter.
     fn trim(&mut self, n: usize) -> bool;
+    /// Turn the frame into `outer` new bytes (contents unspecified) followed by the `len`
+    /// bytes that start at `at` (the IP packet: the link header before it and any padding
+    /// after it go), and return the new frame. `None`, with the frame unchanged, when the
+    /// headroom cannot take the difference or the frame is shorter than `at + len`.
+    ///
+    /// The default goes through the methods above; buffers override it to do the
+    /// encapsulation's bookkeeping with one bounds check.
+    #[inline(always)]
+    fn reframe(&mut self, at: usize, len: usize, outer: usize) -> Option<&mut [u8]> {
+        let extra = self.data().len().checked_sub(at.checked_add(len)?)?;
+        if outer > at && outer - at > self.headroom() {
+            return None;
+        }
+        if extra > 0 && !self.trim(extra) {
+            return None;
+        }
+        let moved = if outer > at {
+            self.prepend(outer - at)
+        } else {
+            self.adj(at - outer)
+        };
+        moved.then(|| self.data_mut())
+    }
     /// Hint: the `n` bytes in front of the frame are about to be written (the outer
     /// headers). Start fetching their cache line, which receiving the frame did not touch.
     /// No effect on contents; the default does nothing.
@@ -131,6 +154,15 @@ impl PacketBuf for HeapBuf {
         true
     }
     #[inline(always)]
+    fn reframe(&mut self, at: usize, len: usize, outer: usize) -> Option<&mut [u8]> {
+        let from = self.start.checked_add(at)?;
+        let end = from.checked_add(len).filter(|&e| e <= self.end)?;
+        let start = from.checked_sub(outer)?;
+        self.start = start;
+        self.end = end;
+        self.storage.get_mut(start..end)
+    }
+    #[inline(always)]
     fn prefetch_headroom(&self, n: usize) {
         if let Some(b) = self
             .start
@@ -160,5 +192,58 @@ mod tests {
         assert_eq!(b.data(), &[3]);
         assert!(!b.trim(2));
         assert_eq!(b.data(), &[3]);
+    }
+
+    /// Goes through the trait's default `reframe` (the other methods of a `HeapBuf`).
+    struct Plain(HeapBuf);
+
+    impl PacketBuf for Plain {
+        fn data(&self) -> &[u8] {
+            self.0.data()
+        }
+        fn data_mut(&mut self) -> &mut [u8] {
+            self.0.data_mut()
+        }
+        fn headroom(&self) -> usize {
+            self.0.headroom()
+        }
+        fn prepend(&mut self, n: usize) -> bool {
+            self.0.prepend(n)
+        }
+        fn adj(&mut self, n: usize) -> bool {
+            self.0.adj(n)
+        }
+        fn trim(&mut self, n: usize) -> bool {
+            self.0.trim(n)
+        }
+    }
+
+    #[test]
+    fn reframe_keeps_the_packet_and_makes_room_in_front() {
+        let frame: Vec<u8> = (0..20).collect();
+        for headroom in [0, 3, 8, 128] {
+            for at in 0..22 {
+                for len in 0..22 {
+                    for outer in 0..12 {
+                        let mut h = HeapBuf::new(headroom, 64);
+                        h.storage[headroom..headroom + 20].copy_from_slice(&frame);
+                        h.end = headroom + 20;
+                        let mut p = Plain(h.clone());
+                        let fits = at + len <= 20 && outer <= headroom + at;
+                        let a = h.reframe(at, len, outer).map(|d| d.len());
+                        let b = p.reframe(at, len, outer).map(|d| d.len());
+                        assert_eq!(a, b, "headroom {headroom} at {at} len {len} outer {outer}");
+                        assert_eq!(a.is_some(), fits);
+                        assert_eq!(h.data(), p.data());
+                        if fits {
+                            assert_eq!(h.data().len(), outer + len);
+                            assert_eq!(&h.data()[outer..], &frame[at..at + len]);
+                        } else {
+                            assert_eq!(h.data(), &frame[..], "unchanged when refused");
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -12,7 +12,7 @@ use crate::wire::{
 use super::buf::PacketBuf;
 use super::classify::Flow;
 use super::counters::DropReason;
-use super::snapshot::{Family, Snapshot, MAX_HOPS};
+use super::snapshot::{CompiledTable, Family, Snapshot, MAX_HOPS};
 
 /// GLB's GUE port ('LB' + 1).
 pub const GUE_PORT: u16 = crate::wire::gue::PORT;
@@ -32,6 +32,10 @@ pub struct OuterTemplate {
     ip_sum: u32,
     /// Pseudo-header source + protocol, UDP destination port, fixed GUE words.
     udp_sum: u32,
+    /// `ip_sum` and `udp_sum` folded and byte-swapped: the same sums in the little-endian
+    /// domain of [`checksum::sum_le`].
+    ip_sum_le: u64,
+    udp_sum_le: u64,
 }
 
 const V4_LEN: usize = ETH + 20 + UDP_GUE;
@@ -139,6 +143,8 @@ impl OuterTemplate {
             family,
             ip_sum,
             udp_sum,
+            ip_sum_le: u64::from(checksum::fold(ip_sum).swap_bytes()),
+            udp_sum_le: u64::from(checksum::fold(udp_sum).swap_bytes()),
         }
     }
 }
@@ -157,29 +163,137 @@ pub fn encapsulate<B: PacketBuf>(
     buf: &mut B,
 ) -> Result<(), DropReason> {
     let table = &snap.tables[usize::from(flow.table)];
-    let t = &table.outer;
     // The hops: the row of `hash`, then (with alt hash fields) the row of `alt_hash`.
-    // Every table has at least one hop per row.
     let row = table.table.row(flow.hash as u16);
-    let alt_row: &[u32] = if snap.alt_hash.is_some() {
+    if snap.alt_hash.is_none() && table.outer.family == Family::V4 {
+        if let &[first, second] = row {
+            return encap_v4_pair(table, flow, first, second, buf);
+        }
+    }
+    encap_any(table, flow, row, alt_row(snap, table, flow), buf)
+}
+
+/// [`encapsulate`] through the general code alone (any family, any number of hops),
+/// without the common-case shortcut: the reference that the shortcut is tested and fuzzed
+/// against.
+pub fn encapsulate_without_shortcut<B: PacketBuf>(
+    snap: &Snapshot,
+    flow: &Flow,
+    buf: &mut B,
+) -> Result<(), DropReason> {
+    let table = &snap.tables[usize::from(flow.table)];
+    let row = table.table.row(flow.hash as u16);
+    encap_any(table, flow, row, alt_row(snap, table, flow), buf)
+}
+
+/// The hops of `alt_hash` when the snapshot has alternate hash fields, else none.
+#[inline(always)]
+fn alt_row<'a>(snap: &Snapshot, table: &'a CompiledTable, flow: &Flow) -> &'a [u32] {
+    if snap.alt_hash.is_some() {
         table.table.row(flow.alt_hash as u16)
     } else {
         &[]
+    }
+}
+
+/// Outer bytes in front of the inner packet for an IPv4 outer header and two hops.
+const PAIR_LEN: usize = V4_LEN + 4;
+
+/// The common case of [`encap_any`]: IPv4 backends, a primary and a secondary, no
+/// alternate hash. The same bytes (tested against it), written into a fixed-size header
+/// with no per-field bounds checks.
+#[inline(always)]
+fn encap_v4_pair<B: PacketBuf>(
+    table: &CompiledTable,
+    flow: &Flow,
+    first: u32,
+    second: u32,
+    buf: &mut B,
+) -> Result<(), DropReason> {
+    let t = &table.outer;
+    let ip_len = usize::from(flow.ip_len);
+    let udp_len = UDP_GUE + 4 + ip_len;
+    if 20 + udp_len > usize::from(u16::MAX) {
+        return Err(DropReason::TooBig);
+    }
+    let dst = table.addrs_v4[first as usize];
+    let hop = table.addrs_v4[second as usize];
+    let data = buf
+        .reframe(usize::from(flow.l3_off), ip_len, PAIR_LEN)
+        .ok_or(DropReason::NoHeadroom)?;
+    let Some((hdr, inner)) = data.split_first_chunk_mut::<PAIR_LEN>() else {
+        return Err(DropReason::NoHeadroom); // unreachable: reframe made PAIR_LEN + ip_len
     };
+    let (sport, gue_proto) = (source_port(flow), gue_proto(flow));
+    let (total, udp_len) = ((20 + udp_len) as u16, udp_len as u16);
+    let udp_off = V4_LEN - UDP_GUE;
+    hdr[..V4_LEN].copy_from_slice(&t.bytes[..V4_LEN]);
+    hdr[V4_LEN..].copy_from_slice(&hop);
+    hdr[IP4_TOTAL..IP4_TOTAL + 2].copy_from_slice(&total.to_be_bytes());
+    hdr[IP4_DST..IP4_DST + 4].copy_from_slice(&dst);
+    hdr[udp_off..udp_off + 2].copy_from_slice(&sport.to_be_bytes());
+    hdr[udp_off + 4..udp_off + 6].copy_from_slice(&udp_len.to_be_bytes());
+    hdr[udp_off + 9] = gue_proto;
+    // Both checksums in the little-endian domain of `checksum::sum_le` (each big-endian
+    // 16-bit term byte-swapped), stored as little-endian bytes: no fold and swap of the
+    // inner packet's sum on its own.
+    let dst_le = u64::from(u32::from_le_bytes(dst));
+    let ip_le = t.ip_sum_le + u64::from(total.swap_bytes()) + dst_le;
+    hdr[IP4_CSUM..IP4_CSUM + 2].copy_from_slice(&(!checksum::fold(ip_le)).to_le_bytes());
+    let udp_le = t.udp_sum_le
+        + u64::from(sport.swap_bytes())
+        + 2 * u64::from(udp_len.swap_bytes())
+        + (u64::from(gue_proto) << 8)
+        + u64::from(u32::from_le_bytes(hop))
+        + dst_le
+        + checksum::sum_le(inner);
+    let udp_csum = udp_checksum(udp_le).to_le_bytes();
+    hdr[udp_off + 6..udp_off + 8].copy_from_slice(&udp_csum);
+    Ok(())
+}
+
+/// GLB's UDP source port: the flow hash mixed with the flow hint.
+#[inline(always)]
+fn source_port(flow: &Flow) -> u16 {
+    0x8000 | ((flow.hash as u16 ^ flow.hint) & 0x7fff)
+}
+
+/// The GUE protocol field: the inner packet's IP version.
+#[inline(always)]
+fn gue_proto(flow: &Flow) -> u8 {
+    if flow.inner_v6 {
+        ip_proto::IPV6
+    } else {
+        ip_proto::IPV4
+    }
+}
+
+/// The UDP checksum field for a sum over the pseudo-header and the datagram (a computed
+/// zero is sent as all ones).
+#[inline(always)]
+fn udp_checksum(sum: u64) -> u16 {
+    match !checksum::fold(sum) {
+        0 => 0xffff,
+        c => c,
+    }
+}
+
+/// Any table: IPv4 or IPv6 backends, any number of hops, `alt_row`'s hops after `row`'s.
+#[inline]
+fn encap_any<B: PacketBuf>(
+    table: &CompiledTable,
+    flow: &Flow,
+    row: &[u32],
+    alt_row: &[u32],
+    buf: &mut B,
+) -> Result<(), DropReason> {
+    let t = &table.outer;
     let (first, rest) = match row.split_first() {
         Some((&first, rest)) => (first as usize, rest.iter().chain(alt_row)),
         // Unreachable (`ForwardingTable` refuses zero hops); dropped rather than trusted.
         None => return Err(DropReason::NoHeadroom),
     };
     let n = row.len() + alt_row.len();
-
-    // Drop Ethernet padding after the IP packet, then make room for the outer headers.
-    let l3_off = usize::from(flow.l3_off);
-    let ip_len = usize::from(flow.ip_len);
-    let extra = buf.data().len().saturating_sub(l3_off + ip_len);
-    if extra > 0 {
-        buf.trim(extra);
-    }
     let addr_len = match t.family {
         Family::V4 => 4,
         Family::V6 => 16,
@@ -187,24 +301,18 @@ pub fn encapsulate<B: PacketBuf>(
     let list = addr_len * (n - 1);
     let outer = t.len() + list;
     let udp_off = t.len() - UDP_GUE;
+    let ip_len = usize::from(flow.ip_len);
     let udp_len = UDP_GUE + list + ip_len;
     if udp_len + (udp_off - ETH) > usize::from(u16::MAX) {
         return Err(DropReason::TooBig);
     }
-    if outer > l3_off {
-        if !buf.prepend(outer - l3_off) {
-            return Err(DropReason::NoHeadroom);
-        }
-    } else {
-        buf.adj(l3_off - outer);
+    let data = buf
+        .reframe(usize::from(flow.l3_off), ip_len, outer)
+        .ok_or(DropReason::NoHeadroom)?;
+    if data.len() < outer {
+        return Err(DropReason::NoHeadroom); // unreachable: reframe made outer + ip_len
     }
-    let sport = 0x8000 | ((flow.hash as u16 ^ flow.hint) & 0x7fff);
-    let gue_proto = if flow.inner_v6 {
-        ip_proto::IPV6
-    } else {
-        ip_proto::IPV4
-    };
-    let data = buf.data_mut();
+    let (sport, gue_proto) = (source_port(flow), gue_proto(flow));
     // Fixed-size copies (a few vector moves), not a variable-length memcpy.
     match t.family {
         Family::V4 => data[..V4_LEN].copy_from_slice(&t.bytes[..V4_LEN]),
@@ -248,10 +356,6 @@ pub fn encapsulate<B: PacketBuf>(
     data[udp_off + 9] = gue_proto;
     // The inner packet, as received.
     sum += u64::from(checksum::sum(&data[outer..]));
-    let mut c = !checksum::fold(sum);
-    if c == 0 {
-        c = 0xffff;
-    }
-    put16(data, udp_off + 6, c);
+    put16(data, udp_off + 6, udp_checksum(sum));
     Ok(())
 }

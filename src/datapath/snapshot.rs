@@ -148,7 +148,7 @@ impl Snapshot {
 
 /// Which fields feed a hash, as a bit set for a cheap test per packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct FieldSet(u8);
+pub(crate) struct FieldSet(pub(crate) u8);
 
 impl FieldSet {
     pub(crate) const SRC_ADDR: u8 = 1;

@@ -158,6 +158,10 @@ impl PacketBuf for PoolBuf {
         self.frame.trim(n)
     }
     #[inline(always)]
+    fn reframe(&mut self, at: usize, len: usize, outer: usize) -> Option<&mut [u8]> {
+        self.frame.reframe(at, len, outer)
+    }
+    #[inline(always)]
     fn prefetch_headroom(&self, n: usize) {
         self.frame.prefetch_headroom(n)
     }

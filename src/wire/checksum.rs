@@ -23,6 +23,21 @@ fn fold64to32(acc: u64) -> u32 {
 /// 0xffff), and is 0 only for all-zero data, exactly like the word-by-word sum.
 #[inline(always)]
 pub fn sum(data: &[u8]) -> u32 {
+    let s = fold64to32(sum_le(data));
+    let s = (s & 0xffff) + (s >> 16);
+    let s = ((s & 0xffff) + (s >> 16)) as u16;
+    u32::from(s.swap_bytes())
+}
+
+/// The ones-complement sum of `data` in the little-endian domain, not folded to 16 bits:
+/// `data` as little-endian 64-bit words with end-around carry, reduced below 2^33 so that
+/// callers can add many small terms without overflow. Folded to 16 bits it is [`sum`]
+/// with its bytes swapped. Callers that finish a checksum themselves add their other terms
+/// byte-swapped (a 16-bit `v` as `v.swap_bytes()`, 4 address bytes as
+/// `u32::from_le_bytes`), fold once, and store the complement as little-endian bytes,
+/// which saves [`sum`]'s fold and swap.
+#[inline(always)]
+pub fn sum_le(data: &[u8]) -> u64 {
     let le = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
     let mut a: u64 = 0;
     let mut b: u64 = 0;
@@ -54,10 +69,7 @@ pub fn sum(data: &[u8]) -> u32 {
         b = add_carry(b, t);
     }
     let s = add_carry(a, b);
-    let s = fold64to32(s);
-    let s = (s & 0xffff) + (s >> 16);
-    let s = ((s & 0xffff) + (s >> 16)) as u16;
-    u32::from(s.swap_bytes())
+    (s & 0xffff_ffff) + (s >> 32)
 }
 
 /// `a + b` with the carry out added back in (ones-complement addition of 64-bit words).
@@ -282,6 +294,23 @@ mod tests {
         }
         let ff = [0xffu8; 100];
         assert_eq!(fold(sum(&ff)), 0xffff);
+        assert!(sum_le(&ff) < 1 << 33, "room for the caller's terms");
+    }
+
+    #[test]
+    fn sum_le_is_the_byte_swapped_sum() {
+        let buf: Vec<u8> = (0..200u32).map(|i| (i * 37 + 11) as u8).collect();
+        for start in 0..3 {
+            for end in start..buf.len() {
+                let d = &buf[start..end];
+                assert_eq!(fold(sum_le(d)).swap_bytes(), naive(d), "{start}..{end}");
+            }
+        }
+        // Terms added the documented way give the big-endian sum with them.
+        let (d, v, a) = (&buf[..40], 0x1234u16, [10u8, 0, 0, 7]);
+        let le = sum_le(d) + u64::from(v.swap_bytes()) + u64::from(u32::from_le_bytes(a));
+        let be = u64::from(naive(d)) + u64::from(v) + u64::from(u32::from_be_bytes(a));
+        assert_eq!(fold(le).swap_bytes(), fold(be));
     }
 
     #[test]

@@ -127,6 +127,24 @@ impl PacketBuf for Mbuf {
         m.pkt_len -= n as u32;
         true
     }
+    /// Segmented mbufs are refused (the pipeline drops them): the packet would carry the
+    /// later segments after the IP packet. Rondo configures no scattered receive.
+    #[inline(always)]
+    fn reframe(&mut self, at: usize, len: usize, outer: usize) -> Option<&mut [u8]> {
+        let m = self.m_mut();
+        if m.nb_segs != 1 || at.checked_add(len)? > usize::from(m.data_len) {
+            return None;
+        }
+        let start = (usize::from(m.data_off) + at).checked_sub(outer)?;
+        let new_len = outer + len;
+        // start + new_len = data_off + at + len <= data_off + data_len <= buf_len, a u16.
+        m.data_off = start as u16;
+        m.data_len = new_len as u16;
+        m.pkt_len = new_len as u32;
+        // SAFETY: buf_addr + start .. + new_len lies inside this mbuf's buffer (bound
+        // above); the mutable borrow of self makes the access exclusive.
+        Some(unsafe { std::slice::from_raw_parts_mut((m.buf_addr as *mut u8).add(start), new_len) })
+    }
     #[inline(always)]
     fn prefetch_headroom(&self, n: usize) {
         let m = self.m();
