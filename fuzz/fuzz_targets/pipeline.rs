@@ -1,10 +1,14 @@
 //! Any frame through the whole pipeline (classify, hash, encap): never a panic, every packet
-//! gets exactly one verdict, and a forwarded packet is well-formed GUE.
+//! gets exactly one verdict, and a forwarded packet is well-formed GUE. The common-case
+//! shortcuts (classifier and two-hop IPv4 encapsulation) must give exactly what the general
+//! code gives.
 #![no_main]
 
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
+use rondo::datapath::classify::{classify, classify_without_shortcut};
+use rondo::datapath::encap::{encapsulate, encapsulate_without_shortcut};
 use rondo::datapath::{process_burst, CoreCounters, HeapBuf, PacketBuf, Snapshot, Verdict};
 
 const CONFIG: &str = r#"
@@ -29,6 +33,31 @@ fn snapshot() -> &'static Snapshot {
         let cfg = rondo::config::config_from_str(CONFIG, "fuzz.toml").unwrap();
         Snapshot::compile(cfg, None, 1).unwrap()
     })
+}
+
+/// The same without alternate hash fields: two IPv4 hops, the encapsulation's shortcut.
+fn plain_snapshot() -> &'static Snapshot {
+    static S: OnceLock<Snapshot> = OnceLock::new();
+    S.get_or_init(|| {
+        let text = CONFIG.replace("alt_hash_fields = [\"dst_port\"]\n", "");
+        let cfg = rondo::config::config_from_str(&text, "fuzz.toml").unwrap();
+        Snapshot::compile(cfg, None, 1).unwrap()
+    })
+}
+
+/// The shortcuts against the general code, on one frame.
+fn same_as_general(snap: &Snapshot, frame: &[u8]) {
+    let flow = classify(snap, frame);
+    assert_eq!(flow, classify_without_shortcut(snap, frame), "classifier shortcut");
+    if let Ok(flow) = flow {
+        let (mut a, mut b) = (HeapBuf::from_frame(frame), HeapBuf::from_frame(frame));
+        assert_eq!(
+            encapsulate(snap, &flow, &mut a),
+            encapsulate_without_shortcut(snap, &flow, &mut b),
+            "encapsulation shortcut"
+        );
+        assert_eq!(a.data(), b.data(), "encapsulation shortcut bytes");
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -59,6 +88,8 @@ fuzz_target!(|data: &[u8]| {
             assert!(out.len() >= 14 + 20 + 8 + 8);
             assert_eq!(&out[36..38], &19523u16.to_be_bytes());
         }
+        same_as_general(snap, f);
+        same_as_general(plain_snapshot(), f);
         let mut one = [HeapBuf::from_frame(f)];
         let mut v1 = [Verdict::Forward];
         process_burst(snap, &mut one, &mut v1, &mut CoreCounters::default());

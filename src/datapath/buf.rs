@@ -6,6 +6,16 @@ pub trait PacketBuf {
     /// The frame, starting at the Ethernet header.
     fn data(&self) -> &[u8];
     fn data_mut(&mut self) -> &mut [u8];
+    /// Length of the frame (`data().len()`, which buffers can say without making a slice).
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.data().len()
+    }
+    /// No frame bytes at all.
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Free bytes in front of the frame.
     fn headroom(&self) -> usize;
     /// Grow the frame at the front by `n` bytes (contents unspecified); `false` and no change
@@ -124,6 +134,10 @@ impl PacketBuf for HeapBuf {
     #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         &mut self.storage[self.start..self.end]
+    }
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.end - self.start
     }
     #[inline]
     fn headroom(&self) -> usize {

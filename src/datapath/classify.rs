@@ -341,7 +341,7 @@ trait Addr: Copy {
 
 impl Addr for [u8; 4] {
     const V6: bool = false;
-    #[inline]
+    #[inline(always)]
     fn lookup(snap: &Snapshot, dst: Self, proto: u8, port: u16) -> Option<u16> {
         snap.binds.lookup_v4(u32::from_be_bytes(dst), proto, port)
     }

@@ -155,16 +155,34 @@ fn put16(b: &mut [u8], at: usize, v: u16) {
 }
 
 /// Encapsulate `buf` (holding the classified frame) for `flow` in place. On success the
-/// buffer holds the outer frame, ready to transmit.
-#[inline]
+/// buffer holds the outer frame, ready to transmit, and the result is the first hop: the
+/// backend's index in the flow's table.
+///
+/// Inlined into the burst loop: the common case is a few dozen instructions, and a call
+/// per packet would cost a good part of that again.
+#[inline(always)]
 pub fn encapsulate<B: PacketBuf>(
     snap: &Snapshot,
     flow: &Flow,
     buf: &mut B,
-) -> Result<(), DropReason> {
+) -> Result<u32, DropReason> {
+    let row = snap.tables[usize::from(flow.table)]
+        .table
+        .row(flow.hash as u16);
+    encapsulate_row(snap, flow, row, buf)
+}
+
+/// [`encapsulate`] with the row of `flow.hash` already looked up (the burst loop looked it
+/// up to prefetch it).
+#[inline(always)]
+pub(crate) fn encapsulate_row<B: PacketBuf>(
+    snap: &Snapshot,
+    flow: &Flow,
+    row: &[u32],
+    buf: &mut B,
+) -> Result<u32, DropReason> {
     let table = &snap.tables[usize::from(flow.table)];
     // The hops: the row of `hash`, then (with alt hash fields) the row of `alt_hash`.
-    let row = table.table.row(flow.hash as u16);
     if snap.alt_hash.is_none() && table.outer.family == Family::V4 {
         if let &[first, second] = row {
             return encap_v4_pair(table, flow, first, second, buf);
@@ -180,7 +198,7 @@ pub fn encapsulate_without_shortcut<B: PacketBuf>(
     snap: &Snapshot,
     flow: &Flow,
     buf: &mut B,
-) -> Result<(), DropReason> {
+) -> Result<u32, DropReason> {
     let table = &snap.tables[usize::from(flow.table)];
     let row = table.table.row(flow.hash as u16);
     encap_any(table, flow, row, alt_row(snap, table, flow), buf)
@@ -209,7 +227,7 @@ fn encap_v4_pair<B: PacketBuf>(
     first: u32,
     second: u32,
     buf: &mut B,
-) -> Result<(), DropReason> {
+) -> Result<u32, DropReason> {
     let t = &table.outer;
     let ip_len = usize::from(flow.ip_len);
     let udp_len = UDP_GUE + 4 + ip_len;
@@ -249,7 +267,7 @@ fn encap_v4_pair<B: PacketBuf>(
         + checksum::sum_le(inner);
     let udp_csum = udp_checksum(udp_le).to_le_bytes();
     hdr[udp_off + 6..udp_off + 8].copy_from_slice(&udp_csum);
-    Ok(())
+    Ok(first)
 }
 
 /// GLB's UDP source port: the flow hash mixed with the flow hint.
@@ -279,20 +297,22 @@ fn udp_checksum(sum: u64) -> u16 {
 }
 
 /// Any table: IPv4 or IPv6 backends, any number of hops, `alt_row`'s hops after `row`'s.
-#[inline]
+/// Kept out of line so that the common case inlines small.
+#[inline(never)]
 fn encap_any<B: PacketBuf>(
     table: &CompiledTable,
     flow: &Flow,
     row: &[u32],
     alt_row: &[u32],
     buf: &mut B,
-) -> Result<(), DropReason> {
+) -> Result<u32, DropReason> {
     let t = &table.outer;
-    let (first, rest) = match row.split_first() {
-        Some((&first, rest)) => (first as usize, rest.iter().chain(alt_row)),
+    let (primary, rest) = match row.split_first() {
+        Some((&first, rest)) => (first, rest.iter().chain(alt_row)),
         // Unreachable (`ForwardingTable` refuses zero hops); dropped rather than trusted.
         None => return Err(DropReason::NoHeadroom),
     };
+    let first = primary as usize;
     let n = row.len() + alt_row.len();
     let addr_len = match t.family {
         Family::V4 => 4,
@@ -357,5 +377,5 @@ fn encap_any<B: PacketBuf>(
     // The inner packet, as received.
     sum += u64::from(checksum::sum(&data[outer..]));
     put16(data, udp_off + 6, udp_checksum(sum));
-    Ok(())
+    Ok(primary)
 }

@@ -4,7 +4,7 @@
 use super::buf::PacketBuf;
 use super::classify::{classify_into, Flow, FlowOut};
 use super::counters::{CoreCounters, Verdict};
-use super::encap::encapsulate;
+use super::encap::encapsulate_row;
 use super::snapshot::{SentCounters, Snapshot};
 use crate::hash::lanes::{hash_many, HashInput};
 use crate::sys::prefetch;
@@ -27,38 +27,40 @@ pub fn process_burst<B: PacketBuf>(
     process_burst_counted(snap, pkts, verdicts, ctr, &mut NoSink);
 }
 
-/// Told about the forwarded packets of each burst, after they were encapsulated:
-/// `flows[i]` was forwarded where `verdicts[i]` is [`Verdict::Forward`].
+/// Told about the forwarded packets of each burst, after they were encapsulated.
 pub trait SentSink {
-    fn sent(&mut self, snap: &Snapshot, flows: &[Flow], verdicts: &[Verdict]);
+    /// Whether [`SentSink::sent`] wants the slots: without, the pipeline does not compute
+    /// them (and a sink that counts nothing costs nothing).
+    const COUNTS: bool;
+    /// `slots[i]` is the [`SentCounters`] slot of the first hop of packet `i` (its table's
+    /// base plus the backend's index), meaningful where `verdicts[i]` is
+    /// [`Verdict::Forward`].
+    fn sent(&mut self, snap: &Snapshot, slots: &[usize], verdicts: &[Verdict]);
 }
 
 /// Counts nothing (compiles to nothing).
 pub struct NoSink;
 
 impl SentSink for NoSink {
+    const COUNTS: bool = false;
     #[inline(always)]
-    fn sent(&mut self, _: &Snapshot, _: &[Flow], _: &[Verdict]) {}
+    fn sent(&mut self, _: &Snapshot, _: &[usize], _: &[Verdict]) {}
 }
 
 /// Counts each forwarded packet against its first hop in one worker's region of the
-/// snapshot's [`SentCounters`]. The rows were just read for the encapsulation, so they are
-/// in cache.
+/// snapshot's [`SentCounters`].
 pub struct WorkerSink {
     pub worker: usize,
 }
 
 impl SentSink for WorkerSink {
+    const COUNTS: bool = true;
     #[inline(always)]
-    fn sent(&mut self, snap: &Snapshot, flows: &[Flow], verdicts: &[Verdict]) {
+    fn sent(&mut self, snap: &Snapshot, slots: &[usize], verdicts: &[Verdict]) {
         let region = snap.sent.region(self.worker);
-        for (flow, v) in flows.iter().zip(verdicts) {
-            if *v != Verdict::Forward {
-                continue;
-            }
-            if let Some(t) = snap.tables.get(usize::from(flow.table)) {
-                let primary = t.table.row(flow.hash as u16)[0] as usize;
-                SentCounters::bump(region, t.sent_base + primary);
+        for (&slot, v) in slots.iter().zip(verdicts) {
+            if *v == Verdict::Forward {
+                SentCounters::bump(region, slot);
             }
         }
     }
@@ -106,14 +108,12 @@ fn process_chunk<B: PacketBuf, S: SentSink>(
         std::slice::from_mut(&mut alt_unused)
     };
     ctr.bursts += 1;
-    // The outer headers go in front of each frame, in a cache line receiving it did not
-    // touch: start fetching those lines for the whole burst now.
-    for p in &pkts[..n] {
-        p.prefetch_headroom(64);
-    }
     // Pass 1: parse and classify; flows and hash inputs are written in place.
     let mut rx_bytes = 0u64;
     for (i, p) in pkts[..n].iter().enumerate() {
+        // The outer headers go in front of the frame, in a cache line receiving it did not
+        // touch: start fetching that line now, for pass 3.
+        p.prefetch_headroom(64);
         let data = p.data();
         rx_bytes += data.len() as u64;
         let out = FlowOut {
@@ -134,11 +134,15 @@ fn process_chunk<B: PacketBuf, S: SentSink>(
     // Pass 2: hash the whole burst (eight flows per SipHash pass); start fetching each
     // flow's table row.
     hash_many(&inputs[..n], &want[..n], &mut hashes[..n]);
+    let mut rows: [&[u32]; BURST_MAX] = [&[]; BURST_MAX];
     for i in 0..n {
         if want[i] {
             flows[i].hash = hashes[i];
             let t = &snap.tables[usize::from(flows[i].table)].table;
-            prefetch(&t.row(hashes[i] as u16)[0]);
+            rows[i] = t.row(hashes[i] as u16);
+            if let Some(first) = rows[i].first() {
+                prefetch(first);
+            }
         }
     }
     if with_alt {
@@ -151,12 +155,17 @@ fn process_chunk<B: PacketBuf, S: SentSink>(
     }
     // Pass 3: rows are (likely) in cache now; encapsulate.
     let (mut forwarded, mut forwarded_bytes) = (0u64, 0u64);
+    let mut slots = [0usize; BURST_MAX];
     for (i, p) in pkts[..n].iter_mut().enumerate() {
         match verdicts[i] {
-            Verdict::Forward => match encapsulate(snap, &flows[i], p) {
-                Ok(()) => {
+            Verdict::Forward => match encapsulate_row(snap, &flows[i], rows[i], p) {
+                Ok(primary) => {
                     forwarded += 1;
-                    forwarded_bytes += p.data().len() as u64;
+                    forwarded_bytes += p.len() as u64;
+                    if S::COUNTS {
+                        let t = &snap.tables[usize::from(flows[i].table)];
+                        slots[i] = t.sent_base + primary as usize;
+                    }
                 }
                 Err(r) => {
                     verdicts[i] = Verdict::Drop(r);
@@ -172,5 +181,5 @@ fn process_chunk<B: PacketBuf, S: SentSink>(
     if with_alt {
         ctr.alt_hashed += forwarded;
     }
-    sink.sent(snap, &flows[..n], &verdicts[..n]);
+    sink.sent(snap, &slots[..n], &verdicts[..n]);
 }

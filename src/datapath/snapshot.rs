@@ -262,7 +262,7 @@ impl<A: Copy + Eq + std::hash::Hash + std::fmt::Debug> FamilyIndex<A> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn lookup(
         &self,
         ip: A,
@@ -353,7 +353,7 @@ impl BindIndex {
     }
 
     /// Table for a TCP/UDP packet to `dst`:`port`.
-    #[inline]
+    #[inline(always)]
     pub fn lookup_v4(&self, dst: u32, proto: u8, port: u16) -> Option<u16> {
         self.v4
             .lookup(dst, mask_v4, |r| r.matches_l4(proto, port))

@@ -141,6 +141,10 @@ impl PacketBuf for PoolBuf {
     fn data_mut(&mut self) -> &mut [u8] {
         self.frame.data_mut()
     }
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.frame.len()
+    }
     #[inline]
     fn headroom(&self) -> usize {
         self.frame.headroom()

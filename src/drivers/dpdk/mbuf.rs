@@ -100,6 +100,10 @@ impl PacketBuf for Mbuf {
         }
     }
     #[inline(always)]
+    fn len(&self) -> usize {
+        usize::from(self.m().data_len)
+    }
+    #[inline(always)]
     fn headroom(&self) -> usize {
         self.m().data_off as usize
     }
