@@ -635,3 +635,48 @@ proptest! {
         }
     }
 }
+
+/// A sink that runs a burst of its own from inside `sent` (the pipeline's per-thread
+/// records are in use then): the inner burst gets fresh records and both come out as if
+/// run one after the other.
+#[test]
+fn a_burst_inside_a_sink_gets_its_own_records() {
+    use rondo::datapath::{process_burst_counted, SentSink};
+    let Some(s) = shared_snapshot() else { return };
+    struct Nested<'a> {
+        snap: &'a Snapshot,
+        frames: Vec<Vec<u8>>,
+        out: Vec<(Verdict, Vec<u8>)>,
+    }
+    impl SentSink for Nested<'_> {
+        const COUNTS: bool = false;
+        fn sent(&mut self, _: &Snapshot, _: &[usize], _: &[Verdict]) {
+            self.out = run(self.snap, &self.frames).0;
+        }
+    }
+    let outer: Vec<Vec<u8>> = (0..32u8)
+        .map(|i| syn_v4([10, 3, 0, i], [1, 1, 1, 1], 5000 + u16::from(i), 80))
+        .collect();
+    let inner: Vec<Vec<u8>> = (0..32u8)
+        .map(|i| syn_v4([10, 4, 0, i], [1, 1, 1, 1], 6000 + u16::from(i), 80))
+        .collect();
+    let mut sink = Nested {
+        snap: s,
+        frames: inner.clone(),
+        out: Vec::new(),
+    };
+    let mut bufs: Vec<HeapBuf> = outer.iter().map(|f| HeapBuf::from_frame(f)).collect();
+    let mut verdicts = vec![Verdict::Forward; bufs.len()];
+    let mut c = CoreCounters::default();
+    process_burst_counted(s, &mut bufs, &mut verdicts, &mut c, &mut sink);
+    assert_eq!(c.forwarded, 32);
+    assert_eq!(sink.out, run(s, &inner).0, "inner burst as if alone");
+    let alone = run(s, &outer).0;
+    for (i, b) in bufs.iter().enumerate() {
+        assert_eq!(
+            (verdicts[i], b.data().to_vec()),
+            alone[i].clone(),
+            "outer {i}"
+        );
+    }
+}

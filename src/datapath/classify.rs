@@ -29,6 +29,19 @@ pub struct Flow {
     pub hint: u16,
 }
 
+impl Flow {
+    /// All zero (as `Default`), usable in constants.
+    pub const EMPTY: Flow = Flow {
+        table: 0,
+        l3_off: 0,
+        ip_len: 0,
+        inner_v6: false,
+        hash: 0,
+        alt_hash: 0,
+        hint: 0,
+    };
+}
+
 /// The fields a flow is hashed on (network order); `N` is the address size (4 or 16).
 struct FlowKey<const N: usize> {
     src: [u8; N],

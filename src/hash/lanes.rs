@@ -34,6 +34,14 @@ pub struct HashInput {
 }
 
 impl HashInput {
+    /// All zero (as `Default`), usable in constants.
+    pub const EMPTY: HashInput = HashInput {
+        k0: 0,
+        k1: 0,
+        words: [0; MAX_WORDS],
+        len: 0,
+    };
+
     /// The message bytes (for tests and diagnostics).
     pub fn bytes(&self) -> Vec<u8> {
         let mut v: Vec<u8> = self.words.iter().flat_map(|w| w.to_le_bytes()).collect();

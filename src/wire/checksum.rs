@@ -95,10 +95,12 @@ fn sum_reference(data: &[u8]) -> u32 {
 #[inline]
 pub fn fold(sum: impl Into<u64>) -> u16 {
     // Branch-free: each step keeps the value modulo 0xffff and is the identity once it is
-    // at most 0xffff; four steps bring any u64 there.
+    // at most 0xffff. The two 32-bit halves add with end-around carry into a u32 (the
+    // carry cannot overflow it: with a carry out the sum is at most 2^32 - 2); two 16-bit
+    // steps then bring any u32 to at most 0xffff (the first leaves at most 0x1fffe).
     let s: u64 = sum.into();
-    let s = (s & 0xffff_ffff) + (s >> 32);
-    let s = (s & 0xffff) + (s >> 16);
+    let (lo, carry) = (s as u32).overflowing_add((s >> 32) as u32);
+    let s = lo + u32::from(carry);
     let s = (s & 0xffff) + (s >> 16);
     let s = (s & 0xffff) + (s >> 16);
     s as u16
@@ -209,6 +211,10 @@ mod tests {
             0xffff_ffff,
             u64::MAX,
             u64::MAX - 1,
+            0xffff_ffff_0000_0001,
+            0x0000_0001_ffff_ffff,
+            0x8000_0000_8000_0000,
+            0x0001_fffe_0001_fffe,
         ] {
             assert_eq!(fold(v), looped(v), "{v:#x}");
         }
