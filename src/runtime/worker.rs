@@ -111,6 +111,11 @@ where
                     &mut sink,
                 );
             }
+            if tx.is_empty() && verdicts[..n].iter().all(|v| *v == Verdict::Forward) {
+                // The usual burst: everything forwarded. The received burst becomes the
+                // burst to send, buffers in place (the bursts have the same capacity).
+                std::mem::swap(&mut rx, &mut tx);
+            }
             for (buf, v) in rx.drain().zip(verdicts.iter()) {
                 match v {
                     Verdict::Forward => {
