@@ -157,9 +157,6 @@ fn put16(b: &mut [u8], at: usize, v: u16) {
 /// Encapsulate `buf` (holding the classified frame) for `flow` in place. On success the
 /// buffer holds the outer frame, ready to transmit, and the result is the first hop: the
 /// backend's index in the flow's table.
-///
-/// Inlined into the burst loop: the common case is a few dozen instructions, and a call
-/// per packet would cost a good part of that again.
 #[inline(always)]
 pub fn encapsulate<B: PacketBuf>(
     snap: &Snapshot,
@@ -173,7 +170,8 @@ pub fn encapsulate<B: PacketBuf>(
 }
 
 /// [`encapsulate`] with the row of `flow.hash` already looked up (the burst loop looked it
-/// up to prefetch it).
+/// up to prefetch it). Inlined into the burst loop: the common case is a few dozen
+/// instructions, and a call per packet would cost a good part of that again.
 #[inline(always)]
 pub(crate) fn encapsulate_row<B: PacketBuf>(
     snap: &Snapshot,
