@@ -601,69 +601,58 @@ fn parse_v3(block: &[u8], off: usize) -> (RxFrame, u32) {
     )
 }
 
+/// The L4 segment of an Ethernet frame read through the wire views: its pseudo-header
+/// sum, protocol and byte range in the frame. `None` for anything but one IPv4 (not
+/// fragmented) or IPv6 packet behind at most one 802.1Q tag.
+fn l4_segment(frame: &[u8]) -> Option<(u32, u8, std::ops::Range<usize>)> {
+    use crate::wire::{checksum, ethernet, Ipv4Packet, Ipv6Packet};
+    let l2 = ethernet::parse_l2(frame).ok()?;
+    let ip = frame.get(l2.header_len..)?;
+    let (pseudo, proto, start, end) = match l2.ethertype {
+        ethernet::ethertype::IPV4 => {
+            let p = Ipv4Packet::new_checked(ip).ok()?;
+            if p.is_fragment() {
+                return None;
+            }
+            let (start, end) = (p.header_len(), usize::from(p.total_len()));
+            let len = (end - start) as u32;
+            let pseudo =
+                checksum::pseudo_header_v4(p.src_addr(), p.dst_addr(), p.next_header(), len);
+            (pseudo, p.next_header(), start, end)
+        }
+        ethernet::ethertype::IPV6 => {
+            let p = Ipv6Packet::new_checked(ip).ok()?;
+            let len = p.payload_len();
+            let (src, dst) = (p.src_addr(), p.dst_addr());
+            let pseudo = checksum::pseudo_header_v6(&src, &dst, p.next_header(), len.into());
+            (pseudo, p.next_header(), 40, 40 + usize::from(len))
+        }
+        _ => return None,
+    };
+    Some((pseudo, proto, l2.header_len + start..l2.header_len + end))
+}
+
 /// Compute the TCP or UDP checksum of an Ethernet frame from scratch (at most one VLAN tag;
 /// IPv4 not fragmented, IPv6 without extension headers). For frames the kernel hands over
 /// with `TP_STATUS_CSUMNOTREADY`: their checksum field holds only the pseudo-header sum,
 /// and a director that encapsulates them as they are delivers packets the backend drops.
 /// Returns whether a checksum was written; other frames are left as they are.
 pub fn complete_l4_checksum(frame: &mut [u8]) -> bool {
-    use crate::wire::checksum;
-    let be16 = |b: &[u8], at: usize| b.get(at..at + 2).map(|x| u16::from_be_bytes([x[0], x[1]]));
-    let mut off = 12;
-    let mut ethertype = be16(frame, off);
-    if matches!(ethertype, Some(0x8100 | 0x88a8)) {
-        off += 4;
-        ethertype = be16(frame, off);
-    }
-    let Some(ip) = frame.get_mut(off + 2..) else {
+    use crate::wire::{checksum, ip_proto};
+    let Some((pseudo, proto, range)) = l4_segment(frame) else {
         return false;
     };
-    let (pseudo, proto, l4) = match ethertype {
-        Some(0x0800) => {
-            if ip.len() < 20 || ip[0] >> 4 != 4 {
-                return false;
-            }
-            let ihl = usize::from(ip[0] & 0x0f) * 4;
-            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-            let frag = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff;
-            if ihl < 20 || total < ihl || total > ip.len() || frag != 0 {
-                return false;
-            }
-            let src = std::net::Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-            let dst = std::net::Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
-            let proto = ip[9];
-            let l4 = &mut ip[ihl..total];
-            let ph = checksum::pseudo_header_v4(src, dst, proto, l4.len() as u32);
-            (ph, proto, l4)
-        }
-        Some(0x86dd) => {
-            if ip.len() < 40 || ip[0] >> 4 != 6 {
-                return false;
-            }
-            let plen = usize::from(u16::from_be_bytes([ip[4], ip[5]]));
-            if 40 + plen > ip.len() {
-                return false;
-            }
-            let addr = |at: usize| {
-                let mut a = [0u8; 16];
-                a.copy_from_slice(&ip[at..at + 16]);
-                std::net::Ipv6Addr::from(a)
-            };
-            let (src, dst, proto) = (addr(8), addr(24), ip[6]);
-            let l4 = &mut ip[40..40 + plen];
-            let ph = checksum::pseudo_header_v6(&src, &dst, proto, l4.len() as u32);
-            (ph, proto, l4)
-        }
-        _ => return false,
+    let Some(l4) = frame.get_mut(range) else {
+        return false;
     };
     let field = match proto {
-        crate::wire::ip_proto::TCP if l4.len() >= 20 => 16,
-        crate::wire::ip_proto::UDP if l4.len() >= 8 => 6,
+        ip_proto::TCP if l4.len() >= 20 => 16,
+        ip_proto::UDP if l4.len() >= 8 => 6,
         _ => return false,
     };
     l4[field..field + 2].fill(0);
     let mut c = checksum::combine(&[pseudo, checksum::sum(l4)]);
-    if c == 0 && proto == crate::wire::ip_proto::UDP {
+    if c == 0 && proto == ip_proto::UDP {
         c = 0xffff;
     }
     l4[field..field + 2].copy_from_slice(&c.to_be_bytes());

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::director::Session;
 use super::netns::in_netns;
@@ -64,25 +64,18 @@ impl DirectorProc {
             .spawn()
             .expect("spawn rondo run");
         self.child = Some(child);
-        let end = Instant::now() + START;
-        loop {
+        let up = super::poll(START, Duration::from_millis(50), || {
             if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("{} exited ({st}): {}", self.name, self.log_text());
             }
-            if let Ok(s) = UnixStream::connect(&self.socket) {
-                drop(s);
-                if self.cmd("show port info all").0 {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < end,
-                "{}: no console within {START:?}: {}",
-                self.name,
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            UnixStream::connect(&self.socket).is_ok() && self.cmd("show port info all").0
+        });
+        assert!(
+            up,
+            "{}: no console within {START:?}: {}",
+            self.name,
+            self.log_text()
+        );
     }
 
     /// SIGKILL, as a crash.
@@ -178,22 +171,22 @@ impl RedirectProc {
             stdout,
             stderr,
         };
-        let end = Instant::now() + START;
-        loop {
-            if r.stderr
+        let ready = super::poll(START, Duration::from_millis(20), || {
+            let ready = r
+                .stderr
                 .lock()
                 .unwrap()
                 .iter()
-                .any(|l| l.contains("redirect ready"))
-            {
-                return r;
+                .any(|l| l.contains("redirect ready"));
+            if !ready {
+                if let Ok(Some(st)) = r.child.try_wait() {
+                    panic!("{name}: rondo redirect exited ({st}): {}", r.log());
+                }
             }
-            if let Ok(Some(st)) = r.child.try_wait() {
-                panic!("{name}: rondo redirect exited ({st}): {}", r.log());
-            }
-            assert!(Instant::now() < end, "{name}: not ready: {}", r.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            ready
+        });
+        assert!(ready, "{name}: not ready: {}", r.log());
+        r
     }
 
     /// Everything it logged and printed so far.
@@ -213,16 +206,15 @@ impl RedirectProc {
             .status()
             .expect("kill -USR1");
         assert!(st.success(), "{}: kill -USR1 failed", self.name);
-        let end = Instant::now() + START;
-        while self.reports() == before {
-            assert!(
-                Instant::now() < end,
-                "{}: no counters report on SIGUSR1: {}",
-                self.name,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let reported = super::poll(START, Duration::from_millis(10), || {
+            self.reports() != before
+        });
+        assert!(
+            reported,
+            "{}: no counters report on SIGUSR1: {}",
+            self.name,
+            self.log()
+        );
         let out = self.stdout.lock().unwrap();
         let last_rx = out.iter().rposition(|l| l.starts_with("rx ")).unwrap();
         let value = |name: &str| {

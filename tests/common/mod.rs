@@ -245,13 +245,29 @@ pub fn client_syn(i: u32) -> Vec<u8> {
 }
 
 /// Poll `f` every few milliseconds until it holds; fail after `secs` seconds naming `what`.
-pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    while !f() {
-        assert!(
-            std::time::Instant::now() < end,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(2));
+pub fn wait_until(what: &str, secs: u64, f: impl FnMut() -> bool) {
+    let timeout = std::time::Duration::from_secs(secs);
+    assert!(
+        poll(timeout, std::time::Duration::from_millis(2), f),
+        "timed out waiting for {what}"
+    );
+}
+
+/// Call `f` every `step` until it holds: `true`, or `false` once `timeout` has passed
+/// (the caller then fails with what it knows, a process log for instance).
+pub fn poll(
+    timeout: std::time::Duration,
+    step: std::time::Duration,
+    mut f: impl FnMut() -> bool,
+) -> bool {
+    let end = std::time::Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if std::time::Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(step);
     }
 }
