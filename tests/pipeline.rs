@@ -636,7 +636,7 @@ proptest! {
     }
 }
 
-/// A sink that runs a burst of its own from inside `sent` (the pipeline's per-thread
+/// A sink that runs a burst of its own from inside `region` (the pipeline's per-thread
 /// records are in use then): the inner burst gets fresh records and both come out as if
 /// run one after the other.
 #[test]
@@ -650,8 +650,9 @@ fn a_burst_inside_a_sink_gets_its_own_records() {
     }
     impl SentSink for Nested<'_> {
         const COUNTS: bool = false;
-        fn sent(&mut self, _: &Snapshot, _: &[usize], _: &[Verdict]) {
+        fn region<'s>(&mut self, _: &'s Snapshot) -> &'s [std::sync::atomic::AtomicU64] {
             self.out = run(self.snap, &self.frames).0;
+            &[]
         }
     }
     let outer: Vec<Vec<u8>> = (0..32u8)

@@ -8,6 +8,7 @@ use super::encap::encapsulate_row;
 use super::snapshot::{SentCounters, Snapshot};
 use crate::hash::lanes::{hash_many, HashInput};
 use crate::sys::prefetch;
+use std::sync::atomic::AtomicU64;
 
 /// Packets per burst, as in DPDK applications.
 pub const BURST_MAX: usize = 32;
@@ -27,15 +28,16 @@ pub fn process_burst<B: PacketBuf>(
     process_burst_counted(snap, pkts, verdicts, ctr, &mut NoSink);
 }
 
-/// Told about the forwarded packets of each burst, after they were encapsulated.
+/// Counts forwarded packets per backend: where the pipeline bumps the counter of each
+/// forwarded packet's first hop, as it encapsulates the packet.
 pub trait SentSink {
-    /// Whether [`SentSink::sent`] wants the slots: without, the pipeline does not compute
-    /// them (and a sink that counts nothing costs nothing).
+    /// Whether the sink counts at all: without, the pipeline computes no slots (and a sink
+    /// that counts nothing costs nothing).
     const COUNTS: bool;
-    /// `slots[i]` is the [`SentCounters`] slot of the first hop of packet `i` (its table's
-    /// base plus the backend's index), meaningful where `verdicts[i]` is
-    /// [`Verdict::Forward`].
-    fn sent(&mut self, snap: &Snapshot, slots: &[usize], verdicts: &[Verdict]);
+    /// The counters of this burst, called once per burst: slot `s` counts packets whose
+    /// first hop is [`SentCounters`] slot `s` (a table's base plus the backend's index).
+    /// Slots beyond the region are not counted.
+    fn region<'s>(&mut self, snap: &'s Snapshot) -> &'s [AtomicU64];
 }
 
 /// Counts nothing (compiles to nothing).
@@ -44,7 +46,9 @@ pub struct NoSink;
 impl SentSink for NoSink {
     const COUNTS: bool = false;
     #[inline(always)]
-    fn sent(&mut self, _: &Snapshot, _: &[usize], _: &[Verdict]) {}
+    fn region<'s>(&mut self, _: &'s Snapshot) -> &'s [AtomicU64] {
+        &[]
+    }
 }
 
 /// Counts each forwarded packet against its first hop in one worker's region of the
@@ -56,17 +60,12 @@ pub struct WorkerSink {
 impl SentSink for WorkerSink {
     const COUNTS: bool = true;
     #[inline(always)]
-    fn sent(&mut self, snap: &Snapshot, slots: &[usize], verdicts: &[Verdict]) {
-        let region = snap.sent.region(self.worker);
-        for (&slot, v) in slots.iter().zip(verdicts) {
-            if *v == Verdict::Forward {
-                SentCounters::bump(region, slot);
-            }
-        }
+    fn region<'s>(&mut self, snap: &'s Snapshot) -> &'s [AtomicU64] {
+        snap.sent.region(self.worker)
     }
 }
 
-/// [`process_burst`], also telling `sink` about every forwarded packet (the runtime counts
+/// [`process_burst`], also counting every forwarded packet in `sink` (the runtime counts
 /// packets per backend this way).
 pub fn process_burst_counted<B: PacketBuf, S: SentSink>(
     snap: &Snapshot,
@@ -117,7 +116,7 @@ fn process_chunk<B: PacketBuf, S: SentSink>(
 ) {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut scratch) => process_in(&mut scratch, snap, pkts, verdicts, ctr, sink),
-        // Only if a sink ran a burst from inside `sent` (none of Rondo's do): fresh
+        // Only if a sink ran a burst from inside `region` (none of Rondo's do): fresh
         // records for that one, off the stack.
         Err(_) => {
             let mut fresh = Box::new(Scratch::NEW);
@@ -193,7 +192,7 @@ fn process_in<B: PacketBuf, S: SentSink>(
     }
     // Pass 3: rows are (likely) in cache now; encapsulate.
     let (mut forwarded, mut forwarded_bytes) = (0u64, 0u64);
-    let mut slots = [0usize; BURST_MAX];
+    let region = sink.region(snap);
     for (i, p) in pkts[..n].iter_mut().enumerate() {
         match verdicts[i] {
             Verdict::Forward => match encapsulate_row(snap, &flows[i], rows[i], p) {
@@ -202,7 +201,7 @@ fn process_in<B: PacketBuf, S: SentSink>(
                     forwarded_bytes += p.len() as u64;
                     if S::COUNTS {
                         let t = &snap.tables[usize::from(flows[i].table)];
-                        slots[i] = t.sent_base + primary as usize;
+                        SentCounters::bump(region, t.sent_base + primary as usize);
                     }
                 }
                 Err(r) => {
@@ -219,5 +218,4 @@ fn process_in<B: PacketBuf, S: SentSink>(
     if with_alt {
         ctr.alt_hashed += forwarded;
     }
-    sink.sent(snap, &slots[..n], &verdicts[..n]);
 }

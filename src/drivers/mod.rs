@@ -77,6 +77,29 @@ impl<B> Burst<B> {
     pub fn as_mut_slice(&mut self) -> &mut [B] {
         &mut self.bufs
     }
+    /// Let a driver receive straight into the burst's free slots (at most [`BURST_MAX`] in
+    /// all): `fill` gets them uninitialised and returns how many leading slots it wrote.
+    /// Returns that count.
+    ///
+    /// # Safety
+    /// `fill` must return at most the length of the slice it was given, and must have
+    /// initialised that many leading slots, each with a buffer that nothing else owns.
+    #[allow(unsafe_code)]
+    #[inline]
+    pub unsafe fn fill_raw(
+        &mut self,
+        fill: impl FnOnce(&mut [std::mem::MaybeUninit<B>]) -> usize,
+    ) -> usize {
+        let room = self.room();
+        let len = self.bufs.len();
+        let k = fill(&mut self.bufs.spare_capacity_mut()[..room]);
+        debug_assert!(k <= room);
+        let k = k.min(room);
+        // SAFETY: the storage holds BURST_MAX (room = BURST_MAX - len slots are spare), and
+        // by the caller's contract the first k of them are now initialised and owned here.
+        unsafe { self.bufs.set_len(len + k) };
+        k
+    }
     /// Remove and yield the first `n` buffers (those a TX queue took).
     #[inline]
     pub fn drain_front(&mut self, n: usize) -> std::vec::Drain<'_, B> {

@@ -11,6 +11,10 @@ use crate::datapath::{
 };
 use crate::drivers::{Burst, RxQueue, TxQueue};
 
+/// Bursts between two publications of a busy worker's counters: publishing copies every
+/// counter (some forty words), a cost worth sharing between bursts.
+const PUBLISH_EVERY: u32 = 8;
+
 pub(crate) struct Worker<Rx: RxQueue, Tx: TxQueue<Buf = Rx::Buf>> {
     pub(crate) id: usize,
     pub(crate) core: Option<usize>,
@@ -48,6 +52,8 @@ where
         let mut verdicts = [Verdict::Forward; BURST_MAX];
         let mut ctr = CoreCounters::default();
         let mut empty_polls: u32 = 0;
+        // Bursts processed since the counters were last published.
+        let mut unpublished: u32 = 0;
         let mut sink = WorkerSink { worker: self.id };
         while !self.shared.stop.load(Ordering::Relaxed) {
             if self.shared.paused.load(Ordering::Relaxed) {
@@ -86,6 +92,7 @@ where
                 if empty_polls == 1 {
                     self.tx.flush();
                     slot.publish(&ctr);
+                    unpublished = 0;
                 }
                 match self.idle {
                     IdlePolicy::BusyPoll => std::hint::spin_loop(),
@@ -133,7 +140,13 @@ where
                 }
             }
             send(&mut self.tx, self.tx_retries, &mut tx, &mut ctr);
-            slot.publish(&ctr);
+            // Under load the counters are published every PUBLISH_EVERY bursts (a few
+            // microseconds apart); the first empty poll publishes whatever is left.
+            unpublished += 1;
+            if unpublished >= PUBLISH_EVERY {
+                slot.publish(&ctr);
+                unpublished = 0;
+            }
         }
         if let Some(q) = &self.inject {
             // Kernel frames nobody will send any more: give the buffers back.

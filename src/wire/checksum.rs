@@ -39,37 +39,47 @@ pub fn sum(data: &[u8]) -> u32 {
 #[inline(always)]
 pub fn sum_le(data: &[u8]) -> u64 {
     let le = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
-    let mut a: u64 = 0;
-    let mut b: u64 = 0;
+    // Words add into 128 bits (an add and an add-with-carry each); the carries out of
+    // the low half, kept in the high half, are added back at the end.
+    let mut acc: u128 = 0;
     let mut pairs = data.chunks_exact(16);
     for p in &mut pairs {
-        a = add_carry(a, le(&p[..8]));
-        b = add_carry(b, le(&p[8..]));
+        acc += u128::from(le(&p[..8]));
+        acc += u128::from(le(&p[8..]));
     }
     let rest = pairs.remainder();
     if rest.len() >= 8 {
-        a = add_carry(a, le(&rest[..8]));
+        acc += u128::from(le(&rest[..8]));
     }
-    let tail = &rest[rest.len() & 8..];
-    if !tail.is_empty() {
-        // Loaded straight from `data` with fixed-size reads, each byte at its position in
-        // the word (an odd last byte is the high byte of its big-endian 16-bit word).
-        let (n, mut i, mut t) = (tail.len(), 0, 0u64);
-        if n & 4 != 0 {
-            t = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
-            i = 4;
-        }
-        if n & 2 != 0 {
-            t |= u64::from(u16::from_le_bytes([tail[i], tail[i + 1]])) << (8 * i);
-            i += 2;
-        }
-        if n & 1 != 0 {
-            t |= u64::from(tail[i]) << (8 * i);
-        }
-        b = add_carry(b, t);
+    let rest = rest.len() & 7;
+    if rest != 0 {
+        acc += u128::from(match data.len().checked_sub(8) {
+            // The last 8 bytes end with the `rest` bytes of the tail: shifted down, each
+            // tail byte sits at its position in the tail's own word (1 <= rest <= 7).
+            Some(at) => le(&data[at..]) >> (8 * (8 - rest)),
+            None => short_le(data),
+        });
     }
-    let s = add_carry(a, b);
+    let s = add_carry(acc as u64, (acc >> 64) as u64);
     (s & 0xffff_ffff) + (s >> 32)
+}
+
+/// The little-endian word of fewer than 8 bytes (zero-padded), read with fixed-size loads.
+#[inline(always)]
+fn short_le(tail: &[u8]) -> u64 {
+    let (n, mut i, mut t) = (tail.len(), 0, 0u64);
+    if n & 4 != 0 {
+        t = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+        i = 4;
+    }
+    if n & 2 != 0 {
+        t |= u64::from(u16::from_le_bytes([tail[i], tail[i + 1]])) << (8 * i);
+        i += 2;
+    }
+    if n & 1 != 0 {
+        t |= u64::from(tail[i]) << (8 * i);
+    }
+    t
 }
 
 /// `a + b` with the carry out added back in (ones-complement addition of 64-bit words).
@@ -298,9 +308,12 @@ mod tests {
                 assert_eq!(fold(sum(&buf[start..end])), naive(&buf[start..end]));
             }
         }
-        let ff = [0xffu8; 100];
-        assert_eq!(fold(sum(&ff)), 0xffff);
-        assert!(sum_le(&ff) < 1 << 33, "room for the caller's terms");
+        // All ones: every word add carries out.
+        let ff = [0xffu8; 300];
+        for n in 1..ff.len() {
+            assert_eq!(fold(sum(&ff[..n])), naive(&ff[..n]), "{n} bytes of 0xff");
+            assert!(sum_le(&ff[..n]) < 1 << 33, "room for the caller's terms");
+        }
     }
 
     #[test]

@@ -2,14 +2,12 @@
 //! the exception path when the device has one.
 #![allow(unsafe_code)]
 
-use std::ptr::NonNull;
 use std::sync::Arc;
 
 use dpdk_sys::rte_mbuf;
 
 use super::mbuf::Mbuf;
 use super::port::PortHandle;
-use crate::datapath::BURST_MAX;
 use crate::drivers::{Burst, RxQueue, TxQueue};
 
 /// Receive side of one queue. Holds the port open while it lives.
@@ -30,25 +28,23 @@ impl RxQueue for DpdkRx {
 
     #[inline]
     fn rx_burst(&mut self, out: &mut Burst<Mbuf>) -> usize {
-        let room = out.room().min(BURST_MAX);
-        if room == 0 {
-            return 0;
+        let (port, queue) = (self.port.id, self.queue);
+        // SAFETY: the port is started and stays so while `self.port` is held, and this
+        // queue is polled only by the thread that owns this DpdkRx. Mbuf is
+        // repr(transparent) over NonNull<rte_mbuf>, so the free slots are an array of mbuf
+        // pointers; rx_burst writes at most `slots.len()` (at most BURST_MAX, a u16) of
+        // them, each a valid mbuf (never null) that it hands over to us, and returns how
+        // many it wrote.
+        unsafe {
+            out.fill_raw(|slots| {
+                usize::from(dpdk_sys::rte_eth_rx_burst(
+                    port,
+                    queue,
+                    slots.as_mut_ptr().cast::<*mut rte_mbuf>(),
+                    slots.len() as u16,
+                ))
+            })
         }
-        let mut raw: [*mut rte_mbuf; BURST_MAX] = [std::ptr::null_mut(); BURST_MAX];
-        // SAFETY: the port is started and stays so while `self.port` is held; this queue is
-        // polled only by the thread that owns this DpdkRx; `raw` has room for `room` pointers.
-        let n = unsafe {
-            dpdk_sys::rte_eth_rx_burst(self.port.id, self.queue, raw.as_mut_ptr(), room as u16)
-        } as usize;
-        for &m in &raw[..n] {
-            if let Some(m) = NonNull::new(m) {
-                // SAFETY: rx_burst returned these mbufs to us; each is owned once, here.
-                let mb = unsafe { Mbuf::from_raw(m) };
-                // Cannot fail: at most `room` were received.
-                let _ = out.push(mb);
-            }
-        }
-        n
     }
 
     fn attach_thread(&mut self) -> Result<(), String> {
