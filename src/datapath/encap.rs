@@ -163,23 +163,23 @@ pub fn encapsulate<B: PacketBuf>(
     flow: &Flow,
     buf: &mut B,
 ) -> Result<u32, DropReason> {
-    let row = snap.tables[usize::from(flow.table)]
-        .table
-        .row(flow.hash as u16);
-    encapsulate_row(snap, flow, row, buf)
+    let table = &snap.tables[usize::from(flow.table)];
+    let row = table.table.row(flow.hash as u16);
+    encapsulate_row(snap, table, flow, row, buf)
 }
 
-/// [`encapsulate`] with the row of `flow.hash` already looked up (the burst loop looked it
-/// up to prefetch it). Inlined into the burst loop: the common case is a few dozen
+/// [`encapsulate`] with the flow's table (`snap.tables[flow.table]`) and the row of
+/// `flow.hash` already looked up (the burst loop looked them up to prefetch the row and
+/// to count the packet). Inlined into the burst loop: the common case is a few dozen
 /// instructions, and a call per packet would cost a good part of that again.
 #[inline(always)]
 pub(crate) fn encapsulate_row<B: PacketBuf>(
     snap: &Snapshot,
+    table: &CompiledTable,
     flow: &Flow,
     row: &[u32],
     buf: &mut B,
 ) -> Result<u32, DropReason> {
-    let table = &snap.tables[usize::from(flow.table)];
     // The hops: the row of `hash`, then (with alt hash fields) the row of `alt_hash`.
     if snap.alt_hash.is_none() && table.outer.family == Family::V4 {
         if let &[first, second] = row {

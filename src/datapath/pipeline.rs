@@ -195,20 +195,22 @@ fn process_in<B: PacketBuf, S: SentSink>(
     let region = sink.region(snap);
     for (i, p) in pkts[..n].iter_mut().enumerate() {
         match verdicts[i] {
-            Verdict::Forward => match encapsulate_row(snap, &flows[i], rows[i], p) {
-                Ok(primary) => {
-                    forwarded += 1;
-                    forwarded_bytes += p.len() as u64;
-                    if S::COUNTS {
-                        let t = &snap.tables[usize::from(flows[i].table)];
-                        SentCounters::bump(region, t.sent_base + primary as usize);
+            Verdict::Forward => {
+                let t = &snap.tables[usize::from(flows[i].table)];
+                match encapsulate_row(snap, t, &flows[i], rows[i], p) {
+                    Ok(primary) => {
+                        forwarded += 1;
+                        forwarded_bytes += p.len() as u64;
+                        if S::COUNTS {
+                            SentCounters::bump(region, t.sent_base + primary as usize);
+                        }
+                    }
+                    Err(r) => {
+                        verdicts[i] = Verdict::Drop(r);
+                        ctr.drops[r as usize] += 1;
                     }
                 }
-                Err(r) => {
-                    verdicts[i] = Verdict::Drop(r);
-                    ctr.drops[r as usize] += 1;
-                }
-            },
+            }
             Verdict::Exception(r) => ctr.exceptions[r as usize] += 1,
             Verdict::Drop(r) => ctr.drops[r as usize] += 1,
         }

@@ -83,7 +83,8 @@ pub enum RuntimeError {
     },
 }
 
-/// One worker's published counters, on their own cache lines.
+/// One worker's published counters, on their own cache lines (published every few bursts
+/// under load and at the first empty poll, see `worker::PUBLISH_EVERY`).
 #[repr(align(64))]
 pub(crate) struct WorkerSlot {
     words: [AtomicU64; CoreCounters::WORDS],
