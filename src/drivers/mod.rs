@@ -95,8 +95,9 @@ impl<B> Burst<B> {
         let k = fill(&mut self.bufs.spare_capacity_mut()[..room]);
         debug_assert!(k <= room);
         let k = k.min(room);
-        // SAFETY: the storage holds BURST_MAX (room = BURST_MAX - len slots are spare), and
-        // by the caller's contract the first k of them are now initialised and owned here.
+        // SAFETY: k <= room, and the `room` slots after `len` exist (the slice above would
+        // have panicked otherwise); by the caller's contract the first k of them are now
+        // initialised and owned by this burst.
         unsafe { self.bufs.set_len(len + k) };
         k
     }
@@ -142,6 +143,26 @@ impl<B> Burst<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[allow(unsafe_code)]
+    fn fill_raw_keeps_what_the_driver_wrote() {
+        let mut b: Burst<String> = Burst::new();
+        b.push("kept".to_string()).unwrap();
+        // SAFETY: the closure initialises exactly the 3 leading slots it reports.
+        let n = unsafe {
+            b.fill_raw(|slots| {
+                assert_eq!(slots.len(), BURST_MAX - 1, "only the free slots");
+                for (i, s) in slots.iter_mut().take(3).enumerate() {
+                    s.write(format!("rx{i}"));
+                }
+                3
+            })
+        };
+        assert_eq!(n, 3);
+        assert_eq!(b.as_slice(), ["kept", "rx0", "rx1", "rx2"]);
+        assert_eq!(b.room(), BURST_MAX - 4);
+    }
 
     #[test]
     fn send_each_keeps_refused_buffers_in_order() {
