@@ -649,7 +649,6 @@ fn a_burst_inside_a_sink_gets_its_own_records() {
         out: Vec<(Verdict, Vec<u8>)>,
     }
     impl SentSink for Nested<'_> {
-        const COUNTS: bool = false;
         fn region<'s>(&mut self, _: &'s Snapshot) -> &'s [std::sync::atomic::AtomicU64] {
             self.out = run(self.snap, &self.frames).0;
             &[]

@@ -163,9 +163,15 @@ pub fn encapsulate<B: PacketBuf>(
     flow: &Flow,
     buf: &mut B,
 ) -> Result<u32, DropReason> {
-    let table = &snap.tables[usize::from(flow.table)];
-    let row = table.table.row(flow.hash as u16);
+    let (table, row) = table_row(snap, flow);
     encapsulate_row(snap, table, flow, row, buf)
+}
+
+/// The flow's table and the row of `flow.hash` in it: the hops of the flow.
+#[inline(always)]
+pub(crate) fn table_row<'s>(snap: &'s Snapshot, flow: &Flow) -> (&'s CompiledTable, &'s [u32]) {
+    let table = &snap.tables[usize::from(flow.table)];
+    (table, table.table.row(flow.hash as u16))
 }
 
 /// [`encapsulate`] with the flow's table (`snap.tables[flow.table]`) and the row of
@@ -197,8 +203,7 @@ pub fn encapsulate_without_shortcut<B: PacketBuf>(
     flow: &Flow,
     buf: &mut B,
 ) -> Result<u32, DropReason> {
-    let table = &snap.tables[usize::from(flow.table)];
-    let row = table.table.row(flow.hash as u16);
+    let (table, row) = table_row(snap, flow);
     encap_any(table, flow, row, alt_row(snap, table, flow), buf)
 }
 

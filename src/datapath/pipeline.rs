@@ -4,7 +4,7 @@
 use super::buf::PacketBuf;
 use super::classify::{classify_into, Flow, FlowOut};
 use super::counters::{CoreCounters, Verdict};
-use super::encap::encapsulate_row;
+use super::encap::{encapsulate_row, table_row};
 use super::snapshot::{SentCounters, Snapshot};
 use crate::hash::lanes::{hash_many, HashInput};
 use crate::sys::prefetch;
@@ -31,12 +31,10 @@ pub fn process_burst<B: PacketBuf>(
 /// Counts forwarded packets per backend: where the pipeline bumps the counter of each
 /// forwarded packet's first hop, as it encapsulates the packet.
 pub trait SentSink {
-    /// Whether the sink counts at all: without, the pipeline computes no slots (and a sink
-    /// that counts nothing costs nothing).
-    const COUNTS: bool;
     /// The counters of this burst, called once per burst: slot `s` counts packets whose
     /// first hop is [`SentCounters`] slot `s` (a table's base plus the backend's index).
-    /// Slots beyond the region are not counted.
+    /// Slots beyond the region are not counted, so a sink that counts nothing gives an
+    /// empty region (and, inlined, costs nothing).
     fn region<'s>(&mut self, snap: &'s Snapshot) -> &'s [AtomicU64];
 }
 
@@ -44,7 +42,6 @@ pub trait SentSink {
 pub struct NoSink;
 
 impl SentSink for NoSink {
-    const COUNTS: bool = false;
     #[inline(always)]
     fn region<'s>(&mut self, _: &'s Snapshot) -> &'s [AtomicU64] {
         &[]
@@ -58,7 +55,6 @@ pub struct WorkerSink {
 }
 
 impl SentSink for WorkerSink {
-    const COUNTS: bool = true;
     #[inline(always)]
     fn region<'s>(&mut self, snap: &'s Snapshot) -> &'s [AtomicU64] {
         snap.sent.region(self.worker)
@@ -175,8 +171,7 @@ fn process_in<B: PacketBuf, S: SentSink>(
     for i in 0..n {
         if want[i] {
             flows[i].hash = hashes[i];
-            let t = &snap.tables[usize::from(flows[i].table)].table;
-            rows[i] = t.row(hashes[i] as u16);
+            rows[i] = table_row(snap, &flows[i]).1;
             if let Some(first) = rows[i].first() {
                 prefetch(first);
             }
@@ -201,9 +196,7 @@ fn process_in<B: PacketBuf, S: SentSink>(
                     Ok(primary) => {
                         forwarded += 1;
                         forwarded_bytes += p.len() as u64;
-                        if S::COUNTS {
-                            SentCounters::bump(region, t.sent_base + primary as usize);
-                        }
+                        SentCounters::bump(region, t.sent_base + primary as usize);
                     }
                     Err(r) => {
                         verdicts[i] = Verdict::Drop(r);

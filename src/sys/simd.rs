@@ -21,8 +21,9 @@ pub fn hash8(inputs: &[HashInput; LANES], len: usize) -> [u64; LANES] {
 /// Finish eight hashes per group from the common midstate `state` (the table builder: one
 /// row seed, many backends; see [`crate::hash::lanes::finish_lanes`]): `cols` holds
 /// `out.len()` groups of `nwords` columns each (group `g`'s word `w` for its eight lanes at
-/// `cols[g * nwords + w]`), `out[g]` gets group `g`'s eight hashes. With AVX-512 two groups go through the rounds interleaved, so that their
-/// independent dependency chains overlap.
+/// `cols[g * nwords + w]`), `out[g]` gets group `g`'s eight hashes. With AVX-512 two
+/// groups go through the rounds interleaved, so that their independent dependency chains
+/// overlap.
 #[inline]
 pub fn finish_groups(
     state: &SipState,

@@ -23,10 +23,7 @@ fn fold64to32(acc: u64) -> u32 {
 /// 0xffff), and is 0 only for all-zero data, exactly like the word-by-word sum.
 #[inline(always)]
 pub fn sum(data: &[u8]) -> u32 {
-    let s = fold64to32(sum_le(data));
-    let s = (s & 0xffff) + (s >> 16);
-    let s = ((s & 0xffff) + (s >> 16)) as u16;
-    u32::from(s.swap_bytes())
+    u32::from(fold(sum_le(data)).swap_bytes())
 }
 
 /// The ones-complement sum of `data` in the little-endian domain, not folded to 16 bits:
