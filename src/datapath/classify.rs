@@ -8,7 +8,81 @@ use crate::wire::{
 };
 
 use super::counters::{DropReason, ExceptionReason, Verdict};
-use super::snapshot::{FieldSet, Snapshot};
+use super::snapshot::{CompiledTable, FieldSet, Snapshot};
+
+/// Evaluate `$body` with `$F` a constant holding the [`FieldSet`] bits `$bits` (0 to 15),
+/// so that code generic over the field set is chosen once rather than per packet.
+macro_rules! with_field_set {
+    ($bits:expr, $F:ident => $body:expr) => {
+        match $bits & 15 {
+            0 => {
+                const $F: u8 = 0;
+                $body
+            }
+            1 => {
+                const $F: u8 = 1;
+                $body
+            }
+            2 => {
+                const $F: u8 = 2;
+                $body
+            }
+            3 => {
+                const $F: u8 = 3;
+                $body
+            }
+            4 => {
+                const $F: u8 = 4;
+                $body
+            }
+            5 => {
+                const $F: u8 = 5;
+                $body
+            }
+            6 => {
+                const $F: u8 = 6;
+                $body
+            }
+            7 => {
+                const $F: u8 = 7;
+                $body
+            }
+            8 => {
+                const $F: u8 = 8;
+                $body
+            }
+            9 => {
+                const $F: u8 = 9;
+                $body
+            }
+            10 => {
+                const $F: u8 = 10;
+                $body
+            }
+            11 => {
+                const $F: u8 = 11;
+                $body
+            }
+            12 => {
+                const $F: u8 = 12;
+                $body
+            }
+            13 => {
+                const $F: u8 = 13;
+                $body
+            }
+            14 => {
+                const $F: u8 = 14;
+                $body
+            }
+            _ => {
+                const $F: u8 = 15;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_field_set;
 
 /// A packet that belongs to a bind: where its IP packet is and how it hashed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -106,24 +180,13 @@ fn packed_v4_input<const N: usize>(
     };
     let (src, dst) = (u32::from_le_bytes(src), u32::from_le_bytes(dst));
     let (sport, dport) = (k.sport.swap_bytes(), k.dport.swap_bytes());
-    let (msg, len) = match fields.0 & 15 {
-        0 => packed_v4::<0>(src, dst, sport, dport),
-        1 => packed_v4::<1>(src, dst, sport, dport),
-        2 => packed_v4::<2>(src, dst, sport, dport),
-        3 => packed_v4::<3>(src, dst, sport, dport),
-        4 => packed_v4::<4>(src, dst, sport, dport),
-        5 => packed_v4::<5>(src, dst, sport, dport),
-        6 => packed_v4::<6>(src, dst, sport, dport),
-        7 => packed_v4::<7>(src, dst, sport, dport),
-        8 => packed_v4::<8>(src, dst, sport, dport),
-        9 => packed_v4::<9>(src, dst, sport, dport),
-        10 => packed_v4::<10>(src, dst, sport, dport),
-        11 => packed_v4::<11>(src, dst, sport, dport),
-        12 => packed_v4::<12>(src, dst, sport, dport),
-        13 => packed_v4::<13>(src, dst, sport, dport),
-        14 => packed_v4::<14>(src, dst, sport, dport),
-        _ => packed_v4::<15>(src, dst, sport, dport),
-    };
+    let (msg, len) = with_field_set!(fields.0, F => packed_v4::<F>(src, dst, sport, dport));
+    packed_input(input, key, msg, len);
+}
+
+/// Write a hash input of at most 16 bytes: `msg` (little-endian) of `len` bytes.
+#[inline(always)]
+fn packed_input(input: &mut HashInput, key: (u64, u64), msg: u128, len: u8) {
     input.k0 = key.0;
     input.k1 = key.1;
     input.words[0] = msg as u64;
@@ -287,6 +350,46 @@ fn common_v4(frame: &[u8]) -> Option<CommonV4> {
         proto,
         sport: be16(ETH + 20),
         dport: be16(ETH + 22),
+    })
+}
+
+/// A packet of the express lane: the common case of [`common_v4`] to a bind of a table
+/// that takes two IPv4 hops per packet and no alternate hash ([`CompiledTable::express`]).
+pub(crate) struct Express<'s> {
+    pub table: &'s CompiledTable,
+    /// Length of the IP packet (it starts right after the Ethernet header).
+    pub ip_len: u16,
+    /// The flow hint: the TCP/UDP source port.
+    pub hint: u16,
+}
+
+/// Classify `frame` for the express lane, writing the input of its hash with the field
+/// set `F` (the snapshot's `hash_fields` bits): `None` for any frame the lane does not
+/// take (the general path then classifies it). For a frame it takes, [`classify_into`]
+/// gives the same flow and hash input (tested and fuzzed).
+#[inline(always)]
+pub(crate) fn classify_express<'s, const F: u8>(
+    snap: &'s Snapshot,
+    frame: &[u8],
+    input: &mut HashInput,
+) -> Option<Express<'s>> {
+    let c = common_v4(frame)?;
+    let index = <[u8; 4]>::lookup(snap, c.meta.dst, c.proto, c.dport)?;
+    let table = snap.tables.get(usize::from(index))?;
+    if !table.express {
+        return None;
+    }
+    let (msg, len) = packed_v4::<F>(
+        u32::from_le_bytes(c.meta.src),
+        u32::from_le_bytes(c.meta.dst),
+        c.sport.swap_bytes(),
+        c.dport.swap_bytes(),
+    );
+    packed_input(input, table.sip_key, msg, len);
+    Some(Express {
+        table,
+        ip_len: c.meta.total as u16,
+        hint: c.sport,
     })
 }
 

@@ -189,10 +189,47 @@ pub(crate) fn encapsulate_row<B: PacketBuf>(
     // The hops: the row of `hash`, then (with alt hash fields) the row of `alt_hash`.
     if snap.alt_hash.is_none() && table.outer.family == Family::V4 {
         if let &[first, second] = row {
-            return encap_v4_pair(table, flow, first, second, buf);
+            return encap_v4_pair(table, Inner::of(flow), first, second, buf);
         }
     }
     encap_any(table, flow, row, alt_row(snap, table, flow), buf)
+}
+
+/// Encapsulate a packet of the pipeline's express lane (see
+/// [`super::classify::classify_express`]): an IPv4 packet right after an untagged
+/// Ethernet header, `hash` its flow hash, `row` the table's row of that hash. The same as
+/// [`encapsulate_row`] with the flow the general classifier gives such a packet.
+#[inline(always)]
+pub(crate) fn encapsulate_express<B: PacketBuf>(
+    table: &CompiledTable,
+    ip_len: u16,
+    hint: u16,
+    hash: u64,
+    row: &[u32],
+    buf: &mut B,
+) -> Result<u32, DropReason> {
+    let inner = Inner {
+        l3_off: ETH as u16,
+        ip_len,
+        sport: sport(hash, hint),
+        proto: ip_proto::IPV4,
+    };
+    match *row {
+        [first, second] => encap_v4_pair(table, inner, first, second, buf),
+        _ => {
+            // Not an express table: the general code with the flow the classifier gives.
+            let flow = Flow {
+                table: 0, // not read: the table is given
+                l3_off: ETH as u16,
+                ip_len,
+                inner_v6: false,
+                hash,
+                alt_hash: 0,
+                hint,
+            };
+            encap_any(table, &flow, row, &[], buf)
+        }
+    }
 }
 
 /// [`encapsulate`] through the general code alone (any family, any number of hops),
@@ -226,13 +263,13 @@ const PAIR_LEN: usize = V4_LEN + 4;
 #[inline(always)]
 fn encap_v4_pair<B: PacketBuf>(
     table: &CompiledTable,
-    flow: &Flow,
+    inner: Inner,
     first: u32,
     second: u32,
     buf: &mut B,
 ) -> Result<u32, DropReason> {
     let t = &table.outer;
-    let ip_len = usize::from(flow.ip_len);
+    let ip_len = usize::from(inner.ip_len);
     let udp_len = UDP_GUE + 4 + ip_len;
     if 20 + udp_len > usize::from(u16::MAX) {
         return Err(DropReason::TooBig);
@@ -240,12 +277,12 @@ fn encap_v4_pair<B: PacketBuf>(
     let dst = table.addrs_v4[first as usize];
     let hop = table.addrs_v4[second as usize];
     let data = buf
-        .reframe(usize::from(flow.l3_off), ip_len, PAIR_LEN)
+        .reframe(usize::from(inner.l3_off), ip_len, PAIR_LEN)
         .ok_or(DropReason::NoHeadroom)?;
-    let Some((hdr, inner)) = data.split_first_chunk_mut::<PAIR_LEN>() else {
+    let Some((hdr, packet)) = data.split_first_chunk_mut::<PAIR_LEN>() else {
         return Err(DropReason::NoHeadroom); // unreachable: reframe made PAIR_LEN + ip_len
     };
-    let (sport, gue_proto) = (source_port(flow), gue_proto(flow));
+    let (sport, gue_proto) = (inner.sport, inner.proto);
     let (total, udp_len) = ((20 + udp_len) as u16, udp_len as u16);
     let udp_off = V4_LEN - UDP_GUE;
     hdr[..V4_LEN].copy_from_slice(&t.bytes[..V4_LEN]);
@@ -267,26 +304,44 @@ fn encap_v4_pair<B: PacketBuf>(
         + (u64::from(gue_proto) << 8)
         + u64::from(u32::from_le_bytes(hop))
         + dst_le
-        + checksum::sum_le(inner);
+        + checksum::sum_le(packet);
     let udp_csum = udp_checksum(udp_le).to_le_bytes();
     hdr[udp_off + 6..udp_off + 8].copy_from_slice(&udp_csum);
     Ok(first)
 }
 
-/// GLB's UDP source port: the flow hash mixed with the flow hint.
-#[inline(always)]
-fn source_port(flow: &Flow) -> u16 {
-    0x8000 | ((flow.hash as u16 ^ flow.hint) & 0x7fff)
+/// What the encapsulation needs of the inner packet: where it is, its length, and the
+/// per-flow fields of the outer headers.
+#[derive(Clone, Copy)]
+struct Inner {
+    l3_off: u16,
+    ip_len: u16,
+    /// The outer UDP source port ([`sport`]).
+    sport: u16,
+    /// The GUE protocol field: the inner packet's IP version as a protocol number.
+    proto: u8,
 }
 
-/// The GUE protocol field: the inner packet's IP version.
-#[inline(always)]
-fn gue_proto(flow: &Flow) -> u8 {
-    if flow.inner_v6 {
-        ip_proto::IPV6
-    } else {
-        ip_proto::IPV4
+impl Inner {
+    #[inline(always)]
+    fn of(flow: &Flow) -> Inner {
+        Inner {
+            l3_off: flow.l3_off,
+            ip_len: flow.ip_len,
+            sport: sport(flow.hash, flow.hint),
+            proto: if flow.inner_v6 {
+                ip_proto::IPV6
+            } else {
+                ip_proto::IPV4
+            },
+        }
     }
+}
+
+/// GLB's UDP source port: the flow hash mixed with the flow hint.
+#[inline(always)]
+fn sport(hash: u64, hint: u16) -> u16 {
+    0x8000 | ((hash as u16 ^ hint) & 0x7fff)
 }
 
 /// The UDP checksum field for a sum over the pseudo-header and the datagram (a computed
@@ -335,7 +390,11 @@ fn encap_any<B: PacketBuf>(
     if data.len() < outer {
         return Err(DropReason::NoHeadroom); // unreachable: reframe made outer + ip_len
     }
-    let (sport, gue_proto) = (source_port(flow), gue_proto(flow));
+    let Inner {
+        sport,
+        proto: gue_proto,
+        ..
+    } = Inner::of(flow);
     // Fixed-size copies (a few vector moves), not a variable-length memcpy.
     match t.family {
         Family::V4 => data[..V4_LEN].copy_from_slice(&t.bytes[..V4_LEN]),

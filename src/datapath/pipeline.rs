@@ -5,6 +5,7 @@ use super::buf::PacketBuf;
 use super::classify::{classify_into, Flow, FlowOut};
 use super::counters::{CoreCounters, Verdict};
 use super::encap::{encapsulate_row, table_row};
+use super::express::Lane;
 use super::snapshot::{SentCounters, Snapshot};
 use crate::hash::lanes::{hash_many, HashInput};
 use crate::sys::prefetch;
@@ -79,6 +80,22 @@ pub fn process_burst_counted<B: PacketBuf, S: SentSink>(
     }
 }
 
+/// The set bits of a burst mask, lowest first: the indices of the packets it holds.
+struct Bits(u32);
+
+impl Iterator for Bits {
+    type Item = usize;
+    #[inline(always)]
+    fn next(&mut self) -> Option<usize> {
+        if self.0 == 0 {
+            return None;
+        }
+        let i = self.0.trailing_zeros() as usize;
+        self.0 &= self.0 - 1;
+        Some(i & (BURST_MAX - 1))
+    }
+}
+
 /// The per-packet records of one burst: flows and the inputs of their hashes. Kept per
 /// thread and reused from burst to burst rather than zeroed for each (3 KB of stores per
 /// burst). A burst reads only records it wrote itself, except the inputs of lanes that the
@@ -131,6 +148,7 @@ fn process_in<B: PacketBuf, S: SentSink>(
     sink: &mut S,
 ) {
     let n = pkts.len().min(BURST_MAX);
+    let (pkts, verdicts) = (&mut pkts[..n], &mut verdicts[..n]);
     let Scratch {
         flows,
         inputs,
@@ -138,23 +156,23 @@ fn process_in<B: PacketBuf, S: SentSink>(
     } = scratch;
     let mut want = [false; BURST_MAX];
     let mut hashes = [0u64; BURST_MAX];
+    let mut rows: [&[u32]; BURST_MAX] = [&[]; BURST_MAX];
     // Alternate hash inputs only when the snapshot has `alt_hash_fields`.
     let with_alt = snap.alt_hash.is_some();
     ctr.bursts += 1;
-    // Pass 1: parse and classify; flows and hash inputs are written in place.
-    let mut rx_bytes = 0u64;
-    for (i, p) in pkts[..n].iter().enumerate() {
-        // The outer headers go in front of the frame, in a cache line receiving it did not
-        // touch: start fetching that line now, for pass 3.
-        p.prefetch_headroom(64);
-        let data = p.data();
-        rx_bytes += data.len() as u64;
+    // Pass 1: parse and classify; the express lane takes the common case, the general
+    // classifier the rest, writing flows and hash inputs in place.
+    let mut lane = Lane::new();
+    let rx_bytes = lane.classify(snap, pkts, inputs, &mut want, verdicts);
+    let general = lane.others(n);
+    for i in Bits(general) {
+        let Some(p) = pkts.get(i) else { break };
         let out = FlowOut {
             flow: &mut flows[i],
             input: &mut inputs[i],
             alt: &mut alts[if with_alt { i } else { 0 }],
         };
-        match classify_into(snap, data, out) {
+        match classify_into(snap, p.data(), out) {
             Ok(()) => {
                 verdicts[i] = Verdict::Forward;
                 want[i] = true;
@@ -167,8 +185,8 @@ fn process_in<B: PacketBuf, S: SentSink>(
     // Pass 2: hash the whole burst (eight flows per SipHash pass); start fetching each
     // flow's table row.
     hash_many(&inputs[..n], &want[..n], &mut hashes[..n]);
-    let mut rows: [&[u32]; BURST_MAX] = [&[]; BURST_MAX];
-    for i in 0..n {
+    lane.rows(&hashes, &mut rows);
+    for i in Bits(general) {
         if want[i] {
             flows[i].hash = hashes[i];
             rows[i] = table_row(snap, &flows[i]).1;
@@ -186,9 +204,11 @@ fn process_in<B: PacketBuf, S: SentSink>(
         }
     }
     // Pass 3: rows are (likely) in cache now; encapsulate.
-    let (mut forwarded, mut forwarded_bytes) = (0u64, 0u64);
     let region = sink.region(snap);
-    for (i, p) in pkts[..n].iter_mut().enumerate() {
+    let (mut forwarded, mut forwarded_bytes) =
+        lane.encapsulate(pkts, &hashes, &rows, verdicts, region, ctr);
+    for i in Bits(general) {
+        let Some(p) = pkts.get_mut(i) else { break };
         match verdicts[i] {
             Verdict::Forward => {
                 let t = &snap.tables[usize::from(flows[i].table)];

@@ -63,6 +63,9 @@ pub struct CompiledTable {
     pub(crate) addrs_v6: Box<[[u8; 16]]>,
     /// Where this table's backends start in each worker's [`SentCounters`] region.
     pub(crate) sent_base: usize,
+    /// Packets to this table take the pipeline's express lane: IPv4 backends, two hops
+    /// (primary and secondary) and no alternate hash fields.
+    pub(crate) express: bool,
 }
 
 /// Packets sent to each backend (as the first hop), per worker. Each worker writes only its
@@ -578,6 +581,7 @@ impl Snapshot {
                 addrs_v4,
                 addrs_v6,
                 sent_base,
+                express: family == Family::V4 && hops == 2 && settings.alt_hash_fields.is_none(),
                 table,
             });
             sent_base += compiled.last().map_or(0, |t| t.table.spec.backends.len());
