@@ -2,6 +2,7 @@
 //! Total over any bytes: every frame becomes a [`Flow`] or a [`Verdict`] with a reason.
 
 use crate::hash::lanes::{hash_one, HashInput};
+use crate::wire::checksum;
 use crate::wire::ip_proto::{ICMP, ICMPV6, TCP, UDP};
 use crate::wire::{
     self, ethernet, icmpv4, icmpv6, Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet,
@@ -361,6 +362,8 @@ pub(crate) struct Express<'s> {
     pub ip_len: u16,
     /// The flow hint: the TCP/UDP source port.
     pub hint: u16,
+    /// The IP packet's ones-complement sum ([`checksum::sum_le`]), for the UDP checksum.
+    pub sum: u64,
 }
 
 /// Classify `frame` for the express lane, writing the input of its hash with the field
@@ -373,6 +376,7 @@ pub(crate) fn classify_express<'s, const F: u8>(
     frame: &[u8],
     input: &mut HashInput,
 ) -> Option<Express<'s>> {
+    const ETH: usize = ethernet::HEADER_LEN;
     let c = common_v4(frame)?;
     let index = <[u8; 4]>::lookup(snap, c.meta.dst, c.proto, c.dport)?;
     let table = snap.tables.get(usize::from(index))?;
@@ -390,6 +394,7 @@ pub(crate) fn classify_express<'s, const F: u8>(
         table,
         ip_len: c.meta.total as u16,
         hint: c.sport,
+        sum: checksum::sum_le(frame.get(ETH..ETH + c.meta.total)?),
     })
 }
 

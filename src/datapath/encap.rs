@@ -204,6 +204,7 @@ pub(crate) fn encapsulate_express<B: PacketBuf>(
     table: &CompiledTable,
     ip_len: u16,
     hint: u16,
+    sum: u64,
     hash: u64,
     row: &[u32],
     buf: &mut B,
@@ -213,6 +214,7 @@ pub(crate) fn encapsulate_express<B: PacketBuf>(
         ip_len,
         sport: sport(hash, hint),
         proto: ip_proto::IPV4,
+        sum: Some(sum),
     };
     match *row {
         [first, second] => encap_v4_pair(table, inner, first, second, buf),
@@ -304,7 +306,7 @@ fn encap_v4_pair<B: PacketBuf>(
         + (u64::from(gue_proto) << 8)
         + u64::from(u32::from_le_bytes(hop))
         + dst_le
-        + checksum::sum_le(packet);
+        + inner.sum.unwrap_or_else(|| checksum::sum_le(packet));
     let udp_csum = udp_checksum(udp_le).to_le_bytes();
     hdr[udp_off + 6..udp_off + 8].copy_from_slice(&udp_csum);
     Ok(first)
@@ -320,6 +322,8 @@ struct Inner {
     sport: u16,
     /// The GUE protocol field: the inner packet's IP version as a protocol number.
     proto: u8,
+    /// The packet's [`checksum::sum_le`] if known already (else summed here).
+    sum: Option<u64>,
 }
 
 impl Inner {
@@ -334,6 +338,7 @@ impl Inner {
             } else {
                 ip_proto::IPV4
             },
+            sum: None,
         }
     }
 }

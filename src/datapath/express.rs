@@ -29,6 +29,7 @@ pub(crate) struct Lane<'s> {
     table: [Option<&'s CompiledTable>; BURST_MAX],
     ip_len: [u16; BURST_MAX],
     hint: [u16; BURST_MAX],
+    sum: [u64; BURST_MAX],
 }
 
 impl<'s> Lane<'s> {
@@ -38,6 +39,7 @@ impl<'s> Lane<'s> {
             table: [None; BURST_MAX],
             ip_len: [0; BURST_MAX],
             hint: [0; BURST_MAX],
+            sum: [0; BURST_MAX],
         }
     }
 
@@ -89,6 +91,7 @@ impl<'s> Lane<'s> {
                 self.table[i] = Some(x.table);
                 self.ip_len[i] = x.ip_len;
                 self.hint[i] = x.hint;
+                self.sum[i] = x.sum;
                 want[i] = true;
                 *v = Verdict::Forward;
             }
@@ -102,7 +105,11 @@ impl<'s> Lane<'s> {
     pub(crate) fn rows(&self, hashes: &[u64; BURST_MAX], rows: &mut [&'s [u32]; BURST_MAX]) {
         for (i, t) in self.table.iter().enumerate() {
             if let Some(t) = t {
-                let row = t.table.row(hashes[i] as u16);
+                let h = hashes[i] as u16;
+                let row = match t.table.pair(h) {
+                    Some(pair) => pair.as_slice(),
+                    None => t.table.row(h), // not an express table
+                };
                 if let Some(first) = row.first() {
                     prefetch(first);
                 }
@@ -128,7 +135,15 @@ impl<'s> Lane<'s> {
         for (i, (p, v)) in pkts.iter_mut().zip(verdicts.iter_mut()).enumerate() {
             let i = i & (BURST_MAX - 1);
             let Some(t) = self.table[i] else { continue };
-            match encapsulate_express(t, self.ip_len[i], self.hint[i], hashes[i], rows[i], p) {
+            match encapsulate_express(
+                t,
+                self.ip_len[i],
+                self.hint[i],
+                self.sum[i],
+                hashes[i],
+                rows[i],
+                p,
+            ) {
                 Ok(primary) => {
                     forwarded += 1;
                     bytes += p.len() as u64;

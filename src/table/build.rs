@@ -635,6 +635,19 @@ mod tests {
     }
 
     #[test]
+    fn pairs_are_the_rows_of_two_hop_tables() {
+        let spec = spec_with(four_hosts());
+        let t = build(spec.clone(), RowPolicy::Glb).unwrap();
+        for row in [0, 1, 2, 0x7fff, 0xbb44, 0xfffe, u16::MAX] {
+            assert_eq!(t.pair(row).map(|p| &p[..]), Some(t.row(row)), "row {row}");
+        }
+        for hops in [1, 3] {
+            let n = build(spec.clone(), RowPolicy::Native { hops }).unwrap();
+            assert_eq!(n.pair(0), None, "{hops} hops");
+        }
+    }
+
+    #[test]
     fn parallel_equals_serial() {
         let backends: Vec<Backend> = (0..16)
             .map(|i| {

@@ -220,6 +220,17 @@ impl ForwardingTable {
         &self.rows[start..start + self.hops]
     }
 
+    /// Row `row` of a table with two hops per row (primary and secondary), `None` for other
+    /// tables: [`ForwardingTable::row`] as an array, found with a shift rather than a
+    /// multiplication.
+    #[inline]
+    pub fn pair(&self, row: u16) -> Option<&[u32; 2]> {
+        if self.hops != 2 {
+            return None;
+        }
+        self.rows.as_chunks::<2>().0.get(usize::from(row))
+    }
+
     /// All rows, row-major.
     pub fn rows(&self) -> &[u32] {
         &self.rows
