@@ -179,8 +179,7 @@ fn packed_v4_input<const N: usize>(
     let Some((&src, &dst)) = k.src.first_chunk::<4>().zip(k.dst.first_chunk::<4>()) else {
         return written_input(input, key, fields, k); // N < 4: not an address size
     };
-    let (src, dst) = (u32::from_le_bytes(src), u32::from_le_bytes(dst));
-    let (sport, dport) = (k.sport.swap_bytes(), k.dport.swap_bytes());
+    let (sport, dport) = (k.sport, k.dport);
     let (msg, len) = with_field_set!(fields.0, F => packed_v4::<F>(src, dst, sport, dport));
     packed_input(input, key, msg, len);
 }
@@ -196,9 +195,12 @@ fn packed_input(input: &mut HashInput, key: (u64, u64), msg: u128, len: u8) {
 }
 
 /// The message of field set `F` ([`FieldSet`] bits) as a little-endian 128-bit value and
-/// its length in bytes; every field is given in message (network) byte order.
+/// its length in bytes, from the addresses as on the wire and the ports as numbers.
 #[inline(always)]
-fn packed_v4<const F: u8>(src: u32, dst: u32, sport: u16, dport: u16) -> (u128, u8) {
+fn packed_v4<const F: u8>(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> (u128, u8) {
+    // Each field as a little-endian value of its message (network order) bytes.
+    let (src, dst) = (u32::from_le_bytes(src), u32::from_le_bytes(dst));
+    let (sport, dport) = (sport.swap_bytes(), dport.swap_bytes());
     let (mut msg, mut bits) = (0u128, 0u32);
     for (bit, v, n) in [
         (FieldSet::SRC_ADDR, u128::from(src), 32),
@@ -383,12 +385,7 @@ pub(crate) fn classify_express<'s, const F: u8>(
     if !table.express {
         return None;
     }
-    let (msg, len) = packed_v4::<F>(
-        u32::from_le_bytes(c.meta.src),
-        u32::from_le_bytes(c.meta.dst),
-        c.sport.swap_bytes(),
-        c.dport.swap_bytes(),
-    );
+    let (msg, len) = packed_v4::<F>(c.meta.src, c.meta.dst, c.sport, c.dport);
     packed_input(input, table.sip_key, msg, len);
     Some(Express {
         table,

@@ -3,10 +3,11 @@
 //! Nearly every packet a director forwards is an untagged IPv4 TCP or UDP packet to a bind
 //! of a table with IPv4 backends, two hops (primary and secondary) and no alternate hash
 //! fields. The pipeline first offers every packet of a burst to this lane; the packets it
-//! takes keep three small columns here (table, IP length, flow hint) instead of the general
-//! flow records, and are classified and encapsulated by short loops with the snapshot's
-//! hash field set fixed at compile time (one loop per field set, chosen once per burst).
-//! Every other packet takes the general path. A packet gets the same verdict, bytes and
+//! takes keep four small columns here (table, IP length, flow hint, checksum sum of the IP
+//! packet) instead of the general flow records, and are classified and encapsulated by
+//! short loops with the snapshot's hash field set fixed at compile time (one loop per field
+//! set, chosen once per burst). Every other packet takes the general path, and so does a
+//! whole burst when no table of the snapshot takes the lane. A packet gets the same verdict, bytes and
 //! counts either way (tested against the general code and fuzzed).
 
 use super::buf::PacketBuf;
@@ -56,7 +57,9 @@ impl<'s> Lane<'s> {
 
     /// Pass 1: offer every packet of `pkts` (at most [`BURST_MAX`]) to the lane. A packet
     /// it takes gets its hash input in `inputs`, `want` set and the verdict `Forward`;
-    /// the others are left for the general classifier. Returns the bytes received.
+    /// the others are left for the general classifier. Every packet's headroom starts
+    /// loading. Returns the bytes received. Only for snapshots with an express table
+    /// (`Snapshot::express`).
     #[inline(always)]
     pub(crate) fn classify<B: PacketBuf>(
         &mut self,

@@ -163,7 +163,18 @@ fn process_in<B: PacketBuf, S: SentSink>(
     // Pass 1: parse and classify; the express lane takes the common case, the general
     // classifier the rest, writing flows and hash inputs in place.
     let mut lane = Lane::new();
-    let rx_bytes = lane.classify(snap, pkts, inputs, &mut want, verdicts);
+    let rx_bytes = if snap.express {
+        lane.classify(snap, pkts, inputs, &mut want, verdicts)
+    } else {
+        // No table takes the lane (alternate hash fields, IPv6 backends): decided once per
+        // burst rather than after parsing each packet.
+        let mut rx_bytes = 0;
+        for p in pkts.iter() {
+            p.prefetch_headroom(64);
+            rx_bytes += p.len() as u64;
+        }
+        rx_bytes
+    };
     let general = lane.others(n);
     for i in Bits(general) {
         let Some(p) = pkts.get(i) else { break };

@@ -480,6 +480,9 @@ pub struct Snapshot {
     pub tables: Vec<CompiledTable>,
     pub(crate) hash: FieldSet,
     pub(crate) alt_hash: Option<FieldSet>,
+    /// Some table takes the pipeline's express lane ([`CompiledTable::express`]); without
+    /// one, bursts skip the lane altogether.
+    pub(crate) express: bool,
     /// Increases with every swap; lets tools tell snapshots apart.
     pub generation: u64,
     /// Packets sent per backend, per worker (empty until a runtime attaches it).
@@ -587,6 +590,7 @@ impl Snapshot {
             sent_base += compiled.last().map_or(0, |t| t.table.spec.backends.len());
         }
         Ok(Snapshot {
+            express: compiled.iter().any(|t| t.express),
             src_mac: src_mac.unwrap_or(settings.src_mac),
             hash: FieldSet::from(&settings.hash_fields),
             alt_hash: settings.alt_hash_fields.as_ref().map(FieldSet::from),
