@@ -366,17 +366,26 @@ pub(crate) struct Express<'s> {
     pub hint: u16,
     /// The IP packet's ones-complement sum ([`checksum::sum_le`]), for the UDP checksum.
     pub sum: u64,
+    /// The message of its hash (field set `F`), bytes as a little-endian value; as long
+    /// as [`express_len`] says.
+    pub msg: u128,
 }
 
-/// Classify `frame` for the express lane, writing the input of its hash with the field
-/// set `F` (the snapshot's `hash_fields` bits): `None` for any frame the lane does not
-/// take (the general path then classifies it). For a frame it takes, [`classify_into`]
-/// gives the same flow and hash input (tested and fuzzed).
+/// Length in bytes of the express lane's hash messages with the field set `F`: every
+/// packet of the lane is IPv4, so all have this length.
+#[inline(always)]
+pub(crate) fn express_len<const F: u8>() -> usize {
+    usize::from(packed_v4::<F>([0; 4], [0; 4], 0, 0).1)
+}
+
+/// Classify `frame` for the express lane, with the hash field set `F` (the snapshot's
+/// `hash_fields` bits): `None` for any frame the lane does not take (the general path then
+/// classifies it). For a frame it takes, [`classify_into`] gives the same flow, and the
+/// same hash input as the table's key with `msg` (tested and fuzzed).
 #[inline(always)]
 pub(crate) fn classify_express<'s, const F: u8>(
     snap: &'s Snapshot,
     frame: &[u8],
-    input: &mut HashInput,
 ) -> Option<Express<'s>> {
     const ETH: usize = ethernet::HEADER_LEN;
     let c = common_v4(frame)?;
@@ -385,13 +394,22 @@ pub(crate) fn classify_express<'s, const F: u8>(
     if !table.express {
         return None;
     }
-    let (msg, len) = packed_v4::<F>(c.meta.src, c.meta.dst, c.sport, c.dport);
-    packed_input(input, table.sip_key, msg, len);
+    let (msg, _) = packed_v4::<F>(c.meta.src, c.meta.dst, c.sport, c.dport);
     Some(Express {
         table,
         ip_len: c.meta.total as u16,
         hint: c.sport,
-        sum: checksum::sum_le(frame.get(ETH..ETH + c.meta.total)?),
+        sum: {
+            // The IP and TCP or UDP headers are there (`common_v4` checked the length):
+            // summed without a loop.
+            let ip = frame.get(ETH..ETH + c.meta.total)?;
+            if c.proto == TCP {
+                checksum::sum_le_min::<40>(ip)
+            } else {
+                checksum::sum_le_min::<24>(ip)
+            }
+        },
+        msg,
     })
 }
 

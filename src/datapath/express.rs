@@ -2,31 +2,36 @@
 //!
 //! Nearly every packet a director forwards is an untagged IPv4 TCP or UDP packet to a bind
 //! of a table with IPv4 backends, two hops (primary and secondary) and no alternate hash
-//! fields. The pipeline first offers every packet of a burst to this lane; the packets it
+//! fields. The pipeline first offers every packet of a burst to this lane. The packets it
 //! takes keep four small columns here (table, IP length, flow hint, checksum sum of the IP
-//! packet) instead of the general flow records, and are classified and encapsulated by
-//! short loops with the snapshot's hash field set fixed at compile time (one loop per field
-//! set, chosen once per burst). Every other packet takes the general path, and so does a
-//! whole burst when no table of the snapshot takes the lane. A packet gets the same verdict, bytes and
-//! counts either way (tested against the general code and fuzzed).
+//! packet) instead of the general flow records, and their hash inputs by columns
+//! ([`Columns`]: all of the lane's hashes in one pass of the rounds, [`hash_columns`]).
+//! Short loops classify, hash and encapsulate them, with the snapshot's hash field set
+//! fixed at compile time (one loop per field set, chosen once per burst). Every other
+//! packet takes the general path, and so does a whole burst when no table of the snapshot
+//! takes the lane. A packet gets the same verdict, bytes and counts either way (tested
+//! against the general code and fuzzed).
 
 use super::buf::PacketBuf;
-use super::classify::{classify_express, with_field_set};
+use super::classify::{classify_express, express_len, with_field_set};
 use super::counters::{CoreCounters, Verdict};
 use super::encap::encapsulate_express;
 use super::pipeline::BURST_MAX;
 use super::snapshot::{CompiledTable, SentCounters, Snapshot};
-use crate::hash::lanes::HashInput;
+use crate::hash::lanes::{hash_columns, Columns, COLUMN_LANES};
 use crate::sys::prefetch;
 use std::sync::atomic::AtomicU64;
 
-// The lane's masks have a bit per packet of a burst.
-const _: () = assert!(BURST_MAX <= 32);
+// The lane's masks have a bit per packet of a burst, and its hash inputs a column lane.
+const _: () = assert!(BURST_MAX <= 32 && BURST_MAX == COLUMN_LANES);
 
 /// The packets of one burst in the express lane.
 pub(crate) struct Lane<'s> {
     /// Bit `i` set: packet `i` is in the lane.
     mask: u32,
+    /// Length of every hash message of the lane (they all have the same field set and
+    /// family).
+    len: usize,
     table: [Option<&'s CompiledTable>; BURST_MAX],
     ip_len: [u16; BURST_MAX],
     hint: [u16; BURST_MAX],
@@ -37,6 +42,7 @@ impl<'s> Lane<'s> {
     pub(crate) fn new() -> Self {
         Lane {
             mask: 0,
+            len: 0,
             table: [None; BURST_MAX],
             ip_len: [0; BURST_MAX],
             hint: [0; BURST_MAX],
@@ -56,20 +62,19 @@ impl<'s> Lane<'s> {
     }
 
     /// Pass 1: offer every packet of `pkts` (at most [`BURST_MAX`]) to the lane. A packet
-    /// it takes gets its hash input in `inputs`, `want` set and the verdict `Forward`;
-    /// the others are left for the general classifier. Every packet's headroom starts
-    /// loading. Returns the bytes received. Only for snapshots with an express table
+    /// it takes gets its hash input in its lane of `cols` and the verdict `Forward`; the
+    /// others are left for the general classifier. Every packet's headroom starts loading.
+    /// Returns the bytes received. Only for snapshots with an express table
     /// (`Snapshot::express`).
     #[inline(always)]
     pub(crate) fn classify<B: PacketBuf>(
         &mut self,
         snap: &'s Snapshot,
         pkts: &[B],
-        inputs: &mut [HashInput; BURST_MAX],
-        want: &mut [bool; BURST_MAX],
+        cols: &mut Columns,
         verdicts: &mut [Verdict],
     ) -> u64 {
-        with_field_set!(snap.hash.0, F => self.classify_with::<B, F>(snap, pkts, inputs, want, verdicts))
+        with_field_set!(snap.hash.0, F => self.classify_with::<B, F>(snap, pkts, cols, verdicts))
     }
 
     #[inline(always)]
@@ -77,11 +82,11 @@ impl<'s> Lane<'s> {
         &mut self,
         snap: &'s Snapshot,
         pkts: &[B],
-        inputs: &mut [HashInput; BURST_MAX],
-        want: &mut [bool; BURST_MAX],
+        cols: &mut Columns,
         verdicts: &mut [Verdict],
     ) -> u64 {
-        let mut rx_bytes = 0u64;
+        self.len = express_len::<F>();
+        let (mut rx_bytes, mut mask) = (0u64, 0u32);
         for (i, (p, v)) in pkts.iter().zip(verdicts.iter_mut()).enumerate() {
             let i = i & (BURST_MAX - 1);
             // The outer headers go in front of the frame, in a cache line receiving it did
@@ -89,21 +94,31 @@ impl<'s> Lane<'s> {
             p.prefetch_headroom(64);
             let data = p.data();
             rx_bytes += data.len() as u64;
-            if let Some(x) = classify_express::<F>(snap, data, &mut inputs[i]) {
-                self.mask |= 1 << i;
+            if let Some(x) = classify_express::<F>(snap, data) {
+                mask |= 1 << i;
                 self.table[i] = Some(x.table);
                 self.ip_len[i] = x.ip_len;
                 self.hint[i] = x.hint;
                 self.sum[i] = x.sum;
-                want[i] = true;
+                cols.set(i, x.table.sip_key, x.msg, self.len);
                 *v = Verdict::Forward;
             }
         }
+        self.mask = mask;
         rx_bytes
     }
 
-    /// Pass 2: the row of each packet's hash in its table, whose first line starts
-    /// loading now.
+    /// Pass 2, first half: hash the lane's packets into `hashes` (the entries of the
+    /// others are left alone).
+    #[inline(always)]
+    pub(crate) fn hash(&self, cols: &Columns, hashes: &mut [u64; BURST_MAX]) {
+        if self.mask != 0 {
+            hash_columns(cols, self.len, self.mask, hashes);
+        }
+    }
+
+    /// Pass 2, second half: the row of each packet's hash in its table, whose first line
+    /// starts loading now.
     #[inline(always)]
     pub(crate) fn rows(&self, hashes: &[u64; BURST_MAX], rows: &mut [&'s [u32]; BURST_MAX]) {
         for (i, t) in self.table.iter().enumerate() {

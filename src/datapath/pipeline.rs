@@ -7,7 +7,7 @@ use super::counters::{CoreCounters, Verdict};
 use super::encap::{encapsulate_row, table_row};
 use super::express::Lane;
 use super::snapshot::{SentCounters, Snapshot};
-use crate::hash::lanes::{hash_many, HashInput};
+use crate::hash::lanes::{hash_many, Columns, HashInput};
 use crate::sys::prefetch;
 use std::sync::atomic::AtomicU64;
 
@@ -105,6 +105,8 @@ struct Scratch {
     flows: [Flow; BURST_MAX],
     inputs: [HashInput; BURST_MAX],
     alts: [HashInput; BURST_MAX],
+    /// The express lane's hash inputs.
+    cols: Columns,
 }
 
 impl Scratch {
@@ -112,6 +114,7 @@ impl Scratch {
         flows: [Flow::EMPTY; BURST_MAX],
         inputs: [HashInput::EMPTY; BURST_MAX],
         alts: [HashInput::EMPTY; BURST_MAX],
+        cols: Columns::EMPTY,
     };
 }
 
@@ -153,6 +156,7 @@ fn process_in<B: PacketBuf, S: SentSink>(
         flows,
         inputs,
         alts,
+        cols,
     } = scratch;
     let mut want = [false; BURST_MAX];
     let mut hashes = [0u64; BURST_MAX];
@@ -164,7 +168,7 @@ fn process_in<B: PacketBuf, S: SentSink>(
     // classifier the rest, writing flows and hash inputs in place.
     let mut lane = Lane::new();
     let rx_bytes = if snap.express {
-        lane.classify(snap, pkts, inputs, &mut want, verdicts)
+        lane.classify(snap, pkts, cols, verdicts)
     } else {
         // No table takes the lane (alternate hash fields, IPv6 backends): decided once per
         // burst rather than after parsing each packet.
@@ -193,9 +197,13 @@ fn process_in<B: PacketBuf, S: SentSink>(
     }
     ctr.rx_packets += n as u64;
     ctr.rx_bytes += rx_bytes;
-    // Pass 2: hash the whole burst (eight flows per SipHash pass); start fetching each
-    // flow's table row.
-    hash_many(&inputs[..n], &want[..n], &mut hashes[..n]);
+    // Pass 2: hash the whole burst (eight flows per SipHash pass), the general path's
+    // packets first (a group of eight is written whole) and then the lane's (written by
+    // mask); start fetching each flow's table row.
+    if general != 0 {
+        hash_many(&inputs[..n], &want[..n], &mut hashes[..n]);
+    }
+    lane.hash(cols, &mut hashes);
     lane.rows(&hashes, &mut rows);
     for i in Bits(general) {
         if want[i] {

@@ -179,28 +179,108 @@ fn finalize<const L: usize>(mut v: [[u64; L]; 4]) -> [u64; L] {
 /// the body of the lane hasher, compiled once per instruction set by [`crate::sys::simd`].
 #[inline(always)]
 pub fn hash_lanes<const L: usize>(inputs: [&HashInput; L], len: usize) -> [u64; L] {
+    let k0 = std::array::from_fn(|l| inputs[l].k0);
+    let k1 = std::array::from_fn(|l| inputs[l].k1);
+    let full = (len / 8).min(MAX_WORDS - 1);
+    sip_lanes(&k0, &k1, full, len, |w, l| inputs[l].words[w])
+}
+
+/// SipHash-2-4 of `L` messages of `len` bytes, lane `l` keyed by `k0[l]`, `k1[l]`, with
+/// word `w` of its message `word(w, l)` (`full` whole words, then the last, zero-padded).
+#[inline(always)]
+fn sip_lanes<const L: usize>(
+    k0: &[u64; L],
+    k1: &[u64; L],
+    full: usize,
+    len: usize,
+    word: impl Fn(usize, usize) -> u64,
+) -> [u64; L] {
     let mut v = [[0u64; L]; 4];
     for l in 0..L {
-        let (k0, k1) = (inputs[l].k0, inputs[l].k1);
-        v[0][l] = k0 ^ 0x736f_6d65_7073_6575;
-        v[1][l] = k1 ^ 0x646f_7261_6e64_6f6d;
-        v[2][l] = k0 ^ 0x6c79_6765_6e65_7261;
-        v[3][l] = k1 ^ 0x7465_6462_7974_6573;
+        v[0][l] = k0[l] ^ 0x736f_6d65_7073_6575;
+        v[1][l] = k1[l] ^ 0x646f_7261_6e64_6f6d;
+        v[2][l] = k0[l] ^ 0x6c79_6765_6e65_7261;
+        v[3][l] = k1[l] ^ 0x7465_6462_7974_6573;
     }
-    let full = (len / 8).min(MAX_WORDS - 1);
     let mut m = [0u64; L];
     for w in 0..full {
-        for l in 0..L {
-            m[l] = inputs[l].words[w];
+        for (l, m) in m.iter_mut().enumerate() {
+            *m = word(w, l);
         }
         compress(&mut v, &m);
     }
     // Last block: the remaining bytes (already zero-padded) and the length byte on top.
-    for l in 0..L {
-        m[l] = inputs[l].words[full] | ((len as u64) << 56);
+    for (l, m) in m.iter_mut().enumerate() {
+        *m = word(full, l) | ((len as u64) << 56);
     }
     compress(&mut v, &m);
     finalize(v)
+}
+
+/// Lanes of [`Columns`]: one burst.
+pub const COLUMN_LANES: usize = 32;
+/// Words of a message in [`Columns`]: at most 15 bytes, which holds every IPv4 field set
+/// (up to 12 bytes).
+pub const SHORT_WORDS: usize = 2;
+/// Longest message in [`Columns`], in bytes.
+pub const SHORT_LEN: usize = SHORT_WORDS * 8 - 1;
+
+/// The inputs of up to [`COLUMN_LANES`] hashes of short messages, by columns: lane `l`'s
+/// key halves in `k0[l]` and `k1[l]`, word `w` of its message in `words[w][l]`
+/// (little-endian, zero past the last byte). A vector loads eight lanes of a column at once,
+/// where [`HashInput`]s take eight loads and inserts per column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C, align(64))]
+pub struct Columns {
+    pub k0: [u64; COLUMN_LANES],
+    pub k1: [u64; COLUMN_LANES],
+    pub words: [[u64; COLUMN_LANES]; SHORT_WORDS],
+}
+
+impl Columns {
+    /// All zero, usable in constants.
+    pub const EMPTY: Columns = Columns {
+        k0: [0; COLUMN_LANES],
+        k1: [0; COLUMN_LANES],
+        words: [[0; COLUMN_LANES]; SHORT_WORDS],
+    };
+
+    /// Lane `lane` (taken modulo [`COLUMN_LANES`]) hashes the message `msg` of `len`
+    /// bytes (as a little-endian value; at most [`SHORT_LEN`]) under `key`. The second
+    /// word is written only for messages that have one (`len >= 8`; [`hash_columns`]
+    /// reads it for those alone).
+    #[inline(always)]
+    pub fn set(&mut self, lane: usize, key: (u64, u64), msg: u128, len: usize) {
+        let lane = lane % COLUMN_LANES;
+        self.k0[lane] = key.0;
+        self.k1[lane] = key.1;
+        self.words[0][lane] = msg as u64;
+        if len >= 8 {
+            self.words[1][lane] = (msg >> 64) as u64;
+        }
+    }
+}
+
+/// SipHash-2-4 of the eight lanes `8 * group ..` of `cols`, each message `len` bytes (at
+/// most [`SHORT_LEN`]): the portable column hasher.
+#[inline(always)]
+pub fn hash_column_group(cols: &Columns, group: usize, len: usize) -> [u64; LANES] {
+    let at = (group * LANES) % COLUMN_LANES;
+    let lanes = |c: &[u64; COLUMN_LANES]| -> [u64; LANES] { std::array::from_fn(|l| c[at + l]) };
+    let full = (len / 8).min(SHORT_WORDS - 1);
+    sip_lanes(&lanes(&cols.k0), &lanes(&cols.k1), full, len, |w, l| {
+        cols.words[w][at + l]
+    })
+}
+
+/// Hash lane `i` of `cols` into `out[i]` for every bit `i` of `mask`, each message `len`
+/// bytes (at most [`SHORT_LEN`]); the other entries of `out` are left alone. The burst's
+/// short messages of one length (the express lane's), all lanes through the rounds
+/// together: with AVX-512, four groups of eight interleaved.
+#[inline]
+pub fn hash_columns(cols: &Columns, len: usize, mask: u32, out: &mut [u64; COLUMN_LANES]) {
+    debug_assert!(len <= SHORT_LEN);
+    crate::sys::simd::hash_columns(cols, len.min(SHORT_LEN), mask, out);
 }
 
 /// Finish `L` hashes that share the midstate `state` (see [`super::SipKey::prefix8`]):
@@ -343,6 +423,42 @@ mod tests {
             let group: &[HashInput; LANES] = inputs[..].try_into().unwrap();
             assert_eq!(crate::sys::simd::hash8_portable(group, len), out);
             assert_eq!(crate::sys::simd::hash8(group, len), out);
+        }
+    }
+
+    #[test]
+    fn columns_equal_one_by_one_under_the_mask() {
+        let mut cols = Columns::EMPTY;
+        let mut inputs = Vec::new();
+        for len in 0..=SHORT_LEN {
+            for l in 0..COLUMN_LANES {
+                let mut key = [0u8; 16];
+                key[0] = l as u8;
+                key[15] = len as u8;
+                let msg: Vec<u8> = (0..len).map(|i| (i * 13 + l * 5 + 1) as u8).collect();
+                let h = input(&key, &msg);
+                let mut bytes = [0u8; 16];
+                bytes[..len].copy_from_slice(&msg);
+                cols.set(l, (h.k0, h.k1), u128::from_le_bytes(bytes), len);
+                inputs.push(h);
+            }
+            let inputs = &inputs[len * COLUMN_LANES..];
+            for mask in [0u32, 1, 0x8000_0001, 0x00ff_ff00, 0x5555_5555, u32::MAX] {
+                let before: [u64; COLUMN_LANES] = std::array::from_fn(|l| l as u64 + 7);
+                let mut fast = before;
+                let mut portable = before;
+                hash_columns(&cols, len, mask, &mut fast);
+                crate::sys::simd::hash_columns_portable(&cols, len, mask, &mut portable);
+                for l in 0..COLUMN_LANES {
+                    let want = if mask >> l & 1 != 0 {
+                        hash_one(&inputs[l])
+                    } else {
+                        before[l]
+                    };
+                    assert_eq!(fast[l], want, "len {len} mask {mask:#x} lane {l}");
+                    assert_eq!(portable[l], want, "len {len} mask {mask:#x} lane {l}");
+                }
+            }
         }
     }
 

@@ -4,7 +4,9 @@
 //! lock-step code otherwise. The check is `is_x86_feature_detected!`, a cached flag after
 //! the first call.
 
-use crate::hash::lanes::{finish_lanes, hash_lanes, HashInput, LANES, MAX_WORDS};
+use crate::hash::lanes::{
+    finish_lanes, hash_column_group, hash_lanes, Columns, HashInput, COLUMN_LANES, LANES, MAX_WORDS,
+};
 use crate::hash::SipState;
 
 /// SipHash-2-4 of the eight inputs, each taken as `len` bytes long.
@@ -16,6 +18,36 @@ pub fn hash8(inputs: &[HashInput; LANES], len: usize) -> [u64; LANES] {
         return unsafe { avx512::hash8(inputs, len) };
     }
     hash8_portable(inputs, len)
+}
+
+/// Hash lane `i` of `cols` into `out[i]` for every bit `i` of `mask`, each message `len`
+/// bytes (at most 15; see [`crate::hash::lanes::hash_columns`]).
+#[inline]
+pub fn hash_columns(cols: &Columns, len: usize, mask: u32, out: &mut [u64; COLUMN_LANES]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: `avx512::hash_columns` only needs AVX-512F, which the CPU was just found
+        // to have.
+        return unsafe { avx512::hash_columns(cols, len, mask, out) };
+    }
+    hash_columns_portable(cols, len, mask, out);
+}
+
+/// The portable column hasher (what [`hash_columns`] runs without AVX-512), for tests.
+#[inline]
+pub fn hash_columns_portable(cols: &Columns, len: usize, mask: u32, out: &mut [u64; COLUMN_LANES]) {
+    for (g, out) in out.chunks_exact_mut(LANES).enumerate() {
+        let bits = mask >> (g * LANES) & 0xff;
+        if bits == 0 {
+            continue;
+        }
+        let h = hash_column_group(cols, g, len);
+        for (l, (o, h)) in out.iter_mut().zip(h).enumerate() {
+            if bits >> l & 1 != 0 {
+                *o = h;
+            }
+        }
+    }
 }
 
 /// Finish eight hashes per group from the common midstate `state` (the table builder: one
@@ -58,7 +90,7 @@ pub fn hash8_portable(inputs: &[HashInput; LANES], len: usize) -> [u64; LANES] {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{HashInput, LANES, MAX_WORDS};
+    use super::{Columns, HashInput, COLUMN_LANES, LANES, MAX_WORDS};
 
     /// One field of the eight inputs as a vector (lane `l` = input `l`).
     macro_rules! column {
@@ -190,5 +222,55 @@ mod avx512 {
         let last = _mm512_or_si512(column!(inputs, words[full]), c((len as u64) << 56));
         compress(&mut v, last);
         finalize(v)
+    }
+
+    /// Groups of eight lanes in [`Columns`].
+    const GROUPS: usize = COLUMN_LANES / LANES;
+
+    /// Same result as the portable column hasher: all four groups of eight lanes through
+    /// the rounds together (their dependency chains overlap), each group's hashes stored
+    /// under its byte of `mask`.
+    #[target_feature(enable = "avx512f")]
+    pub fn hash_columns(cols: &Columns, len: usize, mask: u32, out: &mut [u64; COLUMN_LANES]) {
+        let c = |x: u64| _mm512_set1_epi64(x as i64);
+        // SAFETY: group g's lanes are elements 8g..8g+8 of a 32-element column, 64
+        // readable bytes (g < GROUPS).
+        let load = |col: &[u64; COLUMN_LANES], g: usize| unsafe {
+            _mm512_loadu_si512(col.as_ptr().add(g * LANES).cast())
+        };
+        let mut v: [[__m512i; 4]; GROUPS] = std::array::from_fn(|g| {
+            let (k0, k1) = (load(&cols.k0, g), load(&cols.k1, g));
+            [
+                _mm512_xor_si512(k0, c(0x736f_6d65_7073_6575)),
+                _mm512_xor_si512(k1, c(0x646f_7261_6e64_6f6d)),
+                _mm512_xor_si512(k0, c(0x6c79_6765_6e65_7261)),
+                _mm512_xor_si512(k1, c(0x7465_6462_7974_6573)),
+            ]
+        });
+        let full = (len / 8).min(cols.words.len() - 1);
+        if full == 1 {
+            for (g, v) in v.iter_mut().enumerate() {
+                compress(v, load(&cols.words[0], g));
+            }
+        }
+        let tail = c((len as u64) << 56);
+        for (g, v) in v.iter_mut().enumerate() {
+            compress(v, _mm512_or_si512(load(&cols.words[full], g), tail));
+        }
+        for v in &mut v {
+            v[2] = _mm512_xor_si512(v[2], c(0xff));
+        }
+        for _ in 0..4 {
+            for v in &mut v {
+                round(v);
+            }
+        }
+        for (g, v) in v.iter().enumerate() {
+            let h = _mm512_xor_si512(_mm512_xor_si512(v[0], v[1]), _mm512_xor_si512(v[2], v[3]));
+            let k = (mask >> (g * LANES)) as u8;
+            // SAFETY: lanes 8g..8g+8 of `out` are 64 writable bytes (g < GROUPS); the
+            // store writes only the lanes of `k`.
+            unsafe { _mm512_mask_storeu_epi64(out.as_mut_ptr().add(g * LANES).cast(), k, h) };
+        }
     }
 }

@@ -35,28 +35,67 @@ pub fn sum(data: &[u8]) -> u32 {
 /// which saves [`sum`]'s fold and swap.
 #[inline(always)]
 pub fn sum_le(data: &[u8]) -> u64 {
-    let le = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+    let mut acc: u128 = 0;
+    add_from(&mut acc, data, 0);
+    finish_le(acc)
+}
+
+/// [`sum_le`] of `data`, with its first `N` bytes (a multiple of 8) summed by
+/// straight-line code when it is at least that long: for packets whose headers are known
+/// to be there (`N` = the IP and TCP headers), no loop setup for those. The same value as
+/// [`sum_le`].
+#[inline(always)]
+pub fn sum_le_min<const N: usize>(data: &[u8]) -> u64 {
+    const { assert!(N.is_multiple_of(8)) };
+    let Some(head) = data.first_chunk::<N>() else {
+        return sum_le(data);
+    };
+    let mut acc: u128 = 0;
+    for w in head.chunks_exact(8) {
+        acc += u128::from(le_word(w));
+    }
+    if data.len() > N {
+        add_from(&mut acc, data, N);
+    }
+    finish_le(acc)
+}
+
+#[inline(always)]
+fn le_word(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))
+}
+
+/// Add `data[from..]` to `acc` as little-endian 64-bit words (the last one zero-padded).
+#[inline(always)]
+fn add_from(acc: &mut u128, data: &[u8], from: usize) {
+    let Some(rest) = data.get(from..) else {
+        return;
+    };
     // Words add into 128 bits (an add and an add-with-carry each); the carries out of
     // the low half, kept in the high half, are added back at the end.
-    let mut acc: u128 = 0;
-    let mut pairs = data.chunks_exact(16);
+    let mut pairs = rest.chunks_exact(16);
     for p in &mut pairs {
-        acc += u128::from(le(&p[..8]));
-        acc += u128::from(le(&p[8..]));
+        *acc += u128::from(le_word(&p[..8]));
+        *acc += u128::from(le_word(&p[8..]));
     }
-    let rest = pairs.remainder();
-    if rest.len() >= 8 {
-        acc += u128::from(le(&rest[..8]));
+    let tail = pairs.remainder();
+    if tail.len() >= 8 {
+        *acc += u128::from(le_word(&tail[..8]));
     }
-    let rest = rest.len() & 7;
-    if rest != 0 {
-        acc += u128::from(match data.len().checked_sub(8) {
-            // The last 8 bytes end with the `rest` bytes of the tail: shifted down, each
-            // tail byte sits at its position in the tail's own word (1 <= rest <= 7).
-            Some(at) => le(&data[at..]) >> (8 * (8 - rest)),
-            None => short_le(data),
+    let n = tail.len() & 7;
+    if n != 0 {
+        *acc += u128::from(match data.len().checked_sub(8) {
+            // The last 8 bytes of `data` end with the `n` bytes of the tail: shifted down,
+            // each tail byte sits at its position in the tail's own word (1 <= n <= 7).
+            Some(at) => le_word(&data[at..]) >> (8 * (8 - n)),
+            None => short_le(&tail[tail.len() - n..]),
         });
     }
+}
+
+/// The 128-bit word sum reduced below 2^33 (see [`sum_le`]).
+#[inline(always)]
+fn finish_le(acc: u128) -> u64 {
     let s = add_carry(acc as u64, (acc >> 64) as u64);
     (s & 0xffff_ffff) + (s >> 32)
 }
@@ -327,6 +366,20 @@ mod tests {
         let le = sum_le(d) + u64::from(v.swap_bytes()) + u64::from(u32::from_le_bytes(a));
         let be = u64::from(naive(d)) + u64::from(v) + u64::from(u32::from_be_bytes(a));
         assert_eq!(fold(le).swap_bytes(), fold(be));
+    }
+
+    #[test]
+    fn sum_le_min_equals_sum_le() {
+        let buf: Vec<u8> = (0..120u32).map(|i| (i * 89 + 3) as u8 | 0x40).collect();
+        let ff = [0xffu8; 120];
+        for d in [&buf[..], &ff[..]] {
+            for n in 0..d.len() {
+                let d = &d[..n];
+                assert_eq!(sum_le_min::<40>(d), sum_le(d), "{n} bytes, head 40");
+                assert_eq!(sum_le_min::<24>(d), sum_le(d), "{n} bytes, head 24");
+                assert_eq!(sum_le_min::<0>(d), sum_le(d), "{n} bytes, no head");
+            }
+        }
     }
 
     #[test]
