@@ -378,22 +378,56 @@ pub(crate) fn express_len<const F: u8>() -> usize {
     usize::from(packed_v4::<F>([0; 4], [0; 4], 0, 0).1)
 }
 
+/// The express table that the lane found last in a burst, and for which destination:
+/// the packets of a burst mostly go to one VIP and port, whose bind lookup is then one
+/// comparison. Lives for one burst (one snapshot).
+#[derive(Clone, Copy)]
+pub(crate) struct LastBind<'s> {
+    /// Destination address, protocol and port, packed (never `u64::MAX`).
+    key: u64,
+    table: Option<&'s CompiledTable>,
+}
+
+impl LastBind<'_> {
+    /// Nothing found yet.
+    pub const NONE: LastBind<'static> = LastBind {
+        key: u64::MAX,
+        table: None,
+    };
+}
+
 /// Classify `frame` for the express lane, with the hash field set `F` (the snapshot's
 /// `hash_fields` bits): `None` for any frame the lane does not take (the general path then
-/// classifies it). For a frame it takes, [`classify_into`] gives the same flow, and the
-/// same hash input as the table's key with `msg` (tested and fuzzed).
+/// classifies it). `last` remembers the last express table found for this burst. For a
+/// frame it takes, [`classify_into`] gives the same flow, and the same hash input as the
+/// table's key with `msg` (tested and fuzzed).
 #[inline(always)]
 pub(crate) fn classify_express<'s, const F: u8>(
     snap: &'s Snapshot,
     frame: &[u8],
+    last: &mut LastBind<'s>,
 ) -> Option<Express<'s>> {
     const ETH: usize = ethernet::HEADER_LEN;
     let c = common_v4(frame)?;
-    let index = <[u8; 4]>::lookup(snap, c.meta.dst, c.proto, c.dport)?;
-    let table = snap.tables.get(usize::from(index))?;
-    if !table.express {
-        return None;
-    }
+    // 56 bits: never u64::MAX.
+    let key = u64::from(u32::from_ne_bytes(c.meta.dst)) << 24
+        | u64::from(c.proto) << 16
+        | u64::from(c.dport);
+    let table = match last.table {
+        Some(t) if last.key == key => t,
+        _ => {
+            let index = <[u8; 4]>::lookup(snap, c.meta.dst, c.proto, c.dport)?;
+            let table = snap.tables.get(usize::from(index))?;
+            if !table.express {
+                return None;
+            }
+            *last = LastBind {
+                key,
+                table: Some(table),
+            };
+            table
+        }
+    };
     let (msg, _) = packed_v4::<F>(c.meta.src, c.meta.dst, c.sport, c.dport);
     Some(Express {
         table,

@@ -13,7 +13,7 @@
 //! against the general code and fuzzed).
 
 use super::buf::PacketBuf;
-use super::classify::{classify_express, express_len, with_field_set};
+use super::classify::{classify_express, express_len, with_field_set, LastBind};
 use super::counters::{CoreCounters, Verdict};
 use super::encap::encapsulate_express;
 use super::pipeline::BURST_MAX;
@@ -86,7 +86,7 @@ impl<'s> Lane<'s> {
         verdicts: &mut [Verdict],
     ) -> u64 {
         self.len = express_len::<F>();
-        let (mut rx_bytes, mut mask) = (0u64, 0u32);
+        let (mut rx_bytes, mut mask, mut last) = (0u64, 0u32, LastBind::NONE);
         for (i, (p, v)) in pkts.iter().zip(verdicts.iter_mut()).enumerate() {
             let i = i & (BURST_MAX - 1);
             // The outer headers go in front of the frame, in a cache line receiving it did
@@ -94,7 +94,7 @@ impl<'s> Lane<'s> {
             p.prefetch_headroom(64);
             let data = p.data();
             rx_bytes += data.len() as u64;
-            if let Some(x) = classify_express::<F>(snap, data) {
+            if let Some(x) = classify_express::<F>(snap, data, &mut last) {
                 mask |= 1 << i;
                 self.table[i] = Some(x.table);
                 self.ip_len[i] = x.ip_len;
