@@ -149,6 +149,29 @@ impl OuterTemplate {
     }
 }
 
+/// An IPv4 backend as the encapsulation uses it: its address, and the ones-complement sum
+/// of the table's outer IPv4 header with that address as destination, so that a packet's
+/// header checksum only adds its length.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(8))]
+pub(crate) struct BackendV4 {
+    /// Network order.
+    pub(crate) addr: [u8; 4],
+    /// The header's sum in the little-endian domain of [`checksum::sum_le`], folded (at
+    /// most 0xffff), without the total length.
+    ip_le: u16,
+}
+
+impl OuterTemplate {
+    /// The backend at `addr` for packets of this template (IPv4 outer headers).
+    pub(crate) fn backend_v4(&self, addr: [u8; 4]) -> BackendV4 {
+        BackendV4 {
+            addr,
+            ip_le: checksum::fold(self.ip_sum_le + u64::from(u32::from_le_bytes(addr))),
+        }
+    }
+}
+
 #[inline(always)]
 fn put16(b: &mut [u8], at: usize, v: u16) {
     b[at..at + 2].copy_from_slice(&v.to_be_bytes());
@@ -276,8 +299,8 @@ fn encap_v4_pair<B: PacketBuf>(
     if 20 + udp_len > usize::from(u16::MAX) {
         return Err(DropReason::TooBig);
     }
-    let dst = table.addrs_v4[first as usize];
-    let hop = table.addrs_v4[second as usize];
+    let backend = table.addrs_v4[first as usize];
+    let (dst, hop) = (backend.addr, table.addrs_v4[second as usize].addr);
     let data = buf
         .reframe(usize::from(inner.l3_off), ip_len, PAIR_LEN)
         .ok_or(DropReason::NoHeadroom)?;
@@ -298,8 +321,8 @@ fn encap_v4_pair<B: PacketBuf>(
     // 16-bit term byte-swapped), stored as little-endian bytes: no fold and swap of the
     // inner packet's sum on its own.
     let dst_le = u64::from(u32::from_le_bytes(dst));
-    let ip_le = t.ip_sum_le + u64::from(total.swap_bytes()) + dst_le;
-    hdr[IP4_CSUM..IP4_CSUM + 2].copy_from_slice(&(!checksum::fold(ip_le)).to_le_bytes());
+    let ip_le = checksum::add16(backend.ip_le, total.swap_bytes());
+    hdr[IP4_CSUM..IP4_CSUM + 2].copy_from_slice(&(!ip_le).to_le_bytes());
     let udp_le = t.udp_sum_le
         + u64::from(sport.swap_bytes())
         + 2 * u64::from(udp_len.swap_bytes())
@@ -411,9 +434,9 @@ fn encap_any<B: PacketBuf>(
     // just written (reading those back would stall on store forwarding).
     match t.family {
         Family::V4 => {
-            let dst = table.addrs_v4[first];
+            let dst = table.addrs_v4[first].addr;
             for (chunk, &h) in list_bytes.chunks_exact_mut(4).zip(rest) {
-                let a = table.addrs_v4[h as usize];
+                let a = table.addrs_v4[h as usize].addr;
                 chunk.copy_from_slice(&a);
                 sum += u64::from(u32::from_be_bytes(a));
             }

@@ -57,8 +57,8 @@ pub struct CompiledTable {
     pub(crate) sip_key: (u64, u64),
     /// Outer headers, ready to copy in front of each packet.
     pub(crate) outer: super::encap::OuterTemplate,
-    /// Backend addresses by index, network order (v4 tables).
-    pub(crate) addrs_v4: Box<[[u8; 4]]>,
+    /// IPv4 backends by index: address and outer header sum (v4 tables).
+    pub(crate) addrs_v4: Box<[super::encap::BackendV4]>,
     /// Backend addresses by index (v6 tables).
     pub(crate) addrs_v6: Box<[[u8; 16]]>,
     /// Where this table's backends start in each worker's [`SentCounters`] region.
@@ -555,13 +555,21 @@ impl Snapshot {
                     table: table.spec.name.clone(),
                 });
             }
+            let outer = super::encap::OuterTemplate::new(
+                &settings,
+                src_mac.unwrap_or(settings.src_mac),
+                family,
+                hops,
+            );
             let addrs_v4 = table
                 .spec
                 .backends
                 .iter()
-                .map(|b| match b.ip {
-                    IpAddr::V4(a) => a.octets(),
-                    IpAddr::V6(_) => [0; 4],
+                .map(|b| {
+                    outer.backend_v4(match b.ip {
+                        IpAddr::V4(a) => a.octets(),
+                        IpAddr::V6(_) => [0; 4],
+                    })
                 })
                 .collect();
             let addrs_v6 = table
@@ -575,12 +583,7 @@ impl Snapshot {
                 .collect();
             compiled.push(CompiledTable {
                 sip_key: crate::hash::SipKey::from_bytes(&table.spec.hash_key).halves(),
-                outer: super::encap::OuterTemplate::new(
-                    &settings,
-                    src_mac.unwrap_or(settings.src_mac),
-                    family,
-                    hops,
-                ),
+                outer,
                 addrs_v4,
                 addrs_v6,
                 sent_base,

@@ -152,6 +152,14 @@ pub fn fold(sum: impl Into<u64>) -> u16 {
     s as u16
 }
 
+/// Ones-complement addition of two folded sums (each at most 0xffff): the same as
+/// [`fold`] of `a + b`, in one step.
+#[inline(always)]
+pub fn add16(a: u16, b: u16) -> u16 {
+    let s = u32::from(a) + u32::from(b); // at most 0x1fffe
+    ((s & 0xffff) + (s >> 16)) as u16 // at most 0xffff
+}
+
 /// Ones-complement addition of two partial sums.
 #[inline]
 pub fn add(a: u32, b: u32) -> u32 {
@@ -366,6 +374,15 @@ mod tests {
         let le = sum_le(d) + u64::from(v.swap_bytes()) + u64::from(u32::from_le_bytes(a));
         let be = u64::from(naive(d)) + u64::from(v) + u64::from(u32::from_be_bytes(a));
         assert_eq!(fold(le).swap_bytes(), fold(be));
+    }
+
+    #[test]
+    fn add16_is_fold_of_the_sum() {
+        for a in (0..=0xffffu32).step_by(257).chain([0xfffe, 0xffff]) {
+            for b in (0..=0xffffu32).step_by(251).chain([0, 1, 0xfffe, 0xffff]) {
+                assert_eq!(add16(a as u16, b as u16), fold(a + b), "{a:#x} + {b:#x}");
+            }
+        }
     }
 
     #[test]
