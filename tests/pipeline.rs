@@ -669,13 +669,13 @@ proptest! {
     /// A burst through the pipeline, where the express lane takes the common case and the
     /// general path the rest, gives every frame exactly what the general code alone gives
     /// it: the verdict, the encapsulated bytes, the frame untouched when it goes to the
-    /// kernel, and the counts. Frames near the common case (edited headers, cut or padded
-    /// frames, TCP and UDP, too little headroom), every hash field set, with and without
-    /// alternate hash fields (no express lane then).
+    /// kernel, and the counts. Frames near the common case, to the VIPs of both tables and
+    /// to none (edited headers, cut or padded frames, TCP and UDP, too little headroom),
+    /// every hash field set, with and without alternate hash fields (no express lane then).
     #[test]
     fn a_burst_through_the_express_lane_equals_the_general_code(
         frames in proptest::collection::vec((
-            any::<bool>(),
+            (any::<bool>(), prop::sample::select(vec![1u8, 1, 1, 2, 3, 9])),
             prop::sample::select(vec![80u16, 443, 53, 8080]),
             0usize..40,
             proptest::collection::vec((0usize..64, any::<u8>()), 0..3),
@@ -688,12 +688,12 @@ proptest! {
         let Some(snaps) = field_set_snapshots() else { return Ok(()) };
         let s = &snaps[which];
         let mut built = Vec::new();
-        for (k, (udp, dport, payload, edits, cut, pad, headroom)) in frames.into_iter().enumerate() {
-            let src = [10, 1, 2, k as u8];
+        for (k, ((udp, vip), dport, payload, edits, cut, pad, headroom)) in frames.into_iter().enumerate() {
+            let (src, dst) = ([10, 1, 2, k as u8], [1, 1, 1, vip]);
             let mut f = if udp {
-                udp_v4(src, [1, 1, 1, 1], 5353, dport, &vec![0x5a; payload])
+                udp_v4(src, dst, 5353, dport, &vec![0x5a; payload])
             } else {
-                syn_v4(src, [1, 1, 1, 1], 40000 + k as u16, dport)
+                syn_v4(src, dst, 40000 + k as u16, dport)
             };
             f.extend(std::iter::repeat_n(0xee, pad));
             for (at, b) in edits {

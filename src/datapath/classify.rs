@@ -386,14 +386,28 @@ pub(crate) struct LastBind<'s> {
     /// Destination address, protocol and port, packed (never `u64::MAX`).
     key: u64,
     table: Option<&'s CompiledTable>,
+    /// How many times the lookup ran (and set `table`) in this burst.
+    lookups: u32,
 }
 
-impl LastBind<'_> {
+impl<'s> LastBind<'s> {
     /// Nothing found yet.
     pub const NONE: LastBind<'static> = LastBind {
         key: u64::MAX,
         table: None,
+        lookups: 0,
     };
+
+    /// The one table of every packet this has taken, if they all have one (one lookup
+    /// found them all).
+    #[inline(always)]
+    pub fn single(&self) -> Option<&'s CompiledTable> {
+        if self.lookups == 1 {
+            self.table
+        } else {
+            None
+        }
+    }
 }
 
 /// Classify `frame` for the express lane, with the hash field set `F` (the snapshot's
@@ -424,6 +438,7 @@ pub(crate) fn classify_express<'s, const F: u8>(
             *last = LastBind {
                 key,
                 table: Some(table),
+                lookups: last.lookups + 1,
             };
             table
         }

@@ -16,7 +16,7 @@ use super::buf::PacketBuf;
 use super::classify::{classify_express, express_len, with_field_set, LastBind};
 use super::counters::{CoreCounters, Verdict};
 use super::encap::encapsulate_express;
-use super::pipeline::BURST_MAX;
+use super::pipeline::{Bits, BURST_MAX};
 use super::snapshot::{CompiledTable, SentCounters, Snapshot};
 use crate::hash::lanes::{hash_columns, Columns, COLUMN_LANES};
 use crate::sys::prefetch;
@@ -32,6 +32,9 @@ pub(crate) struct Lane<'s> {
     /// Length of every hash message of the lane (they all have the same field set and
     /// family).
     len: usize,
+    /// The table of every packet in the lane, when they all have the same (the usual
+    /// burst).
+    single: Option<&'s CompiledTable>,
     table: [Option<&'s CompiledTable>; BURST_MAX],
     ip_len: [u16; BURST_MAX],
     hint: [u16; BURST_MAX],
@@ -43,6 +46,7 @@ impl<'s> Lane<'s> {
         Lane {
             mask: 0,
             len: 0,
+            single: None,
             table: [None; BURST_MAX],
             ip_len: [0; BURST_MAX],
             hint: [0; BURST_MAX],
@@ -105,6 +109,7 @@ impl<'s> Lane<'s> {
             }
         }
         self.mask = mask;
+        self.single = last.single();
         rx_bytes
     }
 
@@ -121,6 +126,21 @@ impl<'s> Lane<'s> {
     /// starts loading now.
     #[inline(always)]
     pub(crate) fn rows(&self, hashes: &[u64; BURST_MAX], rows: &mut [&'s [u32]; BURST_MAX]) {
+        // One table for the whole lane: its rows found once for all.
+        if let Some((t, pairs)) = self.single.and_then(|t| Some((t, t.table.pairs()?))) {
+            for i in Bits(self.mask) {
+                let h = hashes[i] as u16;
+                let row = match pairs.get(usize::from(h)) {
+                    Some(pair) => pair.as_slice(),
+                    None => t.table.row(h), // a row the table does not have: as below
+                };
+                if let Some(first) = row.first() {
+                    prefetch(first);
+                }
+                rows[i] = row;
+            }
+            return;
+        }
         for (i, t) in self.table.iter().enumerate() {
             if let Some(t) = t {
                 let h = hashes[i] as u16;

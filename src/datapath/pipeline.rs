@@ -81,7 +81,7 @@ pub fn process_burst_counted<B: PacketBuf, S: SentSink>(
 }
 
 /// The set bits of a burst mask, lowest first: the indices of the packets it holds.
-struct Bits(u32);
+pub(crate) struct Bits(pub u32);
 
 impl Iterator for Bits {
     type Item = usize;

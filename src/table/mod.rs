@@ -225,10 +225,17 @@ impl ForwardingTable {
     /// multiplication.
     #[inline]
     pub fn pair(&self, row: u16) -> Option<&[u32; 2]> {
+        self.pairs()?.get(usize::from(row))
+    }
+
+    /// All rows of a table with two hops per row, as pairs (`None` for other tables): for
+    /// looking up many rows of one table.
+    #[inline]
+    pub fn pairs(&self) -> Option<&[[u32; 2]]> {
         if self.hops != 2 {
             return None;
         }
-        self.rows.as_chunks::<2>().0.get(usize::from(row))
+        Some(self.rows.as_chunks::<2>().0)
     }
 
     /// All rows, row-major.
