@@ -181,12 +181,6 @@ fn packed_v4_input<const N: usize>(
     };
     let (sport, dport) = (k.sport, k.dport);
     let (msg, len) = with_field_set!(fields.0, F => packed_v4::<F>(src, dst, sport, dport));
-    packed_input(input, key, msg, len);
-}
-
-/// Write a hash input of at most 16 bytes: `msg` (little-endian) of `len` bytes.
-#[inline(always)]
-fn packed_input(input: &mut HashInput, key: (u64, u64), msg: u128, len: u8) {
     input.k0 = key.0;
     input.k1 = key.1;
     input.words[0] = msg as u64;

@@ -32,9 +32,8 @@ pub struct OuterTemplate {
     ip_sum: u32,
     /// Pseudo-header source + protocol, UDP destination port, fixed GUE words.
     udp_sum: u32,
-    /// `ip_sum` and `udp_sum` folded and byte-swapped: the same sums in the little-endian
-    /// domain of [`checksum::sum_le`].
-    ip_sum_le: u64,
+    /// `udp_sum` folded and byte-swapped: the same sum in the little-endian domain of
+    /// [`checksum::sum_le`].
     udp_sum_le: u64,
 }
 
@@ -143,7 +142,6 @@ impl OuterTemplate {
             family,
             ip_sum,
             udp_sum,
-            ip_sum_le: u64::from(checksum::fold(ip_sum).swap_bytes()),
             udp_sum_le: u64::from(checksum::fold(udp_sum).swap_bytes()),
         }
     }
@@ -167,7 +165,11 @@ impl OuterTemplate {
     pub(crate) fn backend_v4(&self, addr: [u8; 4]) -> BackendV4 {
         BackendV4 {
             addr,
-            ip_le: checksum::fold(self.ip_sum_le + u64::from(u32::from_le_bytes(addr))),
+            // `ip_sum` byte-swapped into that domain, plus the address.
+            ip_le: checksum::fold(
+                u64::from(checksum::fold(self.ip_sum).swap_bytes())
+                    + u64::from(u32::from_le_bytes(addr)),
+            ),
         }
     }
 }

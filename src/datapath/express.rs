@@ -13,7 +13,7 @@
 //! against the general code and fuzzed).
 
 use super::buf::PacketBuf;
-use super::classify::{classify_express, express_len, with_field_set, LastBind};
+use super::classify::{classify_express, express_len, LastBind};
 use super::counters::{CoreCounters, Verdict};
 use super::encap::encapsulate_express;
 use super::pipeline::{Bits, BURST_MAX};
@@ -65,24 +65,14 @@ impl<'s> Lane<'s> {
         all & !self.mask
     }
 
-    /// Pass 1: offer every packet of `pkts` (at most [`BURST_MAX`]) to the lane. A packet
-    /// it takes gets its hash input in its lane of `cols` and the verdict `Forward`; the
-    /// others are left for the general classifier. Every packet's headroom starts loading.
-    /// Returns the bytes received. Only for snapshots with an express table
-    /// (`Snapshot::express`).
+    /// Pass 1: offer every packet of `pkts` (at most [`BURST_MAX`]) to the lane, with the
+    /// snapshot's hash field set `F` (the pipeline picks the instance once per burst with
+    /// `with_field_set!`). A packet it takes gets its hash input in its lane of `cols` and
+    /// the verdict `Forward`; the others are left for the general classifier. Every
+    /// packet's headroom starts loading. Returns the bytes received. Only for snapshots
+    /// with an express table (`Snapshot::express`).
     #[inline(always)]
-    pub(crate) fn classify<B: PacketBuf>(
-        &mut self,
-        snap: &'s Snapshot,
-        pkts: &[B],
-        cols: &mut Columns,
-        verdicts: &mut [Verdict],
-    ) -> u64 {
-        with_field_set!(snap.hash.0, F => self.classify_with::<B, F>(snap, pkts, cols, verdicts))
-    }
-
-    #[inline(always)]
-    fn classify_with<B: PacketBuf, const F: u8>(
+    pub(crate) fn classify<B: PacketBuf, const F: u8>(
         &mut self,
         snap: &'s Snapshot,
         pkts: &[B],
@@ -126,32 +116,24 @@ impl<'s> Lane<'s> {
     /// starts loading now.
     #[inline(always)]
     pub(crate) fn rows(&self, hashes: &[u64; BURST_MAX], rows: &mut [&'s [u32]; BURST_MAX]) {
+        let mut put = |i: usize, row: &'s [u32]| {
+            if let Some(first) = row.first() {
+                prefetch(first);
+            }
+            rows[i] = row;
+        };
         // One table for the whole lane: its rows found once for all.
         if let Some((t, pairs)) = self.single.and_then(|t| Some((t, t.table.pairs()?))) {
             for i in Bits(self.mask) {
                 let h = hashes[i] as u16;
-                let row = match pairs.get(usize::from(h)) {
-                    Some(pair) => pair.as_slice(),
-                    None => t.table.row(h), // a row the table does not have: as below
-                };
-                if let Some(first) = row.first() {
-                    prefetch(first);
-                }
-                rows[i] = row;
+                put(i, pair_or_row(t, pairs.get(usize::from(h)), h));
             }
             return;
         }
         for (i, t) in self.table.iter().enumerate() {
             if let Some(t) = t {
                 let h = hashes[i] as u16;
-                let row = match t.table.pair(h) {
-                    Some(pair) => pair.as_slice(),
-                    None => t.table.row(h), // not an express table
-                };
-                if let Some(first) = row.first() {
-                    prefetch(first);
-                }
-                rows[i] = row;
+                put(i, pair_or_row(t, t.table.pair(h), h));
             }
         }
     }
@@ -194,5 +176,15 @@ impl<'s> Lane<'s> {
             }
         }
         (forwarded, bytes)
+    }
+}
+
+/// Row `h` of `t` as found in its pairs, or by the general lookup where it was not (a table
+/// that is not express, or a row it does not have: never for the lane's tables).
+#[inline(always)]
+fn pair_or_row<'t>(t: &'t CompiledTable, pair: Option<&'t [u32; 2]>, h: u16) -> &'t [u32] {
+    match pair {
+        Some(pair) => pair.as_slice(),
+        None => t.table.row(h),
     }
 }

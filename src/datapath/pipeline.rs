@@ -2,7 +2,7 @@
 //! Generic over the buffer type so that every driver runs exactly this code.
 
 use super::buf::PacketBuf;
-use super::classify::{classify_into, Flow, FlowOut};
+use super::classify::{classify_into, with_field_set, Flow, FlowOut};
 use super::counters::{CoreCounters, Verdict};
 use super::encap::{encapsulate_row, table_row};
 use super::express::Lane;
@@ -168,7 +168,7 @@ fn process_in<B: PacketBuf, S: SentSink>(
     // classifier the rest, writing flows and hash inputs in place.
     let mut lane = Lane::new();
     let rx_bytes = if snap.express {
-        lane.classify(snap, pkts, cols, verdicts)
+        with_field_set!(snap.hash.0, F => lane.classify::<B, F>(snap, pkts, cols, verdicts))
     } else {
         // No table takes the lane (alternate hash fields, IPv6 backends): decided once per
         // burst rather than after parsing each packet.
