@@ -718,6 +718,7 @@ proptest! {
                 Verdict::Forward => {
                     prop_assert_eq!(bufs[i].data(), &bytes[..], "frame {}", i);
                     want.forwarded += 1;
+                    want.forwarded_bytes += bytes.len() as u64;
                 }
                 Verdict::Exception(r) => {
                     prop_assert_eq!(bufs[i].data(), &f[..], "frame {} to the kernel", i);
@@ -727,9 +728,11 @@ proptest! {
             }
         }
         prop_assert_eq!(c.forwarded, want.forwarded);
+        prop_assert_eq!(c.forwarded_bytes, want.forwarded_bytes);
         prop_assert_eq!(c.drops, want.drops);
         prop_assert_eq!(c.exceptions, want.exceptions);
         prop_assert_eq!(c.rx_packets, built.len() as u64);
+        prop_assert_eq!(c.rx_bytes, built.iter().map(|(f, _)| f.len() as u64).sum::<u64>());
     }
 }
 

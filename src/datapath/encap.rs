@@ -13,6 +13,7 @@ use super::buf::PacketBuf;
 use super::classify::Flow;
 use super::counters::DropReason;
 use super::snapshot::{CompiledTable, Family, Snapshot, MAX_HOPS};
+use crate::table::TABLE_ROWS;
 
 /// GLB's GUE port ('LB' + 1).
 pub const GUE_PORT: u16 = crate::wire::gue::PORT;
@@ -214,49 +215,95 @@ pub(crate) fn encapsulate_row<B: PacketBuf>(
     // The hops: the row of `hash`, then (with alt hash fields) the row of `alt_hash`.
     if snap.alt_hash.is_none() && table.outer.family == Family::V4 {
         if let &[first, second] = row {
-            return encap_v4_pair(table, Inner::of(flow), first, second, buf);
+            let (outer, addrs) = (&table.outer, &table.addrs_v4[..]);
+            return encap_v4_pair(outer, addrs, Inner::of(flow), first, second, buf);
         }
     }
     encap_any(table, flow, row, alt_row(snap, table, flow), buf)
 }
 
-/// Encapsulate a packet of the pipeline's express lane (see
-/// [`super::classify::classify_express`]): an IPv4 packet right after an untagged
-/// Ethernet header, `hash` its flow hash, `row` the table's row of that hash. The same as
-/// [`encapsulate_row`] with the flow the general classifier gives such a packet.
-#[inline(always)]
-pub(crate) fn encapsulate_express<B: PacketBuf>(
+/// An express table ([`CompiledTable::express`]) as the pipeline's express lane
+/// encapsulates for it: its rows as pairs (primary, secondary) looked up by a `u16` with
+/// no bounds check, its IPv4 backends, outer headers and counter base. Found once per
+/// burst (or per packet when a burst's lane spans tables), not per field.
+#[derive(Clone, Copy)]
+pub(crate) struct PairTable<'t> {
+    pairs: &'t [[u32; 2]; TABLE_ROWS],
+    addrs: &'t [BackendV4],
+    outer: &'t OuterTemplate,
+    sent_base: usize,
+}
+
+impl<'t> PairTable<'t> {
+    /// `t` as a table of IPv4 pairs; `None` unless it has IPv4 backends and two hops.
+    #[inline(always)]
+    pub(crate) fn of(t: &'t CompiledTable) -> Option<Self> {
+        if t.outer.family != Family::V4 {
+            return None;
+        }
+        Some(PairTable {
+            pairs: t.table.pairs()?,
+            addrs: &t.addrs_v4,
+            outer: &t.outer,
+            sent_base: t.sent_base,
+        })
+    }
+
+    /// The hops of a flow hash: its row.
+    #[inline(always)]
+    pub(crate) fn pair(&self, hash: u64) -> &'t [u32; 2] {
+        &self.pairs[usize::from(hash as u16)]
+    }
+
+    /// Encapsulate a packet of the express lane (see
+    /// [`super::classify::classify_express`]): an IPv4 packet of `ip_len` bytes right
+    /// after an untagged Ethernet header, `hash` its flow hash, `sum` the
+    /// [`checksum::sum_le`] of the IP packet. The same bytes as [`encapsulate_row`] with
+    /// the flow the general classifier gives such a packet. The result is the
+    /// [`super::snapshot::SentCounters`] slot of the first hop.
+    #[inline(always)]
+    pub(crate) fn encapsulate<B: PacketBuf>(
+        &self,
+        ip_len: u16,
+        hint: u16,
+        sum: u64,
+        hash: u64,
+        buf: &mut B,
+    ) -> Result<usize, DropReason> {
+        let &[first, second] = self.pair(hash);
+        let inner = Inner {
+            l3_off: ETH as u16,
+            ip_len,
+            sport: sport(hash, hint),
+            proto: ip_proto::IPV4,
+            sum: Some(sum),
+        };
+        let primary = encap_v4_pair(self.outer, self.addrs, inner, first, second, buf)?;
+        Ok(self.sent_base + primary as usize)
+    }
+}
+
+/// Encapsulate a packet of the express lane for a table that is not a [`PairTable`] (never
+/// one the lane takes: see [`CompiledTable::express`]), with the general code and the flow
+/// the general classifier gives the packet; `row` is the row of `hash`.
+#[inline(never)]
+pub(crate) fn encapsulate_express_any<B: PacketBuf>(
     table: &CompiledTable,
     ip_len: u16,
     hint: u16,
-    sum: u64,
     hash: u64,
-    row: &[u32],
     buf: &mut B,
 ) -> Result<u32, DropReason> {
-    let inner = Inner {
+    let flow = Flow {
+        table: 0, // not read: the table is given
         l3_off: ETH as u16,
         ip_len,
-        sport: sport(hash, hint),
-        proto: ip_proto::IPV4,
-        sum: Some(sum),
+        inner_v6: false,
+        hash,
+        alt_hash: 0,
+        hint,
     };
-    match *row {
-        [first, second] => encap_v4_pair(table, inner, first, second, buf),
-        _ => {
-            // Not an express table: the general code with the flow the classifier gives.
-            let flow = Flow {
-                table: 0, // not read: the table is given
-                l3_off: ETH as u16,
-                ip_len,
-                inner_v6: false,
-                hash,
-                alt_hash: 0,
-                hint,
-            };
-            encap_any(table, &flow, row, &[], buf)
-        }
-    }
+    encap_any(table, &flow, table.table.row(hash as u16), &[], buf)
 }
 
 /// [`encapsulate`] through the general code alone (any family, any number of hops),
@@ -282,27 +329,27 @@ fn alt_row<'a>(snap: &Snapshot, table: &'a CompiledTable, flow: &Flow) -> &'a [u
 }
 
 /// Outer bytes in front of the inner packet for an IPv4 outer header and two hops.
-const PAIR_LEN: usize = V4_LEN + 4;
+pub(crate) const PAIR_LEN: usize = V4_LEN + 4;
 
 /// The common case of [`encap_any`]: IPv4 backends, a primary and a secondary, no
 /// alternate hash. The same bytes (tested against it), written into a fixed-size header
 /// with no per-field bounds checks.
 #[inline(always)]
 fn encap_v4_pair<B: PacketBuf>(
-    table: &CompiledTable,
+    t: &OuterTemplate,
+    addrs: &[BackendV4],
     inner: Inner,
     first: u32,
     second: u32,
     buf: &mut B,
 ) -> Result<u32, DropReason> {
-    let t = &table.outer;
     let ip_len = usize::from(inner.ip_len);
     let udp_len = UDP_GUE + 4 + ip_len;
     if 20 + udp_len > usize::from(u16::MAX) {
         return Err(DropReason::TooBig);
     }
-    let backend = table.addrs_v4[first as usize];
-    let (dst, hop) = (backend.addr, table.addrs_v4[second as usize].addr);
+    let backend = addrs[first as usize];
+    let (dst, hop) = (backend.addr, addrs[second as usize].addr);
     let data = buf
         .reframe(usize::from(inner.l3_off), ip_len, PAIR_LEN)
         .ok_or(DropReason::NoHeadroom)?;

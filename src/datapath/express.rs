@@ -14,8 +14,8 @@
 
 use super::buf::PacketBuf;
 use super::classify::{classify_express, express_len, LastBind};
-use super::counters::{CoreCounters, Verdict};
-use super::encap::encapsulate_express;
+use super::counters::{CoreCounters, DropReason, Verdict};
+use super::encap::{encapsulate_express_any, PairTable, PAIR_LEN};
 use super::pipeline::{Bits, BURST_MAX};
 use super::snapshot::{CompiledTable, SentCounters, Snapshot};
 use crate::hash::lanes::{hash_columns, Columns, COLUMN_LANES};
@@ -34,11 +34,13 @@ pub(crate) struct Lane<'s> {
     len: usize,
     /// The table of every packet in the lane, when they all have the same (the usual
     /// burst).
-    single: Option<&'s CompiledTable>,
+    single: Option<PairTable<'s>>,
     table: [Option<&'s CompiledTable>; BURST_MAX],
     ip_len: [u16; BURST_MAX],
     hint: [u16; BURST_MAX],
     sum: [u64; BURST_MAX],
+    /// The sum of `ip_len` over the lane.
+    ip_bytes: u64,
 }
 
 impl<'s> Lane<'s> {
@@ -51,6 +53,7 @@ impl<'s> Lane<'s> {
             ip_len: [0; BURST_MAX],
             hint: [0; BURST_MAX],
             sum: [0; BURST_MAX],
+            ip_bytes: 0,
         }
     }
 
@@ -80,7 +83,8 @@ impl<'s> Lane<'s> {
         verdicts: &mut [Verdict],
     ) -> u64 {
         self.len = express_len::<F>();
-        let (mut rx_bytes, mut mask, mut last) = (0u64, 0u32, LastBind::NONE);
+        let (mut rx_bytes, mut ip_bytes) = (0u64, 0u64);
+        let (mut mask, mut last) = (0u32, LastBind::NONE);
         for (i, (p, v)) in pkts.iter().zip(verdicts.iter_mut()).enumerate() {
             let i = i & (BURST_MAX - 1);
             // The outer headers go in front of the frame, in a cache line receiving it did
@@ -92,14 +96,26 @@ impl<'s> Lane<'s> {
                 mask |= 1 << i;
                 self.table[i] = Some(x.table);
                 self.ip_len[i] = x.ip_len;
+                ip_bytes += u64::from(x.ip_len);
                 self.hint[i] = x.hint;
                 self.sum[i] = x.sum;
-                cols.set(i, x.table.sip_key, x.msg, self.len);
+                cols.set(i, x.msg, self.len);
                 *v = Verdict::Forward;
             }
         }
-        self.mask = mask;
-        self.single = last.single();
+        (self.mask, self.ip_bytes) = (mask, ip_bytes);
+        // The hash keys: one for the whole burst when one table has all its lane packets.
+        match last.single() {
+            Some(t) => cols.fill_key(t.sip_key),
+            None => {
+                for i in Bits(mask) {
+                    if let Some(t) = self.table[i] {
+                        cols.set_key(i, t.sip_key);
+                    }
+                }
+            }
+        }
+        self.single = last.single().and_then(PairTable::of);
         rx_bytes
     }
 
@@ -112,79 +128,84 @@ impl<'s> Lane<'s> {
         }
     }
 
-    /// Pass 2, second half: the row of each packet's hash in its table, whose first line
-    /// starts loading now.
+    /// Pass 2, second half: start loading the row of each packet's hash in its table.
     #[inline(always)]
-    pub(crate) fn rows(&self, hashes: &[u64; BURST_MAX], rows: &mut [&'s [u32]; BURST_MAX]) {
-        let mut put = |i: usize, row: &'s [u32]| {
-            if let Some(first) = row.first() {
-                prefetch(first);
+    pub(crate) fn prefetch_rows(&self, hashes: &[u64; BURST_MAX]) {
+        match &self.single {
+            Some(x) => {
+                for i in Bits(self.mask) {
+                    prefetch(x.pair(hashes[i]));
+                }
             }
-            rows[i] = row;
-        };
-        // One table for the whole lane: its rows found once for all.
-        if let Some((t, pairs)) = self.single.and_then(|t| Some((t, t.table.pairs()?))) {
-            for i in Bits(self.mask) {
-                let h = hashes[i] as u16;
-                put(i, pair_or_row(t, pairs.get(usize::from(h)), h));
-            }
-            return;
-        }
-        for (i, t) in self.table.iter().enumerate() {
-            if let Some(t) = t {
-                let h = hashes[i] as u16;
-                put(i, pair_or_row(t, t.table.pair(h), h));
+            None => {
+                for (t, &h) in self.table.iter().zip(hashes) {
+                    if let Some(first) = t.and_then(|t| t.table.row(h as u16).first()) {
+                        prefetch(first);
+                    }
+                }
             }
         }
     }
 
     /// Pass 3: encapsulate the lane's packets of `pkts` and count them; a packet that
-    /// cannot be encapsulated gets a `Drop` verdict.
+    /// cannot be encapsulated gets a `Drop` verdict. Returns the packets forwarded and
+    /// their bytes.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn encapsulate<B: PacketBuf>(
         &self,
         pkts: &mut [B],
         hashes: &[u64; BURST_MAX],
-        rows: &[&[u32]; BURST_MAX],
         verdicts: &mut [Verdict],
         region: &[AtomicU64],
         ctr: &mut CoreCounters,
     ) -> (u64, u64) {
-        let (mut forwarded, mut bytes) = (0u64, 0u64);
-        for (i, (p, v)) in pkts.iter_mut().zip(verdicts.iter_mut()).enumerate() {
-            let i = i & (BURST_MAX - 1);
-            let Some(t) = self.table[i] else { continue };
-            match encapsulate_express(
-                t,
-                self.ip_len[i],
-                self.hint[i],
-                self.sum[i],
-                hashes[i],
-                rows[i],
-                p,
-            ) {
-                Ok(primary) => {
-                    forwarded += 1;
-                    bytes += p.len() as u64;
-                    SentCounters::bump(region, t.sent_base + primary as usize);
+        let mut drop = |v: &mut Verdict, r: DropReason| {
+            *v = Verdict::Drop(r);
+            ctr.drops[r as usize] += 1;
+        };
+        let (ip_len, hint, sum) = (&self.ip_len, &self.hint, &self.sum);
+        // A forwarded packet's frame: the outer headers and the IP packet.
+        let framed = |ip_len: u64| PAIR_LEN as u64 + ip_len;
+        let Some(x) = &self.single else {
+            let (mut forwarded, mut bytes) = (0u64, 0u64);
+            for (i, (p, v)) in pkts.iter_mut().zip(verdicts.iter_mut()).enumerate() {
+                let i = i & (BURST_MAX - 1);
+                let Some(t) = self.table[i] else { continue };
+                let sent = match PairTable::of(t) {
+                    Some(x) => x
+                        .encapsulate(ip_len[i], hint[i], sum[i], hashes[i], p)
+                        .map(|slot| (slot, framed(u64::from(ip_len[i])))),
+                    None => encapsulate_express_any(t, ip_len[i], hint[i], hashes[i], p)
+                        .map(|primary| (t.sent_base + primary as usize, p.len() as u64)),
+                };
+                match sent {
+                    Ok((slot, len)) => {
+                        forwarded += 1;
+                        bytes += len;
+                        SentCounters::bump(region, slot);
+                    }
+                    Err(r) => drop(v, r),
                 }
+            }
+            return (forwarded, bytes);
+        };
+        // One table: every packet of the lane counts as forwarded, its IP packet's bytes
+        // summed in pass 1, less the (rare) ones that fail here.
+        let (mut failed, mut failed_ip) = (0u64, 0u64);
+        for i in Bits(self.mask) {
+            let (Some(p), Some(v)) = (pkts.get_mut(i), verdicts.get_mut(i)) else {
+                (failed, failed_ip) = (failed + 1, failed_ip + u64::from(ip_len[i]));
+                continue;
+            };
+            match x.encapsulate(ip_len[i], hint[i], sum[i], hashes[i], p) {
+                Ok(slot) => SentCounters::bump(region, slot),
                 Err(r) => {
-                    *v = Verdict::Drop(r);
-                    ctr.drops[r as usize] += 1;
+                    (failed, failed_ip) = (failed + 1, failed_ip + u64::from(ip_len[i]));
+                    drop(v, r);
                 }
             }
         }
-        (forwarded, bytes)
-    }
-}
-
-/// Row `h` of `t` as found in its pairs, or by the general lookup where it was not (a table
-/// that is not express, or a row it does not have: never for the lane's tables).
-#[inline(always)]
-fn pair_or_row<'t>(t: &'t CompiledTable, pair: Option<&'t [u32; 2]>, h: u16) -> &'t [u32] {
-    match pair {
-        Some(pair) => pair.as_slice(),
-        None => t.table.row(h),
+        let forwarded = u64::from(self.mask.count_ones()) - failed;
+        (forwarded, framed(0) * forwarded + self.ip_bytes - failed_ip)
     }
 }

@@ -204,7 +204,7 @@ fn process_in<B: PacketBuf, S: SentSink>(
         hash_many(&inputs[..n], &want[..n], &mut hashes[..n]);
     }
     lane.hash(cols, &mut hashes);
-    lane.rows(&hashes, &mut rows);
+    lane.prefetch_rows(&hashes);
     for i in Bits(general) {
         if want[i] {
             flows[i].hash = hashes[i];
@@ -225,7 +225,7 @@ fn process_in<B: PacketBuf, S: SentSink>(
     // Pass 3: rows are (likely) in cache now; encapsulate.
     let region = sink.region(snap);
     let (mut forwarded, mut forwarded_bytes) =
-        lane.encapsulate(pkts, &hashes, &rows, verdicts, region, ctr);
+        lane.encapsulate(pkts, &hashes, verdicts, region, ctr);
     for i in Bits(general) {
         let Some(p) = pkts.get_mut(i) else { break };
         match verdicts[i] {

@@ -246,18 +246,33 @@ impl Columns {
     };
 
     /// Lane `lane` (taken modulo [`COLUMN_LANES`]) hashes the message `msg` of `len`
-    /// bytes (as a little-endian value; at most [`SHORT_LEN`]) under `key`. The second
-    /// word is written only for messages that have one (`len >= 8`; [`hash_columns`]
-    /// reads it for those alone).
+    /// bytes (as a little-endian value; at most [`SHORT_LEN`]), under the key that
+    /// [`Columns::set_key`] or [`Columns::fill_key`] gives it. The second word is written
+    /// only for messages that have one (`len >= 8`; [`hash_columns`] reads it for those
+    /// alone).
     #[inline(always)]
-    pub fn set(&mut self, lane: usize, key: (u64, u64), msg: u128, len: usize) {
+    pub fn set(&mut self, lane: usize, msg: u128, len: usize) {
         let lane = lane % COLUMN_LANES;
-        self.k0[lane] = key.0;
-        self.k1[lane] = key.1;
         self.words[0][lane] = msg as u64;
         if len >= 8 {
             self.words[1][lane] = (msg >> 64) as u64;
         }
+    }
+
+    /// Lane `lane` (taken modulo [`COLUMN_LANES`]) hashes under `key`.
+    #[inline(always)]
+    pub fn set_key(&mut self, lane: usize, key: (u64, u64)) {
+        let lane = lane % COLUMN_LANES;
+        self.k0[lane] = key.0;
+        self.k1[lane] = key.1;
+    }
+
+    /// Every lane hashes under `key` (a burst to one table: a few vector stores rather
+    /// than a store per lane).
+    #[inline(always)]
+    pub fn fill_key(&mut self, key: (u64, u64)) {
+        self.k0 = [key.0; COLUMN_LANES];
+        self.k1 = [key.1; COLUMN_LANES];
     }
 }
 
@@ -439,7 +454,8 @@ mod tests {
                 let h = input(&key, &msg);
                 let mut bytes = [0u8; 16];
                 bytes[..len].copy_from_slice(&msg);
-                cols.set(l, (h.k0, h.k1), u128::from_le_bytes(bytes), len);
+                cols.set(l, u128::from_le_bytes(bytes), len);
+                cols.set_key(l, (h.k0, h.k1));
                 inputs.push(h);
             }
             let inputs = &inputs[len * COLUMN_LANES..];
@@ -459,6 +475,29 @@ mod tests {
                     assert_eq!(portable[l], want, "len {len} mask {mask:#x} lane {l}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn fill_key_keys_every_lane_and_set_key_one() {
+        let (one, other) = ([9u8; 16], [4u8; 16]);
+        let len = 4;
+        let msg = |l: usize| [l as u8, 1, 2, 3];
+        let mut cols = Columns::EMPTY;
+        for l in 0..COLUMN_LANES {
+            cols.set(l, u128::from(u32::from_le_bytes(msg(l))), len);
+            // Keys left over from an earlier burst: all replaced.
+            cols.set_key(l, (l as u64, !(l as u64)));
+        }
+        let k = input(&one, &[]);
+        cols.fill_key((k.k0, k.k1));
+        let o = input(&other, &[]);
+        cols.set_key(5, (o.k0, o.k1));
+        let mut out = [0u64; COLUMN_LANES];
+        hash_columns(&cols, len, u32::MAX, &mut out);
+        for (l, &h) in out.iter().enumerate() {
+            let key = if l == 5 { &other } else { &one };
+            assert_eq!(h, hash_one(&input(key, &msg(l))), "lane {l}");
         }
     }
 

@@ -225,17 +225,17 @@ impl ForwardingTable {
     /// multiplication.
     #[inline]
     pub fn pair(&self, row: u16) -> Option<&[u32; 2]> {
-        self.pairs()?.get(usize::from(row))
+        Some(&self.pairs()?[usize::from(row)])
     }
 
     /// All rows of a table with two hops per row, as pairs (`None` for other tables): for
-    /// looking up many rows of one table.
+    /// looking up many rows of one table, by a `u16` with no bounds check.
     #[inline]
-    pub fn pairs(&self) -> Option<&[[u32; 2]]> {
+    pub fn pairs(&self) -> Option<&[[u32; 2]; TABLE_ROWS]> {
         if self.hops != 2 {
             return None;
         }
-        Some(self.rows.as_chunks::<2>().0)
+        self.rows.as_chunks::<2>().0.try_into().ok()
     }
 
     /// All rows, row-major.
