@@ -709,7 +709,8 @@ proptest! {
         let mut bufs: Vec<HeapBuf> = built.iter().map(|(f, h)| with_headroom(f, *h)).collect();
         let mut verdicts = vec![Verdict::Forward; bufs.len()];
         let mut c = CoreCounters::default();
-        process_burst(s, &mut bufs, &mut verdicts, &mut c);
+        let sent = rondo::datapath::process_burst_counted(s, &mut bufs, &mut verdicts, &mut c, &mut rondo::datapath::NoSink);
+        prop_assert_eq!(sent, verdicts.iter().filter(|v| **v == Verdict::Forward).count());
         let mut want = CoreCounters::default();
         for (i, (f, h)) in built.iter().enumerate() {
             let (v, bytes) = general_path(s, f, *h);

@@ -63,21 +63,24 @@ impl SentSink for WorkerSink {
 }
 
 /// [`process_burst`], also counting every forwarded packet in `sink` (the runtime counts
-/// packets per backend this way).
+/// packets per backend this way). Returns how many packets have the verdict `Forward`
+/// (all of them, in the usual burst).
 pub fn process_burst_counted<B: PacketBuf, S: SentSink>(
     snap: &Snapshot,
     pkts: &mut [B],
     verdicts: &mut [Verdict],
     ctr: &mut CoreCounters,
     sink: &mut S,
-) {
+) -> usize {
     let n = pkts.len().min(verdicts.len());
+    let mut forwarded = 0;
     for (pkts, verdicts) in pkts[..n]
         .chunks_mut(BURST_MAX)
         .zip(verdicts[..n].chunks_mut(BURST_MAX))
     {
-        process_chunk(snap, pkts, verdicts, ctr, sink);
+        forwarded += process_chunk(snap, pkts, verdicts, ctr, sink);
     }
+    forwarded
 }
 
 /// The set bits of a burst mask, lowest first: the indices of the packets it holds.
@@ -122,6 +125,7 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = const { std::cell::RefCell::new(Scratch::NEW) };
 }
 
+/// One burst of at most [`BURST_MAX`]: the packets forwarded.
 #[inline]
 fn process_chunk<B: PacketBuf, S: SentSink>(
     snap: &Snapshot,
@@ -129,7 +133,7 @@ fn process_chunk<B: PacketBuf, S: SentSink>(
     verdicts: &mut [Verdict],
     ctr: &mut CoreCounters,
     sink: &mut S,
-) {
+) -> usize {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut scratch) => process_in(&mut scratch, snap, pkts, verdicts, ctr, sink),
         // Only if a sink ran a burst from inside `region` (none of Rondo's do): fresh
@@ -149,7 +153,7 @@ fn process_in<B: PacketBuf, S: SentSink>(
     verdicts: &mut [Verdict],
     ctr: &mut CoreCounters,
     sink: &mut S,
-) {
+) -> usize {
     let n = pkts.len().min(BURST_MAX);
     let (pkts, verdicts) = (&mut pkts[..n], &mut verdicts[..n]);
     let Scratch {
@@ -252,4 +256,5 @@ fn process_in<B: PacketBuf, S: SentSink>(
     if with_alt {
         ctr.alt_hashed += forwarded;
     }
+    forwarded as usize
 }

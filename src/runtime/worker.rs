@@ -107,7 +107,7 @@ where
                 continue;
             }
             empty_polls = 0;
-            {
+            let forwarded = {
                 // One snapshot load per burst; no per-packet reference counting.
                 let snap = self.shared.snapshot.load();
                 process_burst_counted(
@@ -116,9 +116,9 @@ where
                     &mut verdicts[..n],
                     &mut ctr,
                     &mut sink,
-                );
-            }
-            if tx.is_empty() && verdicts[..n].iter().all(|v| *v == Verdict::Forward) {
+                )
+            };
+            if tx.is_empty() && forwarded == n {
                 // The usual burst: everything forwarded. The received burst becomes the
                 // burst to send, buffers in place (the bursts have the same capacity).
                 std::mem::swap(&mut rx, &mut tx);
