@@ -99,17 +99,19 @@ impl Iterator for Bits {
     }
 }
 
-/// The per-packet records of one burst: flows and the inputs of their hashes. Kept per
-/// thread and reused from burst to burst rather than zeroed for each (3 KB of stores per
-/// burst). A burst reads only records it wrote itself, except the inputs of lanes that the
-/// eight-lane hasher computes without anyone using the result, which need only be
-/// initialised.
+/// The per-packet records of one burst: flows, the inputs of their hashes and the hashes.
+/// Kept per thread and reused from burst to burst rather than zeroed for each (3 KB of
+/// stores per burst). A burst reads only records it wrote itself, except the inputs of
+/// lanes that the eight-lane hasher computes without anyone using the result, which need
+/// only be initialised.
 struct Scratch {
     flows: [Flow; BURST_MAX],
     inputs: [HashInput; BURST_MAX],
     alts: [HashInput; BURST_MAX],
     /// The express lane's hash inputs.
     cols: Columns,
+    /// The hash of each packet.
+    hashes: [u64; BURST_MAX],
 }
 
 impl Scratch {
@@ -118,6 +120,7 @@ impl Scratch {
         inputs: [HashInput::EMPTY; BURST_MAX],
         alts: [HashInput::EMPTY; BURST_MAX],
         cols: Columns::EMPTY,
+        hashes: [0; BURST_MAX],
     };
 }
 
@@ -161,10 +164,9 @@ fn process_in<B: PacketBuf, S: SentSink>(
         inputs,
         alts,
         cols,
+        hashes,
     } = scratch;
     let mut want = [false; BURST_MAX];
-    let mut hashes = [0u64; BURST_MAX];
-    let mut rows: [&[u32]; BURST_MAX] = [&[]; BURST_MAX];
     // Alternate hash inputs only when the snapshot has `alt_hash_fields`.
     let with_alt = snap.alt_hash.is_some();
     ctr.bursts += 1;
@@ -207,13 +209,12 @@ fn process_in<B: PacketBuf, S: SentSink>(
     if general != 0 {
         hash_many(&inputs[..n], &want[..n], &mut hashes[..n]);
     }
-    lane.hash(cols, &mut hashes);
-    lane.prefetch_rows(&hashes);
+    lane.hash(cols, hashes);
+    lane.prefetch_rows(hashes);
     for i in Bits(general) {
         if want[i] {
             flows[i].hash = hashes[i];
-            rows[i] = table_row(snap, &flows[i]).1;
-            if let Some(first) = rows[i].first() {
+            if let Some(first) = table_row(snap, &flows[i]).1.first() {
                 prefetch(first);
             }
         }
@@ -229,13 +230,13 @@ fn process_in<B: PacketBuf, S: SentSink>(
     // Pass 3: rows are (likely) in cache now; encapsulate.
     let region = sink.region(snap);
     let (mut forwarded, mut forwarded_bytes) =
-        lane.encapsulate(pkts, &hashes, verdicts, region, ctr);
+        lane.encapsulate(pkts, hashes, verdicts, region, ctr);
     for i in Bits(general) {
         let Some(p) = pkts.get_mut(i) else { break };
         match verdicts[i] {
             Verdict::Forward => {
-                let t = &snap.tables[usize::from(flows[i].table)];
-                match encapsulate_row(snap, t, &flows[i], rows[i], p) {
+                let (t, row) = table_row(snap, &flows[i]);
+                match encapsulate_row(snap, t, &flows[i], row, p) {
                     Ok(primary) => {
                         forwarded += 1;
                         forwarded_bytes += p.len() as u64;
