@@ -134,7 +134,7 @@ impl<'s> Lane<'s> {
         match &self.single {
             Some(x) => {
                 for i in Bits(self.mask) {
-                    prefetch(x.pair(hashes[i]));
+                    prefetch(x.row(hashes[i]));
                 }
             }
             None => {

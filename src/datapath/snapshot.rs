@@ -66,6 +66,9 @@ pub struct CompiledTable {
     /// Packets to this table take the pipeline's express lane: IPv4 backends, two hops
     /// (primary and secondary) and no alternate hash fields.
     pub(crate) express: bool,
+    /// The rows with their hops resolved, for the express lane (express tables only: 1 MiB
+    /// each).
+    pub(crate) pair_rows: Option<Box<[super::encap::PairRow; crate::table::TABLE_ROWS]>>,
 }
 
 /// Packets sent to each backend (as the first hop), per worker. Each worker writes only its
@@ -561,7 +564,7 @@ impl Snapshot {
                 family,
                 hops,
             );
-            let addrs_v4 = table
+            let addrs_v4: Box<[super::encap::BackendV4]> = table
                 .spec
                 .backends
                 .iter()
@@ -581,13 +584,20 @@ impl Snapshot {
                     IpAddr::V4(_) => [0; 16],
                 })
                 .collect();
+            let pair_rows = match table.pairs() {
+                Some(pairs) if family == Family::V4 && settings.alt_hash_fields.is_none() => {
+                    outer.pair_rows(pairs, &addrs_v4)
+                }
+                _ => None,
+            };
             compiled.push(CompiledTable {
                 sip_key: crate::hash::SipKey::from_bytes(&table.spec.hash_key).halves(),
                 outer,
                 addrs_v4,
                 addrs_v6,
                 sent_base,
-                express: family == Family::V4 && hops == 2 && settings.alt_hash_fields.is_none(),
+                express: pair_rows.is_some(),
+                pair_rows,
                 table,
             });
             sent_base += compiled.last().map_or(0, |t| t.table.spec.backends.len());
