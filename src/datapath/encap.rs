@@ -333,7 +333,7 @@ impl<'t> PairTable<'t> {
 
 /// Encapsulate a packet of the express lane for a table that is not a [`PairTable`] (never
 /// one the lane takes: see [`CompiledTable::express`]), with the general code and the flow
-/// the general classifier gives the packet; `row` is the row of `hash`.
+/// the general classifier gives the packet.
 #[inline(never)]
 pub(crate) fn encapsulate_express_any<B: PacketBuf>(
     table: &CompiledTable,
