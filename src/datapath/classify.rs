@@ -426,7 +426,7 @@ pub(crate) fn classify_express<'s, const F: u8>(
         _ => {
             let index = <[u8; 4]>::lookup(snap, c.meta.dst, c.proto, c.dport)?;
             let table = snap.tables.get(usize::from(index))?;
-            if !table.express {
+            if !table.express() {
                 return None;
             }
             *last = LastBind {

@@ -597,7 +597,7 @@ backends = [{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.255.3.4" }]
     fn pair_rows_resolve_each_row_and_refuse_unknown_backends() {
         let s = Snapshot::compile(config_from_str(CFG, "t.toml").unwrap(), None, 1).unwrap();
         let t = &s.tables[0];
-        assert!(t.express);
+        assert!(t.express());
         let x = PairTable::of(t).unwrap();
         let pairs = t.table.pairs().unwrap();
         for h in [0u64, 1, 0x1234, 0xffff, 0x5_0000_fffe] {

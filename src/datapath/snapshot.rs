@@ -63,12 +63,19 @@ pub struct CompiledTable {
     pub(crate) addrs_v6: Box<[[u8; 16]]>,
     /// Where this table's backends start in each worker's [`SentCounters`] region.
     pub(crate) sent_base: usize,
-    /// Packets to this table take the pipeline's express lane: IPv4 backends, two hops
-    /// (primary and secondary) and no alternate hash fields.
-    pub(crate) express: bool,
     /// The rows with their hops resolved, for the express lane (express tables only: 1 MiB
     /// each).
     pub(crate) pair_rows: Option<Box<[super::encap::PairRow; crate::table::TABLE_ROWS]>>,
+}
+
+impl CompiledTable {
+    /// Packets to this table take the pipeline's express lane: IPv4 backends, two hops
+    /// (primary and secondary) and no alternate hash fields, which is when the snapshot
+    /// resolved its rows.
+    #[inline(always)]
+    pub(crate) fn express(&self) -> bool {
+        self.pair_rows.is_some()
+    }
 }
 
 /// Packets sent to each backend (as the first hop), per worker. Each worker writes only its
@@ -596,14 +603,13 @@ impl Snapshot {
                 addrs_v4,
                 addrs_v6,
                 sent_base,
-                express: pair_rows.is_some(),
                 pair_rows,
                 table,
             });
             sent_base += compiled.last().map_or(0, |t| t.table.spec.backends.len());
         }
         Ok(Snapshot {
-            express: compiled.iter().any(|t| t.express),
+            express: compiled.iter().any(CompiledTable::express),
             src_mac: src_mac.unwrap_or(settings.src_mac),
             hash: FieldSet::from(&settings.hash_fields),
             alt_hash: settings.alt_hash_fields.as_ref().map(FieldSet::from),
