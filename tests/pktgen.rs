@@ -371,14 +371,7 @@ fn veth_scenario(tag: char, port: impl Fn(&str) -> (String, Vec<String>)) {
             .spawn()
             .unwrap(),
     );
-    let mut buf = [0u8; 64];
-    let n = listener.recv(&mut buf).unwrap_or_else(|e| {
-        panic!(
-            "no READY=1: {e}: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        )
-    });
-    assert_eq!(&buf[..n], b"READY=1");
+    assert_eq!(common::recv_notify(&listener, &log), b"READY=1");
 
     let report: PathBuf = dir.path().join("report.json");
     let (spec, extra) = port(&v.b);

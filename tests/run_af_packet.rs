@@ -190,14 +190,7 @@ fn scenario(wire: Wire) {
         .spawn()
         .unwrap();
     let mut d = Director { child, log };
-    let mut buf = [0u8; 64];
-    let n = listener.recv(&mut buf).unwrap_or_else(|e| {
-        panic!(
-            "no READY=1: {e}: {}",
-            std::fs::read_to_string(&d.log).unwrap_or_default()
-        )
-    });
-    assert_eq!(&buf[..n], b"READY=1");
+    assert_eq!(recv_notify(&listener, &d.log), b"READY=1");
 
     // The test's side of the wire.
     if !in_ns {

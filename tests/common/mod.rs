@@ -271,3 +271,24 @@ pub fn poll(
         std::thread::sleep(step);
     }
 }
+
+/// The first datagram on a `NOTIFY_SOCKET` listener (with the listener's read timeout),
+/// waiting again when a signal interrupts the wait: other tests of the same binary run
+/// DPDK in this process. Panics with the director's log (`log`) when none comes.
+#[allow(dead_code)] // not every test binary starts a director
+pub fn recv_notify(listener: &std::os::unix::net::UnixDatagram, log: &std::path::Path) -> Vec<u8> {
+    let mut buf = [0u8; 64];
+    let n = loop {
+        match listener.recv(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => break r,
+        }
+    }
+    .unwrap_or_else(|e| {
+        panic!(
+            "no READY=1: {e}: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        )
+    });
+    buf[..n].to_vec()
+}
