@@ -107,6 +107,10 @@ impl MemPeer {
     pub fn recv(&self) -> Option<PoolBuf> {
         self.rings.tx.pop()
     }
+    /// Frames the director sent that [`MemPeer::recv`] has not taken yet.
+    pub fn tx_pending(&self) -> usize {
+        self.rings.tx.len()
+    }
     /// Frames waiting in the RX rings (not yet taken by the director).
     pub fn rx_pending(&self) -> usize {
         self.rings.rx.iter().map(|r| r.len()).sum()

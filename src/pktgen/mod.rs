@@ -303,6 +303,8 @@ struct Live {
     foreign: AtomicU64,
     /// Latency p50, p99, max in ns.
     lat: [AtomicU64; 3],
+    /// The receive side has emptied its queue: sending may start.
+    rx_ready: AtomicBool,
 }
 
 struct TxResult {
@@ -323,6 +325,9 @@ fn transmit<T: GenTx>(
     let n = flows.len();
     let mut sent = vec![0u64; n];
     let mut burst: Burst<T::Buf> = Burst::new();
+    while !live.rx_ready.load(Ordering::Acquire) && !opts.stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_micros(100));
+    }
     let pacer = Pacer::new(opts.rate);
     let limit = opts.count.unwrap_or(u64::MAX);
     let deadline = opts.duration.map(|d| pacer.start + d);
@@ -391,17 +396,57 @@ fn transmit<T: GenTx>(
     })
 }
 
+/// Discard what the receive queue holds before the first packet is sent (late replies
+/// to an earlier run, say): they would otherwise be judged as this run's packets. Stops
+/// at the first empty poll, or after `STALE_DRAIN_MAX` on a link that never goes quiet.
+fn discard_stale<R: GenRx>(rx: &mut R, burst: &mut Burst<R::Buf>) -> u64 {
+    let start = Instant::now();
+    let mut stale = 0u64;
+    while start.elapsed() < STALE_DRAIN_MAX {
+        let got = rx.recv(burst);
+        if got == 0 {
+            break;
+        }
+        stale += got as u64;
+        drop(burst.drain());
+    }
+    stale
+}
+
+/// Sets its flag when dropped (on return or unwind).
+struct ReadyOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for ReadyOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// The longest the receive side spends discarding stale frames before sending starts.
+const STALE_DRAIN_MAX: Duration = Duration::from_millis(100);
+
 fn receive<R: GenRx>(
     mut rx: R,
     mut v: Verifier,
     epoch: Instant,
     live: &Live,
     stop: &AtomicBool,
-) -> Verifier {
+) -> (Verifier, u64) {
     if let Err(e) = rx.attach() {
         tracing::warn!("pktgen: receive queue: {e}");
     }
     let mut burst: Burst<R::Buf> = Burst::new();
+    let stale = {
+        // Sending starts when this is dropped, even if discarding panics.
+        let _ready = ReadyOnDrop(&live.rx_ready);
+        discard_stale(&mut rx, &mut burst)
+    };
+    if stale > 0 {
+        tracing::info!(
+            frames = stale,
+            "pktgen: discarded frames queued before sending"
+        );
+    }
     let mut rx_packets = 0u64;
     let mut last_lat = Instant::now();
     loop {
@@ -433,7 +478,7 @@ fn receive<R: GenRx>(
     }
     drop(burst);
     rx.detach();
-    v
+    (v, stale)
 }
 
 /// Send `flows` through `tx` as `opts` says and, with `rx` and a verifier, check every
@@ -456,6 +501,9 @@ pub fn run<T: GenTx, R: GenRx>(
     let epoch = Instant::now();
     let rx_stop = AtomicBool::new(false);
     let verifying = rx.is_some();
+    if !verifying {
+        live.rx_ready.store(true, Ordering::Release);
+    }
     let (txr, verifier) = std::thread::scope(|s| {
         let txh = std::thread::Builder::new()
             .name("pktgen-tx".into())
@@ -466,7 +514,12 @@ pub fn run<T: GenTx, R: GenRx>(
                 std::thread::Builder::new()
                     .name("pktgen-rx".into())
                     .spawn_scoped(s, || receive(rx, v, epoch, &live, &rx_stop))
-                    .map_err(|e| PktgenError::Setup(format!("spawning the RX thread: {e}")))?,
+                    .map_err(|e| {
+                        // Stop the TX thread, which would otherwise wait for this one.
+                        opts.stop.store(true, Ordering::Relaxed);
+                        live.rx_ready.store(true, Ordering::Release);
+                        PktgenError::Setup(format!("spawning the RX thread: {e}"))
+                    })?,
             ),
             None => None,
         };
@@ -553,13 +606,15 @@ pub fn run<T: GenTx, R: GenRx>(
         wrong_backend: 0,
         bad_header: 0,
         foreign: 0,
+        stale: 0,
         seq: report::FlowTotals::default(),
         not_expected_back: 0,
         latency: Latency::default(),
         examples: Vec::new(),
         ok: false,
     };
-    if let Some(v) = verifier {
+    if let Some((v, stale)) = verifier {
+        r.stale = stale;
         r.rx_packets = v.verified + v.wrong_backend + v.bad_header + v.foreign;
         r.rx_bytes = v.rx_bytes;
         r.rx_pps = r.rx_packets as f64 / txr.seconds.max(1e-9);

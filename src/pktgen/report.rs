@@ -74,6 +74,8 @@ pub struct Report {
     pub bad_header: u64,
     /// Frames that are not this run's packets (other traffic on the link).
     pub foreign: u64,
+    /// Frames already queued when the run began, discarded unchecked (not in `rx_packets`).
+    pub stale: u64,
     #[serde(flatten)]
     pub seq: FlowTotals,
     /// Replayed frames sent that the director must not forward (no bind takes them).
@@ -123,6 +125,12 @@ impl Report {
                 "received    {:>12} packets: verified {}, wrong backend {}, bad header {}, foreign {}\n",
                 self.rx_packets, self.verified, self.wrong_backend, self.bad_header, self.foreign
             );
+            if self.stale > 0 {
+                s += &format!(
+                    "stale       {:>12} frames queued before the first packet was sent, discarded\n",
+                    self.stale
+                );
+            }
             if self.verified_alt > 0 {
                 s += &format!(
                     "other tables {:>11} of the verified packets as only an --accept-also config says\n",

@@ -11,7 +11,7 @@ use super::mempool::{Mempool, PoolSpec};
 use super::queue::{DpdkRx, DpdkTx};
 use super::{err_text, DpdkError};
 use crate::config::DpdkSettings;
-use crate::drivers::{DriverError, LinkInfo, Port, PortStats, QueuePair};
+use crate::drivers::{Burst, DriverError, LinkInfo, Port, PortStats, QueuePair, RxQueue};
 use crate::wire::MacAddr;
 
 /// How a port is set up.
@@ -324,10 +324,43 @@ impl DpdkPort {
         if r != 0 {
             tracing::info!(port = %self.name, "promiscuous mode not available: {}", err_text(r));
         }
+        if self.info.driver == "net_af_packet" {
+            let stale = self.discard_queued(nrx);
+            if stale > 0 {
+                tracing::info!(port = %self.name, frames = stale, "discarded frames received before the port started (net_af_packet's socket takes every interface's frames until it is bound)");
+            }
+        }
         self.queues = Some((nrx, ntx));
         self.exception_queue = (ntx > nrx).then_some(nrx);
         tracing::info!(port = %self.name, rx_queues = nrx, tx_queues = ntx, rx_desc = rxd, tx_desc = txd, rss = format!("{:#x}", conf.rx_adv_conf.rss_conf.rss_hf), "DPDK port started");
         Ok(())
+    }
+
+    /// Empty the `nrx` started RX queues; returns how many frames they held. DPDK's
+    /// net_af_packet opens its socket for every interface and binds it to its own only
+    /// afterwards, and keeps receiving from probe on: what it holds at start was never
+    /// meant for this port's workers (a NIC receives nothing before it starts). Bounded
+    /// per queue, for a link that never goes quiet.
+    fn discard_queued(&self, nrx: u16) -> u64 {
+        const MAX_BURSTS: usize = 1024;
+        let mut burst: Burst<Mbuf> = Burst::new();
+        let mut stale = 0u64;
+        for queue in 0..nrx {
+            let mut rx = DpdkRx {
+                port: self.handle.clone(),
+                queue,
+                registered: false,
+            };
+            for _ in 0..MAX_BURSTS {
+                let n = rx.rx_burst(&mut burst);
+                if n == 0 {
+                    break;
+                }
+                stale += n as u64;
+                drop(burst.drain());
+            }
+        }
+        stale
     }
 
     /// Extended statistics (name, value), as the driver reports them.
