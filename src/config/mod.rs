@@ -7,6 +7,8 @@ pub mod glb;
 pub mod load;
 pub mod native;
 mod settings;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use load::{
     config_from_str, load_config, load_file, load_glb, load_tables, parse_director_conf_file,

@@ -13,6 +13,7 @@ use super::buf::PacketBuf;
 use super::classify::Flow;
 use super::counters::DropReason;
 use super::snapshot::{CompiledTable, Family, Snapshot, MAX_HOPS};
+use crate::sys::prefetch;
 use crate::table::TABLE_ROWS;
 
 /// GLB's GUE port ('LB' + 1).
@@ -182,44 +183,38 @@ fn put16(b: &mut [u8], at: usize, v: u16) {
 
 /// Encapsulate `buf` (holding the classified frame) for `flow` in place. On success the
 /// buffer holds the outer frame, ready to transmit, and the result is the first hop: the
-/// backend's index in the flow's table.
+/// backend's index in the flow's table. Inlined into the burst loop: the common case (a
+/// table with resolved rows) is a few dozen instructions, and a call per packet would cost
+/// a good part of that again.
 #[inline(always)]
 pub fn encapsulate<B: PacketBuf>(
     snap: &Snapshot,
     flow: &Flow,
     buf: &mut B,
 ) -> Result<u32, DropReason> {
-    let (table, row) = table_row(snap, flow);
-    encapsulate_row(snap, table, flow, row, buf)
-}
-
-/// The flow's table and the row of `flow.hash` in it: the hops of the flow.
-#[inline(always)]
-pub(crate) fn table_row<'s>(snap: &'s Snapshot, flow: &Flow) -> (&'s CompiledTable, &'s [u32]) {
     let table = &snap.tables[usize::from(flow.table)];
-    (table, table.table.row(flow.hash as u16))
-}
-
-/// [`encapsulate`] with the flow's table (`snap.tables[flow.table]`) and the row of
-/// `flow.hash` already looked up (the burst loop looked them up to prefetch the row and
-/// to count the packet). Inlined into the burst loop: the common case is a few dozen
-/// instructions, and a call per packet would cost a good part of that again.
-#[inline(always)]
-pub(crate) fn encapsulate_row<B: PacketBuf>(
-    snap: &Snapshot,
-    table: &CompiledTable,
-    flow: &Flow,
-    row: &[u32],
-    buf: &mut B,
-) -> Result<u32, DropReason> {
-    // The hops: the row of `hash`, then (with alt hash fields) the row of `alt_hash`.
-    if snap.alt_hash.is_none() && table.outer.family == Family::V4 {
-        if let &[first, second] = row {
-            let (outer, addrs) = (&table.outer, &table.addrs_v4[..]);
-            return encap_v4_pair(outer, addrs, Inner::of(flow), first, second, buf);
+    match PairTable::of(table) {
+        Some(x) => x.encapsulate_inner(Inner::of(flow), flow.hash, buf),
+        None => {
+            let row = table.table.row(flow.hash as u16);
+            encap_any(table, flow, row, alt_row(snap, table, flow), buf)
         }
     }
-    encap_any(table, flow, row, alt_row(snap, table, flow), buf)
+}
+
+/// Start loading what [`encapsulate`] reads of the flow's table: its resolved row, or the
+/// first line of its row.
+#[inline(always)]
+pub(crate) fn prefetch_hops(snap: &Snapshot, flow: &Flow) {
+    let table = &snap.tables[usize::from(flow.table)];
+    match PairTable::of(table) {
+        Some(x) => prefetch(x.row(flow.hash)),
+        None => {
+            if let Some(first) = table.table.row(flow.hash as u16).first() {
+                prefetch(first);
+            }
+        }
+    }
 }
 
 /// A row of an express table with both hops resolved: all that the encapsulation reads of
@@ -306,8 +301,8 @@ impl<'t> PairTable<'t> {
     /// Encapsulate a packet of the express lane (see
     /// [`super::classify::classify_express`]): an IPv4 packet of `ip_len` bytes right
     /// after an untagged Ethernet header, `hash` its flow hash, `sum` the
-    /// [`checksum::sum_le`] of the IP packet. The same bytes as [`encapsulate_row`] with
-    /// the flow the general classifier gives such a packet. The result is the
+    /// [`checksum::sum_le`] of the IP packet. The same bytes as [`encapsulate`] with the
+    /// flow the general classifier gives such a packet. The result is the
     /// [`super::snapshot::SentCounters`] slot of the first hop.
     #[inline(always)]
     pub(crate) fn encapsulate<B: PacketBuf>(
@@ -318,7 +313,6 @@ impl<'t> PairTable<'t> {
         hash: u64,
         buf: &mut B,
     ) -> Result<usize, DropReason> {
-        let row = self.row(hash);
         let inner = Inner {
             l3_off: ETH as u16,
             ip_len,
@@ -326,8 +320,21 @@ impl<'t> PairTable<'t> {
             proto: ip_proto::IPV4,
             sum: Some(sum),
         };
+        let primary = self.encapsulate_inner(inner, hash, buf)?;
+        Ok(self.sent_base + primary as usize)
+    }
+
+    /// Encapsulate `inner` through the row of `hash`: the first hop's index in the table.
+    #[inline(always)]
+    fn encapsulate_inner<B: PacketBuf>(
+        &self,
+        inner: Inner,
+        hash: u64,
+        buf: &mut B,
+    ) -> Result<u32, DropReason> {
+        let row = self.row(hash);
         encap_v4_row(self.outer, row, inner, buf)?;
-        Ok(self.sent_base + row.primary as usize)
+        Ok(row.primary)
     }
 }
 
@@ -362,7 +369,8 @@ pub fn encapsulate_without_shortcut<B: PacketBuf>(
     flow: &Flow,
     buf: &mut B,
 ) -> Result<u32, DropReason> {
-    let (table, row) = table_row(snap, flow);
+    let table = &snap.tables[usize::from(flow.table)];
+    let row = table.table.row(flow.hash as u16);
     encap_any(table, flow, row, alt_row(snap, table, flow), buf)
 }
 
@@ -379,24 +387,9 @@ fn alt_row<'a>(snap: &Snapshot, table: &'a CompiledTable, flow: &Flow) -> &'a [u
 /// Outer bytes in front of the inner packet for an IPv4 outer header and two hops.
 pub(crate) const PAIR_LEN: usize = V4_LEN + 4;
 
-/// The common case of [`encap_any`]: IPv4 backends, a primary and a secondary, no
-/// alternate hash. The same bytes (tested against it), written into a fixed-size header
-/// with no per-field bounds checks.
-#[inline(always)]
-fn encap_v4_pair<B: PacketBuf>(
-    t: &OuterTemplate,
-    addrs: &[BackendV4],
-    inner: Inner,
-    first: u32,
-    second: u32,
-    buf: &mut B,
-) -> Result<u32, DropReason> {
-    let row = PairRow::new(t, addrs[first as usize], addrs[second as usize], first);
-    encap_v4_row(t, &row, inner, buf)?;
-    Ok(first)
-}
-
-/// [`encap_v4_pair`] with the hops resolved.
+/// The common case of [`encap_any`]: IPv4 backends, a primary and a secondary (resolved
+/// in `row`), no alternate hash. The same bytes (tested against it), written into a
+/// fixed-size header with no per-field bounds checks.
 #[inline(always)]
 fn encap_v4_row<B: PacketBuf>(
     t: &OuterTemplate,
@@ -580,22 +573,15 @@ mod tests {
     use super::*;
     use crate::config::config_from_str;
 
-    const CFG: &str = r#"
-[director]
-outbound_gateway_mac = "02:00:00:00:00:fe"
-outbound_src_ip = "192.0.2.10"
-
-[[tables]]
-name = "web"
-hash_key = "12345678901234561234567890123456"
-seed = "34567890123456783456789012345678"
-binds = [{ ip = "1.1.1.1", proto = "tcp", port = 80 }]
-backends = [{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.255.3.4" }]
-"#;
+    fn cfg() -> String {
+        crate::config::testing::web_table(
+            r#"[{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.255.3.4" }]"#,
+        )
+    }
 
     #[test]
     fn pair_rows_resolve_each_row_and_refuse_unknown_backends() {
-        let s = Snapshot::compile(config_from_str(CFG, "t.toml").unwrap(), None, 1).unwrap();
+        let s = Snapshot::compile(config_from_str(&cfg(), "t.toml").unwrap(), None, 1).unwrap();
         let t = &s.tables[0];
         assert!(t.express());
         let x = PairTable::of(t).unwrap();

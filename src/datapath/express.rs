@@ -139,8 +139,8 @@ impl<'s> Lane<'s> {
             }
             None => {
                 for (t, &h) in self.table.iter().zip(hashes) {
-                    if let Some(first) = t.and_then(|t| t.table.row(h as u16).first()) {
-                        prefetch(first);
+                    if let Some(x) = t.and_then(PairTable::of) {
+                        prefetch(x.row(h));
                     }
                 }
             }

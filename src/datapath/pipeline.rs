@@ -4,11 +4,10 @@
 use super::buf::PacketBuf;
 use super::classify::{classify_into, with_field_set, Flow, FlowOut};
 use super::counters::{CoreCounters, Verdict};
-use super::encap::{encapsulate_row, table_row};
+use super::encap::{encapsulate, prefetch_hops};
 use super::express::Lane;
 use super::snapshot::{SentCounters, Snapshot};
 use crate::hash::lanes::{hash_many, Columns, HashInput};
-use crate::sys::prefetch;
 use std::sync::atomic::AtomicU64;
 
 /// Packets per burst, as in DPDK applications.
@@ -214,9 +213,7 @@ fn process_in<B: PacketBuf, S: SentSink>(
     for i in Bits(general) {
         if want[i] {
             flows[i].hash = hashes[i];
-            if let Some(first) = table_row(snap, &flows[i]).1.first() {
-                prefetch(first);
-            }
+            prefetch_hops(snap, &flows[i]);
         }
     }
     if with_alt {
@@ -234,20 +231,18 @@ fn process_in<B: PacketBuf, S: SentSink>(
     for i in Bits(general) {
         let Some(p) = pkts.get_mut(i) else { break };
         match verdicts[i] {
-            Verdict::Forward => {
-                let (t, row) = table_row(snap, &flows[i]);
-                match encapsulate_row(snap, t, &flows[i], row, p) {
-                    Ok(primary) => {
-                        forwarded += 1;
-                        forwarded_bytes += p.len() as u64;
-                        SentCounters::bump(region, t.sent_base + primary as usize);
-                    }
-                    Err(r) => {
-                        verdicts[i] = Verdict::Drop(r);
-                        ctr.drops[r as usize] += 1;
-                    }
+            Verdict::Forward => match encapsulate(snap, &flows[i], p) {
+                Ok(primary) => {
+                    forwarded += 1;
+                    forwarded_bytes += p.len() as u64;
+                    let t = &snap.tables[usize::from(flows[i].table)];
+                    SentCounters::bump(region, t.sent_base + primary as usize);
                 }
-            }
+                Err(r) => {
+                    verdicts[i] = Verdict::Drop(r);
+                    ctr.drops[r as usize] += 1;
+                }
+            },
             Verdict::Exception(r) => ctr.exceptions[r as usize] += 1,
             Verdict::Drop(r) => ctr.drops[r as usize] += 1,
         }

@@ -76,21 +76,12 @@ mod tests {
     use crate::config::config_from_str;
     use crate::datapath::SentCounters;
 
-    const CFG: &str = r#"
-[director]
-outbound_gateway_mac = "02:00:00:00:00:fe"
-outbound_src_ip = "192.0.2.10"
-
-[[tables]]
-name = "web"
-hash_key = "12345678901234561234567890123456"
-seed = "34567890123456783456789012345678"
-binds = [{ ip = "1.1.1.1", proto = "tcp", port = 80 }]
-backends = [{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }]
-"#;
+    fn cfg() -> String {
+        crate::config::testing::web_table(r#"[{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }]"#)
+    }
 
     fn snap(workers: usize) -> Arc<Snapshot> {
-        let mut s = Snapshot::compile(config_from_str(CFG, "t.toml").unwrap(), None, 1).unwrap();
+        let mut s = Snapshot::compile(config_from_str(&cfg(), "t.toml").unwrap(), None, 1).unwrap();
         s.attach_sent_counters(workers);
         Arc::new(s)
     }

@@ -251,21 +251,11 @@ mod tests {
     use super::*;
     use crate::config::config_from_str;
 
-    const CFG: &str = r#"
-[director]
-outbound_gateway_mac = "02:00:00:00:00:fe"
-outbound_src_ip = "192.0.2.10"
-
-[[tables]]
-name = "web"
-hash_key = "12345678901234561234567890123456"
-seed = "34567890123456783456789012345678"
-binds = [{ ip = "1.1.1.1", proto = "tcp", port = 80 }]
-backends = [{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.1.0.3", healthy = false }]
-"#;
-
     fn cfg() -> Config {
-        config_from_str(CFG, "test.toml").unwrap()
+        let toml = crate::config::testing::web_table(
+            r#"[{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.1.0.3", healthy = false }]"#,
+        );
+        config_from_str(&toml, "test.toml").unwrap()
     }
 
     fn ip(s: &str) -> IpAddr {

@@ -159,21 +159,14 @@ mod tests {
     use crate::runtime::overrides::Health;
     use crate::runtime::{IdlePolicy, RuntimeOptions};
 
-    const CFG: &str = r#"
-[director]
-outbound_gateway_mac = "02:00:00:00:00:fe"
-outbound_src_ip = "192.0.2.10"
-
-[[tables]]
-name = "web"
-hash_key = "12345678901234561234567890123456"
-seed = "34567890123456783456789012345678"
-binds = [{ ip = "1.1.1.1", proto = "tcp", port = 80 }]
-backends = [{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.1.0.3" }]
-"#;
+    fn cfg() -> String {
+        crate::config::testing::web_table(
+            r#"[{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.1.0.3" }]"#,
+        )
+    }
 
     fn start(dir: &std::path::Path) -> (Arc<ControlPlane>, mem::MemPeer) {
-        start_with(dir, CFG)
+        start_with(dir, &cfg())
     }
 
     fn start_with(dir: &std::path::Path, cfg: &str) -> (Arc<ControlPlane>, mem::MemPeer) {
@@ -246,7 +239,7 @@ backends = [{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.1.0.3" }]
     fn more_than_one_non_active_backend_is_refused_unless_forced() {
         use crate::table::BackendState::{Active, Draining};
         let dir = tempfile::tempdir().unwrap();
-        let cfg = CFG.replace(
+        let cfg = cfg().replace(
             "{ ip = \"10.1.0.3\" }",
             "{ ip = \"10.1.0.3\", state = \"draining\" }",
         );
