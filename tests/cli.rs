@@ -22,7 +22,7 @@ fn root() -> PathBuf {
 
 #[test]
 fn table_build_is_byte_identical_to_glb() {
-    let Some(v) = common::shared() else { return };
+    let v = common::glb_vectors();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.bin");
     let o = rondo(&["table", "build", s(&v.join("table.json")), s(&out)]);
@@ -105,7 +105,7 @@ fn table_build_bad_json_names_the_field_and_writes_nothing() {
 
 #[test]
 fn pcap_forwards_glb_capture() {
-    let Some(v) = common::shared() else { return };
+    let v = common::glb_vectors();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.pcap");
     let o = rondo(&[
@@ -144,7 +144,7 @@ fn pcap_forwards_glb_capture() {
 
 #[test]
 fn pcap_with_json_table_equals_bin_table() {
-    let Some(v) = common::shared() else { return };
+    let v = common::glb_vectors();
     let dir = tempfile::tempdir().unwrap();
     let run = |table: &Path, out: &Path| {
         let o = rondo(&[

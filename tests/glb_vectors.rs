@@ -1,5 +1,5 @@
 //! GLB compatibility: the vectors produced by GLB's own `glb-director-cli`
-//! (`../shared/vectors/glb/`), the spec's rendezvous vectors, GLB's bug cases and the
+//! (`tests/vectors/glb/`), the spec's rendezvous vectors, GLB's bug cases and the
 //! native policy's fixed semantics, decoder rejections, and property tests.
 
 use proptest::prelude::*;
@@ -12,18 +12,18 @@ use rondo::table::{
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
-/// The GLB vector directory, or `None` (after saying why) when it is not there.
-fn vectors() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/glb");
-    if dir.join("table.json").is_file() && dir.join("table.bin").is_file() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipped: GLB vectors not found at {} (expected table.json and table.bin)",
-            dir.display()
+/// GLB's own files, kept in the repository with their licence and provenance
+/// (`tests/vectors/glb/README.md`). A missing file is a failure, never a skip.
+fn vectors() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/glb");
+    for f in ["table.json", "table.bin"] {
+        assert!(
+            dir.join(f).is_file(),
+            "GLB vector {} is missing: it is part of the repository",
+            dir.join(f).display()
         );
-        None
     }
+    dir
 }
 
 fn backend(ip: &str, state: BackendState, healthy: bool) -> Backend {
@@ -74,7 +74,7 @@ use BackendState::{Active, Draining, Filling, Inactive};
 
 #[test]
 fn build_matches_glb_director_cli() {
-    let Some(dir) = vectors() else { return };
+    let dir = vectors();
     let specs = glb_json::read(&dir.join("table.json")).unwrap();
     assert_eq!(specs.len(), 2);
     assert_eq!(specs[0].name, "table0");
@@ -97,7 +97,7 @@ fn build_matches_glb_director_cli() {
 
 #[test]
 fn decode_then_encode_is_identity_on_glb_file() {
-    let Some(dir) = vectors() else { return };
+    let dir = vectors();
     let theirs = std::fs::read(dir.join("table.bin")).unwrap();
     let tables = glb_bin::read(&dir.join("table.bin")).unwrap();
     assert_eq!(tables.len(), 2);
@@ -422,8 +422,8 @@ fn native_weights_share_rows() {
 // ---------------------------------------------------------------------------------------
 // Decoder rejections (on GLB's file)
 
-fn glb_file() -> Option<Vec<u8>> {
-    vectors().map(|d| std::fs::read(d.join("table.bin")).unwrap())
+fn glb_file() -> Vec<u8> {
+    std::fs::read(vectors().join("table.bin")).unwrap()
 }
 
 fn decode_err(bytes: &[u8]) -> String {
@@ -432,7 +432,7 @@ fn decode_err(bytes: &[u8]) -> String {
 
 #[test]
 fn decode_rejects_truncated() {
-    let Some(f) = glb_file() else { return };
+    let f = glb_file();
     assert_eq!(
         decode_err(&f[..f.len() - 1]),
         "table.bin: file is 1075271 bytes, but its header says 2 table(s), which take 24 + 2 x 537624 = 1075272 bytes (truncated or corrupt)"
@@ -446,7 +446,7 @@ fn decode_rejects_truncated() {
 
 #[test]
 fn decode_rejects_wrong_magic() {
-    let Some(mut f) = glb_file() else { return };
+    let mut f = glb_file();
     f[..4].copy_from_slice(b"\x7fELF");
     assert_eq!(
         decode_err(&f),
@@ -456,7 +456,7 @@ fn decode_rejects_wrong_magic() {
 
 #[test]
 fn decode_rejects_wrong_version() {
-    let Some(mut f) = glb_file() else { return };
+    let mut f = glb_file();
     f[4] = 1;
     assert_eq!(
         decode_err(&f),
@@ -466,7 +466,7 @@ fn decode_rejects_wrong_version() {
 
 #[test]
 fn decode_rejects_index_out_of_range() {
-    let Some(mut f) = glb_file() else { return };
+    let mut f = glb_file();
     // Table 1 (4 backends), row 7, secondary index := 4.
     let off = 24 + glb_bin::TABLE_LEN + 13336 + 7 * 8 + 4;
     f[off..off + 4].copy_from_slice(&4u32.to_le_bytes());
@@ -480,7 +480,7 @@ fn decode_rejects_index_out_of_range() {
 
 #[test]
 fn decode_rejects_bad_family() {
-    let Some(mut f) = glb_file() else { return };
+    let mut f = glb_file();
     // Table 0, backend 1's family.
     let off = 24 + 4 + 24;
     f[off] = 10;
@@ -491,7 +491,7 @@ fn decode_rejects_bad_family() {
         )
     );
     // And a bind's.
-    let Some(mut f) = glb_file() else { return };
+    let mut f = glb_file();
     let off = 24 + glb_bin::TABLE_LEN + 6152 + 2 * 28;
     f[off] = 0;
     assert!(decode_err(&f).contains(&format!(

@@ -725,7 +725,7 @@ const HELPER_ENV: &str = "RONDO_HC_BACKEND";
 #[ignore = "helper: started by backend_in_a_namespace_is_checked_over_a_real_link"]
 fn backend_helper() {
     let Ok(ip) = std::env::var(HELPER_ENV) else {
-        println!("skipped: helper only runs inside the namespace test");
+        // Not a test of its own (it is ignored): without the variable there is nothing to serve.
         return;
     };
     let ip: Ipv4Addr = ip.parse().unwrap();
@@ -832,7 +832,7 @@ fn gue_responder(udp: &UdpSocket, me: IpAddr, stop: &AtomicBool) {
 #[test]
 fn gue_probe_is_answered_on_loopback_v4_and_v6() {
     if let Err(why) = common::veth::privileged() {
-        println!("skipped: {why}");
+        common::skip(&why);
         return;
     }
     for ip in ["127.0.0.1", "::1"] {
@@ -840,7 +840,7 @@ fn gue_probe_is_answered_on_loopback_v4_and_v6() {
         let udp = match UdpSocket::bind((ip, 0)) {
             Ok(u) => u,
             Err(e) => {
-                println!("skipped: {ip}: {e}");
+                common::skip(&format!("{ip}: {e}"));
                 continue;
             }
         };
@@ -954,7 +954,7 @@ fn backend_in_a_namespace_is_checked_over_a_real_link() {
     let ns = match common::veth::Netns::new('h') {
         Ok(ns) => ns,
         Err(e) => {
-            println!("skipped: cannot create a network namespace: {e}");
+            common::skip(&format!("cannot create a network namespace: {e}"));
             return;
         }
     };

@@ -15,15 +15,15 @@ const KEY: &str = "12345678901234561234567890123456";
 const GW: [u8; 6] = [0x00, 0x11, 0x22, 0x33, 0x44, 0x55];
 const SRC_IP: [u8; 4] = [1, 2, 3, 4];
 
-fn glb_config() -> Option<(Config, Vec<u8>)> {
-    let dir = shared()?;
+fn glb_config() -> (Config, Vec<u8>) {
+    let dir = glb_vectors();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let cfg = load_config(
         &root.join("configs/glb/director.conf"),
         Some(&dir.join("table.bin")),
     )
     .unwrap();
-    Some((cfg, std::fs::read(dir.join("table.bin")).unwrap()))
+    (cfg, std::fs::read(dir.join("table.bin")).unwrap())
 }
 
 fn snap(cfg: Config) -> Snapshot {
@@ -68,11 +68,9 @@ fn expect_v4(bin: &[u8], table: usize, hash_input: &[u8], hint: u16) -> ([u8; 4]
 
 #[test]
 fn glb_capture_known_answers() {
-    let Some((cfg, bin)) = glb_config() else {
-        return;
-    };
+    let (cfg, bin) = glb_config();
     let s = snap(cfg);
-    let file = std::fs::File::open(shared().unwrap().join("1k_pkts.pcap")).unwrap();
+    let file = std::fs::File::open(glb_vectors().join("1k_pkts.pcap")).unwrap();
     let mut r = pcap_file::pcap::PcapReader::new(file).unwrap();
     let mut frames = Vec::new();
     while let Some(p) = r.next_packet() {
@@ -102,9 +100,7 @@ fn glb_capture_known_answers() {
 
 #[test]
 fn many_clients_hit_the_rows_glb_built() {
-    let Some((cfg, bin)) = glb_config() else {
-        return;
-    };
+    let (cfg, bin) = glb_config();
     let s = snap(cfg);
     for i in 0..500u32 {
         let src = (0x0a00_0000 + i * 7919).to_be_bytes();
@@ -142,7 +138,7 @@ fn frag_needed(router: [u8; 4], vip: [u8; 4], client: [u8; 4], vport: u16, cport
 
 #[test]
 fn icmp_frag_needed_reaches_the_flow_owner() {
-    let Some((cfg, _)) = glb_config() else { return };
+    let (cfg, _) = glb_config();
     let s = snap(cfg);
     let (_, syn_out) = run1(&s, syn_v4([10, 11, 12, 13], [1, 1, 1, 1], 45678, 80));
     let (syn_dst, syn_hops, syn_sport, _) = check_outer_v4(&syn_out, GW, DIRECTOR_MAC, SRC_IP);
@@ -178,9 +174,7 @@ fn icmp_frag_needed_reaches_the_flow_owner() {
 
 #[test]
 fn icmp_echo_forwarded_with_ip_id_hint_unless_disabled() {
-    let Some((mut cfg, bin)) = glb_config() else {
-        return;
-    };
+    let (mut cfg, bin) = glb_config();
     let s = snap(cfg.clone());
     let (v, o) = run1(&s, echo_v4([10, 9, 8, 7], [1, 1, 1, 1], 0x1234));
     assert_eq!(v, Verdict::Forward);
@@ -202,9 +196,7 @@ fn icmp_echo_forwarded_with_ip_id_hint_unless_disabled() {
 
 #[test]
 fn ipv6_vip_to_ipv4_backends() {
-    let Some((cfg, bin)) = glb_config() else {
-        return;
-    };
+    let (cfg, bin) = glb_config();
     let s = snap(cfg);
     let vip: [u8; 16] = "fdb4:98ce:52d4::42"
         .parse::<std::net::Ipv6Addr>()
@@ -226,9 +218,7 @@ fn ipv6_vip_to_ipv4_backends() {
 
 #[test]
 fn hash_fields_order_and_alt_hash_give_four_hops() {
-    let Some((mut cfg, bin)) = glb_config() else {
-        return;
-    };
+    let (mut cfg, bin) = glb_config();
     all_fields_and_alt_hash(&mut cfg);
     let s = snap(cfg);
     let (v, o) = run1(&s, syn_v4([10, 1, 2, 3], [1, 1, 1, 1], 0xabcd, 443));
@@ -248,9 +238,7 @@ fn hash_fields_order_and_alt_hash_give_four_hops() {
 
 #[test]
 fn vlan_tag_and_ethernet_padding() {
-    let Some((cfg, bin)) = glb_config() else {
-        return;
-    };
+    let (cfg, bin) = glb_config();
     let s = snap(cfg);
     let f = syn_v4([10, 11, 12, 13], [1, 1, 1, 1], 45678, 80);
     let mut tagged = f[..12].to_vec();
@@ -274,7 +262,7 @@ fn vlan_tag_and_ethernet_padding() {
 
 #[test]
 fn bad_input_is_counted_never_forwarded_wrongly() {
-    let Some((cfg, _)) = glb_config() else { return };
+    let (cfg, _) = glb_config();
     let s = snap(cfg);
     let good = syn_v4([10, 11, 12, 13], [1, 1, 1, 1], 45678, 80);
     // Every truncation of a valid SYN: a drop or exception, never a forward, never a panic.
@@ -378,7 +366,7 @@ fn ipv6_with_ext(chain: &[(u8, Vec<u8>)], last: u8, l4: &[u8]) -> Vec<u8> {
 
 #[test]
 fn ipv6_extension_headers() {
-    let Some((cfg, _)) = glb_config() else { return };
+    let (cfg, _) = glb_config();
     let s = snap(cfg);
     let tcp = {
         let mut t = vec![
@@ -411,10 +399,9 @@ fn ipv6_extension_headers() {
     ));
 }
 
-fn shared_snapshot() -> Option<&'static Snapshot> {
-    static S: std::sync::OnceLock<Option<Snapshot>> = std::sync::OnceLock::new();
-    S.get_or_init(|| glb_config().map(|(cfg, _)| snap(cfg)))
-        .as_ref()
+fn shared_snapshot() -> &'static Snapshot {
+    static S: std::sync::OnceLock<Snapshot> = std::sync::OnceLock::new();
+    S.get_or_init(|| snap(glb_config().0))
 }
 
 #[test]
@@ -481,7 +468,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
     #[test]
     fn any_bytes_get_a_verdict(frame in proptest::collection::vec(any::<u8>(), 0..200), prefix in 0usize..3) {
-        let Some(s) = shared_snapshot() else { return Ok(()) };
+        let s = shared_snapshot();
         // Bias towards plausible headers: sometimes start from a real SYN.
         let mut f = match prefix {
             0 => frame.clone(),
@@ -509,9 +496,7 @@ proptest! {
 /// families, tables and bad frames must give each frame what it gets alone.
 #[test]
 fn a_burst_hashes_like_one_packet_at_a_time() {
-    let Some((mut cfg, bin)) = glb_config() else {
-        return;
-    };
+    let (mut cfg, bin) = glb_config();
     all_fields_and_alt_hash(&mut cfg);
     let s = snap(cfg);
     let frames: Vec<Vec<u8>> = (0..32u16)
@@ -569,10 +554,10 @@ fn a_burst_hashes_like_one_packet_at_a_time() {
 
 /// The GLB snapshot under every hash field set (1..16, bit 0 source address, 1 destination
 /// address, 2 source port, 3 destination port), without and with alternate hash fields.
-fn field_set_snapshots() -> Option<&'static [Snapshot]> {
-    static S: std::sync::OnceLock<Option<Vec<Snapshot>>> = std::sync::OnceLock::new();
+fn field_set_snapshots() -> &'static [Snapshot] {
+    static S: std::sync::OnceLock<Vec<Snapshot>> = std::sync::OnceLock::new();
     S.get_or_init(|| {
-        let (cfg, _) = glb_config()?;
+        let (cfg, _) = glb_config();
         let mut all = Vec::new();
         for alt in [false, true] {
             for bits in 1u8..16 {
@@ -587,9 +572,8 @@ fn field_set_snapshots() -> Option<&'static [Snapshot]> {
                 all.push(snap(c));
             }
         }
-        Some(all)
+        all
     })
-    .as_deref()
 }
 
 proptest! {
@@ -608,7 +592,7 @@ proptest! {
         pad in 0usize..24,
         which in 0usize..30,
     ) {
-        let Some(snaps) = field_set_snapshots() else { return Ok(()) };
+        let snaps = field_set_snapshots();
         let s = &snaps[which];
         let (src, vip) = ([10, 1, 2, 3], [1, 1, 1, 1]);
         let mut f = if udp {
@@ -685,7 +669,7 @@ proptest! {
         ), 1..40),
         which in 0usize..30,
     ) {
-        let Some(snaps) = field_set_snapshots() else { return Ok(()) };
+        let snaps = field_set_snapshots();
         let s = &snaps[which];
         let mut built = Vec::new();
         for (k, ((udp, vip), dport, payload, edits, cut, pad, headroom)) in frames.into_iter().enumerate() {
@@ -743,7 +727,7 @@ proptest! {
 #[test]
 fn a_burst_inside_a_sink_gets_its_own_records() {
     use rondo::datapath::{process_burst_counted, SentSink};
-    let Some(s) = shared_snapshot() else { return };
+    let s = shared_snapshot();
     struct Nested<'a> {
         snap: &'a Snapshot,
         frames: Vec<Vec<u8>>,

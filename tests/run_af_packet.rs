@@ -126,7 +126,7 @@ fn scenario(wire: Wire) {
     let ns = match Netns::new(tag) {
         Ok(ns) => ns,
         Err(e) => {
-            println!("skipped: cannot create a network namespace: {e}");
+            common::skip(&format!("cannot create a network namespace: {e}"));
             return;
         }
     };

@@ -277,7 +277,7 @@ fn rondo() -> Command {
 
 #[test]
 fn run_forwards_a_capture_like_the_pcap_tool() {
-    let Some(v) = shared() else { return };
+    let v = glb_vectors();
     let dir = tempfile::tempdir().unwrap();
     let out_run = dir.path().join("run.pcap");
     let out_tool = dir.path().join("tool.pcap");
@@ -335,7 +335,7 @@ fn run_forwards_a_capture_like_the_pcap_tool() {
 
 #[test]
 fn run_reloads_on_sighup_and_stops_on_sigterm() {
-    let Some(v) = shared() else { return };
+    let v = glb_vectors();
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(
         dir.path(),
@@ -504,7 +504,7 @@ fn demo_runs_and_verifies() {
 #[test]
 fn run_hands_non_vip_frames_to_the_kernel_tap() {
     if !is_root() || !Path::new("/dev/net/tun").exists() {
-        println!("skipped: needs root and /dev/net/tun for a TAP interface");
+        common::skip("needs root and /dev/net/tun for a TAP interface");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

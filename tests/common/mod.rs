@@ -7,16 +7,25 @@ use std::path::PathBuf;
 pub mod director;
 pub mod fleet;
 pub mod netns;
+pub mod skip;
 pub mod veth;
 
-pub fn shared() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/glb");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        println!("skipped: ../shared/vectors/glb is not present next to the checkout");
-        None
+#[allow(unused_imports)]
+pub use skip::{every_test_must_run, skip};
+
+/// GLB's own files, kept in the repository (`tests/vectors/glb/`, with their licence and
+/// provenance): `table.json`, the `table.bin` GLB's `glb-director-cli` built from it, and
+/// `1k_pkts.pcap`. A missing file is a failure, never a skip.
+pub fn glb_vectors() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/glb");
+    for f in ["table.json", "table.bin", "1k_pkts.pcap"] {
+        assert!(
+            p.join(f).is_file(),
+            "GLB vector {} is missing: it is part of the repository (see tests/vectors/glb/README.md)",
+            p.join(f).display()
+        );
     }
+    p
 }
 
 /// RFC 1071 checksum over `parts` concatenated (each part even-length except the last).

@@ -3,9 +3,7 @@
 
 use std::process::Command;
 
-pub fn skip(reason: &str) {
-    println!("skipped: {reason}");
-}
+pub use super::skip::skip;
 
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
