@@ -14,8 +14,9 @@ mod common;
 use common::veth::{ip, is_root, privileged, skip, Veth};
 use rondo::datapath::PacketBuf;
 use rondo::drivers::af_packet::{AfPacketOptions, AfPacketPort, AfPacketRx, AfPacketTx};
-use rondo::drivers::tap::{poll_readable, TapDevice};
+use rondo::drivers::tap::TapDevice;
 use rondo::drivers::{BufPool, Burst, DriverError, PoolBuf, Port, RxQueue, TxQueue};
+use rondo::sys::poll::poll_readable;
 
 /// IEEE 802 local experimental ethertype: nothing else on the link uses it.
 const EXPERIMENTAL: u16 = 0x88b5;

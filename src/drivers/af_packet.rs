@@ -17,16 +17,16 @@
 //! memory shared with the kernel. Each block states why it is sound.
 #![allow(unsafe_code)]
 
-use std::ffi::CString;
 use std::io;
-use std::mem::size_of;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 
 use super::{BufPool, Burst, DriverError, PoolBuf, Port, PortStats, RxQueue, TxQueue};
 use crate::datapath::PacketBuf;
+use crate::sys::iface::{check_ifname, ifindex, IfCtl};
+use crate::sys::socket::{bind_ll, getsockopt, new_socket, setsockopt};
 use crate::wire::MacAddr;
 
 /// Linux UAPI constants and ring layouts (`linux/if_packet.h`), spelled out here so the
@@ -139,6 +139,17 @@ mod uapi {
         pub alen: u16,
         pub address: [u8; 8],
     }
+
+    // SAFETY: each is the `#[repr(C)]` integer-only layout the kernel defines for its option
+    // (PACKET_RX_RING, PACKET_TX_RING, PACKET_STATISTICS, PACKET_ADD_MEMBERSHIP); any bit
+    // pattern is a valid value.
+    unsafe impl crate::sys::socket::SockOpt for TpacketReq3 {}
+    // SAFETY: as above.
+    unsafe impl crate::sys::socket::SockOpt for TpacketReq {}
+    // SAFETY: as above.
+    unsafe impl crate::sys::socket::SockOpt for TpacketStatsV3 {}
+    // SAFETY: as above.
+    unsafe impl crate::sys::socket::SockOpt for PacketMreq {}
 }
 
 /// Milliseconds after which the kernel hands over a partly filled RX block, which bounds
@@ -154,7 +165,6 @@ pub const MAX_QUEUES: usize = 256;
 /// Ethernet header plus one VLAN tag: what a frame may carry on top of the MTU.
 const L2_OVERHEAD: usize = 14 + 4;
 const ETH_HLEN: usize = 14;
-const IFNAMSIZ: usize = 16;
 
 /// Ring sizes and behaviour of an [`AfPacketPort`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,40 +257,7 @@ fn os_err(port: &str, op: &'static str, e: io::Error) -> DriverError {
     port_err(port, format!("{op}: {hint} ({e})"))
 }
 
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
-/// Check an interface name as the kernel would (`dev_valid_name`) so that a bad name is
-/// reported as such rather than as a failed syscall.
-pub(crate) fn check_ifname(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("empty interface name".into());
-    }
-    if name.len() >= IFNAMSIZ {
-        return Err(format!(
-            "interface name is {} bytes long, Linux allows at most {}",
-            name.len(),
-            IFNAMSIZ - 1
-        ));
-    }
-    if name == "." || name == ".." {
-        return Err("not a valid interface name".into());
-    }
-    if name
-        .bytes()
-        .any(|b| b == b'/' || b == b':' || b == 0 || b.is_ascii_whitespace())
-    {
-        return Err("interface names cannot contain '/', ':', NUL or whitespace".into());
-    }
-    Ok(())
-}
-
-pub(crate) fn page_size() -> usize {
+fn page_size() -> usize {
     // SAFETY: sysconf only reads a configuration value; no pointers are involved.
     let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     if p > 0 {
@@ -288,144 +265,6 @@ pub(crate) fn page_size() -> usize {
     } else {
         4096
     }
-}
-
-/// `struct ifreq` as the kernel sees it: a name and a 24-byte union (on 64-bit targets;
-/// 16 on 32-bit, so this is large enough everywhere). Fields are parsed from bytes, so no
-/// union is read.
-#[repr(C, align(8))]
-pub(crate) struct IfReq {
-    pub(crate) name: [u8; IFNAMSIZ],
-    pub(crate) data: [u8; 24],
-}
-
-impl IfReq {
-    /// A request for interface `name` (cut to 15 bytes; callers check names first).
-    pub(crate) fn new(name: &str) -> IfReq {
-        let mut r = IfReq {
-            name: [0; IFNAMSIZ],
-            data: [0; 24],
-        };
-        for (d, s) in r.name.iter_mut().zip(name.bytes().take(IFNAMSIZ - 1)) {
-            *d = s;
-        }
-        r
-    }
-    /// The name the kernel wrote back (e.g. after TUNSETIFF).
-    pub(crate) fn name(&self) -> String {
-        let end = self.name.iter().position(|&b| b == 0).unwrap_or(IFNAMSIZ);
-        String::from_utf8_lossy(&self.name[..end]).into_owned()
-    }
-    pub(crate) fn short(&self) -> i16 {
-        i16::from_ne_bytes([self.data[0], self.data[1]])
-    }
-    pub(crate) fn set_short(&mut self, v: i16) {
-        self.data[..2].copy_from_slice(&v.to_ne_bytes());
-    }
-    pub(crate) fn int(&self) -> i32 {
-        i32::from_ne_bytes([self.data[0], self.data[1], self.data[2], self.data[3]])
-    }
-    /// `ifr_hwaddr`: (`sa_family`, the first six bytes of `sa_data`).
-    pub(crate) fn hwaddr(&self) -> (u16, MacAddr) {
-        let family = u16::from_ne_bytes([self.data[0], self.data[1]]);
-        let mut mac = [0u8; 6];
-        mac.copy_from_slice(&self.data[2..8]);
-        (family, MacAddr(mac))
-    }
-    /// Set `ifr_hwaddr` to an Ethernet address (for SIOCSIFHWADDR).
-    pub(crate) fn set_hwaddr(&mut self, mac: MacAddr) {
-        self.data[..2].copy_from_slice(&(libc::ARPHRD_ETHER).to_ne_bytes());
-        self.data[2..8].copy_from_slice(&mac.0);
-    }
-}
-
-/// `ioctl(fd, req, &mut ifreq)`.
-pub(crate) fn ioctl_ifreq(fd: RawFd, req: libc::Ioctl, ifr: &mut IfReq) -> io::Result<()> {
-    // SAFETY: `ifr` is an exclusively borrowed, initialised buffer at least as large and as
-    // aligned as `struct ifreq` that outlives the call; the interface requests used with it
-    // (SIOCGIF*/SIOCSIFFLAGS/SIOCSIFHWADDR/TUNSETIFF) read and write at most `sizeof(struct ifreq)` bytes.
-    cvt(unsafe { libc::ioctl(fd, req, ifr as *mut IfReq) }).map(|_| ())
-}
-
-/// A new non-blocking, close-on-exec socket.
-pub(crate) fn new_socket(
-    domain: libc::c_int,
-    kind: libc::c_int,
-    proto: libc::c_int,
-) -> io::Result<OwnedFd> {
-    // SAFETY: socket(2) takes no pointers; the flags are valid for every socket type.
-    let fd = cvt(unsafe {
-        libc::socket(
-            domain,
-            kind | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            proto,
-        )
-    })?;
-    // SAFETY: `fd` was just returned by socket(2): it is open and owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn setsockopt<T: Copy>(
-    fd: &OwnedFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    val: &T,
-) -> io::Result<()> {
-    // SAFETY: `val` points to an initialised `T` that lives across the call and its exact
-    // size is passed; the kernel only reads that many bytes (padding, if any, is never
-    // interpreted). This private helper is only used with the option layouts the kernel
-    // defines for each `name`; the one holding a pointer (`sock_fprog`) points to a filter
-    // that lives across the call, and the kernel only reads through it.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (val as *const T).cast(),
-            size_of::<T>() as libc::socklen_t,
-        )
-    };
-    cvt(r).map(|_| ())
-}
-
-fn getsockopt<T: Copy + Default>(
-    fd: &OwnedFd,
-    level: libc::c_int,
-    name: libc::c_int,
-) -> io::Result<T> {
-    let mut val = T::default();
-    let mut len = size_of::<T>() as libc::socklen_t;
-    // SAFETY: `val` is a writable `T` of `len` bytes and `len` a writable socklen_t, both
-    // living across the call; the kernel writes at most `len` bytes (and any bit pattern is
-    // a valid value of the integer-only types used here).
-    let r = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&mut val as *mut T).cast(),
-            &mut len,
-        )
-    };
-    cvt(r).map(|_| val)
-}
-
-fn bind_ll(fd: &OwnedFd, ifindex: u32, protocol: u16) -> io::Result<()> {
-    // SAFETY: sockaddr_ll is plain integers and arrays, for which all-zero bytes are valid.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = protocol.to_be();
-    sll.sll_ifindex = ifindex as i32;
-    // SAFETY: `sll` is an initialised sockaddr_ll living across the call and its exact size
-    // is passed; bind(2) only reads it.
-    let r = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&sll as *const libc::sockaddr_ll).cast(),
-            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    cvt(r).map(|_| ())
 }
 
 /// The kernel's drop count of an RX ring socket since the last call (the kernel resets
@@ -766,22 +605,17 @@ impl AfPacketPort {
     ) -> Result<AfPacketPort, DriverError> {
         let name = format!("af_packet:{iface}");
         check_ifname(iface).map_err(|r| port_err(&name, r))?;
-        let cname =
-            CString::new(iface).map_err(|_| port_err(&name, "interface name contains NUL"))?;
-        // SAFETY: `cname` is a valid NUL-terminated string living across the call.
-        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-        if ifindex == 0 {
-            let e = io::Error::last_os_error();
-            return Err(port_err(&name, format!("no such interface ({e})")));
-        }
+        let ifindex =
+            ifindex(iface).map_err(|e| port_err(&name, format!("no such interface ({e})")))?;
         let probe = new_socket(libc::AF_PACKET, libc::SOCK_RAW, 0)
             .map_err(|e| os_err(&name, "opening an AF_PACKET socket", e))?;
-        let fd = probe.as_raw_fd();
+        // Interface ioctls go through the packet socket.
+        let ctl = IfCtl::with_socket(probe);
 
-        let mut ifr = IfReq::new(iface);
-        ioctl_ifreq(fd, libc::SIOCGIFFLAGS, &mut ifr)
-            .map_err(|e| os_err(&name, "reading the interface flags", e))?;
-        let flags = i32::from(ifr.short());
+        let flags = i32::from(
+            ctl.flags(iface)
+                .map_err(|e| os_err(&name, "reading the interface flags", e))?,
+        );
         if flags & libc::IFF_UP == 0 {
             return Err(port_err(
                 &name,
@@ -791,20 +625,20 @@ impl AfPacketPort {
         if flags & libc::IFF_RUNNING == 0 {
             tracing::warn!(port = %name, "interface has no carrier (link down); frames may not flow");
         }
-        let mut ifr = IfReq::new(iface);
-        ioctl_ifreq(fd, libc::SIOCGIFHWADDR, &mut ifr)
+        let (hwtype, mac) = ctl
+            .hwaddr(iface)
             .map_err(|e| os_err(&name, "reading the MAC address", e))?;
-        let (hwtype, mac) = ifr.hwaddr();
+        let mac = MacAddr(mac);
         if hwtype != libc::ARPHRD_ETHER {
             return Err(port_err(
                 &name,
                 format!("not an Ethernet interface (link type {hwtype}, ARPHRD_ETHER is 1)"),
             ));
         }
-        let mut ifr = IfReq::new(iface);
-        ioctl_ifreq(fd, libc::SIOCGIFMTU, &mut ifr)
+        let mtu = ctl
+            .mtu(iface)
             .map_err(|e| os_err(&name, "reading the MTU", e))?;
-        let mtu = usize::try_from(ifr.int()).unwrap_or(1500);
+        let mtu = usize::try_from(mtu).unwrap_or(1500);
 
         rx_ring_req(&opts, mtu, page_size()).map_err(|r| port_err(&name, r))?;
         if !opts.frame_size.is_multiple_of(16) {
@@ -1475,19 +1309,6 @@ mod tests {
     }
 
     #[test]
-    fn interface_names_are_checked() {
-        assert!(check_ifname("eth0").is_ok());
-        assert!(check_ifname("a23456789012345").is_ok());
-        assert!(check_ifname("a234567890123456")
-            .unwrap_err()
-            .contains("at most 15"));
-        assert!(check_ifname("").is_err());
-        assert!(check_ifname("a/b").is_err());
-        assert!(check_ifname("a b").is_err());
-        assert!(check_ifname("..").is_err());
-    }
-
-    #[test]
     fn missing_interface_is_named() {
         let pool = BufPool::new(4, 2048).unwrap();
         let e =
@@ -1714,16 +1535,5 @@ mod tests {
         assert_eq!(parse_v3(&block, usize::MAX - 3).0, RxFrame::Corrupt);
         block[1000 + 24..1000 + 26].copy_from_slice(&0xffffu16.to_ne_bytes());
         assert_eq!(parse_v3(&block, 1000).0, RxFrame::Corrupt);
-    }
-
-    #[test]
-    fn ifreq_round_trips() {
-        let mut r = IfReq::new("a234567890123456789");
-        assert_eq!(r.name(), "a23456789012345");
-        r.set_short(0x1043);
-        assert_eq!(r.short(), 0x1043);
-        r.data[2..8].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
-        assert_eq!(r.hwaddr().1, MacAddr([2, 0, 0, 0, 0, 1]));
-        assert!(std::mem::size_of::<IfReq>() >= 40);
     }
 }

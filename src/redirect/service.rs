@@ -10,10 +10,11 @@ use super::config::RedirectConfig;
 use super::decide::{decide, AlwaysLocal, Decision, DropReason, Outer, Policy};
 use super::diag::{DiagError, KernelSockets};
 use super::forward::{self, Received};
-use super::socket::{poll_readable, GueSocket, RawSender, RecvBatch};
+use super::socket::{GueSocket, RawSender, RecvBatch};
 use super::tun::{TunDevice, TunError};
 use super::Counters;
 use crate::runtime::control::SignalFlags;
+use crate::sys::poll::PollSet;
 
 /// Datagrams per `recvmmsg`.
 pub const BATCH: usize = 32;
@@ -197,6 +198,7 @@ impl Redirect {
     /// Serve until `signals` asks to stop. SIGUSR1/SIGHUP print the counters to stdout.
     pub fn run(&mut self, signals: &SignalFlags) -> Result<(), RedirectError> {
         let fds: Vec<_> = self.sockets.iter().map(|s| s.fd()).collect();
+        let mut poll = PollSet::new(&fds);
         let mut ready = vec![false; fds.len()];
         let mut last_stats = Instant::now();
         loop {
@@ -222,7 +224,7 @@ impl Redirect {
                     "stats"
                 );
             }
-            if poll_readable(&fds, POLL_MS, &mut ready)? == 0 {
+            if poll.wait(POLL_MS, &mut ready)? == 0 {
                 continue;
             }
             for i in 0..self.sockets.len() {

@@ -20,7 +20,9 @@
 use std::io;
 use std::mem::size_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use crate::sys::socket::{bind, new_socket, set_int, RawSockAddr};
 
 /// Linux UAPI socket options and control-message types used here (ABI, never change).
 mod uapi {
@@ -37,86 +39,6 @@ mod uapi {
     pub const IPV6_HOPLIMIT: c_int = 52;
     pub const IPV6_RECVTCLASS: c_int = 66;
     pub const IPV6_TCLASS: c_int = 67;
-}
-
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
-fn new_socket(domain: libc::c_int, kind: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: socket(2) takes no pointers; the flags are valid for every socket type.
-    let fd = cvt(unsafe {
-        libc::socket(
-            domain,
-            kind | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            proto,
-        )
-    })?;
-    // SAFETY: `fd` was just returned by socket(2): it is open and owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn set_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, v: libc::c_int) -> io::Result<()> {
-    // SAFETY: `v` is an initialised c_int living across the call and its exact size is
-    // passed; every option set through this helper takes an int, which the kernel only reads.
-    cvt(unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&v as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    })
-    .map(|_| ())
-}
-
-/// A socket address in the kernel's layout.
-enum RawAddr {
-    V4(libc::sockaddr_in),
-    V6(libc::sockaddr_in6),
-}
-
-impl RawAddr {
-    fn new(a: SocketAddr) -> RawAddr {
-        match a {
-            SocketAddr::V4(a) => RawAddr::V4(libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            }),
-            SocketAddr::V6(a) => RawAddr::V6(libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            }),
-        }
-    }
-
-    /// Pointer and length for a syscall; valid while `self` is.
-    fn as_ptr(&self) -> (*const libc::sockaddr, libc::socklen_t) {
-        match self {
-            RawAddr::V4(a) => (
-                (a as *const libc::sockaddr_in).cast(),
-                size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            ),
-            RawAddr::V6(a) => (
-                (a as *const libc::sockaddr_in6).cast(),
-                size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-            ),
-        }
-    }
 }
 
 /// A UDP socket receiving GUE.
@@ -155,11 +77,7 @@ impl GueSocket {
         }
         // A deeper queue absorbs bursts while a batch is being handled (best effort).
         let _ = set_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, 4 << 20);
-        let raw = RawAddr::new(addr);
-        let (p, len) = raw.as_ptr();
-        // SAFETY: `p`/`len` describe the initialised sockaddr in `raw`, alive across the
-        // call; bind(2) only reads it.
-        cvt(unsafe { libc::bind(fd.as_raw_fd(), p, len) })?;
+        bind(&fd, addr)?;
         Ok(GueSocket { fd, local: addr })
     }
 
@@ -168,7 +86,7 @@ impl GueSocket {
         self.local
     }
 
-    /// The descriptor, for [`poll_readable`].
+    /// The descriptor, for [`crate::sys::poll::PollSet`].
     pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
@@ -412,7 +330,7 @@ impl RawSender {
             (IpAddr::V6(a), true) => SocketAddr::new(IpAddr::V6(a), 0),
             _ => return Err(io::Error::from(io::ErrorKind::InvalidInput)),
         };
-        let raw = RawAddr::new(to);
+        let raw = RawSockAddr::new(to);
         let (p, len) = raw.as_ptr();
         loop {
             // SAFETY: `packet` is a readable buffer of `packet.len()` bytes and `p`/`len`
@@ -438,43 +356,10 @@ impl RawSender {
     }
 }
 
-/// Wait until one of `fds` is readable or `timeout_ms` passes; sets `ready[i]` for each
-/// readable `fds[i]`. Returns how many are ready (0 on timeout or when a signal interrupted
-/// the wait).
-pub fn poll_readable(fds: &[RawFd], timeout_ms: i32, ready: &mut [bool]) -> io::Result<usize> {
-    let mut p: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|&fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    // SAFETY: `p` is a valid, writable array of `p.len()` pollfds living across the call.
-    let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted {
-            ready.iter_mut().for_each(|r| *r = false);
-            Ok(0)
-        } else {
-            Err(e)
-        };
-    }
-    let mut n = 0;
-    for (r, q) in ready.iter_mut().zip(&p) {
-        *r = q.revents & (libc::POLLIN | libc::POLLERR) != 0;
-        n += usize::from(*r);
-        if q.revents & libc::POLLNVAL != 0 {
-            return Err(io::Error::from_raw_os_error(libc::EBADF));
-        }
-    }
-    Ok(n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::poll::poll_readable;
     use std::net::UdpSocket;
 
     #[test]
@@ -530,8 +415,7 @@ mod tests {
             tx.send_to(&[i; 10], ("127.0.0.1", port)).unwrap();
         }
         let mut batch = RecvBatch::new(8, 64);
-        let mut ready = [false];
-        assert_eq!(poll_readable(&[s.fd()], 2000, &mut ready).unwrap(), 1);
+        assert!(poll_readable(s.fd(), 2000).unwrap());
         let mut got = 0;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
         while got < 3 && std::time::Instant::now() < deadline {
@@ -548,7 +432,7 @@ mod tests {
         assert_eq!(got, 3);
         assert!(batch.get(3).is_none());
         tx.send_to(&[7; 100], ("127.0.0.1", port)).unwrap();
-        poll_readable(&[s.fd()], 2000, &mut ready).unwrap();
+        assert!(poll_readable(s.fd(), 2000).unwrap());
         assert_eq!(s.recv(&mut batch).unwrap(), 1);
         assert!(batch.get(0).unwrap().0.truncated);
         assert_eq!(s.recv(&mut batch).unwrap(), 0);
