@@ -3,7 +3,8 @@
 //!
 //! The OS side has one home here, shared by the drivers and `rondo redirect`: interfaces
 //! and their ioctls ([`iface`]), TUN/TAP devices ([`tuntap`]), sockets and socket options
-//! ([`socket`]) and waiting for readiness ([`poll`]).
+//! ([`socket`]), netlink requests to the kernel ([`netlink`]) and waiting for readiness
+//! ([`poll`]).
 #![allow(unsafe_code)]
 
 /// Hint the CPU to pull the cache line holding `p` into L1; never faults, no effect on
@@ -38,6 +39,7 @@ pub fn prefetch_ptr(p: *const u8) {
 }
 
 pub mod iface;
+pub mod netlink;
 pub mod poll;
 pub mod socket;
 pub mod tuntap;
