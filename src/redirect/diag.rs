@@ -537,8 +537,18 @@ mod tests {
         let mut bad = enoent.clone();
         bad[0] = 200;
         assert!(parse_answer(&bad, 5).is_err());
+        // Every cut of the answer: too short for a header is no answer yet, a header whose
+        // length runs past the datagram is malformed.
         for n in 0..enoent.len() {
-            let _ = parse_answer(&enoent[..n], 5);
+            let r = parse_answer(&enoent[..n], 5);
+            if n < NLMSG_HDRLEN {
+                assert!(matches!(r, Ok(None)), "{n}: {r:?}");
+            } else {
+                assert!(
+                    matches!(r, Err(DiagError::Malformed("message length"))),
+                    "{n}: {r:?}"
+                );
+            }
         }
     }
 
