@@ -3,7 +3,7 @@
 //!
 //! The OS side has one home here, shared by the drivers and `rondo redirect`: interfaces
 //! and their ioctls ([`iface`]), TUN/TAP devices ([`tuntap`]), sockets and socket options
-//! ([`socket`]), netlink requests to the kernel ([`netlink`]) and waiting for readiness
+//! ([`socket`]), batched datagram receive ([`mmsg`]), netlink requests to the kernel ([`netlink`]) and waiting for readiness
 //! ([`poll`]).
 #![allow(unsafe_code)]
 
@@ -39,6 +39,7 @@ pub fn prefetch_ptr(p: *const u8) {
 }
 
 pub mod iface;
+pub mod mmsg;
 pub mod netlink;
 pub mod poll;
 pub mod socket;

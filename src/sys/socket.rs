@@ -1,6 +1,6 @@
 //! Sockets the way the drivers and `rondo redirect` open them: non-blocking and
-//! close-on-exec, with typed `setsockopt`/`getsockopt`, link-layer binds and socket
-//! addresses in the kernel's layout.
+//! close-on-exec, with typed `setsockopt`/`getsockopt`, link-layer and IP binds, `sendto`,
+//! and socket addresses in the kernel's layout (made and parsed without allocating).
 //!
 //! Creation goes through `socket2` (no `unsafe` here for it); options whose layout
 //! `socket2` does not know (packet rings, fanout, filters) go through the typed helpers.
@@ -8,7 +8,7 @@
 
 use std::io;
 use std::mem::size_of;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -202,6 +202,59 @@ pub fn bind(fd: &impl AsRawFd, addr: SocketAddr) -> io::Result<()> {
     cvt(unsafe { libc::bind(fd.as_raw_fd(), p, len) }).map(|_| ())
 }
 
+/// A `sockaddr_in`/`sockaddr_in6` as the kernel wrote it (`None` for other families and
+/// short buffers).
+pub fn parse_sockaddr(b: &[u8]) -> Option<SocketAddr> {
+    let family = i32::from(u16::from_ne_bytes([*b.first()?, *b.get(1)?]));
+    let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
+    match family {
+        libc::AF_INET => {
+            let a: [u8; 4] = b.get(4..8)?.try_into().ok()?;
+            Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(a), port)))
+        }
+        libc::AF_INET6 => {
+            let a: [u8; 16] = b.get(8..24)?.try_into().ok()?;
+            let scope: [u8; 4] = b.get(24..28)?.try_into().ok()?;
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(a),
+                port,
+                0,
+                u32::from_ne_bytes(scope),
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// The address `fd` is bound to (`getsockname`).
+pub fn local_addr(fd: &impl AsRawFd) -> io::Result<SocketAddr> {
+    let mut b = [0u8; 128];
+    let mut len = b.len() as libc::socklen_t;
+    // SAFETY: `b` is a writable 128-byte buffer (the size of sockaddr_storage) and `len`
+    // its size, both alive across the call; getsockname(2) writes at most `len` bytes.
+    cvt(unsafe { libc::getsockname(fd.as_raw_fd(), b.as_mut_ptr().cast(), &mut len) })?;
+    let len = (len as usize).min(b.len());
+    parse_sockaddr(&b[..len])
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an IP socket address"))
+}
+
+/// `sendto(fd, buf, addr)`, retrying when a signal interrupts; the bytes sent.
+pub fn send_to(fd: &impl AsRawFd, buf: &[u8], addr: &RawSockAddr) -> io::Result<usize> {
+    let (p, len) = addr.as_ptr();
+    loop {
+        // SAFETY: `buf` is a readable buffer of `buf.len()` bytes and `p`/`len` the
+        // initialised sockaddr in `addr`; both outlive the call and are only read.
+        let r = unsafe { libc::sendto(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), 0, p, len) };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,5 +311,32 @@ mod tests {
         assert_eq!(v4.sin_addr.s_addr.to_ne_bytes(), [10, 1, 2, 3]);
         let a = RawSockAddr::new("[2001:db8::1]:53".parse().unwrap());
         assert_eq!(a.as_ptr().1 as usize, size_of::<libc::sockaddr_in6>());
+    }
+
+    #[test]
+    fn sends_and_reads_its_own_address() {
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let tx = new_socket(libc::AF_INET, libc::SOCK_DGRAM, 0).unwrap();
+        bind(&tx, "127.0.0.1:0".parse().unwrap()).unwrap();
+        let from = local_addr(&tx).unwrap();
+        assert_eq!(from.ip(), std::net::IpAddr::from([127, 0, 0, 1]));
+        assert_ne!(from.port(), 0);
+        let to = RawSockAddr::new(rx.local_addr().unwrap());
+        assert_eq!(send_to(&tx, b"hi", &to).unwrap(), 2);
+        let mut b = [0u8; 8];
+        let (n, src) = rx.recv_from(&mut b).unwrap();
+        assert_eq!((&b[..n], src), (&b"hi"[..], from));
+        // Addresses in the kernel's layout read back as they were made.
+        for a in ["10.1.2.3:80", "[2001:db8::1]:53"] {
+            let a: SocketAddr = a.parse().unwrap();
+            let raw = RawSockAddr::new(a);
+            let (p, len) = raw.as_ptr();
+            // SAFETY: `p`/`len` describe the sockaddr inside `raw`, alive for this borrow.
+            let bytes = unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len as usize) };
+            assert_eq!(parse_sockaddr(bytes), Some(a));
+            assert_eq!(parse_sockaddr(&bytes[..7]), None, "{a} cut short");
+        }
+        assert_eq!(parse_sockaddr(&[]), None);
+        assert_eq!(parse_sockaddr(&[0; 16]), None, "AF_UNSPEC");
     }
 }
