@@ -132,20 +132,14 @@ impl IfCtl {
         IfCtl { fd }
     }
 
-    /// The socket back.
-    pub fn into_socket(self) -> OwnedFd {
-        self.fd
-    }
-
-    fn ioctl(&self, name: &str, req: libc::Ioctl, ifr: &mut IfReq) -> io::Result<()> {
-        debug_assert_eq!(ifr.name(), IfReq::new(name).name());
+    fn ioctl(&self, req: libc::Ioctl, ifr: &mut IfReq) -> io::Result<()> {
         ioctl_ifreq(self.fd.as_raw_fd(), req, ifr)
     }
 
     /// `IFF_*` flags of interface `name` (`SIOCGIFFLAGS`).
     pub fn flags(&self, name: &str) -> io::Result<i16> {
         let mut ifr = IfReq::new(name);
-        self.ioctl(name, libc::SIOCGIFFLAGS, &mut ifr)?;
+        self.ioctl(libc::SIOCGIFFLAGS, &mut ifr)?;
         Ok(ifr.short())
     }
 
@@ -154,13 +148,13 @@ impl IfCtl {
     pub fn set_flags(&self, name: &str, flags: i16) -> io::Result<()> {
         let mut ifr = IfReq::new(name);
         ifr.set_short(flags);
-        self.ioctl(name, libc::SIOCSIFFLAGS, &mut ifr)
+        self.ioctl(libc::SIOCSIFFLAGS, &mut ifr)
     }
 
     /// The MTU of interface `name` (`SIOCGIFMTU`).
     pub fn mtu(&self, name: &str) -> io::Result<i32> {
         let mut ifr = IfReq::new(name);
-        self.ioctl(name, libc::SIOCGIFMTU, &mut ifr)?;
+        self.ioctl(libc::SIOCGIFMTU, &mut ifr)?;
         Ok(ifr.int())
     }
 
@@ -168,14 +162,14 @@ impl IfCtl {
     pub fn set_mtu(&self, name: &str, mtu: i32) -> io::Result<()> {
         let mut ifr = IfReq::new(name);
         ifr.set_int(mtu);
-        self.ioctl(name, libc::SIOCSIFMTU, &mut ifr)
+        self.ioctl(libc::SIOCSIFMTU, &mut ifr)
     }
 
     /// The link type (`ARPHRD_*`) and hardware address of interface `name`
     /// (`SIOCGIFHWADDR`).
     pub fn hwaddr(&self, name: &str) -> io::Result<(u16, [u8; 6])> {
         let mut ifr = IfReq::new(name);
-        self.ioctl(name, libc::SIOCGIFHWADDR, &mut ifr)?;
+        self.ioctl(libc::SIOCGIFHWADDR, &mut ifr)?;
         Ok(ifr.hwaddr())
     }
 
@@ -183,7 +177,7 @@ impl IfCtl {
     pub fn set_hwaddr(&self, name: &str, mac: [u8; 6]) -> io::Result<()> {
         let mut ifr = IfReq::new(name);
         ifr.set_hwaddr(mac);
-        self.ioctl(name, libc::SIOCSIFHWADDR, &mut ifr)
+        self.ioctl(libc::SIOCSIFHWADDR, &mut ifr)
     }
 }
 
