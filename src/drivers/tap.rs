@@ -122,7 +122,8 @@ mod tests {
             e.contains("averyveryverylongname") && e.contains("at most 15"),
             "{e}"
         );
-        assert!(TapDevice::open("").is_err());
+        let e = TapDevice::open("").unwrap_err().to_string();
+        assert_eq!(e, "port \"tap:\": empty interface name");
         assert!(TapDevice::open("a/b")
             .unwrap_err()
             .to_string()

@@ -533,10 +533,16 @@ mod tests {
             d.extend(msg(20, 5, &body));
             assert_eq!(parse_answer(&d, 5).unwrap(), Some(want));
         }
-        assert!(parse_answer(&msg(20, 5, &[0; 10]), 5).is_err());
+        assert!(matches!(
+            parse_answer(&msg(20, 5, &[0; 10]), 5),
+            Err(DiagError::Malformed("short inet_diag_msg"))
+        ));
         let mut bad = enoent.clone();
         bad[0] = 200;
-        assert!(parse_answer(&bad, 5).is_err());
+        assert!(matches!(
+            parse_answer(&bad, 5),
+            Err(DiagError::Malformed("message length"))
+        ));
         // Every cut of the answer: too short for a header is no answer yet, a header whose
         // length runs past the datagram is malformed.
         for n in 0..enoent.len() {
