@@ -13,7 +13,8 @@
 //! - [`redirect`]: the backend side (`rondo redirect`): GUE second chance, decapsulation to a TUN.
 //! - [`sim`]: a deterministic in-process simulation of a fleet (smoltcp clients and backends).
 //! - [`tools`]: the `rondo` subcommands.
-//! - [`sys`]: CPU/OS primitives (with the drivers, the only place `unsafe` is allowed).
+//! - [`sys`]: CPU and OS primitives: interfaces, TUN/TAP, sockets, netlink, poll (with the
+//!   drivers and `rondo redirect`'s socket layer, the only places `unsafe` is allowed).
 
 pub mod config;
 pub mod console;

@@ -1,5 +1,5 @@
 //! Fuzz every `rondo::wire` parser: L2, IPv4/IPv6 (with extension headers), TCP, UDP,
-//! ICMPv4/v6 (with quoted headers) and GUE in both hop families. Each must return Ok or Err,
+//! ICMPv4/v6 (with quoted headers), GUE in both hop families and checksum completion. Each must return Ok or Err,
 //! never panic; when Ok, every getter is called.
 
 #![no_main]
@@ -237,4 +237,11 @@ fuzz_target!(|data: &[u8]| {
         p.verify_checksum_v4(Ipv4Addr::LOCALHOST, Ipv4Addr::LOCALHOST)
     });
     gue(data);
+    // Checksum completion: total, and a completed checksum is stable.
+    let mut frame = data.to_vec();
+    if wire::offload::complete_l4_checksum(&mut frame) {
+        let once = frame.clone();
+        assert!(wire::offload::complete_l4_checksum(&mut frame));
+        assert_eq!(frame, once);
+    }
 });

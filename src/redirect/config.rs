@@ -199,7 +199,7 @@ pub fn parse(text: &str, file: &str) -> Result<RedirectConfig, ConfigError> {
             .map_err(|m| err(v.span(), "redirect.addresses", m))?;
     }
     if let Some(v) = &r.tun {
-        crate::drivers::af_packet::check_ifname(v.get_ref()).map_err(|m| {
+        crate::sys::iface::check_ifname(v.get_ref()).map_err(|m| {
             err(
                 v.span(),
                 "redirect.tun",

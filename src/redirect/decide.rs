@@ -1,4 +1,5 @@
-//! The second-chance decision (spec section 7): what a backend does with one GUE packet.
+//! The second-chance decision: what a backend does with one GUE packet (GLB's
+//! glb-redirect rules, plus Rondo's input and anti-loop checks, in the table below).
 //!
 //! [`decide`] is a pure function of the packet bytes, the outer addresses, the [`Policy`]
 //! and what a [`SocketLookup`] says about the kernel's sockets. It never panics, never
@@ -212,9 +213,11 @@ impl LocalReason {
     }
 }
 
-/// Why a packet is dropped.
+/// Why `rondo redirect` drops a GUE datagram (counted as `drop_<name>`): not from an
+/// allowed sender, malformed GUE or inner packet, or a hop it must not follow. Not the
+/// director's [`crate::datapath::DropReason`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DropReason {
+pub enum GueDropReason {
     SourceNotAllowed,
     TruncatedGue,
     BadGueVersion,
@@ -237,77 +240,77 @@ pub enum DropReason {
     Oversize,
 }
 
-impl DropReason {
+impl GueDropReason {
     pub const COUNT: usize = 19;
-    pub const ALL: [DropReason; Self::COUNT] = [
-        DropReason::SourceNotAllowed,
-        DropReason::TruncatedGue,
-        DropReason::BadGueVersion,
-        DropReason::GueControl,
-        DropReason::BadGueHlen,
-        DropReason::BadGuePrivateType,
-        DropReason::BadGueHopCount,
-        DropReason::BadGueProto,
-        DropReason::HopLimit,
-        DropReason::NextHopOutOfRange,
-        DropReason::TruncatedInner,
-        DropReason::BadInnerHeader,
-        DropReason::InnerVersionMismatch,
-        DropReason::UnsupportedInnerProto,
-        DropReason::InnerFragment,
-        DropReason::BadHopAddress,
-        DropReason::HopNotAllowed,
-        DropReason::TtlExceeded,
-        DropReason::Oversize,
+    pub const ALL: [GueDropReason; Self::COUNT] = [
+        GueDropReason::SourceNotAllowed,
+        GueDropReason::TruncatedGue,
+        GueDropReason::BadGueVersion,
+        GueDropReason::GueControl,
+        GueDropReason::BadGueHlen,
+        GueDropReason::BadGuePrivateType,
+        GueDropReason::BadGueHopCount,
+        GueDropReason::BadGueProto,
+        GueDropReason::HopLimit,
+        GueDropReason::NextHopOutOfRange,
+        GueDropReason::TruncatedInner,
+        GueDropReason::BadInnerHeader,
+        GueDropReason::InnerVersionMismatch,
+        GueDropReason::UnsupportedInnerProto,
+        GueDropReason::InnerFragment,
+        GueDropReason::BadHopAddress,
+        GueDropReason::HopNotAllowed,
+        GueDropReason::TtlExceeded,
+        GueDropReason::Oversize,
     ];
 
     /// Counter label.
     pub const fn name(self) -> &'static str {
         match self {
-            DropReason::SourceNotAllowed => "source_not_allowed",
-            DropReason::TruncatedGue => "truncated_gue",
-            DropReason::BadGueVersion => "bad_gue_version",
-            DropReason::GueControl => "gue_control",
-            DropReason::BadGueHlen => "bad_gue_hlen",
-            DropReason::BadGuePrivateType => "bad_gue_private_type",
-            DropReason::BadGueHopCount => "bad_gue_hop_count",
-            DropReason::BadGueProto => "bad_gue_proto",
-            DropReason::HopLimit => "hop_limit",
-            DropReason::NextHopOutOfRange => "next_hop_out_of_range",
-            DropReason::TruncatedInner => "truncated_inner",
-            DropReason::BadInnerHeader => "bad_inner_header",
-            DropReason::InnerVersionMismatch => "inner_version_mismatch",
-            DropReason::UnsupportedInnerProto => "unsupported_inner_proto",
-            DropReason::InnerFragment => "inner_fragment",
-            DropReason::BadHopAddress => "bad_hop_address",
-            DropReason::HopNotAllowed => "hop_not_allowed",
-            DropReason::TtlExceeded => "ttl_exceeded",
-            DropReason::Oversize => "oversize",
+            GueDropReason::SourceNotAllowed => "source_not_allowed",
+            GueDropReason::TruncatedGue => "truncated_gue",
+            GueDropReason::BadGueVersion => "bad_gue_version",
+            GueDropReason::GueControl => "gue_control",
+            GueDropReason::BadGueHlen => "bad_gue_hlen",
+            GueDropReason::BadGuePrivateType => "bad_gue_private_type",
+            GueDropReason::BadGueHopCount => "bad_gue_hop_count",
+            GueDropReason::BadGueProto => "bad_gue_proto",
+            GueDropReason::HopLimit => "hop_limit",
+            GueDropReason::NextHopOutOfRange => "next_hop_out_of_range",
+            GueDropReason::TruncatedInner => "truncated_inner",
+            GueDropReason::BadInnerHeader => "bad_inner_header",
+            GueDropReason::InnerVersionMismatch => "inner_version_mismatch",
+            GueDropReason::UnsupportedInnerProto => "unsupported_inner_proto",
+            GueDropReason::InnerFragment => "inner_fragment",
+            GueDropReason::BadHopAddress => "bad_hop_address",
+            GueDropReason::HopNotAllowed => "hop_not_allowed",
+            GueDropReason::TtlExceeded => "ttl_exceeded",
+            GueDropReason::Oversize => "oversize",
         }
     }
 
-    /// Index in [`DropReason::ALL`].
+    /// Index in [`GueDropReason::ALL`].
     pub const fn index(self) -> usize {
         self as usize
     }
 
-    fn from_gue(e: WireError) -> DropReason {
+    fn from_gue(e: WireError) -> GueDropReason {
         match e {
-            WireError::BadGueVersion => DropReason::BadGueVersion,
-            WireError::GueControl => DropReason::GueControl,
-            WireError::BadGueHlen => DropReason::BadGueHlen,
-            WireError::BadGuePrivateType => DropReason::BadGuePrivateType,
-            WireError::BadGueHopCount => DropReason::BadGueHopCount,
-            WireError::BadGueProto => DropReason::BadGueProto,
-            _ => DropReason::TruncatedGue,
+            WireError::BadGueVersion => GueDropReason::BadGueVersion,
+            WireError::GueControl => GueDropReason::GueControl,
+            WireError::BadGueHlen => GueDropReason::BadGueHlen,
+            WireError::BadGuePrivateType => GueDropReason::BadGuePrivateType,
+            WireError::BadGueHopCount => GueDropReason::BadGueHopCount,
+            WireError::BadGueProto => GueDropReason::BadGueProto,
+            _ => GueDropReason::TruncatedGue,
         }
     }
 
-    fn from_inner(e: WireError) -> DropReason {
+    fn from_inner(e: WireError) -> GueDropReason {
         match e {
-            WireError::Truncated => DropReason::TruncatedInner,
-            WireError::BadVersion => DropReason::InnerVersionMismatch,
-            _ => DropReason::BadInnerHeader,
+            WireError::Truncated => GueDropReason::TruncatedInner,
+            WireError::BadVersion => GueDropReason::InnerVersionMismatch,
+            _ => GueDropReason::BadInnerHeader,
         }
     }
 }
@@ -330,7 +333,7 @@ pub enum Decision {
         /// Hops skipped because they already had the packet (row 18).
         skipped: u8,
     },
-    Drop(DropReason),
+    Drop(GueDropReason),
 }
 
 /// The inner packet, reduced to what the decision needs.
@@ -358,28 +361,28 @@ fn decide_inner<L: SocketLookup + ?Sized>(
     outer: &Outer,
     policy: &Policy,
     kernel: &mut L,
-) -> Result<Decision, DropReason> {
+) -> Result<Decision, GueDropReason> {
     let src = outer.src.to_canonical();
     let dst = outer.dst.to_canonical();
     if !policy.directors.contains(src) && !policy.backends.contains(src) {
-        return Err(DropReason::SourceNotAllowed);
+        return Err(GueDropReason::SourceNotAllowed);
     }
     let family = match dst {
         IpAddr::V4(_) => HopFamily::V4,
         IpAddr::V6(_) => HopFamily::V6,
     };
-    let gue = GuePacket::new_checked(payload, family).map_err(DropReason::from_gue)?;
+    let gue = GuePacket::new_checked(payload, family).map_err(GueDropReason::from_gue)?;
     let proto = gue.proto();
     if proto != ip_proto::IPV4 && proto != ip_proto::IPV6 {
-        return Err(DropReason::BadGueProto);
+        return Err(GueDropReason::BadGueProto);
     }
     let hop_count = gue.hop_count();
     if hop_count > policy.hop_limit {
-        return Err(DropReason::HopLimit);
+        return Err(GueDropReason::HopLimit);
     }
     let next_hop = gue.next_hop();
     if next_hop > hop_count {
-        return Err(DropReason::NextHopOutOfRange);
+        return Err(GueDropReason::NextHopOutOfRange);
     }
     let start = gue.header_len();
     let inner_bytes = gue.payload();
@@ -415,7 +418,7 @@ fn decide_inner<L: SocketLookup + ?Sized>(
     for i in next_hop..hop_count {
         let Some(hop) = gue.hop(usize::from(i)) else {
             // new_checked guarantees every hop below hop_count is present.
-            return Err(DropReason::TruncatedGue);
+            return Err(GueDropReason::TruncatedGue);
         };
         if hop == dst || policy.own.iter().any(|&a| a.to_canonical() == hop) {
             return Ok(Decision::Local {
@@ -425,7 +428,7 @@ fn decide_inner<L: SocketLookup + ?Sized>(
             });
         }
         if !routable_unicast(hop) {
-            return Err(DropReason::BadHopAddress);
+            return Err(GueDropReason::BadHopAddress);
         }
         let earlier = (0..usize::from(i)).any(|j| gue.hop(j) == Some(hop));
         if hop == src || earlier {
@@ -433,10 +436,10 @@ fn decide_inner<L: SocketLookup + ?Sized>(
             continue;
         }
         if !policy.backends.contains(hop) {
-            return Err(DropReason::HopNotAllowed);
+            return Err(GueDropReason::HopNotAllowed);
         }
         if outer.ttl <= 1 {
-            return Err(DropReason::TtlExceeded);
+            return Err(GueDropReason::TtlExceeded);
         }
         return Ok(Decision::Forward {
             to: hop,
@@ -475,8 +478,8 @@ pub fn routable_unicast(a: IpAddr) -> bool {
 }
 
 /// Ports of a quoted (cut-short) L4 header, reversed into the flow the quote belongs to.
-fn quoted_flow(qsrc: IpAddr, qdst: IpAddr, l4: &[u8]) -> Result<Inner, DropReason> {
-    let (qsport, qdport) = wire::l4_ports(l4).map_err(|_| DropReason::TruncatedInner)?;
+fn quoted_flow(qsrc: IpAddr, qdst: IpAddr, l4: &[u8]) -> Result<Inner, GueDropReason> {
+    let (qsport, qdport) = wire::l4_ports(l4).map_err(|_| GueDropReason::TruncatedInner)?;
     Ok(Inner::Tcp {
         flow: FlowKey {
             src: qdst,
@@ -488,8 +491,8 @@ fn quoted_flow(qsrc: IpAddr, qdst: IpAddr, l4: &[u8]) -> Result<Inner, DropReaso
     })
 }
 
-fn tcp_flow(src: IpAddr, dst: IpAddr, l4: &[u8]) -> Result<Inner, DropReason> {
-    let t = TcpPacket::new_checked(l4).map_err(DropReason::from_inner)?;
+fn tcp_flow(src: IpAddr, dst: IpAddr, l4: &[u8]) -> Result<Inner, GueDropReason> {
+    let t = TcpPacket::new_checked(l4).map_err(GueDropReason::from_inner)?;
     Ok(Inner::Tcp {
         flow: FlowKey {
             src,
@@ -502,8 +505,8 @@ fn tcp_flow(src: IpAddr, dst: IpAddr, l4: &[u8]) -> Result<Inner, DropReason> {
 }
 
 /// The inner IPv4 packet: what it is and its length.
-fn inner_v4(b: &[u8]) -> Result<(Inner, usize), DropReason> {
-    let ip = Ipv4Packet::new_checked(b).map_err(DropReason::from_inner)?;
+fn inner_v4(b: &[u8]) -> Result<(Inner, usize), GueDropReason> {
+    let ip = Ipv4Packet::new_checked(b).map_err(GueDropReason::from_inner)?;
     let len = usize::from(ip.total_len());
     let (src, dst) = (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()));
     let proto = ip.protocol();
@@ -512,9 +515,9 @@ fn inner_v4(b: &[u8]) -> Result<(Inner, usize), DropReason> {
         ip_proto::UDP => Inner::Local(LocalReason::Udp),
         ip_proto::ICMP if ip.frag_offset() != 0 => Inner::Local(LocalReason::Icmp),
         ip_proto::ICMP => {
-            let icmp = Icmpv4Packet::new_checked(l4).map_err(DropReason::from_inner)?;
+            let icmp = Icmpv4Packet::new_checked(l4).map_err(GueDropReason::from_inner)?;
             if icmp.msg_type() == icmpv4::DEST_UNREACHABLE && icmp.code() == icmpv4::FRAG_NEEDED {
-                let q = icmp.quoted_ipv4().map_err(DropReason::from_inner)?;
+                let q = icmp.quoted_ipv4().map_err(GueDropReason::from_inner)?;
                 if q.protocol() == ip_proto::TCP {
                     quoted_flow(
                         IpAddr::V4(q.src_addr()),
@@ -528,28 +531,28 @@ fn inner_v4(b: &[u8]) -> Result<(Inner, usize), DropReason> {
                 Inner::Local(LocalReason::Icmp)
             }
         }
-        ip_proto::TCP if ip.is_fragment() => return Err(DropReason::InnerFragment),
+        ip_proto::TCP if ip.is_fragment() => return Err(GueDropReason::InnerFragment),
         ip_proto::TCP => tcp_flow(src, dst, l4)?,
-        _ => return Err(DropReason::UnsupportedInnerProto),
+        _ => return Err(GueDropReason::UnsupportedInnerProto),
     };
     Ok((inner, len))
 }
 
 /// The inner IPv6 packet: what it is and its length.
-fn inner_v6(b: &[u8]) -> Result<(Inner, usize), DropReason> {
-    let ip = Ipv6Packet::new_checked(b).map_err(DropReason::from_inner)?;
+fn inner_v6(b: &[u8]) -> Result<(Inner, usize), GueDropReason> {
+    let ip = Ipv6Packet::new_checked(b).map_err(GueDropReason::from_inner)?;
     let len = ipv6::HEADER_LEN + usize::from(ip.payload_len());
     let (src, dst) = (IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()));
-    let upper = ipv6::upper_layer(&ip).map_err(DropReason::from_inner)?;
+    let upper = ipv6::upper_layer(&ip).map_err(GueDropReason::from_inner)?;
     let non_first = upper.fragment.is_some_and(|f| f.is_non_first());
     let l4 = ip.packet().get(upper.offset..len).unwrap_or(&[]);
     let inner = match upper.next_header {
         ip_proto::UDP => Inner::Local(LocalReason::Udp),
         ip_proto::ICMPV6 if non_first => Inner::Local(LocalReason::Icmp),
         ip_proto::ICMPV6 => {
-            let icmp = Icmpv6Packet::new_checked(l4).map_err(DropReason::from_inner)?;
+            let icmp = Icmpv6Packet::new_checked(l4).map_err(GueDropReason::from_inner)?;
             if icmp.msg_type() == icmpv6::PACKET_TOO_BIG {
-                let q = icmp.quoted_ipv6().map_err(DropReason::from_inner)?;
+                let q = icmp.quoted_ipv6().map_err(GueDropReason::from_inner)?;
                 if q.next_header() == ip_proto::TCP {
                     quoted_flow(
                         IpAddr::V6(q.src_addr()),
@@ -563,9 +566,9 @@ fn inner_v6(b: &[u8]) -> Result<(Inner, usize), DropReason> {
                 Inner::Local(LocalReason::Icmp)
             }
         }
-        ip_proto::TCP if upper.fragment.is_some() => return Err(DropReason::InnerFragment),
+        ip_proto::TCP if upper.fragment.is_some() => return Err(GueDropReason::InnerFragment),
         ip_proto::TCP => tcp_flow(src, dst, l4)?,
-        _ => return Err(DropReason::UnsupportedInnerProto),
+        _ => return Err(GueDropReason::UnsupportedInnerProto),
     };
     Ok((inner, len))
 }
@@ -574,7 +577,7 @@ fn inner_v6(b: &[u8]) -> Result<(Inner, usize), DropReason> {
 mod tests {
     use super::*;
     use crate::redirect::forward::{self, Received};
-    use crate::redirect::Counters;
+    use crate::redirect::RedirectCounters;
     use crate::wire::{emit_glb_v4, emit_glb_v6, Ipv4Repr, Ipv6Repr, TcpRepr, UdpPacket, UdpRepr};
     use core::net::{Ipv4Addr, Ipv6Addr};
     use proptest::prelude::*;
@@ -1045,7 +1048,7 @@ mod tests {
                 &policy(),
                 &mut fake(SocketState::Absent),
             );
-            assert_eq!(d, Decision::Drop(DropReason::TruncatedInner));
+            assert_eq!(d, Decision::Drop(GueDropReason::TruncatedInner));
         }
     }
 
@@ -1069,181 +1072,181 @@ mod tests {
         let mut bad_ihl = tcp4(tcp::flags::ACK);
         bad_ihl[0] = 0x44;
         let gre = ip4(CLIENT, VIP, 47, &[0; 8]);
-        let cases: Vec<(&str, Vec<u8>, Outer, DropReason)> = vec![
+        let cases: Vec<(&str, Vec<u8>, Outer, GueDropReason)> = vec![
             (
                 "stranger",
                 good.clone(),
                 from(Ipv4Addr::new(192, 0, 2, 66)),
-                DropReason::SourceNotAllowed,
+                GueDropReason::SourceNotAllowed,
             ),
-            ("empty", vec![], from(DIRECTOR), DropReason::TruncatedGue),
+            ("empty", vec![], from(DIRECTOR), GueDropReason::TruncatedGue),
             (
                 "3 bytes",
                 good[..3].to_vec(),
                 from(DIRECTOR),
-                DropReason::TruncatedGue,
+                GueDropReason::TruncatedGue,
             ),
             (
                 "hlen past the end",
                 good[..10].to_vec(),
                 from(DIRECTOR),
-                DropReason::TruncatedGue,
+                GueDropReason::TruncatedGue,
             ),
             (
                 "version 1",
                 edit(&|p| p[0] |= 0x40),
                 from(DIRECTOR),
-                DropReason::BadGueVersion,
+                GueDropReason::BadGueVersion,
             ),
             (
                 "control",
                 edit(&|p| p[0] |= 0x20),
                 from(DIRECTOR),
-                DropReason::GueControl,
+                GueDropReason::GueControl,
             ),
             (
                 "hlen 0",
                 edit(&|p| p[0] = 0),
                 from(DIRECTOR),
-                DropReason::BadGueHlen,
+                GueDropReason::BadGueHlen,
             ),
             (
                 "private type",
                 edit(&|p| p[5] = 1),
                 from(DIRECTOR),
-                DropReason::BadGuePrivateType,
+                GueDropReason::BadGuePrivateType,
             ),
             (
                 "hop_count > hlen - 1",
                 edit(&|p| p[7] = 2),
                 from(DIRECTOR),
-                DropReason::BadGueHopCount,
+                GueDropReason::BadGueHopCount,
             ),
             (
                 "hop_count < hlen - 1",
                 edit(&|p| p[7] = 0),
                 from(DIRECTOR),
-                DropReason::BadGueHopCount,
+                GueDropReason::BadGueHopCount,
             ),
             (
                 "proto 17",
                 edit(&|p| p[1] = 17),
                 from(DIRECTOR),
-                DropReason::BadGueProto,
+                GueDropReason::BadGueProto,
             ),
             (
                 "9 hops",
                 gue4(&ack, 4, &[PEER; 9], 0),
                 from(DIRECTOR),
-                DropReason::HopLimit,
+                GueDropReason::HopLimit,
             ),
             (
                 "next_hop past hop_count",
                 gue4(&ack, 4, &[PEER], 2),
                 from(DIRECTOR),
-                DropReason::NextHopOutOfRange,
+                GueDropReason::NextHopOutOfRange,
             ),
             (
                 "next_hop 255",
                 gue4(&ack, 4, &[PEER, PEER2], 255),
                 from(DIRECTOR),
-                DropReason::NextHopOutOfRange,
+                GueDropReason::NextHopOutOfRange,
             ),
             (
                 "inner cut",
                 good[..good.len() - 1].to_vec(),
                 from(DIRECTOR),
-                DropReason::TruncatedInner,
+                GueDropReason::TruncatedInner,
             ),
             (
                 "no inner",
                 good[..12].to_vec(),
                 from(DIRECTOR),
-                DropReason::TruncatedInner,
+                GueDropReason::TruncatedInner,
             ),
             (
                 "tcp header cut",
                 gue4(&short_tcp, 4, &[PEER], 0),
                 from(DIRECTOR),
-                DropReason::TruncatedInner,
+                GueDropReason::TruncatedInner,
             ),
             (
                 "ihl 4",
                 gue4(&bad_ihl, 4, &[PEER], 0),
                 from(DIRECTOR),
-                DropReason::BadInnerHeader,
+                GueDropReason::BadInnerHeader,
             ),
             (
                 "v6 inside proto 4",
                 gue4(&tcp6(tcp::flags::ACK), 4, &[PEER], 0),
                 from(DIRECTOR),
-                DropReason::InnerVersionMismatch,
+                GueDropReason::InnerVersionMismatch,
             ),
             (
                 "v4 inside proto 41",
                 gue4(&ack, 41, &[PEER], 0),
                 from(DIRECTOR),
-                DropReason::InnerVersionMismatch,
+                GueDropReason::InnerVersionMismatch,
             ),
             (
                 "gre",
                 gue4(&gre, 4, &[PEER], 0),
                 from(DIRECTOR),
-                DropReason::UnsupportedInnerProto,
+                GueDropReason::UnsupportedInnerProto,
             ),
             (
                 "tcp fragment",
                 gue4(&tcp_frag, 4, &[PEER], 0),
                 from(DIRECTOR),
-                DropReason::InnerFragment,
+                GueDropReason::InnerFragment,
             ),
             (
                 "tcp v6 fragment",
                 gue4(&tcp6_frag, 41, &[PEER], 0),
                 from(DIRECTOR),
-                DropReason::InnerFragment,
+                GueDropReason::InnerFragment,
             ),
             (
                 "hop loopback",
                 gue4(&ack, 4, &[Ipv4Addr::LOCALHOST], 0),
                 from(DIRECTOR),
-                DropReason::BadHopAddress,
+                GueDropReason::BadHopAddress,
             ),
             (
                 "hop multicast",
                 gue4(&ack, 4, &[Ipv4Addr::new(224, 0, 0, 1)], 0),
                 from(DIRECTOR),
-                DropReason::BadHopAddress,
+                GueDropReason::BadHopAddress,
             ),
             (
                 "hop broadcast",
                 gue4(&ack, 4, &[Ipv4Addr::BROADCAST], 0),
                 from(DIRECTOR),
-                DropReason::BadHopAddress,
+                GueDropReason::BadHopAddress,
             ),
             (
                 "hop 0.0.0.0",
                 gue4(&ack, 4, &[Ipv4Addr::UNSPECIFIED], 0),
                 from(DIRECTOR),
-                DropReason::BadHopAddress,
+                GueDropReason::BadHopAddress,
             ),
             (
                 "hop ::1",
                 gue6(&ack, 4, &[Ipv6Addr::LOCALHOST], 0),
                 from6(DIRECTOR6),
-                DropReason::BadHopAddress,
+                GueDropReason::BadHopAddress,
             ),
             (
                 "hop ff02::1",
                 gue6(&ack, 4, &["ff02::1".parse().unwrap()], 0),
                 from6(DIRECTOR6),
-                DropReason::BadHopAddress,
+                GueDropReason::BadHopAddress,
             ),
             (
                 "hop outside backends",
                 gue4(&ack, 4, &[Ipv4Addr::new(192, 0, 2, 99)], 0),
                 from(DIRECTOR),
-                DropReason::HopNotAllowed,
+                GueDropReason::HopNotAllowed,
             ),
             (
                 "ttl 1",
@@ -1252,11 +1255,11 @@ mod tests {
                     ttl: 1,
                     ..from(DIRECTOR)
                 },
-                DropReason::TtlExceeded,
+                GueDropReason::TtlExceeded,
             ),
         ];
         for (name, p, o, want) in cases {
-            let mut c = Counters::default();
+            let mut c = RedirectCounters::default();
             let d = decide(&p, &o, &policy(), &mut fake(SocketState::Absent));
             c.count(&d);
             assert_eq!(d, Decision::Drop(want), "{name}");
@@ -1471,12 +1474,12 @@ mod tests {
         }
         assert_eq!(flow4().to_string(), "198.51.100.7:40000 -> 203.0.113.10:80");
         let mut names: Vec<_> = LocalReason::ALL.iter().map(|r| r.name()).collect();
-        names.extend(DropReason::ALL.iter().map(|r| r.name()));
+        names.extend(GueDropReason::ALL.iter().map(|r| r.name()));
         let n = names.len();
         names.sort();
         names.dedup();
         assert_eq!(names.len(), n, "unique counter names");
-        for (i, r) in DropReason::ALL.iter().enumerate() {
+        for (i, r) in GueDropReason::ALL.iter().enumerate() {
             assert_eq!(r.index(), i);
         }
         for (i, r) in LocalReason::ALL.iter().enumerate() {
@@ -1503,7 +1506,7 @@ mod tests {
         ));
         assert_eq!(
             decide(&g, &from(Ipv4Addr::new(192, 0, 2, 1)), &p, &mut AlwaysLocal),
-            Decision::Drop(DropReason::SourceNotAllowed)
+            Decision::Drop(GueDropReason::SourceNotAllowed)
         );
     }
 }

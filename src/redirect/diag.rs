@@ -16,6 +16,16 @@
 //! (timeout, error), the flow is treated as local (GLB's last resort: the primary is the
 //! likeliest owner) and `diag_errors` counts it.
 //!
+//! The lookup is on the per-packet path of `rondo redirect`: every non-SYN packet whose
+//! flow is not cached costs one request and one answer, so both are built and parsed here
+//! in fixed buffers (72 bytes out, one 8 KiB receive buffer allocated once); the socket
+//! itself is [`crate::sys::netlink`]. The `netlink-packet-sock-diag` crate (0.5, with
+//! `netlink-packet-core` 0.9) builds the same request, but parsing an answer allocates:
+//! a found socket comes back as `SockDiagMessage::InetResponse(Box<InetResponse>)`, and
+//! the `ENOENT` answer (no socket: the usual case of a flow to forward) as an
+//! `ErrorMessage` whose `header: Vec<u8>` copies the echoed request. It would add an
+//! allocation per looked-up packet (and five crates) for about 60 lines of layout code.
+//!
 //! ## Syncookies (the exact rule, and its limits)
 //! GLB's kernel module checks a syncookie ACK with the kernel's secret
 //! (`__cookie_v4_check`), only when the listener recently overflowed its SYN queue or
@@ -39,16 +49,14 @@
 //! listener (GLB looks at the one listener's overflow time). Cookies sent before
 //! `rondo redirect` started are not seen: their ACKs fall back to the other rows (last
 //! resort on the final hop).
-#![allow(unsafe_code)]
 
 use std::hash::BuildHasher;
 use std::io;
-use std::mem::size_of;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use super::decide::{FlowKey, SocketLookup, SocketState};
+use crate::sys::netlink::NetlinkSocket;
 
 const NETLINK_SOCK_DIAG: libc::c_int = 4;
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
@@ -85,18 +93,10 @@ pub enum DiagError {
 /// A `NETLINK_SOCK_DIAG` socket doing exact-tuple TCP lookups.
 #[derive(Debug)]
 pub struct DiagSocket {
-    fd: OwnedFd,
+    sock: NetlinkSocket,
     seq: u32,
     timeout: Duration,
     buf: Vec<u8>,
-}
-
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
 }
 
 /// The request for `flow`, as the kernel lays out `nlmsghdr` + `inet_diag_req_v2`.
@@ -178,38 +178,13 @@ fn parse_answer(mut d: &[u8], seq: u32) -> Result<Option<SocketState>, DiagError
 impl DiagSocket {
     /// A socket whose queries wait at most `timeout` for the kernel.
     pub fn open(timeout: Duration) -> Result<DiagSocket, DiagError> {
-        // SAFETY: socket(2) takes no pointers.
-        let fd = cvt(unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                NETLINK_SOCK_DIAG,
-            )
-        })
-        .map_err(DiagError::Open)?;
-        // SAFETY: `fd` was just returned by socket(2): open and owned by nobody else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let tv = libc::timeval {
-            tv_sec: timeout.as_secs() as libc::time_t,
-            tv_usec: timeout.subsec_micros() as libc::suseconds_t,
-        };
-        // SAFETY: `tv` is an initialised timeval living across the call and its exact size
-        // is passed; the kernel only reads it.
-        cvt(unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&tv as *const libc::timeval).cast(),
-                size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        })
-        .map_err(|e| DiagError::Io {
+        let sock = NetlinkSocket::open(NETLINK_SOCK_DIAG).map_err(DiagError::Open)?;
+        sock.set_recv_timeout(timeout).map_err(|e| DiagError::Io {
             op: "setting the receive timeout",
             source: e,
         })?;
         Ok(DiagSocket {
-            fd,
+            sock,
             seq: 0,
             timeout,
             buf: vec![0u8; 8192],
@@ -220,49 +195,15 @@ impl DiagSocket {
     pub fn query(&mut self, flow: &FlowKey) -> Result<SocketState, DiagError> {
         self.seq = self.seq.wrapping_add(1);
         let req = request(flow, self.seq)?;
-        // SAFETY: sockaddr_nl is plain data; all-zero is a valid value (then family set).
-        let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        loop {
-            // SAFETY: `req` is a readable buffer of `req.len()` bytes and `kernel` an
-            // initialised sockaddr_nl whose exact size is passed; both outlive the call and
-            // the kernel only reads them.
-            let r = unsafe {
-                libc::sendto(
-                    self.fd.as_raw_fd(),
-                    req.as_ptr().cast(),
-                    req.len(),
-                    0,
-                    (&kernel as *const libc::sockaddr_nl).cast(),
-                    size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-                )
-            };
-            if r >= 0 {
-                break;
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(DiagError::Io {
-                    op: "send",
-                    source: e,
-                });
-            }
-        }
+        self.sock.send_to_kernel(&req).map_err(|e| DiagError::Io {
+            op: "send",
+            source: e,
+        })?;
         let deadline = Instant::now() + self.timeout;
         loop {
-            // SAFETY: `self.buf` is a writable buffer of `self.buf.len()` bytes borrowed
-            // for the whole call; recv(2) writes at most that many bytes.
-            let r = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    self.buf.as_mut_ptr().cast(),
-                    self.buf.len(),
-                    0,
-                )
-            };
-            if r < 0 {
-                let e = io::Error::last_os_error();
-                match e.kind() {
+            let n = match self.sock.recv(&mut self.buf) {
+                Ok(n) => n,
+                Err(e) => match e.kind() {
                     io::ErrorKind::Interrupted if Instant::now() < deadline => continue,
                     io::ErrorKind::WouldBlock
                     | io::ErrorKind::TimedOut
@@ -273,9 +214,8 @@ impl DiagSocket {
                             source: e,
                         })
                     }
-                }
-            }
-            let n = (r as usize).min(self.buf.len());
+                },
+            };
             if let Some(state) = parse_answer(&self.buf[..n], self.seq)? {
                 return Ok(state);
             }
@@ -593,12 +533,28 @@ mod tests {
             d.extend(msg(20, 5, &body));
             assert_eq!(parse_answer(&d, 5).unwrap(), Some(want));
         }
-        assert!(parse_answer(&msg(20, 5, &[0; 10]), 5).is_err());
+        assert!(matches!(
+            parse_answer(&msg(20, 5, &[0; 10]), 5),
+            Err(DiagError::Malformed("short inet_diag_msg"))
+        ));
         let mut bad = enoent.clone();
         bad[0] = 200;
-        assert!(parse_answer(&bad, 5).is_err());
+        assert!(matches!(
+            parse_answer(&bad, 5),
+            Err(DiagError::Malformed("message length"))
+        ));
+        // Every cut of the answer: too short for a header is no answer yet, a header whose
+        // length runs past the datagram is malformed.
         for n in 0..enoent.len() {
-            let _ = parse_answer(&enoent[..n], 5);
+            let r = parse_answer(&enoent[..n], 5);
+            if n < NLMSG_HDRLEN {
+                assert!(matches!(r, Ok(None)), "{n}: {r:?}");
+            } else {
+                assert!(
+                    matches!(r, Err(DiagError::Malformed("message length"))),
+                    "{n}: {r:?}"
+                );
+            }
         }
     }
 

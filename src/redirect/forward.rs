@@ -1,5 +1,6 @@
-//! Building the forwarded packet (spec section 7): the same GUE payload with `next_hop`
-//! advanced, in a new outer header from us (the old outer destination) to the next hop.
+//! Building the forwarded packet of second chance (the last row of the table in
+//! [`decide`](mod@super::decide)): the same GUE payload with `next_hop` advanced, in a new
+//! outer header from us (the old outer destination) to the next hop.
 //!
 //! The UDP source port of the received datagram is kept (it carries the director's flow
 //! entropy, and GLB's kernel module keeps it too), the destination port is 19523, the TTL

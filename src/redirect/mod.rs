@@ -3,9 +3,10 @@
 //! GLB runs this on every backend as a kernel module (`glb-redirect`, an iptables target)
 //! plus the kernel's `fou` module for decapsulation. Rondo needs neither:
 //! - GUE arrives on a UDP socket bound to port 19523 ([`socket`]);
-//! - [`decide()`] applies spec section 7 (SYN, a kernel socket for the flow found through
-//!   `sock_diag` ([`diag`]), a possible syncookie ACK, hops exhausted, the next hop is us:
-//!   local; otherwise forward), plus the bad-input and anti-loop rows documented there;
+//! - [`decide()`] applies the second-chance rules (SYN, a kernel socket for the flow found
+//!   through `sock_diag` ([`diag`]), a possible syncookie ACK, hops exhausted, the next hop
+//!   is us: local; otherwise forward), plus the bad-input and anti-loop checks, in the order
+//!   its table documents;
 //! - local packets are decapsulated and written to a TUN device ([`tun`]): the kernel
 //!   receives the inner packet as if from the wire, so any server listening on the VIP
 //!   answers the client directly;
@@ -31,28 +32,29 @@ use std::fmt::Write as _;
 
 pub use config::RedirectConfig;
 pub use decide::{
-    decide, AddrSet, Decision, DropReason, FlowKey, LocalReason, Outer, Policy, SocketLookup,
+    decide, AddrSet, Decision, FlowKey, GueDropReason, LocalReason, Outer, Policy, SocketLookup,
     SocketState,
 };
 pub use service::{Redirect, RedirectError};
 
-/// Per-decision counters.
+/// Per-decision counters of `rondo redirect` (the director's are
+/// [`crate::datapath::CoreCounters`]).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Counters {
+pub struct RedirectCounters {
     pub rx_packets: u64,
     pub rx_bytes: u64,
     pub local: [u64; LocalReason::COUNT],
     pub forwarded: u64,
     /// Hops passed over because they already had the packet (decision row 18).
     pub revisit_skipped: u64,
-    pub drops: [u64; DropReason::COUNT],
+    pub drops: [u64; GueDropReason::COUNT],
     /// Local packets the TUN device refused.
     pub tun_errors: u64,
     /// Forwarded packets the raw socket refused.
     pub send_errors: u64,
 }
 
-impl Counters {
+impl RedirectCounters {
     /// Count one decision.
     pub fn count(&mut self, d: &Decision) {
         match d {
@@ -72,7 +74,7 @@ impl Counters {
         self.local[r.index()]
     }
 
-    pub fn drop_count(&self, r: DropReason) -> u64 {
+    pub fn drop_count(&self, r: GueDropReason) -> u64 {
         self.drops[r.index()]
     }
 
@@ -102,7 +104,7 @@ impl Counters {
         let _ = writeln!(o, "forwarded   {:>12} packets", self.forwarded);
         let _ = writeln!(o, "  revisit_skipped       {:>12}", self.revisit_skipped);
         let _ = writeln!(o, "dropped     {:>12} packets", self.total_drops());
-        for r in DropReason::ALL {
+        for r in GueDropReason::ALL {
             if self.drop_count(r) > 0 {
                 let _ = writeln!(o, "  drop_{:<21}{:>12}", r.name(), self.drop_count(r));
             }

@@ -7,13 +7,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::config::RedirectConfig;
-use super::decide::{decide, AlwaysLocal, Decision, DropReason, Outer, Policy};
+use super::decide::{decide, AlwaysLocal, Decision, GueDropReason, Outer, Policy};
 use super::diag::{DiagError, KernelSockets};
 use super::forward::{self, Received};
-use super::socket::{poll_readable, GueSocket, RawSender, RecvBatch};
+use super::socket::{GueSocket, RawSender, RecvBatch};
 use super::tun::{TunDevice, TunError};
-use super::Counters;
+use super::RedirectCounters;
 use crate::runtime::control::SignalFlags;
+use crate::sys::poll::PollSet;
 
 /// Datagrams per `recvmmsg`.
 pub const BATCH: usize = 32;
@@ -58,7 +59,7 @@ pub struct Redirect {
     kernel: KernelSockets,
     batch: RecvBatch,
     out: Vec<u8>,
-    counters: Counters,
+    counters: RedirectCounters,
     last_drop_log: Option<Instant>,
 }
 
@@ -160,7 +161,7 @@ impl Redirect {
             kernel,
             batch: RecvBatch::new(BATCH, BUF_SIZE),
             out: vec![0; BUF_SIZE + 64],
-            counters: Counters::default(),
+            counters: RedirectCounters::default(),
             last_drop_log: None,
             cfg,
         })
@@ -177,7 +178,7 @@ impl Redirect {
     }
 
     /// Counters so far.
-    pub fn counters(&self) -> &Counters {
+    pub fn counters(&self) -> &RedirectCounters {
         &self.counters
     }
 
@@ -197,6 +198,7 @@ impl Redirect {
     /// Serve until `signals` asks to stop. SIGUSR1/SIGHUP print the counters to stdout.
     pub fn run(&mut self, signals: &SignalFlags) -> Result<(), RedirectError> {
         let fds: Vec<_> = self.sockets.iter().map(|s| s.fd()).collect();
+        let mut poll = PollSet::new(&fds);
         let mut ready = vec![false; fds.len()];
         let mut last_stats = Instant::now();
         loop {
@@ -222,7 +224,7 @@ impl Redirect {
                     "stats"
                 );
             }
-            if poll_readable(&fds, POLL_MS, &mut ready)? == 0 {
+            if poll.wait(POLL_MS, &mut ready)? == 0 {
                 continue;
             }
             for i in 0..self.sockets.len() {
@@ -253,11 +255,11 @@ impl Redirect {
             c.rx_packets += 1;
             c.rx_bytes += payload.len() as u64;
             if d.truncated {
-                c.count(&Decision::Drop(DropReason::Oversize));
+                c.count(&Decision::Drop(GueDropReason::Oversize));
                 continue;
             }
             let Some(src) = d.src else {
-                c.count(&Decision::Drop(DropReason::SourceNotAllowed));
+                c.count(&Decision::Drop(GueDropReason::SourceNotAllowed));
                 continue;
             };
             let outer = Outer {

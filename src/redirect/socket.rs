@@ -13,14 +13,16 @@
 //! the second, so forwarded packets go out whole through `IPPROTO_RAW` sockets (the header is
 //! ours, [`super::forward`] builds it). `IPPROTO_RAW` sockets receive nothing.
 //!
-//! One of the few modules where `unsafe` is allowed (socket calls); each block says why it
-//! is sound.
-#![allow(unsafe_code)]
+//! The syscalls are [`crate::sys`]'s (socket options, the `recvmmsg` batch, `sendto`); this
+//! module says which options GUE needs and reads what the kernel reports per datagram.
 
 use std::io;
 use std::mem::size_of;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use crate::sys::mmsg::MsgBatch;
+use crate::sys::socket::{bind, new_socket, parse_sockaddr, send_to, set_int, RawSockAddr};
 
 /// Linux UAPI socket options and control-message types used here (ABI, never change).
 mod uapi {
@@ -37,86 +39,6 @@ mod uapi {
     pub const IPV6_HOPLIMIT: c_int = 52;
     pub const IPV6_RECVTCLASS: c_int = 66;
     pub const IPV6_TCLASS: c_int = 67;
-}
-
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
-fn new_socket(domain: libc::c_int, kind: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: socket(2) takes no pointers; the flags are valid for every socket type.
-    let fd = cvt(unsafe {
-        libc::socket(
-            domain,
-            kind | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            proto,
-        )
-    })?;
-    // SAFETY: `fd` was just returned by socket(2): it is open and owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn set_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, v: libc::c_int) -> io::Result<()> {
-    // SAFETY: `v` is an initialised c_int living across the call and its exact size is
-    // passed; every option set through this helper takes an int, which the kernel only reads.
-    cvt(unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&v as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    })
-    .map(|_| ())
-}
-
-/// A socket address in the kernel's layout.
-enum RawAddr {
-    V4(libc::sockaddr_in),
-    V6(libc::sockaddr_in6),
-}
-
-impl RawAddr {
-    fn new(a: SocketAddr) -> RawAddr {
-        match a {
-            SocketAddr::V4(a) => RawAddr::V4(libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            }),
-            SocketAddr::V6(a) => RawAddr::V6(libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            }),
-        }
-    }
-
-    /// Pointer and length for a syscall; valid while `self` is.
-    fn as_ptr(&self) -> (*const libc::sockaddr, libc::socklen_t) {
-        match self {
-            RawAddr::V4(a) => (
-                (a as *const libc::sockaddr_in).cast(),
-                size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            ),
-            RawAddr::V6(a) => (
-                (a as *const libc::sockaddr_in6).cast(),
-                size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-            ),
-        }
-    }
 }
 
 /// A UDP socket receiving GUE.
@@ -155,11 +77,7 @@ impl GueSocket {
         }
         // A deeper queue absorbs bursts while a batch is being handled (best effort).
         let _ = set_int(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, 4 << 20);
-        let raw = RawAddr::new(addr);
-        let (p, len) = raw.as_ptr();
-        // SAFETY: `p`/`len` describe the initialised sockaddr in `raw`, alive across the
-        // call; bind(2) only reads it.
-        cvt(unsafe { libc::bind(fd.as_raw_fd(), p, len) })?;
+        bind(&fd, addr)?;
         Ok(GueSocket { fd, local: addr })
     }
 
@@ -168,7 +86,7 @@ impl GueSocket {
         self.local
     }
 
-    /// The descriptor, for [`poll_readable`].
+    /// The descriptor, for [`crate::sys::poll::PollSet`].
     pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
@@ -176,73 +94,21 @@ impl GueSocket {
     /// Receive up to a batch of datagrams into `batch` without blocking; returns how many
     /// (0 when none are queued).
     pub fn recv(&self, batch: &mut RecvBatch) -> io::Result<usize> {
-        batch.count = 0;
-        let n = batch.names.len();
-        let base = batch.bufs.as_mut_ptr();
+        let n = batch.raw.recv(&self.fd)?;
         for i in 0..n {
-            batch.iov[i] = libc::iovec {
-                // SAFETY: `i * buf_size + buf_size <= bufs.len()` (bufs holds n buffers), so
-                // the offset stays inside the allocation.
-                iov_base: unsafe { base.add(i * batch.buf_size) }.cast(),
-                iov_len: batch.buf_size,
-            };
-        }
-        let iov = batch.iov.as_mut_ptr();
-        for i in 0..n {
-            let h = &mut batch.hdrs[i];
-            h.msg_hdr.msg_name = batch.names[i].0.as_mut_ptr().cast();
-            h.msg_hdr.msg_namelen = size_of::<NameBuf>() as libc::socklen_t;
-            // SAFETY: `i < n == iov.len()`: the pointer stays inside `batch.iov`.
-            h.msg_hdr.msg_iov = unsafe { iov.add(i) };
-            h.msg_hdr.msg_iovlen = 1;
-            h.msg_hdr.msg_control = batch.ctrl[i].0.as_mut_ptr().cast();
-            h.msg_hdr.msg_controllen = size_of::<CtrlBuf>() as _;
-            h.msg_hdr.msg_flags = 0;
-            h.msg_len = 0;
-        }
-        let r = loop {
-            // SAFETY: `hdrs` holds `n` initialised mmsghdrs whose name, iovec, buffer and
-            // control pointers all point into `batch`'s vectors, which are exclusively
-            // borrowed and neither moved nor resized until the call returns; each length
-            // passed is the size of the memory pointed to, so the kernel writes in bounds.
-            let r = unsafe {
-                libc::recvmmsg(
-                    self.fd.as_raw_fd(),
-                    batch.hdrs.as_mut_ptr(),
-                    n as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                    std::ptr::null_mut(),
-                )
-            };
-            if r >= 0 {
-                break r as usize;
-            }
-            let e = io::Error::last_os_error();
-            match e.kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => return Ok(0),
-                _ => return Err(e),
-            }
-        };
-        for i in 0..r.min(n) {
-            let h = &batch.hdrs[i];
-            let name_len = (h.msg_hdr.msg_namelen as usize).min(size_of::<NameBuf>());
-            // `msg_controllen` is a size_t on glibc and a socklen_t on musl.
-            #[allow(clippy::unnecessary_cast)]
-            let ctrl_len = (h.msg_hdr.msg_controllen as usize).min(size_of::<CtrlBuf>());
+            let Some(r) = batch.raw.get(i) else { break };
             let mut d = Datagram {
-                len: (h.msg_len as usize).min(batch.buf_size),
-                truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
-                src: parse_sockaddr(&batch.names[i].0[..name_len]),
+                len: r.payload.len(),
+                truncated: r.truncated,
+                src: parse_sockaddr(r.name),
                 dst: None,
                 ttl: None,
                 tos: None,
             };
-            parse_cmsgs(&batch.ctrl[i].0[..ctrl_len], &mut d);
+            parse_cmsgs(r.control, &mut d);
             batch.meta[i] = d;
         }
-        batch.count = r.min(n);
-        Ok(batch.count)
+        Ok(n)
     }
 }
 
@@ -263,88 +129,34 @@ pub struct Datagram {
     pub tos: Option<u8>,
 }
 
-#[repr(C, align(8))]
-struct NameBuf([u8; 128]);
-
-#[repr(C, align(8))]
-struct CtrlBuf([u8; 256]);
-
 /// Buffers for one `recvmmsg` batch, allocated once.
 pub struct RecvBatch {
-    bufs: Vec<u8>,
-    buf_size: usize,
-    names: Vec<NameBuf>,
-    ctrl: Vec<CtrlBuf>,
-    iov: Vec<libc::iovec>,
-    hdrs: Vec<libc::mmsghdr>,
+    raw: MsgBatch,
     meta: Vec<Datagram>,
-    count: usize,
 }
 
 impl RecvBatch {
     /// `n` datagrams of up to `buf_size` bytes each.
     pub fn new(n: usize, buf_size: usize) -> RecvBatch {
-        let n = n.max(1);
-        RecvBatch {
-            bufs: vec![0; n * buf_size],
-            buf_size,
-            names: (0..n).map(|_| NameBuf([0; 128])).collect(),
-            ctrl: (0..n).map(|_| CtrlBuf([0; 256])).collect(),
-            iov: (0..n)
-                .map(|_| libc::iovec {
-                    iov_base: std::ptr::null_mut(),
-                    iov_len: 0,
-                })
-                .collect(),
-            // SAFETY: mmsghdr is plain data (integers and raw pointers); all-zero is a valid
-            // value, and every pointer is set before the kernel sees it.
-            hdrs: (0..n).map(|_| unsafe { std::mem::zeroed() }).collect(),
-            meta: vec![Datagram::default(); n],
-            count: 0,
-        }
+        let raw = MsgBatch::new(n, buf_size);
+        let meta = vec![Datagram::default(); raw.capacity()];
+        RecvBatch { raw, meta }
     }
 
     /// Datagrams of the last receive.
     pub fn len(&self) -> usize {
-        self.count
+        self.raw.len()
     }
 
     /// True when the last receive got nothing.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.raw.is_empty()
     }
 
     /// Datagram `i` of the last receive: its facts and payload.
     pub fn get(&self, i: usize) -> Option<(&Datagram, &[u8])> {
-        if i >= self.count {
-            return None;
-        }
-        let d = self.meta.get(i)?;
-        let start = i * self.buf_size;
-        Some((d, self.bufs.get(start..start + d.len)?))
-    }
-}
-
-/// A `sockaddr_in`/`sockaddr_in6` as the kernel wrote it.
-fn parse_sockaddr(b: &[u8]) -> Option<SocketAddr> {
-    let family = i32::from(u16::from_ne_bytes([*b.first()?, *b.get(1)?]));
-    let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
-    match family {
-        libc::AF_INET => {
-            let a: [u8; 4] = b.get(4..8)?.try_into().ok()?;
-            Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(a), port)))
-        }
-        libc::AF_INET6 => {
-            let a: [u8; 16] = b.get(8..24)?.try_into().ok()?;
-            let scope: [u8; 4] = b.get(24..28)?.try_into().ok()?;
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(a),
-                port,
-                0,
-                u32::from_ne_bytes(scope),
-            )))
-        }
-        _ => None,
+        let r = self.raw.get(i)?;
+        Some((self.meta.get(i)?, r.payload))
     }
 }
 
@@ -412,69 +224,14 @@ impl RawSender {
             (IpAddr::V6(a), true) => SocketAddr::new(IpAddr::V6(a), 0),
             _ => return Err(io::Error::from(io::ErrorKind::InvalidInput)),
         };
-        let raw = RawAddr::new(to);
-        let (p, len) = raw.as_ptr();
-        loop {
-            // SAFETY: `packet` is a readable buffer of `packet.len()` bytes and `p`/`len`
-            // the initialised sockaddr in `raw`; both outlive the call and are only read.
-            let r = unsafe {
-                libc::sendto(
-                    self.fd.as_raw_fd(),
-                    packet.as_ptr().cast(),
-                    packet.len(),
-                    0,
-                    p,
-                    len,
-                )
-            };
-            if r >= 0 {
-                return Ok(());
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        }
+        send_to(&self.fd, packet, &RawSockAddr::new(to)).map(|_| ())
     }
-}
-
-/// Wait until one of `fds` is readable or `timeout_ms` passes; sets `ready[i]` for each
-/// readable `fds[i]`. Returns how many are ready (0 on timeout or when a signal interrupted
-/// the wait).
-pub fn poll_readable(fds: &[RawFd], timeout_ms: i32, ready: &mut [bool]) -> io::Result<usize> {
-    let mut p: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|&fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    // SAFETY: `p` is a valid, writable array of `p.len()` pollfds living across the call.
-    let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted {
-            ready.iter_mut().for_each(|r| *r = false);
-            Ok(0)
-        } else {
-            Err(e)
-        };
-    }
-    let mut n = 0;
-    for (r, q) in ready.iter_mut().zip(&p) {
-        *r = q.revents & (libc::POLLIN | libc::POLLERR) != 0;
-        n += usize::from(*r);
-        if q.revents & libc::POLLNVAL != 0 {
-            return Err(io::Error::from_raw_os_error(libc::EBADF));
-        }
-    }
-    Ok(n)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::poll::poll_readable;
     use std::net::UdpSocket;
 
     #[test]
@@ -515,23 +272,13 @@ mod tests {
     #[test]
     fn receives_a_batch_with_destination_and_ttl() {
         let s = GueSocket::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        // The bound port: ask the kernel through a std socket view of the same address.
-        let port = {
-            let mut b = [0u8; 128];
-            let mut len = b.len() as libc::socklen_t;
-            // SAFETY: `b` is a writable 128-byte buffer and `len` its size, both alive
-            // across the call; getsockname(2) writes at most `len` bytes.
-            let r = unsafe { libc::getsockname(s.fd(), b.as_mut_ptr().cast(), &mut len) };
-            assert_eq!(r, 0);
-            parse_sockaddr(&b[..len as usize]).unwrap().port()
-        };
+        let port = crate::sys::socket::local_addr(&s.fd).unwrap().port();
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
         for i in 0..3u8 {
             tx.send_to(&[i; 10], ("127.0.0.1", port)).unwrap();
         }
         let mut batch = RecvBatch::new(8, 64);
-        let mut ready = [false];
-        assert_eq!(poll_readable(&[s.fd()], 2000, &mut ready).unwrap(), 1);
+        assert!(poll_readable(s.fd(), 2000).unwrap());
         let mut got = 0;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
         while got < 3 && std::time::Instant::now() < deadline {
@@ -548,7 +295,7 @@ mod tests {
         assert_eq!(got, 3);
         assert!(batch.get(3).is_none());
         tx.send_to(&[7; 100], ("127.0.0.1", port)).unwrap();
-        poll_readable(&[s.fd()], 2000, &mut ready).unwrap();
+        assert!(poll_readable(s.fd(), 2000).unwrap());
         assert_eq!(s.recv(&mut batch).unwrap(), 1);
         assert!(batch.get(0).unwrap().0.truncated);
         assert_eq!(s.recv(&mut batch).unwrap(), 0);

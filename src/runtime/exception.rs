@@ -10,8 +10,9 @@ use crossbeam::queue::ArrayQueue;
 
 use super::{RuntimeError, Shared};
 use crate::datapath::PacketBuf;
-use crate::drivers::tap::{poll_readable, TapDevice};
+use crate::drivers::tap::TapDevice;
 use crate::drivers::{Burst, Port, TxQueue};
+use crate::sys::poll::poll_readable;
 
 #[derive(Default)]
 struct Counts {

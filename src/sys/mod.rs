@@ -1,5 +1,10 @@
 //! CPU and OS facing primitives. Like the driver modules, this is where `unsafe` may live,
 //! each block with its `// SAFETY:` reasoning.
+//!
+//! The OS side has one home here, shared by the drivers and `rondo redirect`: interfaces
+//! and their ioctls ([`iface`]), TUN/TAP devices ([`tuntap`]), sockets and socket options
+//! ([`socket`]), batched datagram receive ([`mmsg`]), netlink requests to the kernel ([`netlink`]) and waiting for readiness
+//! ([`poll`]).
 #![allow(unsafe_code)]
 
 /// Hint the CPU to pull the cache line holding `p` into L1; never faults, no effect on
@@ -32,6 +37,13 @@ pub fn prefetch_ptr(p: *const u8) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
 }
+
+pub mod iface;
+pub mod mmsg;
+pub mod netlink;
+pub mod poll;
+pub mod socket;
+pub mod tuntap;
 
 pub mod process;
 pub mod simd;

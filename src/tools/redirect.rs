@@ -85,7 +85,7 @@ fn resolve(a: &RedirectArgs) -> Result<RedirectConfig, String> {
         c.backends = flag_set(&a.backend, "backend")?;
     }
     if let Some(t) = &a.tun {
-        crate::drivers::af_packet::check_ifname(t).map_err(|m| format!("--tun: {m}"))?;
+        crate::sys::iface::check_ifname(t).map_err(|m| format!("--tun: {m}"))?;
         c.tun = t.clone();
     }
     if let Some(h) = a.hop_limit {

@@ -794,7 +794,8 @@ mod tests {
         );
     }
 
-    /// A whole GLB encapsulation (spec section 6) of the captured SYN, H = 2.
+    /// A whole GLB encapsulation (outer IPv4, UDP, GUE with its hop list, as GLB's director
+    /// sends) of the captured SYN, H = 2.
     #[test]
     fn full_glb_encap_of_captured_syn() {
         let inner: [u8; 40] = [

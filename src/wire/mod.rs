@@ -18,6 +18,7 @@ pub mod icmpv4;
 pub mod icmpv6;
 pub mod ipv4;
 pub mod ipv6;
+pub mod offload;
 pub mod tcp;
 pub mod udp;
 
