@@ -11,7 +11,7 @@
 //! - [`runtime`]: pinned workers, atomic snapshot swaps, reloads, the exception path.
 //! - [`pktgen`]: `rondo pktgen`: traffic generator and verifier of the director's output.
 //! - [`redirect`]: the backend side (`rondo redirect`): GUE second chance, decapsulation to a TUN.
-//! - [`sim`]: a deterministic in-process simulation of a fleet (smoltcp clients and backends).
+//! (The fleet simulation is the dev-only workspace crate `rondo-sim`, `sim/`.)
 //! - [`tools`]: the `rondo` subcommands.
 //! - [`sys`]: CPU/OS primitives (with the drivers, the only place `unsafe` is allowed).
 
@@ -25,7 +25,6 @@ pub mod metrics;
 pub mod pktgen;
 pub mod redirect;
 pub mod runtime;
-pub mod sim;
 pub mod sys;
 pub mod table;
 pub mod tools;
