@@ -6,14 +6,22 @@
 //! - [`table`]: forwarding tables: rendezvous builder, GLB v2 binary and JSON formats, native tables.
 //! - [`config`]: native TOML and GLB `director.conf` configuration.
 //! - [`datapath`]: classifier, GUE encapsulation and the burst pipeline every driver calls.
-//! - [`drivers`]: ports and queues: mem rings, pcap files, AF_PACKET, TAP (and DPDK later).
+//! - [`drivers`]: ports and queues: mem rings, pcap files, AF_PACKET, TAP and (with the `dpdk`
+//!   feature) DPDK.
 //! - [`health`]: health checks (GLB's glb-healthcheck): checks, dampening, the checker.
 //! - [`runtime`]: pinned workers, atomic snapshot swaps, reloads, the exception path.
+//! - [`console`]: the operator console (`rondo run -i`, `rondo console`) over a unix socket.
+//! - [`metrics`]: Prometheus over HTTP and the statsd push.
 //! - [`pktgen`]: `rondo pktgen`: traffic generator and verifier of the director's output.
 //! - [`redirect`]: the backend side (`rondo redirect`): GUE second chance, decapsulation to a TUN.
-//! (The fleet simulation is the dev-only workspace crate `rondo-sim`, `sim/`.)
 //! - [`tools`]: the `rondo` subcommands.
-//! - [`sys`]: CPU/OS primitives (with the drivers, the only place `unsafe` is allowed).
+//! - [`sys`]: CPU and OS primitives.
+//!
+//! The deterministic fleet simulation (smoltcp clients and backends around the real
+//! pipeline) is the dev-only workspace crate `rondo-sim` (`sim/`), built only by tests.
+//!
+//! `unsafe` is denied crate-wide; it is allowed only in the driver, FFI and OS modules, each
+//! opting in with `#![allow(unsafe_code)]`, every block with its `// SAFETY:` reasoning.
 
 pub mod config;
 pub mod console;

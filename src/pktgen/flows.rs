@@ -221,7 +221,7 @@ pub struct Flow {
     pub csum_at: usize,
     /// Ones-complement sum of the checksummed bytes with seq and time zero (not folded).
     pub(crate) base_sum: u64,
-    /// The director's flow hint for this packet (spec section 5).
+    /// The director's flow hint for this packet (GLB's, mixed into the outer UDP source port).
     pub hint: u16,
     /// A frame replayed from a capture: sent as is, no trailer.
     pub replay: bool,

@@ -1,6 +1,7 @@
 //! Replaying a capture: its frames are sent as they are (destination MAC optionally
 //! rewritten), and each is classified here, independently of the data path, so that the
-//! verifier knows which backends its copy must reach (spec section 5), or that the director
+//! verifier knows which backends its copy must reach (GLB's bind matching and
+//! row pick), or that the director
 //! must not forward it.
 
 use std::collections::HashSet;

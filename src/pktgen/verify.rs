@@ -1,5 +1,5 @@
-//! The receive side: decapsulate what the director sent, check the outer headers (spec
-//! section 6) and the hop list against an expectation computed independently of the data
+//! The receive side: decapsulate what the director sent, check the outer headers (the
+//! GUE encapsulation GLB emits) and the hop list against an expectation computed independently of the data
 //! path (bind matching and SipHash here, rows from [`ForwardingTable::row`]), track each
 //! flow's sequence numbers and the latency carried in the trailer.
 
@@ -130,7 +130,7 @@ fn octets(a: IpAddr) -> Vec<u8> {
     }
 }
 
-/// Bind matching as spec section 5 says, independent of the classifier: host binds first,
+/// Bind matching as GLB's director picks a table, independent of the classifier: host binds first,
 /// then longer prefixes, then config order.
 fn table_for(cfg: &Config, flow: &Flow) -> Option<usize> {
     let mut best: Option<(u8, usize)> = None;

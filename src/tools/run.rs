@@ -472,7 +472,7 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
     Ok(())
 }
 
-/// The built-in health checker (spec section 8): started when any backend of the running
+/// The built-in health checker (GLB's `glb-healthcheck`): started when any backend of the running
 /// tables has checks; its flips go through [`ControlPlane::set_health_observation`], the same
 /// validated rebuild-and-swap as a reload; it follows the tables across reloads.
 struct HealthWiring {
