@@ -6,15 +6,24 @@
 //! - [`table`]: forwarding tables: rendezvous builder, GLB v2 binary and JSON formats, native tables.
 //! - [`config`]: native TOML and GLB `director.conf` configuration.
 //! - [`datapath`]: classifier, GUE encapsulation and the burst pipeline every driver calls.
-//! - [`drivers`]: ports and queues: mem rings, pcap files, AF_PACKET, TAP (and DPDK later).
+//! - [`drivers`]: ports and queues: mem rings, pcap files, AF_PACKET, TAP and (with the `dpdk`
+//!   feature) DPDK.
 //! - [`health`]: health checks (GLB's glb-healthcheck): checks, dampening, the checker.
 //! - [`runtime`]: pinned workers, atomic snapshot swaps, reloads, the exception path.
+//! - [`console`]: the operator console (`rondo run -i`, `rondo console`) over a unix socket.
+//! - [`metrics`]: Prometheus over HTTP and the statsd push.
 //! - [`pktgen`]: `rondo pktgen`: traffic generator and verifier of the director's output.
 //! - [`redirect`]: the backend side (`rondo redirect`): GUE second chance, decapsulation to a TUN.
-//! - [`sim`]: a deterministic in-process simulation of a fleet (smoltcp clients and backends).
 //! - [`tools`]: the `rondo` subcommands.
-//! - [`sys`]: CPU and OS primitives: interfaces, TUN/TAP, sockets, netlink, poll (with the
-//!   drivers and `rondo redirect`'s socket layer, the only places `unsafe` is allowed).
+//! - [`sys`]: CPU and OS primitives: interfaces and ioctls, TUN/TAP, sockets, netlink,
+//!   `recvmmsg` batches, poll; what drivers and `rondo redirect` share of the OS.
+//!
+//! The deterministic fleet simulation (smoltcp clients and backends around the real
+//! pipeline) is the dev-only workspace crate `rondo-sim` (`sim/`), built only by tests.
+//!
+//! `unsafe` is denied crate-wide; it is allowed only in the driver, FFI and OS modules
+//! (`drivers`, `sys`, the vector hasher `hash::simd`), each opting in with
+//! `#![allow(unsafe_code)]`, every block with its `// SAFETY:` reasoning.
 
 pub mod config;
 pub mod console;
@@ -26,7 +35,6 @@ pub mod metrics;
 pub mod pktgen;
 pub mod redirect;
 pub mod runtime;
-pub mod sim;
 pub mod sys;
 pub mod table;
 pub mod tools;

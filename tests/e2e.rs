@@ -17,7 +17,7 @@
 //! chunk every [`INTERVAL`], opens a new connection every [`NEW_EVERY`] (one echo each),
 //! makes its change on every director (config file rewritten, then `reload` on each console),
 //! runs [`SETTLE`] past the last change, and counts broken connections: reset, corrupt echo,
-//! or no echo progress for [`STALL`]. The scenarios mirror `src/sim/scenario.rs`; then
+//! or no echo progress for [`STALL`]. The scenarios mirror `sim/src/scenario.rs`; then
 //! add_backend, drain and alt_hash_migration run again with `rondo redirect
 //! --no-second-chance`, where connections must break (the harness can fail).
 //!
@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use common::fleet::{tail, DirectorProc, EchoServer, RedirectCounters, RedirectProc};
 use common::netns::{spawn_in_netns, sysctl};
 use common::veth::{privileged, skip, Netns};
-use rondo::sim::Scenario;
+use rondo_sim::Scenario;
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
 const DIRECTORS: usize = 2;

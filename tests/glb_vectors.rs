@@ -111,7 +111,7 @@ fn decode_then_encode_is_identity_on_glb_file() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Spec section 4 vectors
+// GLB rendezvous row-order vectors (row seeds and backend ranking)
 
 #[test]
 fn spec_row_order_vectors() {

@@ -15,7 +15,8 @@ use common::veth::{Netns, Veth};
 use rondo::config::{config_from_str, Config};
 use rondo::drivers::{mem, BufPool, Port};
 use rondo::pktgen::{
-    self, flows, FlowSpec, Kind, MemPeerRx, MemPeerTx, Options, Report, Size, Verdict, Verifier,
+    self, flows, FlowSpec, Kind, MemPeerRx, MemPeerTx, Options, Report, Size, Verification,
+    Verifier,
 };
 use rondo::runtime::control::Control;
 use rondo::runtime::{ExceptionPath, IdlePolicy, Runtime, RuntimeOptions};
@@ -83,7 +84,7 @@ fn in_process_with(
     cfg: &Config,
     verify_cfg: &Config,
     opts: &Options,
-    flows: Vec<rondo::pktgen::Flow>,
+    flows: Vec<rondo::pktgen::GeneratedFlow>,
 ) -> Report {
     in_process_also(cfg, verify_cfg, &[], opts, flows)
 }
@@ -94,7 +95,7 @@ fn in_process_also(
     verify_cfg: &Config,
     also: &[&Config],
     opts: &Options,
-    flows: Vec<rondo::pktgen::Flow>,
+    flows: Vec<rondo::pktgen::GeneratedFlow>,
 ) -> Report {
     let pool = BufPool::new(16384, 2048).unwrap();
     let (port, peer) = mem::pair("pktgen", 2, 2048, pool).unwrap();
@@ -350,12 +351,12 @@ fn rates_above_the_port_are_reported_and_foreign_frames_counted() {
     let mut arp = vec![0xffu8; 6];
     arp.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x06]);
     arp.resize(60, 0);
-    assert_eq!(v.check(&arp, 0), Verdict::Foreign);
-    assert_eq!(v.check(&[], 0), Verdict::Foreign);
-    assert_eq!(v.check(&[0x45; 7], 0), Verdict::Foreign);
+    assert_eq!(v.check(&arp, 0), Verification::Foreign);
+    assert_eq!(v.check(&[], 0), Verification::Foreign);
+    assert_eq!(v.check(&[0x45; 7], 0), Verification::Foreign);
     let mut gue = common::udp_v4([1, 2, 3, 4], [5, 6, 7, 8], 40000, 19523, &[0; 64]);
     gue[42] = 2; // hlen 2
-    assert_eq!(v.check(&gue, 0), Verdict::Foreign);
+    assert_eq!(v.check(&gue, 0), Verification::Foreign);
     assert_eq!(v.foreign, 4);
 }
 

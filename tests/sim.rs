@@ -2,7 +2,7 @@
 //! not live on a killed backend, and new connections succeed throughout; with second chance
 //! off, the same harness sees connections break.
 
-use rondo::sim::{run, Params, Report, Scenario};
+use rondo_sim::{run, Params, Report, Scenario};
 
 fn check(s: Scenario) -> Report {
     let r = match run(s, Params::default()) {

@@ -1,4 +1,4 @@
-//! GLB's `director.conf` (JSON), spec section 9.
+//! GLB's `director.conf` (JSON): the director's settings, as `glb-director` reads them.
 
 use serde_json::{Map, Value};
 

@@ -19,7 +19,7 @@ pub enum CheckKind {
     Http { uri: String },
     /// A TCP connection is accepted.
     Tcp,
-    /// A GUE-encapsulated ICMP echo request to `ip:port` is answered (spec section 8).
+    /// A GUE-encapsulated ICMP echo request to `ip:port` is answered (GLB's tunnel check).
     Gue,
 }
 

@@ -1,4 +1,4 @@
-//! GLB's GUE tunnel check (spec section 8, GLB's `TunnelHealthChecker`): send the backend, on
+//! GLB's GUE tunnel check (`TunnelHealthChecker`): send the backend, on
 //! UDP `ip:port` (19523), the GUE header `01 04 00 00 00 00 00 00` (version 0, hlen 1, inner
 //! IPv4, GLB private data with no further hops) followed by an IPv4 ICMP echo request from
 //! our address to the backend (DF, TTL 255, id 0, as GLB builds it) whose payload is a unique

@@ -1,4 +1,4 @@
-//! Health checks, as GLB's `glb-healthcheck` does them (spec section 8).
+//! Health checks, as GLB's `glb-healthcheck` does them.
 //!
 //! - [`check`]: one check: HTTP GET (status 200, `http_uri`), TCP connect, or the GUE tunnel
 //!   probe ([`gue`]); each bounded by its timeout.

@@ -203,9 +203,11 @@ pub struct FlowSpec {
     pub src_mac: [u8; 6],
 }
 
-/// One flow and its prebuilt frame.
+/// One flow the generator sends (built from a [`FlowSpec`] or replayed from a capture) and
+/// its prebuilt frame (the data path's record of a classified packet is
+/// [`crate::datapath::classify::Flow`]).
 #[derive(Debug, Clone)]
-pub struct Flow {
+pub struct GeneratedFlow {
     pub id: u32,
     pub kind: Kind,
     pub client: IpAddr,
@@ -221,7 +223,7 @@ pub struct Flow {
     pub csum_at: usize,
     /// Ones-complement sum of the checksummed bytes with seq and time zero (not folded).
     pub(crate) base_sum: u64,
-    /// The director's flow hint for this packet (spec section 5).
+    /// The director's flow hint for this packet (GLB's, mixed into the outer UDP source port).
     pub hint: u16,
     /// A frame replayed from a capture: sent as is, no trailer.
     pub replay: bool,
@@ -236,7 +238,7 @@ fn on_wire(c: u16, kind: Kind) -> u16 {
     }
 }
 
-impl Flow {
+impl GeneratedFlow {
     /// Write `seq` and `time_ns` into a copy of `frame` and fix the L4 checksum.
     #[inline]
     pub fn stamp(&self, frame: &mut [u8], seq: u64, time_ns: u64) {
@@ -293,7 +295,7 @@ fn kind_of(mix: &Mix, i: u32) -> Kind {
 }
 
 /// Build every flow's frame.
-pub fn build(spec: &FlowSpec) -> Result<Vec<Flow>, PktgenError> {
+pub fn build(spec: &FlowSpec) -> Result<Vec<GeneratedFlow>, PktgenError> {
     if spec.flows == 0 {
         return Err(PktgenError::Usage("--flows must be at least 1".into()));
     }
@@ -362,7 +364,7 @@ fn make(
     vip: IpAddr,
     vip_port: u16,
     size: usize,
-) -> Flow {
+) -> GeneratedFlow {
     let v4 = client.is_ipv4();
     let ip_id = (id as u16) ^ 0x5a5a;
     let octets = |a: IpAddr| match a {
@@ -483,7 +485,7 @@ fn make(
     }
     let l4_at = f.len();
     f.extend(l4);
-    let flow = Flow {
+    let flow = GeneratedFlow {
         id,
         kind,
         client,
@@ -506,7 +508,7 @@ fn make(
     };
     let mut frame = flow.frame.clone();
     flow.stamp(&mut frame, 0, 0);
-    Flow { frame, ..flow }
+    GeneratedFlow { frame, ..flow }
 }
 
 #[cfg(test)]

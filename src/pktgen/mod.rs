@@ -31,9 +31,9 @@ use crate::datapath::{PacketBuf, BURST_MAX};
 use crate::drivers::mem::MemPeer;
 use crate::drivers::{BufPool, Burst, DriverError, PoolBuf, Port, RxQueue, TxQueue};
 
-pub use flows::{Flow, FlowSpec, Kind, Mix, Range, Size, Vip};
+pub use flows::{FlowSpec, GeneratedFlow, Kind, Mix, Range, Size, Vip};
 pub use report::{Latency, Report};
-pub use verify::{Verdict, Verifier};
+pub use verify::{Verification, Verifier};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PktgenError {
@@ -317,7 +317,7 @@ struct TxResult {
 
 fn transmit<T: GenTx>(
     mut tx: T,
-    flows: &[Flow],
+    flows: &[GeneratedFlow],
     opts: &Options,
     epoch: Instant,
     live: &Live,
@@ -487,7 +487,7 @@ pub fn run<T: GenTx, R: GenRx>(
     port: &str,
     tx: T,
     rx: Option<(R, Verifier)>,
-    flows: &[Flow],
+    flows: &[GeneratedFlow],
     opts: &Options,
     mut dashboard: impl FnMut(&str),
 ) -> Result<Report, PktgenError> {

@@ -1,13 +1,14 @@
 //! Replaying a capture: its frames are sent as they are (destination MAC optionally
 //! rewritten), and each is classified here, independently of the data path, so that the
-//! verifier knows which backends its copy must reach (spec section 5), or that the director
+//! verifier knows which backends its copy must reach (GLB's bind matching and
+//! row pick), or that the director
 //! must not forward it.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
-use super::flows::{Flow, Kind, MAX_FRAME};
+use super::flows::{GeneratedFlow, Kind, MAX_FRAME};
 use super::verify::fnv;
 use super::PktgenError;
 use crate::drivers::pcap::open_reader;
@@ -128,7 +129,7 @@ fn classify(f: &[u8]) -> Option<Classified> {
 /// The distinct frames of `path` as flows to replay, destination MAC set to `dst_mac` when
 /// given. Frames pktgen cannot classify are still sent; the verifier expects none of them
 /// back.
-pub fn load(path: &Path, dst_mac: Option<[u8; 6]>) -> Result<Vec<Flow>, PktgenError> {
+pub fn load(path: &Path, dst_mac: Option<[u8; 6]>) -> Result<Vec<GeneratedFlow>, PktgenError> {
     let mut r = open_reader(path, &format!("replay {}", path.display()))?;
     let mut seen = HashSet::new();
     let mut out = Vec::new();
@@ -151,7 +152,7 @@ pub fn load(path: &Path, dst_mac: Option<[u8; 6]>) -> Result<Vec<Flow>, PktgenEr
         }
         let id = out.len() as u32;
         let unspecified = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
-        out.push(Flow {
+        out.push(GeneratedFlow {
             id,
             kind: c.as_ref().map_or(Kind::Udp, |c| c.kind),
             client: c.as_ref().map_or(unspecified, |c| c.client),

@@ -1,5 +1,5 @@
-//! The receive side: decapsulate what the director sent, check the outer headers (spec
-//! section 6) and the hop list against an expectation computed independently of the data
+//! The receive side: decapsulate what the director sent, check the outer headers (the
+//! GUE encapsulation GLB emits) and the hop list against an expectation computed independently of the data
 //! path (bind matching and SipHash here, rows from [`ForwardingTable::row`]), track each
 //! flow's sequence numbers and the latency carried in the trailer.
 
@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use hdrhistogram::Histogram;
 use siphasher::sip::SipHasher24;
 
-use super::flows::{Flow, Kind, MAGIC, TRAILER_LEN};
+use super::flows::{GeneratedFlow, Kind, MAGIC, TRAILER_LEN};
 use super::report::{FlowTotals, Latency};
 use super::PktgenError;
 use crate::config::{Config, HashFields};
@@ -30,7 +30,7 @@ struct Expect {
     sport: u16,
     /// Other acceptable (hops, source port), from [`Verifier::accept_also`].
     alt: Vec<(Vec<IpAddr>, u16)>,
-    /// Flow's frame without Ethernet header (the inner packet).
+    /// The flow's frame without Ethernet header (the inner packet).
     inner: Box<[u8]>,
     /// Offsets in `inner` that vary per packet: checksum, seq + time.
     csum_at: usize,
@@ -80,9 +80,10 @@ impl SeqState {
     }
 }
 
-/// What became of one received frame.
+/// The verification outcome of one received frame: what became of it (not the director's
+/// per-packet [`crate::datapath::Verdict`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Verification {
     /// Ours, headers and backends as the table says.
     Verified,
     /// Ours, but sent to other backends than the table's row.
@@ -130,9 +131,9 @@ fn octets(a: IpAddr) -> Vec<u8> {
     }
 }
 
-/// Bind matching as spec section 5 says, independent of the classifier: host binds first,
+/// Bind matching as GLB's director picks a table, independent of the classifier: host binds first,
 /// then longer prefixes, then config order.
-fn table_for(cfg: &Config, flow: &Flow) -> Option<usize> {
+fn table_for(cfg: &Config, flow: &GeneratedFlow) -> Option<usize> {
     let mut best: Option<(u8, usize)> = None;
     for (t, table) in cfg.tables.iter().enumerate() {
         for b in &table.spec.binds {
@@ -151,7 +152,7 @@ fn table_for(cfg: &Config, flow: &Flow) -> Option<usize> {
     best.map(|(_, t)| t)
 }
 
-fn hash(key: &[u8; 16], f: HashFields, flow: &Flow) -> u64 {
+fn hash(key: &[u8; 16], f: HashFields, flow: &GeneratedFlow) -> u64 {
     let mut input = Vec::with_capacity(36);
     let (sport, dport) = match flow.kind {
         Kind::Echo => (0, 0),
@@ -191,7 +192,7 @@ fn row_ips(t: &ForwardingTable, h: u64) -> Result<Vec<IpAddr>, PktgenError> {
 }
 
 /// Hops (outer destination, then the GUE list) and UDP source port of `fl` under table `t`.
-fn expected(cfg: &Config, t: usize, fl: &Flow) -> Result<(Vec<IpAddr>, u16), PktgenError> {
+fn expected(cfg: &Config, t: usize, fl: &GeneratedFlow) -> Result<(Vec<IpAddr>, u16), PktgenError> {
     let s = &cfg.settings;
     let table = &cfg.tables[t];
     let h = hash(&table.spec.hash_key, s.hash_fields, fl);
@@ -206,7 +207,11 @@ impl Verifier {
     /// Also accept what `cfg`'s tables say for `flows` (the same flows as [`Verifier::new`]):
     /// a table change under traffic, where packets forwarded under either set of tables are
     /// right. They count as verified, and also in `verified_alt` when only `cfg` explains them.
-    pub fn accept_also(&mut self, cfg: &Config, flows: &[Flow]) -> Result<(), PktgenError> {
+    pub fn accept_also(
+        &mut self,
+        cfg: &Config,
+        flows: &[GeneratedFlow],
+    ) -> Result<(), PktgenError> {
         for (fl, e) in flows.iter().zip(self.expect.iter_mut()) {
             if e.hops.is_empty() {
                 continue;
@@ -225,7 +230,7 @@ impl Verifier {
     /// encapsulated frames must carry (unchecked when `None`).
     pub fn new(
         cfg: &Config,
-        flows: &[Flow],
+        flows: &[GeneratedFlow],
         director_mac: Option<[u8; 6]>,
     ) -> Result<Verifier, PktgenError> {
         let s = &cfg.settings;
@@ -304,47 +309,47 @@ impl Verifier {
     }
 
     /// Check one received frame; `now_ns` on the same clock as the trailer's send time.
-    pub fn check(&mut self, f: &[u8], now_ns: u64) -> Verdict {
+    pub fn check(&mut self, f: &[u8], now_ns: u64) -> Verification {
         self.rx_bytes += f.len() as u64;
         let v = self.classify(f, now_ns);
         match v {
-            Verdict::Verified => self.verified += 1,
-            Verdict::WrongBackend => self.wrong_backend += 1,
-            Verdict::BadHeader => self.bad_header += 1,
-            Verdict::Foreign => self.foreign += 1,
+            Verification::Verified => self.verified += 1,
+            Verification::WrongBackend => self.wrong_backend += 1,
+            Verification::BadHeader => self.bad_header += 1,
+            Verification::Foreign => self.foreign += 1,
         }
         v
     }
 
-    fn classify(&mut self, f: &[u8], now_ns: u64) -> Verdict {
+    fn classify(&mut self, f: &[u8], now_ns: u64) -> Verification {
         // Outer IP and UDP to the GUE port; anything else is not the director's output.
         let Some(&[t0, t1]) = f.get(12..14) else {
-            return Verdict::Foreign;
+            return Verification::Foreign;
         };
         let (ip_len, v4) = match [t0, t1] {
             [0x08, 0x00] => (20, true),
             [0x86, 0xdd] => (40, false),
-            _ => return Verdict::Foreign,
+            _ => return Verification::Foreign,
         };
         let Some(ip) = f.get(14..14 + ip_len) else {
-            return Verdict::Foreign;
+            return Verification::Foreign;
         };
         let proto = if v4 { ip[9] } else { ip[6] };
         let udp_at = 14 + ip_len;
         let Some(udp) = f.get(udp_at..) else {
-            return Verdict::Foreign;
+            return Verification::Foreign;
         };
         if proto != 17
             || (v4 && ip[0] != 0x45)
             || udp.len() < 16
             || udp[2..4] != GUE_PORT.to_be_bytes()
         {
-            return Verdict::Foreign;
+            return Verification::Foreign;
         }
         let gue = &udp[8..];
         let hlen = usize::from(gue[0] & 0x1f);
         let Some(inner) = gue.get(4 + 4 * hlen..) else {
-            return Verdict::Foreign;
+            return Verification::Foreign;
         };
         // The trailer tells which flow this is; replayed frames are found by content.
         let be4 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
@@ -360,11 +365,11 @@ impl Verifier {
             ),
             None => match self.replay_of(inner) {
                 Some(id) => (id, 0, None),
-                None => return Verdict::Foreign,
+                None => return Verification::Foreign,
             },
         };
         let Some(e) = self.expect.get(id) else {
-            return Verdict::Foreign;
+            return Verification::Foreign;
         };
         // It arrived (right or wrong): sequence and latency accounting.
         if let Some(s) = self.seq.get_mut(id) {
@@ -380,13 +385,13 @@ impl Verifier {
         // From here on it is ours: anything off is the director's fault.
         if let Err(why) = self.check_outer(f, v4, e) {
             self.example(format_args!("flow {id} seq {seq}: {why}"));
-            return Verdict::BadHeader;
+            return Verification::BadHeader;
         }
         if e.hops.is_empty() {
             self.example(format_args!(
                 "replayed frame {id}: forwarded, but no bind of the config takes it"
             ));
-            return Verdict::WrongBackend;
+            return Verification::WrongBackend;
         }
         // Hops: outer destination then the list.
         let dst = if v4 {
@@ -428,14 +433,14 @@ impl Verifier {
                     "flow {id} seq {seq}: sent to {dst} then {got:?}, the table says {want:?}"
                 ));
             }
-            return Verdict::WrongBackend;
+            return Verification::WrongBackend;
         }
         if sport != want_sport {
             let want = want_sport;
             self.example(format_args!(
                 "flow {id} seq {seq}: UDP source port {sport}, expected {want}"
             ));
-            return Verdict::BadHeader;
+            return Verification::BadHeader;
         }
         // The inner packet is what we sent, untouched.
         let (c, t) = (e.csum_at, e.trailer_at + 8);
@@ -451,12 +456,12 @@ impl Verifier {
             self.example(format_args!(
                 "flow {id} seq {seq}: inner packet differs from the one sent"
             ));
-            return Verdict::BadHeader;
+            return Verification::BadHeader;
         }
         if alt {
             self.verified_alt += 1;
         }
-        Verdict::Verified
+        Verification::Verified
     }
 
     /// The replayed frame whose IP packet `inner` is (padding after it allowed).

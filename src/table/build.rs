@@ -1,4 +1,5 @@
-//! Row builder: rendezvous hashing over the available backends (spec section 4).
+//! Row builder: rendezvous hashing over the available backends (GLB's rendezvous
+//! ranking).
 //!
 //! For every row `r` of the 65536 rows:
 //!
@@ -7,7 +8,7 @@
 //! score(b) = siphash(seed, row_seed || ip bytes (4 or 16)).swap_bytes()
 //! ```
 //!
-//! Byte order, checked against the spec vectors and GLB's `glb-director-cli`: SipHash
+//! Byte order, checked against GLB's test vectors and its `glb-director-cli`: SipHash
 //! writes its result as 8 little-endian bytes; those bytes are the `row_seed` that is
 //! concatenated with the IP, and the score is those 8 output bytes read as a big-endian
 //! u64, i.e. `h.swap_bytes()` of the native hash value. Backends are ranked by ascending

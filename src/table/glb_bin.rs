@@ -1,4 +1,4 @@
-//! GLB's binary forwarding table, format version 2 (spec section 3), as read by
+//! GLB's binary forwarding table, format version 2, as read by
 //! `glb-director` and written by `glb-director-cli build-config`.
 //!
 //! ```text

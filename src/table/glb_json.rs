@@ -1,4 +1,5 @@
-//! GLB's `forwarding_table.json` (spec section 2): parse into [`TableSpec`]s, and emit
+//! GLB's `forwarding_table.json` (the input of
+//! `glb-director-cli build-config`): parse into [`TableSpec`]s, and emit
 //! them back ([`to_json`], used by the health checker to write the checked JSON).
 //!
 //! ```json

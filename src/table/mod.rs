@@ -151,7 +151,8 @@ pub struct TableSpec {
 /// How rows are chosen from the rendezvous order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RowPolicy {
-    /// Byte-for-byte GLB (`glb-director-cli`): 2 hops, GLB's swap rule with its bugs (spec section 4).
+    /// Byte-for-byte GLB (`glb-director-cli`): 2 hops, GLB's rendezvous ranking and its
+    /// primary/secondary swap rule, bugs included.
     Glb,
     /// Rondo's fixed semantics: walk the whole rendezvous order for the first usable backends,
     /// `hops` hops per row (>= 1), weights honoured.

@@ -1,6 +1,7 @@
 //! The `rondo` command line: one module per subcommand.
 
 mod check;
+mod config_args;
 mod console;
 mod demo;
 mod healthcheck;

@@ -5,23 +5,23 @@ use std::path::{Path, PathBuf};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use pcap_file::DataLink;
 
-use crate::config::load::load_config;
 use crate::datapath::{
     process_burst, CoreCounters, HeapBuf, PacketBuf, Snapshot, Verdict, BURST_MAX,
 };
 use crate::drivers::pcap::open_reader;
+use crate::runtime::control::ConfigSource;
 use crate::wire::ethernet::MacAddr;
 
+use super::config_args::ConfigArgs;
 use super::report::format_counters;
 
 #[derive(clap::Args)]
 pub struct PcapArgs {
-    /// Native TOML config, or GLB director.conf (then also --forwarding-table).
-    #[arg(long)]
-    config: PathBuf,
-    /// GLB forwarding table (.json or .bin) to use with a director.conf.
-    #[arg(long)]
-    forwarding_table: Option<PathBuf>,
+    // As `rondo run` takes it (`--config FILE.toml`, or `--glb-config director.conf
+    // --forwarding-table TABLE`); `--config director.conf --forwarding-table TABLE`, the form
+    // `rondo pcap` took first, still works.
+    #[command(flatten)]
+    config: ConfigArgs,
     /// Capture to forward (pcap, Ethernet link type).
     #[arg(long = "in")]
     input: PathBuf,
@@ -99,11 +99,25 @@ pub fn forward_capture(
     Ok(ctr)
 }
 
-/// `rondo pcap --config ... --in IN.pcap [--out OUT.pcap] [--exceptions EXC.pcap]`.
+/// `rondo pcap (--config C.toml | --glb-config D --forwarding-table T) --in IN.pcap
+/// [--out OUT.pcap] [--exceptions EXC.pcap]`.
 pub fn run(a: &PcapArgs) -> Result<(), String> {
-    let cfg = load_config(&a.config, a.forwarding_table.as_deref()).map_err(|e| e.to_string())?;
+    let source = match &a.config {
+        // `--config director.conf --forwarding-table T`: what `rondo pcap` took before it
+        // shared `rondo run`'s arguments (a TOML config here is refused by the loader).
+        ConfigArgs {
+            config: Some(director),
+            forwarding_table: Some(table),
+            ..
+        } => ConfigSource::Glb {
+            director: director.clone(),
+            table: table.clone(),
+        },
+        args => args.source()?,
+    };
+    let cfg = source.load()?;
     let snap =
-        Snapshot::compile(cfg, a.src_mac, 1).map_err(|e| format!("{}: {e}", a.config.display()))?;
+        Snapshot::compile(cfg, a.src_mac, 1).map_err(|e| format!("{}: {e}", source.describe()))?;
     let snaplen = 65535 + 256;
     let mut out = a.out.as_deref().map(|p| writer(p, snaplen)).transpose()?;
     let mut exc = a

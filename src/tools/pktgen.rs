@@ -128,7 +128,7 @@ fn make_flows(
     a: &PktgenArgs,
     spec: &FlowSpec,
     dst_mac: Option<[u8; 6]>,
-) -> Result<Vec<pktgen::Flow>, PktgenError> {
+) -> Result<Vec<pktgen::GeneratedFlow>, PktgenError> {
     match &a.replay {
         Some(path) => pktgen::replay::load(path, dst_mac),
         None => flows::build(spec),

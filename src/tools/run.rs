@@ -24,6 +24,7 @@ use crate::runtime::notify::{sd_notify, PidFile};
 use crate::runtime::plane::ControlPlane;
 use crate::runtime::{avoid_worker_cores, ExceptionPath, IdlePolicy, Runtime, RuntimeOptions};
 
+use super::config_args::ConfigArgs;
 use super::report::format_counters;
 
 /// Bytes of frame per packet buffer (after the headroom): a 1500-byte MTU frame plus VLAN
@@ -32,15 +33,8 @@ pub const DATA_ROOM: usize = 2048;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// Native TOML config.
-    #[arg(long, conflicts_with = "glb_config")]
-    config: Option<PathBuf>,
-    /// GLB director.conf (with --forwarding-table and --port).
-    #[arg(long, requires = "forwarding_table")]
-    glb_config: Option<PathBuf>,
-    /// GLB forwarding table (.bin or .json).
-    #[arg(long)]
-    forwarding_table: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigArgs,
     /// Port spec: af_packet:IFACE, pcap:IN[,OUT][,loop], dpdk:DEVARGS (overrides the config).
     #[arg(long)]
     port: Option<String>,
@@ -127,21 +121,17 @@ fn glb_mapping(rt: &GlbRuntime, run: &mut RunSettings) {
 }
 
 fn plan(a: &RunArgs) -> Result<Plan, String> {
-    let (source, mut run) = match (&a.config, &a.glb_config, &a.forwarding_table) {
-        (Some(c), None, None) => {
-            let cfg = load_config(c, None).map_err(|e| e.to_string())?;
-            (ConfigSource::Native(c.clone()), cfg.run)
-        }
-        (None, Some(d), Some(t)) => {
-            let (_, rt) = parse_director_conf_file(d).map_err(|e| e.to_string())?;
+    let source = a.config.source()?;
+    let mut run = match &source {
+        ConfigSource::Native(c) => load_config(c, None).map_err(|e| e.to_string())?.run,
+        ConfigSource::Glb { director, .. } => {
+            let (_, rt) = parse_director_conf_file(director).map_err(|e| e.to_string())?;
             let mut run = RunSettings::default();
             glb_mapping(&rt, &mut run);
             // As GLB does: statsd to the local agent on director.conf's statsd_port.
             run.metrics.statsd = Some(SocketAddr::from(([127, 0, 0, 1], rt.statsd_port)));
-            (ConfigSource::Glb { director: d.clone(), table: t.clone() }, run)
+            run
         }
-        (Some(_), _, Some(_)) => return Err("--forwarding-table goes with --glb-config; a TOML config names its tables itself".into()),
-        _ => return Err("give --config FILE.toml, or --glb-config director.conf --forwarding-table TABLE --port SPEC".into()),
     };
     if let Some(w) = a.workers {
         run.workers = Some(w);
@@ -472,7 +462,7 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
     Ok(())
 }
 
-/// The built-in health checker (spec section 8): started when any backend of the running
+/// The built-in health checker (GLB's `glb-healthcheck`): started when any backend of the running
 /// tables has checks; its flips go through [`ControlPlane::set_health_observation`], the same
 /// validated rebuild-and-swap as a reload; it follows the tables across reloads.
 struct HealthWiring {

@@ -124,7 +124,7 @@ pub fn interface(
 
 /// The 5-tuple of an IPv4 packet, as a router's ECMP hash sees it.
 pub fn five_tuple(ip: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, u8, u16, u16)> {
-    let p = crate::wire::Ipv4Packet::new_checked(ip).ok()?;
+    let p = rondo::wire::Ipv4Packet::new_checked(ip).ok()?;
     let l4 = p.payload();
     let ports = |o: usize| l4.get(o..o + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
     Some((
@@ -196,7 +196,7 @@ mod tests {
             p[9] = 6;
             p[12..16].copy_from_slice(&[10, 1, 0, 1]);
             p[16..20].copy_from_slice(&VIP.octets());
-            crate::wire::Ipv4Packet::new_unchecked(&mut p[..]).fill_checksum();
+            rondo::wire::Ipv4Packet::new_unchecked(&mut p[..]).fill_checksum();
             p[20..22].copy_from_slice(&(10000 + port).to_be_bytes());
             let a = ecmp(&p, &[0, 1, 2]).unwrap();
             assert_eq!(ecmp(&p, &[0, 1, 2]), Some(a));

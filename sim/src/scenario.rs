@@ -11,9 +11,9 @@ use super::control::{Control, Entry};
 use super::director::Director;
 use super::net::{backend_index, client_index, ecmp, to_director_frame};
 use super::SimError;
-use crate::redirect::decide::AddrSet;
-use crate::table::BackendState;
-use crate::wire::Ipv4Packet;
+use rondo::redirect::decide::AddrSet;
+use rondo::table::BackendState;
+use rondo::wire::Ipv4Packet;
 
 /// A change to the fleet, made while traffic flows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

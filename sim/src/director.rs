@@ -1,6 +1,6 @@
 //! A director: a compiled [`Snapshot`] and the real [`process_burst`].
 
-use crate::datapath::{process_burst, CoreCounters, HeapBuf, PacketBuf, Snapshot, Verdict};
+use rondo::datapath::{process_burst, CoreCounters, HeapBuf, PacketBuf, Snapshot, Verdict};
 
 /// One director of the fleet.
 #[derive(Debug)]

@@ -14,10 +14,10 @@
 //! - [`client`]: a client host: long-lived streaming connections and short new ones.
 //! - [`scenario`]: the scenarios and the runner that counts broken connections.
 //!
-//! [`Snapshot`]: crate::datapath::Snapshot
-//! [`process_burst`]: crate::datapath::process_burst
-//! [`decide`]: crate::redirect::decide::decide
-//! [`forward::build`]: crate::redirect::forward::build
+//! [`Snapshot`]: rondo::datapath::Snapshot
+//! [`process_burst`]: rondo::datapath::process_burst
+//! [`decide`]: rondo::redirect::decide::decide
+//! [`forward::build`]: rondo::redirect::forward::build
 
 pub mod backend;
 pub mod client;
@@ -35,13 +35,13 @@ pub enum SimError {
     Config {
         director: usize,
         #[source]
-        source: crate::config::ConfigError,
+        source: rondo::config::ConfigError,
     },
     #[error("director {director}: snapshot rejected: {source}")]
     Snapshot {
         director: usize,
         #[source]
-        source: crate::datapath::SnapshotError,
+        source: rondo::datapath::SnapshotError,
     },
     #[error("invalid simulation parameters: {0}")]
     Params(String),

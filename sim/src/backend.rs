@@ -11,11 +11,11 @@ use smoltcp::wire::IpAddress;
 
 use super::net::{backend_ip, interface, SimDevice, VIP, VIP_PORT};
 use super::SimError;
-use crate::redirect::decide::{
+use rondo::redirect::decide::{
     decide, AddrSet, AlwaysLocal, Decision, FlowKey, Outer, Policy, SocketLookup, SocketState,
 };
-use crate::redirect::forward::{self, Received};
-use crate::wire::{ip_proto, Ipv4Packet, UdpPacket};
+use rondo::redirect::forward::{self, Received};
+use rondo::wire::{ip_proto, Ipv4Packet, UdpPacket};
 
 /// Spare listening sockets kept on the VIP (smoltcp turns a listener into the connection).
 const LISTENERS: usize = 24;

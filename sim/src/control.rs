@@ -6,9 +6,9 @@ use std::fmt::Write;
 
 use super::net::{backend_ip, director_ip, VIP, VIP_PORT};
 use super::SimError;
-use crate::config::config_from_str;
-use crate::datapath::Snapshot;
-use crate::table::BackendState;
+use rondo::config::config_from_str;
+use rondo::datapath::Snapshot;
+use rondo::table::BackendState;
 
 /// One backend's line in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
