@@ -10,7 +10,8 @@ use rondo::datapath::{
     process_burst, process_burst_counted, CoreCounters, HeapBuf, PacketBuf, Verdict, WorkerSink,
     BURST_MAX,
 };
-use rondo::hash::lanes::{hash_many, HashInput};
+use rondo::hash::batch::hash_many;
+use rondo::hash::lanes::HashInput;
 use rondo::hash::{siphash24, SipKey};
 use rondo::wire::{ethernet, Ipv4Packet, TcpPacket};
 

@@ -18,7 +18,8 @@ use super::counters::{CoreCounters, DropReason, Verdict};
 use super::encap::{encapsulate_express_any, PairTable, PAIR_LEN};
 use super::pipeline::{Bits, BURST_MAX};
 use super::snapshot::{CompiledTable, SentCounters, Snapshot};
-use crate::hash::lanes::{hash_columns, Columns, COLUMN_LANES};
+use crate::hash::batch::hash_columns;
+use crate::hash::lanes::{Columns, COLUMN_LANES};
 use crate::sys::prefetch;
 use std::sync::atomic::AtomicU64;
 

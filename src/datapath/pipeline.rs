@@ -7,7 +7,8 @@ use super::counters::{CoreCounters, Verdict};
 use super::encap::{encapsulate, prefetch_hops};
 use super::express::Lane;
 use super::snapshot::{SentCounters, Snapshot};
-use crate::hash::lanes::{hash_many, Columns, HashInput};
+use crate::hash::batch::hash_many;
+use crate::hash::lanes::{Columns, HashInput};
 use std::sync::atomic::AtomicU64;
 
 /// Packets per burst, as in DPDK applications.

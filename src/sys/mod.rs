@@ -34,4 +34,3 @@ pub fn prefetch_ptr(p: *const u8) {
 }
 
 pub mod process;
-pub mod simd;
