@@ -143,6 +143,21 @@ fn benches(c: &mut Criterion) {
             black_box(&verdicts);
         })
     });
+    // The same traffic with the express lane off: every packet takes the general path,
+    // so that the lane's gain is measured (`Snapshot::disable_express_lane`).
+    let mut general = snapshot(None);
+    general.disable_express_lane();
+    g.bench_function("pipeline_burst_of_32_general", |b| {
+        let mut base = 0;
+        b.iter(|| {
+            base = (base + BURST_MAX) & 1023;
+            for (k, buf) in bufs.iter_mut().enumerate() {
+                buf.set_frame(&frames[base + k]);
+            }
+            process_burst(&general, &mut bufs, &mut verdicts, &mut ctr);
+            black_box(&verdicts);
+        })
+    });
     // The same, counting packets per backend as the runtime's workers do.
     let mut counted = snapshot(None);
     counted.attach_sent_counters(1);

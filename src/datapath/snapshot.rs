@@ -586,6 +586,15 @@ impl Snapshot {
             sent: SentCounters::default(),
         })
     }
+
+    /// Send every packet down the general path, as if no table took the express lane: for
+    /// the benchmark that measures what the lane gains (`pipeline_burst_of_32_general` in
+    /// `benches/datapath.rs`) and for tests. Decided per snapshot, so the pipeline's burst
+    /// loop is the same code either way.
+    #[doc(hidden)]
+    pub fn disable_express_lane(&mut self) {
+        self.express = false;
+    }
 }
 
 #[cfg(test)]
