@@ -1,4 +1,6 @@
-//! The data path: what happens to each packet, identical for every driver.
+//! The data path: what happens to each packet, identical for every driver. Which path a
+//! packet takes and why, and which test proves each shortcut equal to the general code:
+//! `src/datapath/README.md`.
 //!
 //! Imports run one way (checked by `tests/layout.rs`):
 //! `pipeline -> express -> {encap, classify} -> snapshot -> leaves`.
