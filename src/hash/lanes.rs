@@ -252,8 +252,8 @@ impl Columns {
     /// Lane `lane` (taken modulo [`COLUMN_LANES`]) hashes the message `msg` of `len`
     /// bytes (as a little-endian value; at most [`SHORT_LEN`]), under the key that
     /// [`Columns::set_key`] or [`Columns::fill_key`] gives it. The second word is written
-    /// only for messages that have one (`len >= 8`; [`super::batch::hash_columns`] reads it for those
-    /// alone).
+    /// only for messages that have one (`len >= 8`; [`super::batch::hash_columns`] reads
+    /// it for those alone).
     #[inline(always)]
     pub fn set(&mut self, lane: usize, msg: u128, len: usize) {
         let lane = lane % COLUMN_LANES;

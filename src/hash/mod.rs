@@ -325,8 +325,9 @@ mod tests {
         }
     }
 
-    /// Spec section 4 vectors: `row_seed = siphash(seed, row as BE u32)` shown as the hash's
-    /// 8 output bytes (little-endian), i.e. the bytes GLB concatenates with the backend IP.
+    /// Row-seed vectors of GLB's rendezvous table: `row_seed = siphash(seed, row as BE u32)`
+    /// shown as the hash's 8 output bytes (little-endian), i.e. the bytes GLB concatenates
+    /// with the backend IP.
     #[test]
     fn spec_row_seed_vectors() {
         let seed = SipKey::from_bytes(&parse_hex_key("49a3d861d661ae5ab06ed9326871a2f5").unwrap());
