@@ -1,5 +1,5 @@
 //! What the classifier tells the rest of the data path about a packet: its [`Flow`], and
-//! the [`FieldSet`] that its hashes are computed over.
+//! the `FieldSet` that its hashes are computed over.
 
 use crate::config::HashFields;
 
