@@ -10,7 +10,8 @@ use rondo::datapath::{
     process_burst, process_burst_counted, CoreCounters, HeapBuf, PacketBuf, Verdict, WorkerSink,
     BURST_MAX,
 };
-use rondo::hash::lanes::{hash_many, HashInput};
+use rondo::hash::batch::hash_many;
+use rondo::hash::lanes::HashInput;
 use rondo::hash::{siphash24, SipKey};
 use rondo::wire::{ethernet, Ipv4Packet, TcpPacket};
 
@@ -139,6 +140,21 @@ fn benches(c: &mut Criterion) {
                 buf.set_frame(&frames[base + k]);
             }
             process_burst(&snap, &mut bufs, &mut verdicts, &mut ctr);
+            black_box(&verdicts);
+        })
+    });
+    // The same traffic with the express lane off: every packet takes the general path,
+    // so that the lane's gain is measured (`Snapshot::disable_express_lane`).
+    let mut general = snapshot(None);
+    general.disable_express_lane();
+    g.bench_function("pipeline_burst_of_32_general", |b| {
+        let mut base = 0;
+        b.iter(|| {
+            base = (base + BURST_MAX) & 1023;
+            for (k, buf) in bufs.iter_mut().enumerate() {
+                buf.set_frame(&frames[base + k]);
+            }
+            process_burst(&general, &mut bufs, &mut verdicts, &mut ctr);
             black_box(&verdicts);
         })
     });

@@ -5,7 +5,8 @@
 //! `RONDO_BURSTS=20000 valgrind --tool=callgrind target/release/deps/pipeline_instructions-*`
 //!
 //! The same 64-byte SYN bursts as `benches/datapath.rs`; run once with RONDO_BURSTS=0 to
-//! subtract the set-up.
+//! subtract the set-up. With RONDO_EXPRESS=0 the express lane is off (every packet takes the
+//! general path, as `pipeline_burst_of_32_general`), to count what the lane saves.
 
 mod common;
 
@@ -18,7 +19,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
-    let snap = common::snapshot(None);
+    let mut snap = common::snapshot(None);
+    if std::env::var("RONDO_EXPRESS").is_ok_and(|v| v == "0") {
+        snap.disable_express_lane();
+    }
     let frames = common::frames([2, 0, 0, 0, 0, 1]);
     let mut bufs: Vec<HeapBuf> = (0..BURST_MAX).map(|_| HeapBuf::new(128, 2048)).collect();
     let mut verdicts = [Verdict::Forward; BURST_MAX];

@@ -721,6 +721,44 @@ proptest! {
     }
 }
 
+/// The same bursts with the express lane switched off (`Snapshot::disable_express_lane`,
+/// what `pipeline_burst_of_32_general` in `benches/datapath.rs` measures): every frame gets
+/// the same verdict and bytes, and the counters agree, so the bench row compares like
+/// with like.
+#[test]
+fn a_burst_without_the_express_lane_is_the_same() {
+    let Some((cfg, _)) = glb_config() else { return };
+    let lane = snap(cfg.clone());
+    let mut general = snap(cfg);
+    general.disable_express_lane();
+    // One table (the usual burst), then several tables, families and bad frames.
+    let one: Vec<Vec<u8>> = (0..32u16)
+        .map(|i| syn_v4([10, 5, (i >> 8) as u8, i as u8], [1, 1, 1, 1], 3000 + i, 80))
+        .collect();
+    let mut mixed = Vec::new();
+    for i in 0..40u16 {
+        mixed.push(match i % 6 {
+            0 => syn_v4([10, 6, 0, i as u8], [1, 1, 1, 1], 2000 + i, 80),
+            1 => syn_v4([10, 6, 0, i as u8], [1, 1, 1, 2], 2000 + i, 80),
+            2 => udp_v4([10, 6, 1, i as u8], [1, 1, 1, 3], 5353, 53, &[0x5a; 9]),
+            3 => echo_v4([10, 9, 0, i as u8], [1, 1, 1, 1], i),
+            4 => syn_v4([10, 6, 0, i as u8], [9, 9, 9, 9], 2000 + i, 80),
+            _ => syn_v4([10, 6, 0, i as u8], [1, 1, 1, 1], 2000 + i, 80)[..30].to_vec(),
+        });
+    }
+    for frames in [one, mixed] {
+        let (a, ca) = run(&lane, &frames);
+        let (b, cb) = run(&general, &frames);
+        assert!(ca.forwarded > 0);
+        assert_eq!(a, b);
+        assert_eq!(
+            (ca.forwarded, ca.forwarded_bytes, ca.rx_packets, ca.rx_bytes),
+            (cb.forwarded, cb.forwarded_bytes, cb.rx_packets, cb.rx_bytes)
+        );
+        assert_eq!((ca.drops, ca.exceptions), (cb.drops, cb.exceptions));
+    }
+}
+
 /// A sink that runs a burst of its own from inside `region` (the pipeline's per-thread
 /// records are in use then): the inner burst gets fresh records and both come out as if
 /// run one after the other.

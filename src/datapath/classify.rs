@@ -1,4 +1,5 @@
-//! Classification (spec section 5): find the bind a packet belongs to and hash its flow.
+//! Classification: find the bind a packet belongs to (GLB's rules: longest prefix, then
+//! protocol and port range; ICMP to the flow it is about) and the input of its flow hash.
 //! Total over any bytes: every frame becomes a [`Flow`] or a [`Verdict`] with a reason.
 
 use crate::hash::lanes::{hash_one, HashInput};
@@ -9,113 +10,9 @@ use crate::wire::{
 };
 
 use super::counters::{DropReason, ExceptionReason, Verdict};
-use super::snapshot::{CompiledTable, FieldSet, Snapshot};
-
-/// Evaluate `$body` with `$F` a constant holding the [`FieldSet`] bits `$bits` (0 to 15),
-/// so that code generic over the field set is chosen once rather than per packet.
-macro_rules! with_field_set {
-    ($bits:expr, $F:ident => $body:expr) => {
-        match $bits & 15 {
-            0 => {
-                const $F: u8 = 0;
-                $body
-            }
-            1 => {
-                const $F: u8 = 1;
-                $body
-            }
-            2 => {
-                const $F: u8 = 2;
-                $body
-            }
-            3 => {
-                const $F: u8 = 3;
-                $body
-            }
-            4 => {
-                const $F: u8 = 4;
-                $body
-            }
-            5 => {
-                const $F: u8 = 5;
-                $body
-            }
-            6 => {
-                const $F: u8 = 6;
-                $body
-            }
-            7 => {
-                const $F: u8 = 7;
-                $body
-            }
-            8 => {
-                const $F: u8 = 8;
-                $body
-            }
-            9 => {
-                const $F: u8 = 9;
-                $body
-            }
-            10 => {
-                const $F: u8 = 10;
-                $body
-            }
-            11 => {
-                const $F: u8 = 11;
-                $body
-            }
-            12 => {
-                const $F: u8 = 12;
-                $body
-            }
-            13 => {
-                const $F: u8 = 13;
-                $body
-            }
-            14 => {
-                const $F: u8 = 14;
-                $body
-            }
-            _ => {
-                const $F: u8 = 15;
-                $body
-            }
-        }
-    };
-}
-pub(crate) use with_field_set;
-
-/// A packet that belongs to a bind: where its IP packet is and how it hashed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Flow {
-    /// Index of the table in the snapshot.
-    pub table: u16,
-    /// Offset of the IP header in the frame (Ethernet + VLAN length).
-    pub l3_off: u16,
-    /// Length of the IP packet (without Ethernet padding).
-    pub ip_len: u16,
-    /// Inner packet is IPv6 (GUE proto 41) rather than IPv4 (4).
-    pub inner_v6: bool,
-    /// Hash with `hash_fields`.
-    pub hash: u64,
-    /// Hash with `alt_hash_fields` (0 when unused).
-    pub alt_hash: u64,
-    /// GLB's flow hint, mixed into the UDP source port.
-    pub hint: u16,
-}
-
-impl Flow {
-    /// All zero (as `Default`), usable in constants.
-    pub const EMPTY: Flow = Flow {
-        table: 0,
-        l3_off: 0,
-        ip_len: 0,
-        inner_v6: false,
-        hash: 0,
-        alt_hash: 0,
-        hint: 0,
-    };
-}
+use super::flow::{with_field_set, FieldSet, Flow};
+use super::rows::ExpressTable;
+use super::snapshot::Snapshot;
 
 /// The fields a flow is hashed on (network order); `N` is the address size (4 or 16).
 struct FlowKey<const N: usize> {
@@ -351,9 +248,9 @@ fn common_v4(frame: &[u8]) -> Option<CommonV4> {
 }
 
 /// A packet of the express lane: the common case of [`common_v4`] to a bind of a table
-/// that takes two IPv4 hops per packet and no alternate hash ([`CompiledTable::express`]).
+/// that takes two IPv4 hops per packet and no alternate hash (an [`ExpressTable`]).
 pub(crate) struct Express<'s> {
-    pub table: &'s CompiledTable,
+    pub table: &'s ExpressTable,
     /// Length of the IP packet (it starts right after the Ethernet header).
     pub ip_len: u16,
     /// The flow hint: the TCP/UDP source port.
@@ -379,7 +276,7 @@ pub(crate) fn express_len<const F: u8>() -> usize {
 pub(crate) struct LastBind<'s> {
     /// Destination address, protocol and port, packed (never `u64::MAX`).
     key: u64,
-    table: Option<&'s CompiledTable>,
+    table: Option<&'s ExpressTable>,
     /// How many times the lookup ran (and set `table`) in this burst.
     lookups: u32,
 }
@@ -395,7 +292,7 @@ impl<'s> LastBind<'s> {
     /// The one table of every packet this has taken, if they all have one (one lookup
     /// found them all).
     #[inline(always)]
-    pub fn single(&self) -> Option<&'s CompiledTable> {
+    pub fn single(&self) -> Option<&'s ExpressTable> {
         if self.lookups == 1 {
             self.table
         } else {
@@ -425,10 +322,7 @@ pub(crate) fn classify_express<'s, const F: u8>(
         Some(t) if last.key == key => t,
         _ => {
             let index = <[u8; 4]>::lookup(snap, c.meta.dst, c.proto, c.dport)?;
-            let table = snap.tables.get(usize::from(index))?;
-            if !table.express() {
-                return None;
-            }
+            let table = snap.tables.get(usize::from(index))?.express()?;
             *last = LastBind {
                 key,
                 table: Some(table),

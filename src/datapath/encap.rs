@@ -1,180 +1,20 @@
-//! GUE encapsulation (spec section 6), written in place in front of the inner IP packet.
-
-use std::net::{Ipv4Addr, Ipv6Addr};
+//! GUE encapsulation, written in place in front of the inner IP packet: GLB's outer
+//! Ethernet, IPv4 or IPv6, UDP (source port from the flow hash, destination 19523) and GUE
+//! header with the hop list after the first hop, byte for byte what GLB Director sends.
 
 use crate::wire::checksum;
-use crate::wire::ethernet::{self, ethertype};
-use crate::wire::{
-    emit_glb_v4, emit_glb_v6, ip_proto, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, UdpPacket,
-    UdpRepr,
-};
+use crate::wire::ip_proto;
 
 use super::buf::PacketBuf;
-use super::classify::Flow;
 use super::counters::DropReason;
-use super::snapshot::{CompiledTable, Family, Snapshot, MAX_HOPS};
+use super::flow::Flow;
+use super::outer::{
+    Family, OuterTemplate, ETH, IP4_CSUM, IP4_DST, IP4_TOTAL, IP6_DST, IP6_PAYLOAD, PAIR_LEN,
+    UDP_GUE, V4_LEN, V6_LEN,
+};
+use super::rows::{ExpressTable, PairRow};
+use super::snapshot::{CompiledTable, Snapshot};
 use crate::sys::prefetch;
-use crate::table::TABLE_ROWS;
-
-/// GLB's GUE port ('LB' + 1).
-pub const GUE_PORT: u16 = crate::wire::gue::PORT;
-const ETH: usize = 14;
-const UDP_GUE: usize = 8 + 4 + 4;
-
-/// Outer headers of one table, built once with the wire emitters when the snapshot is
-/// compiled: Ethernet, IPv4 or IPv6, UDP and the fixed 8 bytes of GUE with the per-packet
-/// fields zeroed, plus their checksum partial sums. Per packet only the addresses, lengths,
-/// source port, GUE protocol and hop list are patched in, and the checksums are finished
-/// incrementally (RFC 1071 sums are order-independent over 16-bit words).
-#[derive(Debug, Clone)]
-pub struct OuterTemplate {
-    bytes: [u8; ETH + 40 + UDP_GUE],
-    family: Family,
-    /// IPv4: sum of the header with total length, destination and checksum zero.
-    ip_sum: u32,
-    /// Pseudo-header source + protocol, UDP destination port, fixed GUE words.
-    udp_sum: u32,
-    /// `udp_sum` folded and byte-swapped: the same sum in the little-endian domain of
-    /// [`checksum::sum_le`].
-    udp_sum_le: u64,
-}
-
-const V4_LEN: usize = ETH + 20 + UDP_GUE;
-const V6_LEN: usize = ETH + 40 + UDP_GUE;
-const IP4_TOTAL: usize = ETH + 2;
-const IP4_CSUM: usize = ETH + 10;
-const IP4_DST: usize = ETH + 16;
-const IP6_PAYLOAD: usize = ETH + 4;
-const IP6_DST: usize = ETH + 24;
-
-impl OuterTemplate {
-    /// Bytes of the template in use: 50 (IPv4 outer) or 70 (IPv6 outer).
-    #[inline]
-    fn len(&self) -> usize {
-        match self.family {
-            Family::V4 => V4_LEN,
-            Family::V6 => V6_LEN,
-        }
-    }
-
-    /// Build the template for a table with `family` hops, `hops` of them per packet.
-    pub fn new(
-        settings: &crate::config::DirectorSettings,
-        src_mac: crate::wire::MacAddr,
-        family: Family,
-        hops: usize,
-    ) -> OuterTemplate {
-        let mut bytes = [0u8; ETH + 40 + UDP_GUE];
-        let zero4 = [Ipv4Addr::UNSPECIFIED; MAX_HOPS];
-        let zero6 = [Ipv6Addr::UNSPECIFIED; MAX_HOPS];
-        let list = hops.saturating_sub(1);
-        let (len, ip_sum, pseudo) = match family {
-            Family::V4 => {
-                let src = settings.src_ipv4;
-                let _ = ethernet::emit_header(
-                    &mut bytes,
-                    settings.gateway_mac,
-                    src_mac,
-                    ethertype::IPV4,
-                );
-                let _ = Ipv4Repr {
-                    src_addr: src,
-                    dst_addr: Ipv4Addr::UNSPECIFIED,
-                    next_header: ip_proto::UDP,
-                    payload_len: 0,
-                    hop_limit: 64,
-                    dont_frag: true,
-                    ident: 0,
-                    dscp_ecn: 0,
-                }
-                .emit(&mut Ipv4Packet::new_unchecked(&mut bytes[ETH..]));
-                bytes[IP4_TOTAL..IP4_TOTAL + 2].fill(0);
-                bytes[IP4_CSUM..IP4_CSUM + 2].fill(0);
-                let udp_off = ETH + 20;
-                let mut gue = [0u8; 8 + 4 * MAX_HOPS];
-                let _ = emit_glb_v4(&mut gue, 0, &zero4[..list.min(MAX_HOPS - 1)], 0);
-                bytes[udp_off + 8..udp_off + 16].copy_from_slice(&gue[..8]);
-                let ip_sum = checksum::sum(&bytes[ETH..udp_off]);
-                (
-                    udp_off + UDP_GUE,
-                    ip_sum,
-                    checksum::pseudo_header_v4(src, Ipv4Addr::UNSPECIFIED, ip_proto::UDP, 0),
-                )
-            }
-            Family::V6 => {
-                let src = settings.src_ipv6.unwrap_or(Ipv6Addr::UNSPECIFIED);
-                let _ = ethernet::emit_header(
-                    &mut bytes,
-                    settings.gateway_mac,
-                    src_mac,
-                    ethertype::IPV6,
-                );
-                let _ = Ipv6Repr {
-                    src_addr: src,
-                    dst_addr: Ipv6Addr::UNSPECIFIED,
-                    next_header: ip_proto::UDP,
-                    payload_len: 0,
-                    hop_limit: 64,
-                    traffic_class: 0,
-                    flow_label: 0,
-                }
-                .emit(&mut Ipv6Packet::new_unchecked(&mut bytes[ETH..]));
-                let udp_off = ETH + 40;
-                let mut gue = [0u8; 8 + 16 * 8];
-                let _ = emit_glb_v6(&mut gue, 0, &zero6[..list.min(7)], 0);
-                bytes[udp_off + 8..udp_off + 16].copy_from_slice(&gue[..8]);
-                (
-                    udp_off + UDP_GUE,
-                    0,
-                    checksum::pseudo_header_v6(&src, &Ipv6Addr::UNSPECIFIED, ip_proto::UDP, 0),
-                )
-            }
-        };
-        let udp_off = len - UDP_GUE;
-        let _ = UdpRepr {
-            src_port: 0,
-            dst_port: GUE_PORT,
-            payload_len: 0,
-        }
-        .emit(&mut UdpPacket::new_unchecked(&mut bytes[udp_off..]));
-        bytes[udp_off + 4..udp_off + 6].fill(0); // length: per packet
-        let udp_sum = checksum::add(pseudo, checksum::sum(&bytes[udp_off..len]));
-        OuterTemplate {
-            bytes,
-            family,
-            ip_sum,
-            udp_sum,
-            udp_sum_le: u64::from(checksum::fold(udp_sum).swap_bytes()),
-        }
-    }
-}
-
-/// An IPv4 backend as the encapsulation uses it: its address, and the ones-complement sum
-/// of the table's outer IPv4 header with that address as destination, so that a packet's
-/// header checksum only adds its length.
-#[derive(Debug, Clone, Copy)]
-#[repr(C, align(8))]
-pub(crate) struct BackendV4 {
-    /// Network order.
-    pub(crate) addr: [u8; 4],
-    /// The header's sum in the little-endian domain of [`checksum::sum_le`], folded (at
-    /// most 0xffff), without the total length.
-    ip_le: u16,
-}
-
-impl OuterTemplate {
-    /// The backend at `addr` for packets of this template (IPv4 outer headers).
-    pub(crate) fn backend_v4(&self, addr: [u8; 4]) -> BackendV4 {
-        BackendV4 {
-            addr,
-            // `ip_sum` byte-swapped into that domain, plus the address.
-            ip_le: checksum::fold(
-                u64::from(checksum::fold(self.ip_sum).swap_bytes())
-                    + u64::from(u32::from_le_bytes(addr)),
-            ),
-        }
-    }
-}
 
 #[inline(always)]
 fn put16(b: &mut [u8], at: usize, v: u16) {
@@ -193,7 +33,7 @@ pub fn encapsulate<B: PacketBuf>(
     buf: &mut B,
 ) -> Result<u32, DropReason> {
     let table = &snap.tables[usize::from(flow.table)];
-    match PairTable::of(table) {
+    match table.express() {
         Some(x) => x.encapsulate_inner(Inner::of(flow), flow.hash, buf),
         None => {
             let row = table.table.row(flow.hash as u16);
@@ -207,7 +47,7 @@ pub fn encapsulate<B: PacketBuf>(
 #[inline(always)]
 pub(crate) fn prefetch_hops(snap: &Snapshot, flow: &Flow) {
     let table = &snap.tables[usize::from(flow.table)];
-    match PairTable::of(table) {
+    match table.express() {
         Some(x) => prefetch(x.row(flow.hash)),
         None => {
             if let Some(first) = table.table.row(flow.hash as u16).first() {
@@ -217,87 +57,7 @@ pub(crate) fn prefetch_hops(snap: &Snapshot, flow: &Flow) {
     }
 }
 
-/// A row of an express table with both hops resolved: all that the encapsulation reads of
-/// the table per packet, besides the outer template, in 16 bytes (one load of a line the
-/// pipeline prefetched, and no backend lookup). Built once per table when the snapshot is
-/// compiled ([`OuterTemplate::pair_rows`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(C, align(16))]
-pub(crate) struct PairRow {
-    /// The primary's address (network order): the outer destination.
-    dst: [u8; 4],
-    /// The secondary's address: the GUE hop.
-    hop: [u8; 4],
-    /// The primary's index in the table.
-    primary: u32,
-    /// The outer IPv4 header's sum with `dst` ([`BackendV4`]), without the total length.
-    ip_le: u16,
-    /// The UDP checksum's sum over the template and both addresses, folded, in the
-    /// little-endian domain of [`checksum::sum_le`]: what is left per packet is its
-    /// source port, lengths, GUE protocol and the inner packet.
-    udp_le: u16,
-}
-
-impl PairRow {
-    fn new(t: &OuterTemplate, primary: BackendV4, secondary: BackendV4, index: u32) -> PairRow {
-        let le = |a: [u8; 4]| u64::from(u32::from_le_bytes(a));
-        PairRow {
-            dst: primary.addr,
-            hop: secondary.addr,
-            primary: index,
-            ip_le: primary.ip_le,
-            udp_le: checksum::fold(t.udp_sum_le + le(primary.addr) + le(secondary.addr)),
-        }
-    }
-}
-
-impl OuterTemplate {
-    /// The resolved rows of a two-hop table of this (IPv4) template, whose backends are
-    /// `addrs`: `None` if a row names a backend `addrs` does not have.
-    pub(crate) fn pair_rows(
-        &self,
-        pairs: &[[u32; 2]; TABLE_ROWS],
-        addrs: &[BackendV4],
-    ) -> Option<Box<[PairRow; TABLE_ROWS]>> {
-        let rows: Box<[PairRow]> = pairs
-            .iter()
-            .map(|&[first, second]| {
-                let (p, s) = (addrs.get(first as usize)?, addrs.get(second as usize)?);
-                Some(PairRow::new(self, *p, *s, first))
-            })
-            .collect::<Option<_>>()?;
-        rows.try_into().ok()
-    }
-}
-
-/// An express table ([`CompiledTable::express`]) as the pipeline's express lane
-/// encapsulates for it: its resolved rows, looked up by a `u16` with no bounds check, its
-/// outer headers and counter base. Found once per burst (or per packet when a burst's
-/// lane spans tables), not per field.
-#[derive(Clone, Copy)]
-pub(crate) struct PairTable<'t> {
-    rows: &'t [PairRow; TABLE_ROWS],
-    outer: &'t OuterTemplate,
-    sent_base: usize,
-}
-
-impl<'t> PairTable<'t> {
-    /// `t` as a table of resolved IPv4 pairs; `None` unless it is express.
-    #[inline(always)]
-    pub(crate) fn of(t: &'t CompiledTable) -> Option<Self> {
-        Some(PairTable {
-            rows: t.pair_rows.as_deref()?,
-            outer: &t.outer,
-            sent_base: t.sent_base,
-        })
-    }
-
-    /// The row of a flow hash.
-    #[inline(always)]
-    pub(crate) fn row(&self, hash: u64) -> &'t PairRow {
-        &self.rows[usize::from(hash as u16)]
-    }
-
+impl ExpressTable {
     /// Encapsulate a packet of the express lane (see
     /// [`super::classify::classify_express`]): an IPv4 packet of `ip_len` bytes right
     /// after an untagged Ethernet header, `hash` its flow hash, `sum` the
@@ -333,32 +93,9 @@ impl<'t> PairTable<'t> {
         buf: &mut B,
     ) -> Result<u32, DropReason> {
         let row = self.row(hash);
-        encap_v4_row(self.outer, row, inner, buf)?;
+        encap_v4_row(&self.outer, row, inner, buf)?;
         Ok(row.primary)
     }
-}
-
-/// Encapsulate a packet of the express lane for a table that is not a [`PairTable`] (never
-/// one the lane takes: see [`CompiledTable::express`]), with the general code and the flow
-/// the general classifier gives the packet.
-#[inline(never)]
-pub(crate) fn encapsulate_express_any<B: PacketBuf>(
-    table: &CompiledTable,
-    ip_len: u16,
-    hint: u16,
-    hash: u64,
-    buf: &mut B,
-) -> Result<u32, DropReason> {
-    let flow = Flow {
-        table: 0, // not read: the table is given
-        l3_off: ETH as u16,
-        ip_len,
-        inner_v6: false,
-        hash,
-        alt_hash: 0,
-        hint,
-    };
-    encap_any(table, &flow, table.table.row(hash as u16), &[], buf)
 }
 
 /// [`encapsulate`] through the general code alone (any family, any number of hops),
@@ -383,9 +120,6 @@ fn alt_row<'a>(snap: &Snapshot, table: &'a CompiledTable, flow: &Flow) -> &'a [u
         &[]
     }
 }
-
-/// Outer bytes in front of the inner packet for an IPv4 outer header and two hops.
-pub(crate) const PAIR_LEN: usize = V4_LEN + 4;
 
 /// The common case of [`encap_any`]: IPv4 backends, a primary and a secondary (resolved
 /// in `row`), no alternate hash. The same bytes (tested against it), written into a
@@ -566,44 +300,4 @@ fn encap_any<B: PacketBuf>(
     sum += u64::from(checksum::sum(&data[outer..]));
     put16(data, udp_off + 6, udp_checksum(sum));
     Ok(primary)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::config_from_str;
-
-    fn cfg() -> String {
-        crate::config::testing::web_table(
-            r#"[{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.255.3.4" }]"#,
-        )
-    }
-
-    #[test]
-    fn pair_rows_resolve_each_row_and_refuse_unknown_backends() {
-        let s = Snapshot::compile(config_from_str(&cfg(), "t.toml").unwrap(), None, 1).unwrap();
-        let t = &s.tables[0];
-        assert!(t.express());
-        let x = PairTable::of(t).unwrap();
-        let pairs = t.table.pairs().unwrap();
-        for h in [0u64, 1, 0x1234, 0xffff, 0x5_0000_fffe] {
-            let [first, second] = pairs[usize::from(h as u16)];
-            let (p, q) = (t.addrs_v4[first as usize], t.addrs_v4[second as usize]);
-            let row = *x.row(h);
-            assert_eq!((row.dst, row.hop, row.primary), (p.addr, q.addr, first));
-            assert_eq!(row.ip_le, p.ip_le);
-            let le = |a: [u8; 4]| u64::from(u32::from_le_bytes(a));
-            let udp = t.outer.udp_sum_le + le(p.addr) + le(q.addr);
-            assert_eq!(row.udp_le, checksum::fold(udp), "hash {h:#x}");
-        }
-        // A row naming a backend the table does not have: no resolved rows (the table
-        // then stays out of the express lane).
-        assert!(pairs.iter().any(|p| p.contains(&2)));
-        assert!(t.outer.pair_rows(pairs, &t.addrs_v4[..2]).is_none());
-        assert!(t.outer.pair_rows(pairs, &[]).is_none());
-        assert_eq!(
-            t.outer.pair_rows(pairs, &t.addrs_v4).as_deref(),
-            t.pair_rows.as_deref()
-        );
-    }
 }

@@ -13,17 +13,21 @@
 //! against the general code and fuzzed).
 
 use super::buf::PacketBuf;
+use super::burst::{self, Bits, BURST_MAX};
 use super::classify::{classify_express, express_len, LastBind};
 use super::counters::{CoreCounters, DropReason, Verdict};
-use super::encap::{encapsulate_express_any, PairTable, PAIR_LEN};
-use super::pipeline::{Bits, BURST_MAX};
-use super::snapshot::{CompiledTable, SentCounters, Snapshot};
-use crate::hash::lanes::{hash_columns, Columns, COLUMN_LANES};
+use super::outer::PAIR_LEN;
+use super::rows::ExpressTable;
+use super::snapshot::{SentCounters, Snapshot};
+use crate::hash::batch::hash_columns;
+use crate::hash::lanes::{Columns, COLUMN_LANES};
 use crate::sys::prefetch;
 use std::sync::atomic::AtomicU64;
 
-// The lane's masks have a bit per packet of a burst, and its hash inputs a column lane.
-const _: () = assert!(BURST_MAX <= 32 && BURST_MAX == COLUMN_LANES);
+// The lane's hash inputs have a column lane per packet of a burst.
+const _: () = assert!(BURST_MAX == COLUMN_LANES);
+// A packet's table in the lane is one pointer, `None` when the packet is not in the lane.
+const _: () = assert!(std::mem::size_of::<Option<&ExpressTable>>() == 8);
 
 /// The packets of one burst in the express lane.
 pub(crate) struct Lane<'s> {
@@ -34,8 +38,9 @@ pub(crate) struct Lane<'s> {
     len: usize,
     /// The table of every packet in the lane, when they all have the same (the usual
     /// burst).
-    single: Option<PairTable<'s>>,
-    table: [Option<&'s CompiledTable>; BURST_MAX],
+    single: Option<&'s ExpressTable>,
+    /// Each packet's table: `None` for the packets that are not in the lane.
+    table: [Option<&'s ExpressTable>; BURST_MAX],
     ip_len: [u16; BURST_MAX],
     hint: [u16; BURST_MAX],
     sum: [u64; BURST_MAX],
@@ -60,12 +65,7 @@ impl<'s> Lane<'s> {
     /// The packets of a burst of `n` that are not in the lane, as a mask.
     #[inline(always)]
     pub(crate) fn others(&self, n: usize) -> u32 {
-        let all = if n >= BURST_MAX {
-            u32::MAX
-        } else {
-            (1 << n) - 1
-        };
-        all & !self.mask
+        burst::first(n) & !self.mask
     }
 
     /// Pass 1: offer every packet of `pkts` (at most [`BURST_MAX`]) to the lane, with the
@@ -115,7 +115,7 @@ impl<'s> Lane<'s> {
                 }
             }
         }
-        self.single = last.single().and_then(PairTable::of);
+        self.single = last.single();
         rx_bytes
     }
 
@@ -131,7 +131,7 @@ impl<'s> Lane<'s> {
     /// Pass 2, second half: start loading the row of each packet's hash in its table.
     #[inline(always)]
     pub(crate) fn prefetch_rows(&self, hashes: &[u64; BURST_MAX]) {
-        match &self.single {
+        match self.single {
             Some(x) => {
                 for i in Bits(self.mask) {
                     prefetch(x.row(hashes[i]));
@@ -139,7 +139,7 @@ impl<'s> Lane<'s> {
             }
             None => {
                 for (t, &h) in self.table.iter().zip(hashes) {
-                    if let Some(x) = t.and_then(PairTable::of) {
+                    if let Some(x) = t {
                         prefetch(x.row(h));
                     }
                 }
@@ -166,22 +166,16 @@ impl<'s> Lane<'s> {
         let (ip_len, hint, sum) = (&self.ip_len, &self.hint, &self.sum);
         // A forwarded packet's frame: the outer headers and the IP packet.
         let framed = |ip_len: u64| PAIR_LEN as u64 + ip_len;
-        let Some(x) = &self.single else {
+        let Some(x) = self.single else {
             let (mut forwarded, mut bytes) = (0u64, 0u64);
             for (i, (p, v)) in pkts.iter_mut().zip(verdicts.iter_mut()).enumerate() {
                 let i = i & (BURST_MAX - 1);
-                let Some(t) = self.table[i] else { continue };
-                let sent = match PairTable::of(t) {
-                    Some(x) => x
-                        .encapsulate(ip_len[i], hint[i], sum[i], hashes[i], p)
-                        .map(|slot| (slot, framed(u64::from(ip_len[i])))),
-                    None => encapsulate_express_any(t, ip_len[i], hint[i], hashes[i], p)
-                        .map(|primary| (t.sent_base + primary as usize, p.len() as u64)),
-                };
-                match sent {
-                    Ok((slot, len)) => {
+                // Not in the lane: the general path's packet.
+                let Some(x) = self.table[i] else { continue };
+                match x.encapsulate(ip_len[i], hint[i], sum[i], hashes[i], p) {
+                    Ok(slot) => {
                         forwarded += 1;
-                        bytes += len;
+                        bytes += framed(u64::from(ip_len[i]));
                         SentCounters::bump(region, slot);
                     }
                     Err(r) => drop(v, r),

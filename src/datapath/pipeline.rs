@@ -2,16 +2,16 @@
 //! Generic over the buffer type so that every driver runs exactly this code.
 
 use super::buf::PacketBuf;
-use super::classify::{classify_into, with_field_set, Flow, FlowOut};
+use super::burst::{Bits, BURST_MAX};
+use super::classify::{classify_into, FlowOut};
 use super::counters::{CoreCounters, Verdict};
 use super::encap::{encapsulate, prefetch_hops};
 use super::express::Lane;
+use super::flow::{with_field_set, Flow};
 use super::snapshot::{SentCounters, Snapshot};
-use crate::hash::lanes::{hash_many, Columns, HashInput};
+use crate::hash::batch::hash_many;
+use crate::hash::lanes::{Columns, HashInput};
 use std::sync::atomic::AtomicU64;
-
-/// Packets per burst, as in DPDK applications.
-pub const BURST_MAX: usize = 32;
 
 /// Process `pkts` in place: each forwarded packet is encapsulated in its buffer, and
 /// `verdicts[i]` says what to do with `pkts[i]` (forward it, hand it to the kernel, or drop
@@ -80,22 +80,6 @@ pub fn process_burst_counted<B: PacketBuf, S: SentSink>(
         forwarded += process_chunk(snap, pkts, verdicts, ctr, sink);
     }
     forwarded
-}
-
-/// The set bits of a burst mask, lowest first: the indices of the packets it holds.
-pub(crate) struct Bits(pub u32);
-
-impl Iterator for Bits {
-    type Item = usize;
-    #[inline(always)]
-    fn next(&mut self) -> Option<usize> {
-        if self.0 == 0 {
-            return None;
-        }
-        let i = self.0.trailing_zeros() as usize;
-        self.0 &= self.0 - 1;
-        Some(i & (BURST_MAX - 1))
-    }
 }
 
 /// The per-packet records of one burst: flows, the inputs of their hashes and the hashes.

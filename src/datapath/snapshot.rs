@@ -6,12 +6,13 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::config::{Config, DirectorSettings, HashFields};
+use crate::config::{Config, DirectorSettings};
 use crate::table::{Bind, ForwardingTable};
 use crate::wire::ethernet::MacAddr;
 
-/// Most hops one packet can carry: 8 per row, twice with `alt_hash_fields`.
-pub const MAX_HOPS: usize = 16;
+use super::flow::FieldSet;
+use super::outer::{BackendV4, Family, OuterTemplate, MAX_HOPS};
+use super::rows::ExpressTable;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -41,40 +42,32 @@ pub enum SnapshotError {
     TooManyTables,
 }
 
-/// Hop address family of a compiled table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    V4,
-    V6,
-}
-
 /// A table ready for the hot path: rows plus backend addresses in wire order.
 #[derive(Debug)]
 pub struct CompiledTable {
     pub table: ForwardingTable,
-    /// The table's `hash_key` as SipHash key halves `(k0, k1)`, for the packet hash
-    /// (spec section 5).
+    /// The table's `hash_key` as SipHash key halves `(k0, k1)`, for the flow hash.
     pub(crate) sip_key: (u64, u64),
     /// Outer headers, ready to copy in front of each packet.
-    pub(crate) outer: super::encap::OuterTemplate,
+    pub(crate) outer: OuterTemplate,
     /// IPv4 backends by index: address and outer header sum (v4 tables).
-    pub(crate) addrs_v4: Box<[super::encap::BackendV4]>,
+    pub(crate) addrs_v4: Box<[BackendV4]>,
     /// Backend addresses by index (v6 tables).
     pub(crate) addrs_v6: Box<[[u8; 16]]>,
     /// Where this table's backends start in each worker's [`SentCounters`] region.
     pub(crate) sent_base: usize,
-    /// The rows with their hops resolved, for the express lane (express tables only: 1 MiB
+    /// The table with its rows resolved, for the express lane (express tables only: 1 MiB
     /// each).
-    pub(crate) pair_rows: Option<Box<[super::encap::PairRow; crate::table::TABLE_ROWS]>>,
+    express: Option<ExpressTable>,
 }
 
 impl CompiledTable {
-    /// Packets to this table take the pipeline's express lane: IPv4 backends, two hops
-    /// (primary and secondary) and no alternate hash fields, which is when the snapshot
-    /// resolved its rows.
+    /// The table as the pipeline's express lane takes it: `Some` for IPv4 backends, two
+    /// hops (primary and secondary) and no alternate hash fields, which is when the
+    /// snapshot resolved its rows.
     #[inline(always)]
-    pub(crate) fn express(&self) -> bool {
-        self.pair_rows.is_some()
+    pub(crate) fn express(&self) -> Option<&ExpressTable> {
+        self.express.as_ref()
     }
 }
 
@@ -156,30 +149,6 @@ impl Snapshot {
             }
         }
         out
-    }
-}
-
-/// Which fields feed a hash, as a bit set for a cheap test per packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct FieldSet(pub(crate) u8);
-
-impl FieldSet {
-    pub(crate) const SRC_ADDR: u8 = 1;
-    pub(crate) const DST_ADDR: u8 = 2;
-    pub(crate) const SRC_PORT: u8 = 4;
-    pub(crate) const DST_PORT: u8 = 8;
-    fn from(h: &HashFields) -> Self {
-        let bit = |on: bool, b: u8| if on { b } else { 0 };
-        FieldSet(
-            bit(h.src_addr, Self::SRC_ADDR)
-                | bit(h.dst_addr, Self::DST_ADDR)
-                | bit(h.src_port, Self::SRC_PORT)
-                | bit(h.dst_port, Self::DST_PORT),
-        )
-    }
-    #[inline]
-    pub(crate) fn has(self, bit: u8) -> bool {
-        self.0 & bit != 0
     }
 }
 
@@ -565,13 +534,9 @@ impl Snapshot {
                     table: table.spec.name.clone(),
                 });
             }
-            let outer = super::encap::OuterTemplate::new(
-                &settings,
-                src_mac.unwrap_or(settings.src_mac),
-                family,
-                hops,
-            );
-            let addrs_v4: Box<[super::encap::BackendV4]> = table
+            let outer =
+                OuterTemplate::new(&settings, src_mac.unwrap_or(settings.src_mac), family, hops);
+            let addrs_v4: Box<[BackendV4]> = table
                 .spec
                 .backends
                 .iter()
@@ -591,25 +556,26 @@ impl Snapshot {
                     IpAddr::V4(_) => [0; 16],
                 })
                 .collect();
-            let pair_rows = match table.pairs() {
+            let sip_key = crate::hash::SipKey::from_bytes(&table.spec.hash_key).halves();
+            let express = match table.pairs() {
                 Some(pairs) if family == Family::V4 && settings.alt_hash_fields.is_none() => {
-                    outer.pair_rows(pairs, &addrs_v4)
+                    ExpressTable::resolve(&outer, pairs, &addrs_v4, sip_key, sent_base)
                 }
                 _ => None,
             };
             compiled.push(CompiledTable {
-                sip_key: crate::hash::SipKey::from_bytes(&table.spec.hash_key).halves(),
+                sip_key,
                 outer,
                 addrs_v4,
                 addrs_v6,
                 sent_base,
-                pair_rows,
+                express,
                 table,
             });
             sent_base += compiled.last().map_or(0, |t| t.table.spec.backends.len());
         }
         Ok(Snapshot {
-            express: compiled.iter().any(CompiledTable::express),
+            express: compiled.iter().any(|t| t.express().is_some()),
             src_mac: src_mac.unwrap_or(settings.src_mac),
             hash: FieldSet::from(&settings.hash_fields),
             alt_hash: settings.alt_hash_fields.as_ref().map(FieldSet::from),
@@ -619,5 +585,57 @@ impl Snapshot {
             generation,
             sent: SentCounters::default(),
         })
+    }
+
+    /// Send every packet down the general path, as if no table took the express lane: for
+    /// the benchmark that measures what the lane gains (`pipeline_burst_of_32_general` in
+    /// `benches/datapath.rs`) and for tests. Decided per snapshot, so the pipeline's burst
+    /// loop is the same code either way.
+    #[doc(hidden)]
+    pub fn disable_express_lane(&mut self) {
+        self.express = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::config_from_str;
+    use crate::wire::checksum;
+
+    fn cfg() -> String {
+        crate::config::testing::web_table(
+            r#"[{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.255.3.4" }]"#,
+        )
+    }
+
+    #[test]
+    fn pair_rows_resolve_each_row_and_refuse_unknown_backends() {
+        let s = Snapshot::compile(config_from_str(&cfg(), "t.toml").unwrap(), None, 1).unwrap();
+        let t = &s.tables[0];
+        let x = t.express().unwrap();
+        assert_eq!((x.sip_key, x.sent_base), (t.sip_key, t.sent_base));
+        assert_eq!(x.outer.bytes, t.outer.bytes);
+        let pairs = t.table.pairs().unwrap();
+        for h in [0u64, 1, 0x1234, 0xffff, 0x5_0000_fffe] {
+            let [first, second] = pairs[usize::from(h as u16)];
+            let (p, q) = (t.addrs_v4[first as usize], t.addrs_v4[second as usize]);
+            let row = *x.row(h);
+            assert_eq!((row.dst, row.hop, row.primary), (p.addr, q.addr, first));
+            assert_eq!(row.ip_le, p.ip_le);
+            let le = |a: [u8; 4]| u64::from(u32::from_le_bytes(a));
+            let udp = t.outer.udp_sum_le + le(p.addr) + le(q.addr);
+            assert_eq!(row.udp_le, checksum::fold(udp), "hash {h:#x}");
+        }
+        // A row naming a backend the table does not have: no resolved rows (the table
+        // then stays out of the express lane).
+        assert!(pairs.iter().any(|p| p.contains(&2)));
+        assert!(t.outer.pair_rows(pairs, &t.addrs_v4[..2]).is_none());
+        assert!(t.outer.pair_rows(pairs, &[]).is_none());
+        assert!(ExpressTable::resolve(&t.outer, pairs, &t.addrs_v4[..2], t.sip_key, 0).is_none());
+        assert_eq!(
+            t.outer.pair_rows(pairs, &t.addrs_v4).as_deref(),
+            Some(x.rows())
+        );
     }
 }

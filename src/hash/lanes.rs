@@ -3,13 +3,17 @@
 //! A single SipHash is a chain of dependent additions and rotations (about 30 cycles of
 //! latency for a 4-byte message), so hashing packet after packet leaves most of the core
 //! idle. Here eight messages of the same length move through the rounds in lock step as
-//! `[u64; 8]` arrays; compiled for AVX-512 (see [`crate::sys::simd`]) every step is one
+//! `[u64; 8]` arrays; compiled for AVX-512 (see [`super::simd`]) every step is one
 //! vector instruction (`vpaddq`, `vprolq`, `vpxorq`) for all eight, and without it the
 //! eight independent chains still overlap in the out-of-order core.
 //!
 //! Messages are given as [`HashInput`]s: the key halves and the message as little-endian
 //! 64-bit words, zero-padded after the last byte. The result is exactly
 //! [`super::siphash24`] of the message bytes (tested against it and the siphasher crate).
+//!
+//! This module is the portable code and the layouts; [`super::simd`] compiles it for each
+//! instruction set and [`super::batch`] is what the rest of the crate calls to hash a burst
+//! or a table row (imports run batch -> simd -> lanes).
 
 use super::SipKey;
 
@@ -176,7 +180,7 @@ fn finalize<const L: usize>(mut v: [[u64; L]; 4]) -> [u64; L] {
 }
 
 /// SipHash-2-4 of `L` messages of `len` bytes each (every input's own `len` is ignored):
-/// the body of the lane hasher, compiled once per instruction set by [`crate::sys::simd`].
+/// the body of the lane hasher, compiled once per instruction set by [`super::simd`].
 #[inline(always)]
 pub fn hash_lanes<const L: usize>(inputs: [&HashInput; L], len: usize) -> [u64; L] {
     let k0 = std::array::from_fn(|l| inputs[l].k0);
@@ -248,8 +252,8 @@ impl Columns {
     /// Lane `lane` (taken modulo [`COLUMN_LANES`]) hashes the message `msg` of `len`
     /// bytes (as a little-endian value; at most [`SHORT_LEN`]), under the key that
     /// [`Columns::set_key`] or [`Columns::fill_key`] gives it. The second word is written
-    /// only for messages that have one (`len >= 8`; [`hash_columns`] reads it for those
-    /// alone).
+    /// only for messages that have one (`len >= 8`; [`super::batch::hash_columns`] reads
+    /// it for those alone).
     #[inline(always)]
     pub fn set(&mut self, lane: usize, msg: u128, len: usize) {
         let lane = lane % COLUMN_LANES;
@@ -288,16 +292,6 @@ pub fn hash_column_group(cols: &Columns, group: usize, len: usize) -> [u64; LANE
     })
 }
 
-/// Hash lane `i` of `cols` into `out[i]` for every bit `i` of `mask`, each message `len`
-/// bytes (at most [`SHORT_LEN`]); the other entries of `out` are left alone. The burst's
-/// short messages of one length (the express lane's), all lanes through the rounds
-/// together: with AVX-512, four groups of eight interleaved.
-#[inline]
-pub fn hash_columns(cols: &Columns, len: usize, mask: u32, out: &mut [u64; COLUMN_LANES]) {
-    debug_assert!(len <= SHORT_LEN);
-    crate::sys::simd::hash_columns(cols, len.min(SHORT_LEN), mask, out);
-}
-
 /// Finish `L` hashes that share the midstate `state` (see [`super::SipKey::prefix8`]):
 /// `words[w][l]` is word `w` of the rest of lane `l`'s message, the last word carrying the
 /// length byte (as `SipState::finish_words`, its one-lane reference in the tests, takes
@@ -318,54 +312,6 @@ pub fn hash_one(input: &HashInput) -> u64 {
     hash_lanes([input], usize::from(input.len))[0]
 }
 
-/// Hash `inputs[i]` into `out[i]` for every `i` with `want[i]`, eight at a time where eight
-/// neighbours share a length (the usual case: one address family and one field set), one
-/// by one otherwise. Lanes not wanted may be hashed too (their result is written but
-/// means nothing), so their inputs must merely be initialised.
-#[inline]
-pub fn hash_many(inputs: &[HashInput], want: &[bool], out: &mut [u64]) {
-    let n = inputs.len().min(want.len()).min(out.len());
-    let mut g = 0;
-    while g < n {
-        let end = (g + LANES).min(n);
-        let mut len = None;
-        let mut uniform = end - g == LANES;
-        for i in g..end {
-            if want[i] {
-                match len {
-                    None => len = Some(inputs[i].len),
-                    Some(l) => uniform &= l == inputs[i].len,
-                }
-            }
-        }
-        match len {
-            None => {}
-            Some(l) if uniform => {
-                let group: &[HashInput; LANES] = match inputs[g..end].try_into() {
-                    Ok(a) => a,
-                    Err(_) => unreachable_group(),
-                };
-                let h = crate::sys::simd::hash8(group, usize::from(l));
-                out[g..end].copy_from_slice(&h);
-            }
-            Some(_) => {
-                for i in g..end {
-                    if want[i] {
-                        out[i] = hash_one(&inputs[i]);
-                    }
-                }
-            }
-        }
-        g = end;
-    }
-}
-
-#[cold]
-fn unreachable_group() -> ! {
-    // `end - g == LANES` was checked just before.
-    unreachable!("a group of LANES inputs")
-}
-
 impl SipKey {
     /// The key as the `(k0, k1)` pair a [`HashInput`] carries.
     #[inline]
@@ -375,12 +321,11 @@ impl SipKey {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
-    use crate::hash::siphash24;
-    use proptest::prelude::*;
 
-    fn input(key: &[u8; 16], msg: &[u8]) -> HashInput {
+    /// `msg` under `key`, written three bytes at a time.
+    pub(in crate::hash) fn input(key: &[u8; 16], msg: &[u8]) -> HashInput {
         let mut h = HashInput::default();
         let k = SipKey::from_bytes(key);
         let mut w = h.writer(k.halves());
@@ -408,164 +353,5 @@ mod tests {
         w.finish();
         assert_eq!(h.bytes(), vec![10, 11, 12, 13, 0x12, 0x34, 0, 80]);
         assert_eq!((h.k0, h.k1, h.words[1]), (1, 2, 0));
-    }
-
-    #[test]
-    fn eight_lanes_equal_one_by_one() {
-        let key = *b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f";
-        for len in 0..=MAX_LEN {
-            let inputs: Vec<HashInput> = (0..LANES)
-                .map(|l| {
-                    let msg: Vec<u8> = (0..len).map(|i| (i * 31 + l * 7) as u8).collect();
-                    let mut k = key;
-                    k[0] ^= l as u8;
-                    input(&k, &msg)
-                })
-                .collect();
-            let mut out = [0u64; LANES];
-            hash_many(&inputs, &[true; LANES], &mut out);
-            for (l, h) in inputs.iter().enumerate() {
-                let mut k = key;
-                k[0] ^= l as u8;
-                assert_eq!(
-                    out[l],
-                    siphash24(&SipKey::from_bytes(&k), &h.bytes()),
-                    "len {len}"
-                );
-                assert_eq!(out[l], hash_one(h));
-            }
-            // Both instruction sets (the vector one where the CPU has it).
-            let group: &[HashInput; LANES] = inputs[..].try_into().unwrap();
-            assert_eq!(crate::sys::simd::hash8_portable(group, len), out);
-            assert_eq!(crate::sys::simd::hash8(group, len), out);
-        }
-    }
-
-    #[test]
-    fn columns_equal_one_by_one_under_the_mask() {
-        let mut cols = Columns::EMPTY;
-        let mut inputs = Vec::new();
-        for len in 0..=SHORT_LEN {
-            for l in 0..COLUMN_LANES {
-                let mut key = [0u8; 16];
-                key[0] = l as u8;
-                key[15] = len as u8;
-                let msg: Vec<u8> = (0..len).map(|i| (i * 13 + l * 5 + 1) as u8).collect();
-                let h = input(&key, &msg);
-                let mut bytes = [0u8; 16];
-                bytes[..len].copy_from_slice(&msg);
-                cols.set(l, u128::from_le_bytes(bytes), len);
-                cols.set_key(l, (h.k0, h.k1));
-                inputs.push(h);
-            }
-            let inputs = &inputs[len * COLUMN_LANES..];
-            for mask in [0u32, 1, 0x8000_0001, 0x00ff_ff00, 0x5555_5555, u32::MAX] {
-                let before: [u64; COLUMN_LANES] = std::array::from_fn(|l| l as u64 + 7);
-                let mut fast = before;
-                let mut portable = before;
-                hash_columns(&cols, len, mask, &mut fast);
-                crate::sys::simd::hash_columns_portable(&cols, len, mask, &mut portable);
-                for l in 0..COLUMN_LANES {
-                    let want = if mask >> l & 1 != 0 {
-                        hash_one(&inputs[l])
-                    } else {
-                        before[l]
-                    };
-                    assert_eq!(fast[l], want, "len {len} mask {mask:#x} lane {l}");
-                    assert_eq!(portable[l], want, "len {len} mask {mask:#x} lane {l}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn fill_key_keys_every_lane_and_set_key_one() {
-        let (one, other) = ([9u8; 16], [4u8; 16]);
-        let len = 4;
-        let msg = |l: usize| [l as u8, 1, 2, 3];
-        let mut cols = Columns::EMPTY;
-        for l in 0..COLUMN_LANES {
-            cols.set(l, u128::from(u32::from_le_bytes(msg(l))), len);
-            // Keys left over from an earlier burst: all replaced.
-            cols.set_key(l, (l as u64, !(l as u64)));
-        }
-        let k = input(&one, &[]);
-        cols.fill_key((k.k0, k.k1));
-        let o = input(&other, &[]);
-        cols.set_key(5, (o.k0, o.k1));
-        let mut out = [0u64; COLUMN_LANES];
-        hash_columns(&cols, len, u32::MAX, &mut out);
-        for (l, &h) in out.iter().enumerate() {
-            let key = if l == 5 { &other } else { &one };
-            assert_eq!(h, hash_one(&input(key, &msg(l))), "lane {l}");
-        }
-    }
-
-    #[test]
-    fn mixed_lengths_and_unwanted_lanes() {
-        let key = [3u8; 16];
-        let inputs: Vec<HashInput> = (0..19)
-            .map(|i| input(&key, &vec![i as u8; 4 + (i % 3) * 8]))
-            .collect();
-        let want: Vec<bool> = (0..19).map(|i| i % 5 != 0).collect();
-        let mut out = vec![0u64; 19];
-        hash_many(&inputs, &want, &mut out);
-        for i in 0..19 {
-            if want[i] {
-                let h = siphash24(&SipKey::from_bytes(&key), &inputs[i].bytes());
-                assert_eq!(out[i], h, "lane {i}");
-            } else {
-                assert_eq!(out[i], 0, "lane {i} not wanted and in a mixed group");
-            }
-        }
-    }
-
-    #[test]
-    fn finish_lanes_equals_finish_words() {
-        let key = SipKey::from_bytes(&[9; 16]);
-        let state = key.prefix8(*b"rowseed!");
-        let words: Vec<[u64; LANES]> = (0..3u64)
-            .map(|w| std::array::from_fn(|l| (w + 1) * 0x0101_0101 * (l as u64 + 3)))
-            .collect();
-        for n in 1..=3 {
-            let mut out = [[0u64; LANES]];
-            crate::sys::simd::finish_groups(&state, n, &words[..n], &mut out);
-            let lanes = out[0];
-            for (l, &h) in lanes.iter().enumerate() {
-                let mine: Vec<u64> = words[..n].iter().map(|w| w[l]).collect();
-                assert_eq!(h, state.finish_words(&mine), "{n} words, lane {l}");
-            }
-            assert_eq!(finish_lanes(&state, &words[..n]), lanes);
-        }
-        // Many groups (two at a time with AVX-512, and an odd one left over).
-        for nwords in 1..=3 {
-            for groups in 1..=5 {
-                let cols: Vec<[u64; LANES]> = (0..groups * nwords)
-                    .map(|c| std::array::from_fn(|l| ((c as u64 + 7) * 0x9e37_79b9) ^ l as u64))
-                    .collect();
-                let mut out = vec![[0u64; LANES]; groups];
-                crate::sys::simd::finish_groups(&state, nwords, &cols, &mut out);
-                for (g, o) in out.iter().enumerate() {
-                    let words = &cols[g * nwords..(g + 1) * nwords];
-                    assert_eq!(*o, finish_lanes(&state, words), "{nwords} words, group {g}");
-                }
-            }
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn matches_siphasher(
-            key in any::<[u8; 16]>(),
-            msgs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 12), 8),
-        ) {
-            let inputs: Vec<HashInput> = msgs.iter().map(|m| input(&key, m)).collect();
-            let mut out = [0u64; 8];
-            hash_many(&inputs, &[true; 8], &mut out);
-            for (m, h) in msgs.iter().zip(out) {
-                let r = siphasher::sip::SipHasher24::new_with_key(&key).hash(m);
-                prop_assert_eq!(h, r);
-            }
-        }
     }
 }

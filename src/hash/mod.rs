@@ -1,4 +1,5 @@
-//! SipHash-2-4 keyed as GLB keys it (spec section 1).
+//! SipHash-2-4 keyed as GLB keys it: the hash of every flow and of every rendezvous table
+//! row, bit for bit what GLB Director computes.
 //!
 //! GLB hashes with the reference SipHash-2-4 (64-bit output). The 16-byte key is split into
 //! `k0 = LE u64 of key[0..8]` and `k1 = LE u64 of key[8..16]`; the reference implementation
@@ -9,8 +10,15 @@
 //! builder: every rendezvous hash of a row starts with the same 8-byte `row_seed`, so the
 //! state after that first block is computed once per row ([`SipKey::prefix8`]) and each
 //! backend only pays for its own bytes, eight backends per pass ([`lanes::finish_lanes`]).
+//!
+//! Many hashes at once: [`lanes`] holds the portable lock-step code and its layouts,
+//! [`simd`] the AVX-512 form of it (chosen at run time, the one module here with `unsafe`),
+//! and [`batch`] the entry points the pipeline and the table builder call. Imports run
+//! `batch -> simd -> lanes -> this module`; nothing here imports `crate::sys`.
 
+pub mod batch;
 pub mod lanes;
+pub mod simd;
 
 /// A SipHash-2-4 key, as the two little-endian halves of a 16-byte key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -317,8 +325,9 @@ mod tests {
         }
     }
 
-    /// Spec section 4 vectors: `row_seed = siphash(seed, row as BE u32)` shown as the hash's
-    /// 8 output bytes (little-endian), i.e. the bytes GLB concatenates with the backend IP.
+    /// Row-seed vectors of GLB's rendezvous table: `row_seed = siphash(seed, row as BE u32)`
+    /// shown as the hash's 8 output bytes (little-endian), i.e. the bytes GLB concatenates
+    /// with the backend IP.
     #[test]
     fn spec_row_seed_vectors() {
         let seed = SipKey::from_bytes(&parse_hex_key("49a3d861d661ae5ab06ed9326871a2f5").unwrap());

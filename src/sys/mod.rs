@@ -46,4 +46,3 @@ pub mod socket;
 pub mod tuntap;
 
 pub mod process;
-pub mod simd;

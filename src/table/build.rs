@@ -35,14 +35,14 @@
 //! Speed: no per-row sort (each row keeps only the best few candidates in a tiny sorted
 //! array), the SipHash state after `row_seed` is computed once per row, each backend's
 //! message words are precomputed and eight backends are hashed at once from that state
-//! (AVX-512 lanes where the CPU has them, [`crate::sys::simd::finish_groups`]), and rows are
+//! (AVX-512 lanes where the CPU has them, [`crate::hash::batch::finish_groups`]), and rows are
 //! split across [`std::thread::available_parallelism`] threads (which follows the
 //! affinity mask: a director keeps its control threads off the worker cores).
 
 use super::{Backend, BackendState, ForwardingTable, RowPolicy, TableError, TableSpec, TABLE_ROWS};
+use crate::hash::batch::finish_groups;
 use crate::hash::lanes::LANES;
 use crate::hash::{SipKey, SipState};
-use crate::sys::simd::finish_groups;
 use std::net::IpAddr;
 
 /// Most backends a GLB-format table can hold.
@@ -376,7 +376,7 @@ impl Prepared {
     }
 
     /// Call `f(position, GLB score)` for every candidate, for the row whose midstate is
-    /// `state`: eight backends per SipHash pass ([`crate::sys::simd::finish_groups`]). The
+    /// `state`: eight backends per SipHash pass ([`crate::hash::batch::finish_groups`]). The
     /// calls come batch by batch, not in candidate order; callers rank by (score,
     /// position), so the order does not matter.
     #[inline(always)]

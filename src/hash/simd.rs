@@ -1,13 +1,18 @@
-//! Instruction-set dispatch for the lane hasher ([`crate::hash::lanes`]): eight SipHash-2-4
+//! Instruction-set dispatch for the lane hasher ([`super::lanes`]): eight SipHash-2-4
 //! computations in the eight 64-bit lanes of AVX-512 registers (`vpaddq`, `vprolq`,
 //! `vpxorq`: one instruction per step for all eight) when the CPU has AVX-512F, the portable
-//! lock-step code otherwise. The check is `is_x86_feature_detected!`, a cached flag after
-//! the first call.
+//! lock-step code of [`super::lanes`] otherwise. The check is `is_x86_feature_detected!`
+//! at run time (a cached flag after the first call), so one binary runs on either CPU.
+//! The rest of the crate calls these through [`super::batch`].
+//!
+//! Like the driver modules, this is where `unsafe` may live (the AVX-512 intrinsics), each
+//! block with its `// SAFETY:` reasoning.
+#![allow(unsafe_code)]
 
-use crate::hash::lanes::{
+use super::lanes::{
     finish_lanes, hash_column_group, hash_lanes, Columns, HashInput, COLUMN_LANES, LANES, MAX_WORDS,
 };
-use crate::hash::SipState;
+use super::SipState;
 
 /// SipHash-2-4 of the eight inputs, each taken as `len` bytes long.
 #[inline]
@@ -21,7 +26,7 @@ pub fn hash8(inputs: &[HashInput; LANES], len: usize) -> [u64; LANES] {
 }
 
 /// Hash lane `i` of `cols` into `out[i]` for every bit `i` of `mask`, each message `len`
-/// bytes (at most 15; see [`crate::hash::lanes::hash_columns`]).
+/// bytes (at most 15; see [`super::batch::hash_columns`]).
 #[inline]
 pub fn hash_columns(cols: &Columns, len: usize, mask: u32, out: &mut [u64; COLUMN_LANES]) {
     #[cfg(target_arch = "x86_64")]
@@ -51,7 +56,7 @@ pub fn hash_columns_portable(cols: &Columns, len: usize, mask: u32, out: &mut [u
 }
 
 /// Finish eight hashes per group from the common midstate `state` (the table builder: one
-/// row seed, many backends; see [`crate::hash::lanes::finish_lanes`]): `cols` holds
+/// row seed, many backends; see [`super::lanes::finish_lanes`]): `cols` holds
 /// `out.len()` groups of `nwords` columns each (group `g`'s word `w` for its eight lanes at
 /// `cols[g * nwords + w]`), `out[g]` gets group `g`'s eight hashes. With AVX-512 two
 /// groups go through the rounds interleaved, so that their independent dependency chains
