@@ -727,7 +727,7 @@ proptest! {
 /// with like.
 #[test]
 fn a_burst_without_the_express_lane_is_the_same() {
-    let Some((cfg, _)) = glb_config() else { return };
+    let (cfg, _) = glb_config();
     let lane = snap(cfg.clone());
     let mut general = snap(cfg);
     general.disable_express_lane();
