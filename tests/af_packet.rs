@@ -1,8 +1,8 @@
 //! The AF_PACKET and TAP drivers against real kernel interfaces: veth pairs made for each
 //! test (removed again on drop, also when a test fails) and a TAP device.
 //!
-//! These need root and iproute2 (`ip`); without them each test prints "skipped: <reason>"
-//! and returns. Frames are told apart from the kernel's own chatter on the links (IPv6
+//! These need root and iproute2 (`ip`); without them each test says why and is counted as
+//! skipped (`common::skip`; a failure with `CI=true`). Frames are told apart from the kernel's own chatter on the links (IPv6
 //! ND/MLD...) by a marker in their payload.
 
 use std::collections::{HashMap, HashSet};

@@ -1,6 +1,6 @@
 //! Second chance end to end, in network namespaces (issue 7, item 2): established TCP
-//! connections survive fleet changes. Needs root and /dev/net/tun (prints `skipped:`
-//! otherwise).
+//! connections survive fleet changes. Needs root and /dev/net/tun (otherwise it is
+//! counted as skipped, and fails with `CI=true`).
 //!
 //! ```text
 //!  clients ns C             router ns R (ip_forward, ECMP L4 hash)          directors ns D0, D1

@@ -5,7 +5,7 @@
 //! a server flips its backend after `trigger` rounds and its rows move to the secondary;
 //! restarting it flips back. The `rondo healthcheck` binary in `--once` and continuous mode.
 //!
-//! Root only (skipped with `skipped: <reason>` otherwise): a backend in its own network
+//! Root only (counted as skipped otherwise; a failure with `CI=true`): a backend in its own network
 //! namespace behind a veth pair, with a real HTTP server and a real GUE responder (it
 //! decapsulates the probe and answers the inner ping from the backend's address, as a
 //! backend's kernel does after glb-redirect), checked by the `rondo healthcheck` binary.

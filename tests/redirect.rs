@@ -1,5 +1,5 @@
-//! `rondo redirect` end to end, in network namespaces (needs root; prints `skipped:`
-//! otherwise).
+//! `rondo redirect` end to end, in network namespaces (needs root; counted as skipped
+//! otherwise, a failure with `CI=true`).
 //!
 //! ```text
 //!   netns D (director + client)          netns B1 (backend)              netns B2 (backend)

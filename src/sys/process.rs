@@ -1,4 +1,5 @@
 //! Process control that std does not offer.
+#![allow(unsafe_code)]
 
 use std::io;
 

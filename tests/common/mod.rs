@@ -168,7 +168,8 @@ pub fn bin_row(bin: &[u8], t: usize, r: usize) -> ([u8; 4], [u8; 4]) {
     (ip(p), ip(s))
 }
 
-/// SipHash-2-4 by the independent `siphasher` crate, keyed as the spec says.
+/// SipHash-2-4 by the independent `siphasher` crate, keyed as GLB keys it (k0, k1: the
+/// key's two little-endian halves).
 pub fn siphash(key: &[u8; 16], data: &[u8]) -> u64 {
     use siphasher::sip::SipHasher24;
     SipHasher24::new_with_key(key).hash(data)
@@ -182,8 +183,8 @@ pub fn hex16(s: &str) -> [u8; 16] {
     k
 }
 
-/// Check an encapsulated IPv4 frame: outer headers per spec section 6. Returns (outer dst,
-/// hop list, udp source port, inner packet).
+/// Check an encapsulated IPv4 frame: outer headers as GLB writes them (Ethernet, IPv4,
+/// UDP, GUE with the hop list). Returns (outer dst, hop list, udp source port, inner packet).
 pub fn check_outer_v4(
     f: &[u8],
     gw: [u8; 6],
