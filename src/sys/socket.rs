@@ -261,24 +261,20 @@ mod tests {
 
     #[test]
     fn sockets_are_nonblocking_and_cloexec() {
-        let s = new_socket(libc::AF_INET, libc::SOCK_DGRAM, 0).unwrap();
-        // SAFETY: fcntl F_GETFL/F_GETFD on an open descriptor take no pointers.
-        let (fl, fd) = unsafe {
-            (
-                libc::fcntl(s.as_raw_fd(), libc::F_GETFL),
-                libc::fcntl(s.as_raw_fd(), libc::F_GETFD),
-            )
+        // The descriptor's status and descriptor flags.
+        let flags = |s: &OwnedFd| {
+            // SAFETY: fcntl F_GETFL/F_GETFD on an open descriptor take no pointers.
+            unsafe {
+                (
+                    libc::fcntl(s.as_raw_fd(), libc::F_GETFL),
+                    libc::fcntl(s.as_raw_fd(), libc::F_GETFD),
+                )
+            }
         };
+        let (fl, fd) = flags(&new_socket(libc::AF_INET, libc::SOCK_DGRAM, 0).unwrap());
         assert_ne!(fl & libc::O_NONBLOCK, 0);
         assert_ne!(fd & libc::FD_CLOEXEC, 0);
-        let b = new_blocking_socket(libc::AF_INET, libc::SOCK_DGRAM, 0).unwrap();
-        // SAFETY: as above.
-        let (fl, fd) = unsafe {
-            (
-                libc::fcntl(b.as_raw_fd(), libc::F_GETFL),
-                libc::fcntl(b.as_raw_fd(), libc::F_GETFD),
-            )
-        };
+        let (fl, fd) = flags(&new_blocking_socket(libc::AF_INET, libc::SOCK_DGRAM, 0).unwrap());
         assert_eq!(fl & libc::O_NONBLOCK, 0);
         assert_ne!(fd & libc::FD_CLOEXEC, 0);
     }
