@@ -360,6 +360,48 @@ fn rates_above_the_port_are_reported_and_foreign_frames_counted() {
     assert_eq!(v.foreign, 4);
 }
 
+#[test]
+fn the_duration_ends_the_run_when_the_port_takes_no_frames() {
+    // Nobody reads the port side of the pair: its rings fill and then refuse every frame.
+    let cfg = config();
+    let pool = BufPool::new(16384, 2048).unwrap();
+    let (_port, peer) = mem::pair("stuck", 1, 256, pool).unwrap();
+    let flows = flows::build(&spec(&cfg, 16)).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let opts = Options {
+        rate: None,
+        duration: Some(Duration::from_secs(2)),
+        count: None,
+        drain: Duration::from_millis(100),
+        stop: stop.clone(),
+        dashboard: None,
+    };
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let started = std::time::Instant::now();
+    let h = std::thread::spawn(move || {
+        let r = pktgen::run(
+            "mem:stuck",
+            MemPeerTx(peer),
+            None::<(MemPeerRx, Verifier)>,
+            &flows,
+            &opts,
+            |_| {},
+        );
+        let _ = done_tx.send(started.elapsed());
+        r
+    });
+    let took = done_rx.recv_timeout(Duration::from_secs(10));
+    // Unblock a run that ignored its deadline, so the test ends either way.
+    stop.store(true, Ordering::Relaxed);
+    let r = h.join().unwrap().unwrap();
+    let took = took.unwrap_or_else(|_| panic!("--duration 2 still running after 10 s"));
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    println!("{}", r.summary());
+    assert_eq!(r.tx_packets, 256, "what the rings held: {}", r.summary());
+    assert!(r.tx_unsent > 0, "{}", r.summary());
+    assert!(r.summary().contains("would not take"), "{}", r.summary());
+}
+
 // ---- rondo pktgen against rondo run on a veth pair ----
 
 struct Director(Child);

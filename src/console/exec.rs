@@ -81,6 +81,8 @@ fn sub_port(a: &PortStats, b: &PortStats) -> PortStats {
         tx_dropped: a.tx_dropped.saturating_sub(b.tx_dropped),
         rx_errors: a.rx_errors.saturating_sub(b.rx_errors),
         tx_errors: a.tx_errors.saturating_sub(b.tx_errors),
+        tx_too_big: a.tx_too_big.saturating_sub(b.tx_too_big),
+        tx_kernel_refused: a.tx_kernel_refused.saturating_sub(b.tx_kernel_refused),
     }
 }
 
@@ -290,7 +292,11 @@ impl Executor {
             "  TX-packets: {:<14} TX-dropped: {:<14} TX-bytes: {}",
             p.tx_packets, p.tx_dropped, p.tx_bytes
         );
-        let _ = writeln!(o, "  TX-errors:  {}", p.tx_errors);
+        let _ = writeln!(
+            o,
+            "  TX-errors:  {:<14} TX-too-big: {:<14} TX-kernel-refused: {}",
+            p.tx_errors, p.tx_too_big, p.tx_kernel_refused
+        );
         let _ = writeln!(
             o,
             "  Forwarded:  {:<14} Exceptions: {:<14} Dropped:  {}   TX-refused: {}",

@@ -230,10 +230,18 @@ pub struct PortStats {
     pub tx_bytes: u64,
     /// Packets the driver or kernel dropped before we saw them (ring full, no buffer).
     pub rx_dropped: u64,
-    /// Packets we could not send (TX ring full after retries).
+    /// Packets the port took but could not send, whatever the reason (the reasons the
+    /// driver knows are counted again below).
     pub tx_dropped: u64,
     pub rx_errors: u64,
     pub tx_errors: u64,
+    /// Of `tx_dropped`: frames longer than the interface MTU allows, dropped before the
+    /// TX ring.
+    pub tx_too_big: u64,
+    /// Of `tx_dropped`: frames the kernel refused to send again and again (the device or
+    /// its veth peer drops them, say a peer MTU below the frame), taken out of the TX ring
+    /// so the frames behind them go.
+    pub tx_kernel_refused: u64,
 }
 
 /// Counters shared by a port and its queues: relaxed atomics, since they are statistics.
@@ -247,6 +255,8 @@ pub struct PortCounters {
     pub tx_bytes: AtomicU64,
     pub tx_dropped: AtomicU64,
     pub tx_errors: AtomicU64,
+    pub tx_too_big: AtomicU64,
+    pub tx_kernel_refused: AtomicU64,
 }
 
 impl PortCounters {
@@ -270,6 +280,8 @@ impl PortCounters {
             tx_bytes: l(&self.tx_bytes),
             tx_dropped: l(&self.tx_dropped),
             tx_errors: l(&self.tx_errors),
+            tx_too_big: l(&self.tx_too_big),
+            tx_kernel_refused: l(&self.tx_kernel_refused),
         }
     }
 }

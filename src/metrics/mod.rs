@@ -139,6 +139,16 @@ pub fn render(plane: &ControlPlane) -> String {
             "Transmit errors.",
             port.tx_errors,
         ),
+        (
+            "rondo_port_tx_too_big_total",
+            "Frames longer than the interface MTU allows, dropped (counted in tx_dropped too).",
+            port.tx_too_big,
+        ),
+        (
+            "rondo_port_tx_kernel_refused_total",
+            "Frames the kernel refused to send after retries (peer MTU below the frame, say), dropped from the TX ring (counted in tx_dropped too).",
+            port.tx_kernel_refused,
+        ),
     ] {
         e.family(metric, "counter", help);
         e.sample(metric, &pl, v);

@@ -56,6 +56,12 @@ pub fn sample(plane: &ControlPlane) -> Sample {
     put("port.packets.rx_missed", port.clone(), p.rx_dropped);
     put("port.packets.rx_errors", port.clone(), p.rx_errors);
     put("port.packets.tx_errors", port.clone(), p.tx_errors);
+    put("port.packets.tx_too_big", port.clone(), p.tx_too_big);
+    put(
+        "port.packets.tx_kernel_refused",
+        port.clone(),
+        p.tx_kernel_refused,
+    );
     put("port.packets.tx_dropped", port, p.tx_dropped);
     let cores = rt.options().cores.clone();
     let mut total = CoreCounters::default();

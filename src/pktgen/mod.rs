@@ -64,6 +64,11 @@ pub trait GenTx: Send {
     fn finish(&mut self) -> Result<(), PktgenError> {
         Ok(())
     }
+    /// Frames the port took but dropped since it opened (its `tx_dropped`: too big for
+    /// the MTU, refused by the kernel); 0 when it cannot tell.
+    fn port_dropped(&self) -> u64 {
+        0
+    }
 }
 
 /// The receiving side.
@@ -93,6 +98,9 @@ impl<P: Port> GenTx for PortTx<'_, P> {
         let n = self.tx.tx_burst(burst);
         self.tx.flush();
         Ok(n)
+    }
+    fn port_dropped(&self) -> u64 {
+        self.port.stats().tx_dropped
     }
 }
 
@@ -312,8 +320,16 @@ struct TxResult {
     packets: u64,
     bytes: u64,
     refused: u64,
+    /// Frames made but never taken by the port (it refused them until the end).
+    unsent: u64,
+    /// Frames the port took and dropped during the run.
+    port_dropped: u64,
     seconds: f64,
 }
+
+/// After the run's end (deadline, count or stop), how long the frames still held are
+/// offered to a port that refuses them before they are given up as unsent.
+const END_GRACE: Duration = Duration::from_millis(50);
 
 fn transmit<T: GenTx>(
     mut tx: T,
@@ -331,13 +347,31 @@ fn transmit<T: GenTx>(
     let pacer = Pacer::new(opts.rate);
     let limit = opts.count.unwrap_or(u64::MAX);
     let deadline = opts.duration.map(|d| pacer.start + d);
+    let dropped_before = tx.port_dropped();
     let (mut k, mut queued, mut packets, mut bytes, mut refused) = (0usize, 0u64, 0u64, 0u64, 0u64);
+    let mut unsent = 0u64;
+    // When the run ended with frames still held (the port refusing them).
+    let mut ended: Option<Instant> = None;
     loop {
         let stopping = opts.stop.load(Ordering::Relaxed)
             || queued >= limit
             || deadline.is_some_and(|d| Instant::now() >= d);
         if stopping && burst.is_empty() {
             break;
+        }
+        if stopping {
+            let since = *ended.get_or_insert_with(Instant::now);
+            if opts.stop.load(Ordering::Relaxed) || since.elapsed() >= END_GRACE {
+                // The run is over: what the port would not take was never sent.
+                let left = burst.len();
+                for j in 0..left {
+                    let f = (k - left + j) % n;
+                    sent[f] -= 1;
+                }
+                unsent += left as u64;
+                drop(burst.drain());
+                break;
+            }
         }
         if !stopping {
             let room = pacer
@@ -372,26 +406,24 @@ fn transmit<T: GenTx>(
         live.tx_bytes.store(bytes, Ordering::Relaxed);
         if !burst.is_empty() {
             refused += 1;
-            if stopping && opts.stop.load(Ordering::Relaxed) {
-                // Told to stop: what the port would not take was never sent.
-                let left = burst.len();
-                for j in 0..left {
-                    let f = (k - left + j) % n;
-                    sent[f] -= 1;
-                }
-                drop(burst.drain());
-                break;
-            }
             std::thread::yield_now();
         }
     }
     let seconds = pacer.start.elapsed().as_secs_f64();
     tx.finish()?;
+    if unsent > 0 {
+        tracing::warn!(
+            frames = unsent,
+            "pktgen: the port refused frames until the end of the run; they were not sent"
+        );
+    }
     Ok(TxResult {
         sent,
         packets,
         bytes,
         refused,
+        unsent,
+        port_dropped: tx.port_dropped().saturating_sub(dropped_before),
         seconds,
     })
 }
@@ -597,6 +629,8 @@ pub fn run<T: GenTx, R: GenRx>(
         tx_bytes: txr.bytes,
         tx_gbps: txr.bytes as f64 * 8.0 / txr.seconds.max(1e-9) / 1e9,
         tx_refused: txr.refused,
+        tx_unsent: txr.unsent,
+        tx_port_dropped: txr.port_dropped,
         verifying,
         rx_packets: 0,
         rx_bytes: 0,

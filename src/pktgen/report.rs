@@ -60,8 +60,14 @@ pub struct Report {
     pub tx_packets: u64,
     pub tx_bytes: u64,
     pub tx_gbps: f64,
-    /// Bursts the driver refused at least in part (retried, never dropped).
+    /// Bursts the driver refused at least in part (retried until the run ended).
     pub tx_refused: u64,
+    /// Frames made but never taken by the port: it still refused them when the run ended
+    /// (not in `tx_packets`).
+    pub tx_unsent: u64,
+    /// Frames the port took (in `tx_packets`) but dropped: too big for the MTU, refused by
+    /// the kernel (the port's `tx_dropped` over the run).
+    pub tx_port_dropped: u64,
     /// Whether the receive side ran (false for write-only ports such as pcap output).
     pub verifying: bool,
     pub rx_packets: u64,
@@ -120,6 +126,12 @@ impl Report {
                 ""
             }
         );
+        if self.tx_unsent > 0 || self.tx_port_dropped > 0 {
+            s += &format!(
+                "refused     {:>12} frames the port would not take by the end, {} it took and dropped (MTU, kernel)\n",
+                self.tx_unsent, self.tx_port_dropped
+            );
+        }
         if self.verifying {
             s += &format!(
                 "received    {:>12} packets: verified {}, wrong backend {}, bad header {}, foreign {}\n",

@@ -352,6 +352,9 @@ impl AfPacketPort {
             next: 0,
             max_len: (frame_size - uapi::V2_DATA).min(self.mtu + L2_OVERHEAD),
             last_queued: None,
+            head: 0,
+            refused_logged: None,
+            refused_unlogged: 0,
             counters: self.counters.clone(),
         })
     }

@@ -6,6 +6,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::ring::Ring;
 use super::{uapi, ETH_HLEN};
@@ -28,8 +29,22 @@ pub struct AfPacketTx {
     pub(super) max_len: usize,
     /// Slot of the last frame queued, to see whether the kernel has taken it.
     pub(super) last_queued: Option<usize>,
+    /// Oldest slot that may still be queued (only kept up to date on the error path).
+    pub(super) head: usize,
+    /// When the last refused-frames warning was logged, and frames refused since.
+    pub(super) refused_logged: Option<Instant>,
+    pub(super) refused_unlogged: u64,
     pub(super) counters: Arc<Counters>,
 }
+
+/// `send()` calls one kick makes at most (retries and frames taken out of the ring).
+const KICK_SYSCALLS_MAX: usize = 64;
+/// Refusals in a row (`ENOBUFS`) after which the frame at the kernel's ring head is taken
+/// out of the ring and dropped. A full qdisc refuses too; retrying the same frame three
+/// times in a row and then dropping it is what a full device queue would do anyway.
+const KICK_REFUSALS_MAX: usize = 3;
+/// Least time between two warnings about refused frames.
+const REFUSED_LOG_EVERY: Duration = Duration::from_secs(1);
 
 impl AfPacketTx {
     #[inline]
@@ -37,9 +52,21 @@ impl AfPacketTx {
         (i / self.per_block) * self.block_size + (i % self.per_block) * self.frame_size
     }
 
-    /// Ask the kernel to send every queued slot (one syscall, never blocks).
+    /// Ask the kernel to send every queued slot (never blocks; a bounded number of
+    /// syscalls).
+    ///
+    /// `ENOBUFS` means the kernel gave the frame at its ring head back (`tpacket_snd` sets it
+    /// to `TP_STATUS_SEND_REQUEST` again when the device dropped it: a full qdisc, or a veth
+    /// whose peer's MTU is below the frame), and would refuse it again on every later kick:
+    /// the whole ring behind it would wait. So it is tried [`KICK_REFUSALS_MAX`] times in a
+    /// row; still refused, it is taken out of the ring ([`AfPacketTx::discard_head`]),
+    /// dropped and counted as `tx_kernel_refused`, and the frames behind it go.
     fn kick(&mut self) {
-        loop {
+        let mut syscalls = 0usize;
+        let mut refusals = 0usize;
+        let mut discarded = 0u64;
+        while syscalls < KICK_SYSCALLS_MAX {
+            syscalls += 1;
             // SAFETY: a zero-length send with a NULL buffer is the documented way to flush a
             // PACKET_TX_RING; the kernel reads nothing through the pointer.
             let r =
@@ -47,11 +74,22 @@ impl AfPacketTx {
             if r >= 0 {
                 break;
             }
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
+            match io::Error::last_os_error().raw_os_error() {
                 Some(libc::EINTR) => continue,
-                // Socket buffer full: the slots stay queued and go with the next kick.
-                Some(libc::EAGAIN) | Some(libc::ENOBUFS) => break,
+                // Socket buffer full: frames are in flight, the slots stay queued and go
+                // with the next kick.
+                Some(libc::EAGAIN) => break,
+                Some(libc::ENOBUFS) => {
+                    refusals += 1;
+                    if refusals < KICK_REFUSALS_MAX {
+                        continue;
+                    }
+                    refusals = 0;
+                    if !self.discard_head() {
+                        break;
+                    }
+                    discarded += 1;
+                }
                 _ => {
                     // Interface down or gone: the slots stay queued until it is back or
                     // the ring fills and bursts are refused.
@@ -60,6 +98,74 @@ impl AfPacketTx {
                 }
             }
         }
+        if discarded > 0 {
+            Counters::add(&self.counters.tx_kernel_refused, discarded);
+            Counters::add(&self.counters.tx_dropped, discarded);
+            self.log_refused(discarded);
+        }
+    }
+
+    /// The slot at the kernel's ring head: the first one still `TP_STATUS_SEND_REQUEST`
+    /// from the oldest slot that may be queued (the kernel sends in ring order). Error
+    /// path only: it may look at the whole ring.
+    fn kernel_head(&mut self) -> Option<usize> {
+        for _ in 0..self.frames {
+            if self.head == self.next && !self.is_queued(self.head) {
+                return None;
+            }
+            if self.is_queued(self.head) {
+                return Some(self.head);
+            }
+            self.head = (self.head + 1) % self.frames;
+        }
+        None
+    }
+
+    #[inline]
+    fn is_queued(&self, i: usize) -> bool {
+        self.ring
+            .status(self.slot_offset(i))
+            .is_some_and(|s| s.load(Ordering::Acquire) == uapi::TP_STATUS_SEND_REQUEST)
+    }
+
+    /// Take the frame at the kernel's ring head out of the ring: its length becomes 0, so
+    /// on the next kick the kernel finds it malformed (shorter than an Ethernet header)
+    /// and, as `PACKET_LOSS` is set, marks it available and moves its head past it. The
+    /// kernel only reads a slot during `send()`, which only this queue calls, so the slot
+    /// may be written here. Returns whether there was one.
+    fn discard_head(&mut self) -> bool {
+        let Some(i) = self.kernel_head() else {
+            return false;
+        };
+        let off = self.slot_offset(i);
+        match self.ring.bytes_mut(off + uapi::V2_LEN, 4) {
+            Some(len) => {
+                len.copy_from_slice(&0u32.to_ne_bytes());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A warning at most every [`REFUSED_LOG_EVERY`], with the count since the last one.
+    #[cold]
+    fn log_refused(&mut self, n: u64) {
+        self.refused_unlogged += n;
+        let now = Instant::now();
+        if self
+            .refused_logged
+            .is_some_and(|t| now.duration_since(t) < REFUSED_LOG_EVERY)
+        {
+            return;
+        }
+        tracing::warn!(
+            frames = self.refused_unlogged,
+            "af_packet: the kernel refused to send frames again and again (the device or its \
+             peer drops them: a peer MTU below the frame length?); they were dropped \
+             (tx_kernel_refused)"
+        );
+        self.refused_logged = Some(now);
+        self.refused_unlogged = 0;
     }
 
     /// Whether the slot at `off` may be filled (free, or refused by the kernel earlier).
@@ -100,15 +206,22 @@ impl TxQueue for AfPacketTx {
     type Buf = PoolBuf;
 
     /// Copies frames into free ring slots and sends them with one syscall. Frames that do
-    /// not fit the ring stay in `pkts`; frames the interface can never send (shorter than an
-    /// Ethernet header, longer than the MTU) are taken and counted as `tx_errors`.
+    /// not fit the ring stay in `pkts`; frames the interface can never send are taken and
+    /// counted: shorter than an Ethernet header as `tx_errors`, longer than the MTU allows
+    /// as `tx_too_big` (and `tx_dropped`).
     fn tx_burst(&mut self, pkts: &mut Burst<PoolBuf>) -> usize {
-        let (mut taken, mut queued, mut bytes, mut errors) = (0usize, 0u64, 0u64, 0u64);
+        let (mut taken, mut queued, mut bytes) = (0usize, 0u64, 0u64);
+        let (mut errors, mut too_big) = (0u64, 0u64);
         let mut kicked = false;
         for b in pkts.as_slice() {
             let data = b.data();
-            if data.len() < ETH_HLEN || data.len() > self.max_len {
+            if data.len() < ETH_HLEN {
                 errors += 1;
+                taken += 1;
+                continue;
+            }
+            if data.len() > self.max_len {
+                too_big += 1;
                 taken += 1;
                 continue;
             }
@@ -152,6 +265,8 @@ impl TxQueue for AfPacketTx {
         Counters::add(&c.tx_packets, queued);
         Counters::add(&c.tx_bytes, bytes);
         Counters::add(&c.tx_errors, errors);
+        Counters::add(&c.tx_too_big, too_big);
+        Counters::add(&c.tx_dropped, too_big);
         taken
     }
 

@@ -482,6 +482,8 @@ impl Port for DpdkPort {
             tx_dropped: 0,
             rx_errors: s.ierrors,
             tx_errors: s.oerrors,
+            tx_too_big: 0,
+            tx_kernel_refused: 0,
         }
     }
 
