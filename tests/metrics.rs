@@ -128,7 +128,12 @@ fn metrics_match_the_packets_actually_sent() {
         ),
         &[],
     );
-    let cfg = d.ok("show config");
+    // The console comes up before the metrics endpoint: wait until the config shows it.
+    let mut cfg = String::new();
+    d.wait_for("the metrics endpoint in show config", || {
+        cfg = d.ok("show config");
+        cfg.contains("http://")
+    });
     let addr: SocketAddr = cfg
         .split("http://")
         .nth(1)
