@@ -5,6 +5,7 @@ use std::path::Path;
 use super::glb::{parse_director_conf, GlbRuntime};
 use super::native::{self, NativeTables};
 use super::{Config, ConfigError, DirectorSettings};
+use crate::sys::file::{read_bounded, ReadError, CONFIG_LIMIT, TABLE_LIMIT};
 use crate::table::{glb_bin, glb_json, ForwardingTable, RowPolicy};
 
 /// What a file turned out to be.
@@ -18,11 +19,20 @@ pub enum Loaded {
     Tables(Vec<ForwardingTable>),
 }
 
+/// Read a file that may be a GLB `.bin` table (up to [`TABLE_LIMIT`]) or text (a config or
+/// JSON table, up to [`CONFIG_LIMIT`]): a regular file only, never blocking (see
+/// [`crate::sys::file`]).
 fn read(path: &Path) -> Result<Vec<u8>, ConfigError> {
-    std::fs::read(path).map_err(|e| ConfigError::File {
-        file: path.display().to_string(),
-        message: format!("cannot read: {e}"),
-    })
+    let bytes = read_bounded(path, TABLE_LIMIT, "a forwarding table")?;
+    if bytes.len() as u64 > CONFIG_LIMIT && !bytes.starts_with(&glb_bin::MAGIC.to_le_bytes()) {
+        return Err(ReadError::TooLarge {
+            file: path.display().to_string(),
+            limit: CONFIG_LIMIT,
+            kind: "a config file",
+        }
+        .into());
+    }
+    Ok(bytes)
 }
 
 fn utf8<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, ConfigError> {
@@ -144,6 +154,6 @@ pub fn parse_director_conf_file(
     path: &Path,
 ) -> Result<(DirectorSettings, GlbRuntime), ConfigError> {
     let file = path.display().to_string();
-    let bytes = read(path)?;
+    let bytes = read_bounded(path, CONFIG_LIMIT, "a config file")?;
     parse_director_conf(utf8(&bytes, &file)?, &file)
 }

@@ -6,9 +6,17 @@ use crate::datapath::Snapshot;
 /// `rondo check-config FILE [--forwarding-table T]`.
 pub fn run(file: &Path, table: Option<&Path>) -> Result<(), String> {
     if table.is_none() {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        if crate::redirect::config::is_redirect_config(&text) {
-            let c = crate::redirect::config::parse(&text, &file.display().to_string())
+        // Refuse FIFOs, devices and oversized files here already, with the reader's
+        // message, before sniffing the text; binary (a .bin table) sniffs as not redirect.
+        let bytes = crate::sys::file::read_bounded(
+            file,
+            crate::sys::file::TABLE_LIMIT,
+            "a config or forwarding table",
+        )
+        .map_err(|e| e.to_string())?;
+        let text = std::str::from_utf8(&bytes).unwrap_or_default();
+        if crate::redirect::config::is_redirect_config(text) {
+            let c = crate::redirect::config::parse(text, &file.display().to_string())
                 .map_err(|e| e.to_string())?;
             println!(
                 "{}: OK: backend config (rondo redirect): {} listen address(es), {} director net(s), {} backend net(s), TUN {}",
