@@ -225,3 +225,132 @@ fn a_reload_onto_a_fifo_is_refused_sigterm_still_stops_and_the_old_table_stays()
     };
     assert!(status.success(), "{status}: {}", d.log_text());
 }
+
+/// `rondo pcap` on `input` with existing `--out` and `--exceptions` files: it must fail
+/// with `expected` in its message and leave both files byte-identical, with nothing else
+/// in their folder.
+fn pcap_fails_and_keeps_outputs(input_bytes: &[u8], expected: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.pcap");
+    std::fs::write(&input, input_bytes).unwrap();
+    let outdir = dir.path().join("out");
+    std::fs::create_dir(&outdir).unwrap();
+    let out = outdir.join("out.pcap");
+    let exc = outdir.join("exc.pcap");
+    let good = std::fs::read(common::glb_vectors().join("1k_pkts.pcap")).unwrap();
+    std::fs::write(&out, &good).unwrap();
+    std::fs::write(&exc, b"exceptions of an earlier run").unwrap();
+    let v = common::glb_vectors();
+    let mut cmd = rondo();
+    cmd.arg("pcap")
+        .arg("--glb-config")
+        .arg(v.join("../../../configs/glb/director.conf"))
+        .arg("--forwarding-table")
+        .arg(v.join("table.bin"))
+        .arg("--in")
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .arg("--exceptions")
+        .arg(&exc);
+    let o = run_bounded(cmd, BOUND).expect("rondo pcap did not end");
+    assert!(!o.status.success(), "{}", stderr(&o));
+    let msg = stderr(&o);
+    assert!(
+        msg.contains(&format!("{}: {expected}", input.display())),
+        "expected {expected:?} in: {msg}"
+    );
+    assert!(std::fs::read(&out).unwrap() == good, "--out was changed");
+    assert_eq!(
+        std::fs::read(&exc).unwrap(),
+        b"exceptions of an earlier run",
+        "--exceptions was changed"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&outdir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["exc.pcap", "out.pcap"], "no temporary files left");
+}
+
+#[test]
+fn pcap_with_a_wrong_magic_says_so_and_keeps_the_outputs() {
+    pcap_fails_and_keeps_outputs(
+        b"GLBD\x02\0\0\0\x01\0\0\0\0\0\x01\0\0\x01\0\0\0\x01\0\0and more",
+        "not a pcap capture: wrong magic 47 4c 42 44 (a pcap file starts with a1 b2 c3 d4",
+    );
+}
+
+#[test]
+fn pcap_with_pcapng_says_pcapng() {
+    pcap_fails_and_keeps_outputs(
+        b"\x0a\x0d\x0d\x0a\x1c\0\0\0\x4d\x3c\x2b\x1a\x01\0\0\0\xff\xff\xff\xff\xff\xff\xff\xff\x1c\0\0\0",
+        "is a pcapng capture (magic 0a 0d 0d 0a); only pcap is supported",
+    );
+}
+
+#[test]
+fn pcap_with_an_empty_or_short_input_says_so_and_keeps_the_outputs() {
+    pcap_fails_and_keeps_outputs(b"", "is empty (0 bytes); expected a pcap capture");
+    let good = std::fs::read(common::glb_vectors().join("1k_pkts.pcap")).unwrap();
+    pcap_fails_and_keeps_outputs(
+        &good[..10],
+        "is 10 bytes, shorter than a pcap file header (24 bytes)",
+    );
+}
+
+#[test]
+fn pcap_with_a_truncated_record_names_the_packet_and_offset_and_keeps_the_outputs() {
+    let good = std::fs::read(common::glb_vectors().join("1k_pkts.pcap")).unwrap();
+    // Walk the records to cut the third one in its data, and the fourth in its header.
+    let le = good[..4] == [0xd4, 0xc3, 0xb2, 0xa1];
+    let mut offs = vec![24usize];
+    for _ in 0..4 {
+        let o = *offs.last().unwrap();
+        let f: [u8; 4] = good[o + 8..o + 12].try_into().unwrap();
+        let incl = if le {
+            u32::from_le_bytes(f)
+        } else {
+            u32::from_be_bytes(f)
+        } as usize;
+        offs.push(o + 16 + incl);
+    }
+    pcap_fails_and_keeps_outputs(
+        &good[..offs[2] + 16 + 5],
+        &format!(
+            "packet 3 (the record at byte offset {}) is truncated: the file ends 5 bytes into its captured data; the 2 packet(s) before it are complete",
+            offs[2]
+        ),
+    );
+    pcap_fails_and_keeps_outputs(
+        &good[..offs[3] + 7],
+        &format!(
+            "packet 4 (the record at byte offset {}) is truncated: its record header is cut short (7 of 16 bytes)",
+            offs[3]
+        ),
+    );
+}
+
+#[test]
+fn pcap_on_success_replaces_the_outputs_and_leaves_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = common::glb_vectors();
+    let out = dir.path().join("out.pcap");
+    std::fs::write(&out, b"stale").unwrap();
+    let mut cmd = rondo();
+    cmd.arg("pcap")
+        .arg("--glb-config")
+        .arg(v.join("../../../configs/glb/director.conf"))
+        .arg("--forwarding-table")
+        .arg(v.join("table.bin"))
+        .arg("--in")
+        .arg(v.join("1k_pkts.pcap"))
+        .arg("--out")
+        .arg(&out);
+    let o = run_bounded(cmd, BOUND).expect("rondo pcap did not end");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let frames = common::director::read_pcap(&out);
+    assert!(!frames.is_empty());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}

@@ -10,7 +10,8 @@
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Largest configuration file read (native TOML, GLB `director.conf`, JSON tables, health
 /// and `rondo redirect` configs): 16 MiB, far more than any real config.
@@ -128,6 +129,82 @@ pub fn read_text_bounded(path: &Path, limit: u64, kind: &'static str) -> Result<
     })
 }
 
+/// A file written under a temporary name (`.NAME.tmp.PID.N`) in its destination's
+/// directory and renamed over the destination by [`AtomicFile::commit`], after an `fsync`:
+/// readers see the old file or the complete new one. Dropped without a commit (an error on
+/// the way), the temporary file is removed and the destination is untouched.
+pub struct AtomicFile {
+    tmp: PathBuf,
+    dest: PathBuf,
+    committed: bool,
+}
+
+impl AtomicFile {
+    /// Create the temporary file for `dest`; write to the returned [`File`], then
+    /// [`AtomicFile::commit`] it.
+    pub fn create(dest: &Path) -> Result<(AtomicFile, File), ReadError> {
+        let io = |source| ReadError::Io {
+            file: dest.display().to_string(),
+            source,
+        };
+        let name = dest.file_name().ok_or_else(|| {
+            io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a file path (no file name)",
+            ))
+        })?;
+        let dir = match dest.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".tmp.{}.{n}", std::process::id()));
+        let tmp = dir.join(tmp_name);
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io)?;
+        Ok((
+            AtomicFile {
+                tmp,
+                dest: dest.to_path_buf(),
+                committed: false,
+            },
+            f,
+        ))
+    }
+
+    /// `fsync` the written `file` and rename it over the destination.
+    pub fn commit(mut self, file: File) -> Result<(), ReadError> {
+        let io = |source| ReadError::Io {
+            file: self.dest.display().to_string(),
+            source,
+        };
+        file.sync_all().map_err(io)?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.dest).map_err(io)?;
+        self.committed = true;
+        if let Some(d) = self.dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Ok(d) = File::open(d) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +267,24 @@ mod tests {
     fn the_table_limit_is_a_bin_of_256_tables() {
         use crate::table::glb_bin::{HEADER_LEN, TABLE_LEN};
         assert_eq!(TABLE_LIMIT, (HEADER_LEN + 256 * TABLE_LEN) as u64);
+    }
+
+    #[test]
+    fn atomic_file_replaces_on_commit_and_leaves_nothing_on_drop() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("out.pcap");
+        std::fs::write(&p, b"old").unwrap();
+        let (a, mut f) = AtomicFile::create(&p).unwrap();
+        f.write_all(b"half").unwrap();
+        drop((a, f));
+        assert_eq!(std::fs::read(&p).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let (a, mut f) = AtomicFile::create(&p).unwrap();
+        f.write_all(b"new").unwrap();
+        a.commit(f).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     fn nix_mkfifo(p: &Path) {
