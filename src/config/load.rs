@@ -5,7 +5,7 @@ use std::path::Path;
 use super::glb::{parse_director_conf, GlbRuntime};
 use super::native::{self, NativeTables};
 use super::{Config, ConfigError, DirectorSettings};
-use crate::sys::file::{read_bounded, ReadError, CONFIG_LIMIT, TABLE_LIMIT};
+use crate::sys::file::{read_bounded, read_head, ReadError, CONFIG_LIMIT, TABLE_LIMIT};
 use crate::table::{glb_bin, glb_json, ForwardingTable, RowPolicy};
 
 /// What a file turned out to be.
@@ -21,18 +21,17 @@ pub enum Loaded {
 
 /// Read a file that may be a GLB `.bin` table (up to [`TABLE_LIMIT`]) or text (a config or
 /// JSON table, up to [`CONFIG_LIMIT`]): a regular file only, never blocking (see
-/// [`crate::sys::file`]).
+/// [`crate::sys::file`]). Only a file that starts with the `.bin` magic is read past the
+/// config limit.
 fn read(path: &Path) -> Result<Vec<u8>, ConfigError> {
-    let bytes = read_bounded(path, TABLE_LIMIT, "a forwarding table")?;
-    if bytes.len() as u64 > CONFIG_LIMIT && !bytes.starts_with(&glb_bin::MAGIC.to_le_bytes()) {
-        return Err(ReadError::TooLarge {
-            file: path.display().to_string(),
-            limit: CONFIG_LIMIT,
-            kind: "a config file",
+    match read_bounded(path, CONFIG_LIMIT, "a config file") {
+        Err(ReadError::TooLarge { .. })
+            if read_head::<4>(path)? == glb_bin::MAGIC.to_le_bytes() =>
+        {
+            Ok(read_bounded(path, TABLE_LIMIT, "a forwarding table")?)
         }
-        .into());
+        r => Ok(r?),
     }
-    Ok(bytes)
 }
 
 fn utf8<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, ConfigError> {
@@ -156,4 +155,48 @@ pub fn parse_director_conf_file(
     let file = path.display().to_string();
     let bytes = read_bounded(path, CONFIG_LIMIT, "a config file")?;
     parse_director_conf(utf8(&bytes, &file)?, &file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sparse file of `len` bytes starting with `head`.
+    fn sparse(dir: &Path, name: &str, head: &[u8], len: u64) -> std::path::PathBuf {
+        use std::io::Write;
+        let p = dir.join(name);
+        let mut f = std::fs::File::create(&p).unwrap();
+        f.write_all(head).unwrap();
+        f.set_len(len).unwrap();
+        p
+    }
+
+    #[test]
+    fn only_a_bin_table_is_read_past_the_config_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = sparse(dir.path(), "big.json", b"{\"tables\": [", CONFIG_LIMIT + 1);
+        let e = load_file(&text).unwrap_err().to_string();
+        assert!(
+            e.contains("larger than 16777216 bytes (16.0 MiB), the most read for a config file"),
+            "{e}"
+        );
+        // A .bin past the config limit is read (and here refused by the decoder for its
+        // header, not for its size).
+        let bin = sparse(
+            dir.path(),
+            "big.bin",
+            &glb_bin::MAGIC.to_le_bytes(),
+            CONFIG_LIMIT + 1,
+        );
+        let e = load_file(&bin).unwrap_err().to_string();
+        assert!(!e.contains("larger than"), "{e}");
+        let huge = sparse(
+            dir.path(),
+            "huge.bin",
+            &glb_bin::MAGIC.to_le_bytes(),
+            TABLE_LIMIT + 1,
+        );
+        let e = load_file(&huge).unwrap_err().to_string();
+        assert!(e.contains("the most read for a forwarding table"), "{e}");
+    }
 }

@@ -93,6 +93,24 @@ pub fn read_bounded(path: &Path, limit: u64, kind: &'static str) -> Result<Vec<u
     read_limited(f, limit, kind, path)
 }
 
+/// The first `N` bytes of `path` (zeros past its end), opened as [`read_bounded`] does.
+pub fn read_head<const N: usize>(path: &Path) -> Result<[u8; N], ReadError> {
+    let io = |source| ReadError::Io {
+        file: path.display().to_string(),
+        source,
+    };
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(io)?;
+    let mut head = Vec::with_capacity(N);
+    f.take(N as u64).read_to_end(&mut head).map_err(io)?;
+    let mut out = [0u8; N];
+    out[..head.len()].copy_from_slice(&head);
+    Ok(out)
+}
+
 fn read_limited(
     f: File,
     limit: u64,

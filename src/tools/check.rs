@@ -6,14 +6,18 @@ use crate::datapath::Snapshot;
 /// `rondo check-config FILE [--forwarding-table T]`.
 pub fn run(file: &Path, table: Option<&Path>) -> Result<(), String> {
     if table.is_none() {
-        // Refuse FIFOs, devices and oversized files here already, with the reader's
-        // message, before sniffing the text; binary (a .bin table) sniffs as not redirect.
-        let bytes = crate::sys::file::read_bounded(
+        // Refuse FIFOs and devices here already, with the reader's message, before
+        // sniffing the text. Past the config limit only a `.bin` table may be: the loader
+        // below decides, without reading it twice here.
+        let bytes = match crate::sys::file::read_bounded(
             file,
-            crate::sys::file::TABLE_LIMIT,
-            "a config or forwarding table",
-        )
-        .map_err(|e| e.to_string())?;
+            crate::sys::file::CONFIG_LIMIT,
+            "a config file",
+        ) {
+            Ok(b) => b,
+            Err(crate::sys::file::ReadError::TooLarge { .. }) => Vec::new(),
+            Err(e) => return Err(e.to_string()),
+        };
         let text = std::str::from_utf8(&bytes).unwrap_or_default();
         if crate::redirect::config::is_redirect_config(text) {
             let c = crate::redirect::config::parse(text, &file.display().to_string())
