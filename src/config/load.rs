@@ -5,6 +5,7 @@ use std::path::Path;
 use super::glb::{parse_director_conf, GlbRuntime};
 use super::native::{self, NativeTables};
 use super::{Config, ConfigError, DirectorSettings};
+use crate::sys::file::{read_bounded, read_head, ReadError, CONFIG_LIMIT, TABLE_LIMIT};
 use crate::table::{glb_bin, glb_json, ForwardingTable, RowPolicy};
 
 /// What a file turned out to be.
@@ -18,11 +19,19 @@ pub enum Loaded {
     Tables(Vec<ForwardingTable>),
 }
 
+/// Read a file that may be a GLB `.bin` table (up to [`TABLE_LIMIT`]) or text (a config or
+/// JSON table, up to [`CONFIG_LIMIT`]): a regular file only, never blocking (see
+/// [`crate::sys::file`]). Only a file that starts with the `.bin` magic is read past the
+/// config limit.
 fn read(path: &Path) -> Result<Vec<u8>, ConfigError> {
-    std::fs::read(path).map_err(|e| ConfigError::File {
-        file: path.display().to_string(),
-        message: format!("cannot read: {e}"),
-    })
+    match read_bounded(path, CONFIG_LIMIT, "a config file") {
+        Err(ReadError::TooLarge { .. })
+            if read_head::<4>(path)? == glb_bin::MAGIC.to_le_bytes() =>
+        {
+            Ok(read_bounded(path, TABLE_LIMIT, "a forwarding table")?)
+        }
+        r => Ok(r?),
+    }
 }
 
 fn utf8<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, ConfigError> {
@@ -144,6 +153,50 @@ pub fn parse_director_conf_file(
     path: &Path,
 ) -> Result<(DirectorSettings, GlbRuntime), ConfigError> {
     let file = path.display().to_string();
-    let bytes = read(path)?;
+    let bytes = read_bounded(path, CONFIG_LIMIT, "a config file")?;
     parse_director_conf(utf8(&bytes, &file)?, &file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sparse file of `len` bytes starting with `head`.
+    fn sparse(dir: &Path, name: &str, head: &[u8], len: u64) -> std::path::PathBuf {
+        use std::io::Write;
+        let p = dir.join(name);
+        let mut f = std::fs::File::create(&p).unwrap();
+        f.write_all(head).unwrap();
+        f.set_len(len).unwrap();
+        p
+    }
+
+    #[test]
+    fn only_a_bin_table_is_read_past_the_config_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = sparse(dir.path(), "big.json", b"{\"tables\": [", CONFIG_LIMIT + 1);
+        let e = load_file(&text).unwrap_err().to_string();
+        assert!(
+            e.contains("larger than 16777216 bytes (16.0 MiB), the most read for a config file"),
+            "{e}"
+        );
+        // A .bin past the config limit is read (and here refused by the decoder for its
+        // header, not for its size).
+        let bin = sparse(
+            dir.path(),
+            "big.bin",
+            &glb_bin::MAGIC.to_le_bytes(),
+            CONFIG_LIMIT + 1,
+        );
+        let e = load_file(&bin).unwrap_err().to_string();
+        assert!(!e.contains("larger than"), "{e}");
+        let huge = sparse(
+            dir.path(),
+            "huge.bin",
+            &glb_bin::MAGIC.to_le_bytes(),
+            TABLE_LIMIT + 1,
+        );
+        let e = load_file(&huge).unwrap_err().to_string();
+        assert!(e.contains("the most read for a forwarding table"), "{e}");
+    }
 }

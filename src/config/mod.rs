@@ -45,6 +45,8 @@ pub enum ConfigError {
     File { file: String, message: String },
     #[error(transparent)]
     Table(#[from] crate::table::TableError),
+    #[error(transparent)]
+    Read(#[from] crate::sys::file::ReadError),
 }
 
 impl ConfigError {

@@ -86,29 +86,127 @@ impl Pacer {
     }
 }
 
-/// Open a capture for reading: a pcap file with Ethernet frames, or a clear error.
-pub fn open_reader(path: &Path, port: &str) -> Result<PcapReader<BufReader<File>>, DriverError> {
-    let f = File::open(path).map_err(|source| DriverError::Os {
-        port: port.into(),
-        op: "open capture",
-        source,
-    })?;
-    let r = PcapReader::new(BufReader::new(f)).map_err(|e| DriverError::Port {
-        port: port.into(),
-        reason: format!(
-            "{}: not a pcap capture (pcapng is not supported): {e}",
+/// Size of a pcap file header.
+pub const FILE_HEADER_LEN: u64 = 24;
+/// Size of a pcap record header (before each frame's captured bytes).
+pub const RECORD_HEADER_LEN: u64 = 16;
+
+/// What the first four bytes of a capture say it is.
+fn check_magic(path: &Path, magic: [u8; 4]) -> Result<(), String> {
+    match magic {
+        // Microsecond and nanosecond pcap, either byte order.
+        [0xa1, 0xb2, 0xc3, 0xd4] | [0xd4, 0xc3, 0xb2, 0xa1] => Ok(()),
+        [0xa1, 0xb2, 0x3c, 0x4d] | [0x4d, 0x3c, 0xb2, 0xa1] => Ok(()),
+        [0x0a, 0x0d, 0x0d, 0x0a] => Err(format!(
+            "{}: is a pcapng capture (magic 0a 0d 0d 0a); only pcap is supported: convert it \
+             with `editcap -F pcap IN OUT` or `tcpdump -r IN -w OUT`",
             path.display()
-        ),
-    })?;
+        )),
+        m => Err(format!(
+            "{}: not a pcap capture: wrong magic {:02x} {:02x} {:02x} {:02x} (a pcap file \
+             starts with a1 b2 c3 d4 or d4 c3 b2 a1, a1 b2 3c 4d or 4d 3c b2 a1 for \
+             nanoseconds; pcapng with 0a 0d 0d 0a)",
+            path.display(),
+            m[0],
+            m[1],
+            m[2],
+            m[3]
+        )),
+    }
+}
+
+/// Why record `index` (0-based) at byte `offset` of a capture of `file_len` bytes could
+/// not be read: a truncated record says where the file ends, anything else gives the
+/// reader's error.
+pub fn record_error(
+    path: &Path,
+    index: u64,
+    offset: u64,
+    file_len: u64,
+    e: &pcap_file::PcapError,
+) -> String {
+    let left = file_len.saturating_sub(offset);
+    let what = if left < RECORD_HEADER_LEN {
+        format!("truncated: its record header is cut short ({left} of {RECORD_HEADER_LEN} bytes)")
+    } else if matches!(e, pcap_file::PcapError::IncompleteBuffer)
+        || matches!(e, pcap_file::PcapError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof)
+    {
+        format!(
+            "truncated: the file ends {} bytes into its captured data",
+            left - RECORD_HEADER_LEN
+        )
+    } else {
+        format!("unreadable: {e}")
+    };
+    format!(
+        "{}: packet {} (the record at byte offset {offset}) is {what}; the {index} packet(s) before it are complete",
+        path.display(),
+        index + 1
+    )
+}
+
+/// Open a capture for reading: a regular pcap file with Ethernet frames, or an error that
+/// says what is wrong with it (not a file, empty, too short, pcapng, wrong magic, link
+/// type). A FIFO does not block the open.
+pub fn open_reader(path: &Path, port: &str) -> Result<PcapReader<BufReader<File>>, DriverError> {
+    use std::io::{Read, Seek};
+    use std::os::unix::fs::OpenOptionsExt;
+    let os = |op, source| DriverError::Os {
+        port: port.into(),
+        op,
+        source,
+    };
+    let bad = |reason: String| DriverError::Port {
+        port: port.into(),
+        reason,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| os("open capture", e))?;
+    let meta = f.metadata().map_err(|e| os("open capture", e))?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file (a FIFO, socket or device)"
+        };
+        return Err(bad(format!(
+            "{}: is {what}; give a pcap capture file",
+            path.display()
+        )));
+    }
+    if meta.len() == 0 {
+        return Err(bad(format!(
+            "{}: is empty (0 bytes); expected a pcap capture",
+            path.display()
+        )));
+    }
+    let mut magic = [0u8; 4];
+    let got = (&mut f)
+        .take(4)
+        .read(&mut magic)
+        .map_err(|e| os("read capture", e))?;
+    if got == 4 {
+        check_magic(path, magic).map_err(bad)?;
+    }
+    if meta.len() < FILE_HEADER_LEN {
+        return Err(bad(format!(
+            "{}: is {} bytes, shorter than a pcap file header ({FILE_HEADER_LEN} bytes)",
+            path.display(),
+            meta.len()
+        )));
+    }
+    f.rewind().map_err(|e| os("read capture", e))?;
+    let r = PcapReader::new(BufReader::new(f))
+        .map_err(|e| bad(format!("{}: bad pcap file header: {e}", path.display())))?;
     if r.header().datalink != DataLink::ETHERNET {
-        return Err(DriverError::Port {
-            port: port.into(),
-            reason: format!(
-                "{}: link type {:?}, only Ethernet captures are supported",
-                path.display(),
-                r.header().datalink
-            ),
-        });
+        return Err(bad(format!(
+            "{}: link type {:?}, only Ethernet captures are supported",
+            path.display(),
+            r.header().datalink
+        )));
     }
     Ok(r)
 }

@@ -124,10 +124,8 @@ const MAX_THREADS: u64 = 1024;
 /// Read and parse a config file (JSON when it starts with `{`, else TOML).
 pub fn load(path: &Path) -> Result<HealthcheckConfig, ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
-        file: file.clone(),
-        message: format!("cannot read: {e}"),
-    })?;
+    let text =
+        crate::sys::file::read_text_bounded(path, crate::sys::file::CONFIG_LIMIT, "a config file")?;
     let base = path.parent().unwrap_or(Path::new(""));
     parse(&text, &file, base)
 }

@@ -273,10 +273,8 @@ pub fn parse(text: &str, file: &str) -> Result<RedirectConfig, ConfigError> {
 /// Read and parse a backend config file.
 pub fn load(path: &Path) -> Result<RedirectConfig, ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
-        file: file.clone(),
-        message: format!("cannot read: {e}"),
-    })?;
+    let text =
+        crate::sys::file::read_text_bounded(path, crate::sys::file::CONFIG_LIMIT, "a config file")?;
     parse(&text, &file)
 }
 

@@ -377,14 +377,38 @@ impl Control {
         e
     }
 
-    /// Reload from the configured source.
+    /// Reload from the configured source (loading it under the caller's lock; the control
+    /// plane loads off the lock and with a timeout instead, see [`ControlPlane::reload`]).
+    ///
+    /// [`ControlPlane::reload`]: super::plane::ControlPlane::reload
     pub fn reload(&mut self, rt: &Runtime, why: &str) -> Result<u64, String> {
         let started = Instant::now();
-        self.mtimes = mtimes(&self.source);
+        let seen = self.file_times();
         let loaded = match &self.source {
             Some(s) => s.load(),
             None => Err("no configuration file to reload".into()),
         };
+        self.reload_loaded(rt, why, seen, loaded, started)
+    }
+
+    /// The modification times of the config file(s) now: taken before a load, handed to
+    /// [`Control::reload_loaded`] so a change made during the load is seen again.
+    pub fn file_times(&self) -> Vec<Option<SystemTime>> {
+        mtimes(&self.source)
+    }
+
+    /// Finish a reload whose config was loaded (or failed to load) by the caller: swap it
+    /// in, or count the failure and keep the running snapshot. `seen` are the file times
+    /// taken before the load (see [`Control::file_times`]).
+    pub fn reload_loaded(
+        &mut self,
+        rt: &Runtime,
+        why: &str,
+        seen: Vec<Option<SystemTime>>,
+        loaded: Result<Config, String>,
+        started: Instant,
+    ) -> Result<u64, String> {
+        self.mtimes = seen;
         match loaded {
             Ok(cfg) => {
                 if self.run.as_ref().is_some_and(|r| *r != cfg.run) {

@@ -6,13 +6,15 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::control::{BuildStats, ChangeReport, Control};
+use super::control::{BuildStats, ChangeReport, ConfigSource, Control};
 use super::ledger::{SentLedger, SentTotals};
 use super::overrides::Change;
 use super::Runtime;
+use crate::config::Config;
 use crate::datapath::CoreCounters;
 
 /// Where the control plane can be reached, filled in as the servers start.
@@ -35,6 +37,89 @@ pub struct ControlPlane {
     /// Set by the console's `quit` on `rondo run -i`: the main loop stops the director.
     quit: AtomicBool,
     endpoints: Mutex<Endpoints>,
+    /// Held by a reload from start to swap, so reloads apply in the order they load.
+    reloading: Mutex<()>,
+}
+
+/// How long a reload waits for its files to be read and its tables built.
+pub const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Load `source` on a thread of its own and wait at most `timeout` for it. On a timeout the
+/// thread is left to finish (its result is dropped): nothing it holds is shared.
+fn load_with_timeout(source: ConfigSource, timeout: Duration) -> Result<Config, String> {
+    let (tx, rx) = mpsc::channel();
+    let what = source.describe();
+    std::thread::Builder::new()
+        .name("rondo-load".into())
+        .spawn(move || {
+            let _ = tx.send(source.load());
+        })
+        .map_err(|e| format!("{what}: cannot start the loader thread: {e}"))?;
+    match rx.recv_timeout(timeout) {
+        Ok(r) => r,
+        Err(mpsc::RecvTimeoutError::Timeout) => Err(format!(
+            "{what}: reading and building took more than {} s; gave up waiting",
+            timeout.as_secs()
+        )),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            Err(format!("{what}: the loader thread ended without a result"))
+        }
+    }
+}
+
+/// Runs the reloads that signals ask for, and the config file watcher, on a thread of its
+/// own: the loop that handles SIGTERM only asks ([`Reloader::request`]) and never waits for
+/// a reload.
+pub struct Reloader {
+    tx: Option<mpsc::Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Reloader {
+    /// Start the thread; it checks the config files for changes every `watch` and reloads
+    /// when they changed.
+    pub fn start(plane: Arc<ControlPlane>, watch: Duration) -> std::io::Result<Reloader> {
+        let (tx, rx) = mpsc::channel::<()>();
+        let handle = std::thread::Builder::new()
+            .name("rondo-reload".into())
+            .spawn(move || loop {
+                match rx.recv_timeout(watch) {
+                    Ok(()) => {
+                        // Requests that came in meanwhile are served by this reload.
+                        while rx.try_recv().is_ok() {}
+                        let _ = plane.reload("signal");
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => plane.reload_if_changed(),
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            })?;
+        Ok(Reloader {
+            tx: Some(tx),
+            handle: Some(handle),
+        })
+    }
+
+    /// Ask for a reload (SIGHUP, SIGUSR1); returns at once.
+    pub fn request(&self) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Stop the thread: wait at most `wait` for a reload under way to finish, then leave it.
+    pub fn stop(mut self, wait: Duration) {
+        drop(self.tx.take());
+        let Some(h) = self.handle.take() else { return };
+        let end = Instant::now() + wait;
+        while !h.is_finished() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if h.is_finished() {
+            let _ = h.join();
+        } else {
+            tracing::warn!("a reload is still under way at shutdown; not waiting for it");
+        }
+    }
 }
 
 impl ControlPlane {
@@ -49,6 +134,7 @@ impl ControlPlane {
             started: Instant::now(),
             quit: AtomicBool::new(false),
             endpoints: Mutex::new(Endpoints::default()),
+            reloading: Mutex::new(()),
         }
     }
 
@@ -65,17 +151,30 @@ impl ControlPlane {
         self.started.elapsed()
     }
 
-    /// Reload the config file(s); overrides stay in force.
+    /// Reload the config file(s); overrides stay in force. The files are read and the
+    /// tables built on a loader thread, off the control lock, and waited for at most
+    /// [`LOAD_TIMEOUT`]: a reload answers (with an error, the running tables staying) even
+    /// when a read hangs. Reloads run one at a time.
     pub fn reload(&self, why: &str) -> Result<u64, String> {
+        let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let started = Instant::now();
+        let (source, seen) = {
+            let c = self.control();
+            (c.source().cloned(), c.file_times())
+        };
+        let loaded = match source {
+            Some(s) => load_with_timeout(s, LOAD_TIMEOUT),
+            None => Err("no configuration file to reload".into()),
+        };
         let mut c = self.control();
-        c.reload(&self.rt, why)
+        c.reload_loaded(&self.rt, why, seen, loaded, started)
     }
 
     /// Reload if a config file changed on disk.
     pub fn reload_if_changed(&self) {
-        let mut c = self.control();
-        if c.files_changed() {
-            let _ = c.reload(&self.rt, "config file changed");
+        let changed = self.control().files_changed();
+        if changed {
+            let _ = self.reload("config file changed");
         }
     }
 

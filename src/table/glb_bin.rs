@@ -256,10 +256,8 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), TableError> {
 /// Read and [`decode`] a GLB binary table file.
 pub fn read(path: &Path) -> Result<Vec<ForwardingTable>, TableError> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| TableError::Io {
-        file: file.clone(),
-        source,
-    })?;
+    let bytes =
+        crate::sys::file::read_bounded(path, crate::sys::file::TABLE_LIMIT, "a forwarding table")?;
     decode(&bytes, &file)
 }
 

@@ -41,10 +41,11 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<TableSpec>, TableError> {
 /// Read and [`parse`] a GLB forwarding-table JSON file.
 pub fn read(path: &Path) -> Result<Vec<TableSpec>, TableError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| TableError::Io {
-        file: file.clone(),
-        source,
-    })?;
+    let text = crate::sys::file::read_text_bounded(
+        path,
+        crate::sys::file::CONFIG_LIMIT,
+        "a JSON forwarding table",
+    )?;
     parse(&text, &file)
 }
 

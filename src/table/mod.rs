@@ -265,4 +265,6 @@ pub enum TableError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Read(#[from] crate::sys::file::ReadError),
 }

@@ -6,9 +6,21 @@ use crate::datapath::Snapshot;
 /// `rondo check-config FILE [--forwarding-table T]`.
 pub fn run(file: &Path, table: Option<&Path>) -> Result<(), String> {
     if table.is_none() {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        if crate::redirect::config::is_redirect_config(&text) {
-            let c = crate::redirect::config::parse(&text, &file.display().to_string())
+        // Refuse FIFOs and devices here already, with the reader's message, before
+        // sniffing the text. Past the config limit only a `.bin` table may be: the loader
+        // below decides, without reading it twice here.
+        let bytes = match crate::sys::file::read_bounded(
+            file,
+            crate::sys::file::CONFIG_LIMIT,
+            "a config file",
+        ) {
+            Ok(b) => b,
+            Err(crate::sys::file::ReadError::TooLarge { .. }) => Vec::new(),
+            Err(e) => return Err(e.to_string()),
+        };
+        let text = std::str::from_utf8(&bytes).unwrap_or_default();
+        if crate::redirect::config::is_redirect_config(text) {
+            let c = crate::redirect::config::parse(text, &file.display().to_string())
                 .map_err(|e| e.to_string())?;
             println!(
                 "{}: OK: backend config (rondo redirect): {} listen address(es), {} director net(s), {} backend net(s), TUN {}",

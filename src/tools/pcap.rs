@@ -1,15 +1,17 @@
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
 use pcap_file::DataLink;
 
 use crate::datapath::{
     process_burst, CoreCounters, HeapBuf, PacketBuf, Snapshot, Verdict, BURST_MAX,
 };
-use crate::drivers::pcap::open_reader;
+use crate::drivers::pcap::{open_reader, record_error, FILE_HEADER_LEN, RECORD_HEADER_LEN};
+use crate::drivers::DriverError;
 use crate::runtime::control::ConfigSource;
+use crate::sys::file::AtomicFile;
 use crate::wire::ethernet::MacAddr;
 
 use super::config_args::ConfigArgs;
@@ -36,26 +38,53 @@ pub struct PcapArgs {
     src_mac: Option<MacAddr>,
 }
 
-fn writer(path: &Path, snaplen: u32) -> Result<PcapWriter<BufWriter<File>>, String> {
-    let f = File::create(path).map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
+/// An output capture written under a temporary name; renamed over `path` only when the
+/// whole run succeeded.
+struct Output {
+    file: AtomicFile,
+    pcap: PcapWriter<BufWriter<File>>,
+    path: PathBuf,
+}
+
+impl Output {
+    fn commit(self) -> Result<(), String> {
+        let f = self
+            .pcap
+            .into_writer()
+            .into_inner()
+            .map_err(|e| format!("{}: writing capture: {}", self.path.display(), e.error()))?;
+        self.file.commit(f).map_err(|e| e.to_string())
+    }
+}
+
+fn writer(path: &Path, snaplen: u32) -> Result<Output, String> {
+    let (file, f) = AtomicFile::create(path).map_err(|e| e.to_string())?;
     let header = PcapHeader {
         snaplen,
         datalink: DataLink::ETHERNET,
         ..PcapHeader::default()
     };
-    PcapWriter::with_header(BufWriter::new(f), header)
-        .map_err(|e| format!("{}: {e}", path.display()))
+    let pcap = PcapWriter::with_header(BufWriter::new(f), header)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Output {
+        file,
+        pcap,
+        path: path.to_path_buf(),
+    })
 }
 
-/// Forward every frame of a capture through [`process_burst`]; returns the counters.
-pub fn forward_capture(
+/// Forward every frame of a capture (opened with [`open_reader`]) through
+/// [`process_burst`]; returns the counters.
+fn forward_from(
     snap: &Snapshot,
     input: &Path,
+    mut reader: PcapReader<BufReader<File>>,
     mut out: Option<&mut PcapWriter<BufWriter<File>>>,
     mut exc: Option<&mut PcapWriter<BufWriter<File>>>,
 ) -> Result<CoreCounters, String> {
-    let inp = input.display().to_string();
-    let mut reader = open_reader(input, &inp).map_err(|e| e.to_string())?;
+    let file_len = std::fs::metadata(input).map_or(u64::MAX, |m| m.len());
+    // Byte offset of the next record, for errors.
+    let mut offset = FILE_HEADER_LEN;
     let mut ctr = CoreCounters::default();
     let mut bufs: Vec<HeapBuf> = (0..BURST_MAX)
         .map(|_| HeapBuf::new(HeapBuf::HEADROOM, 65536))
@@ -67,14 +96,18 @@ pub fn forward_capture(
     while !done {
         match reader.next_packet() {
             Some(Ok(p)) => {
+                offset += RECORD_HEADER_LEN + p.data.len() as u64;
                 bufs[n].set_frame(&p.data);
                 stamps[n] = p.timestamp;
                 n += 1;
             }
             Some(Err(e)) => {
-                return Err(format!(
-                    "{inp}: after {} packets: {e}",
-                    ctr.rx_packets + n as u64
+                return Err(record_error(
+                    input,
+                    ctr.rx_packets + n as u64,
+                    offset,
+                    file_len,
+                    &e,
                 ))
             }
             None => done = true,
@@ -118,6 +151,14 @@ pub fn run(a: &PcapArgs) -> Result<(), String> {
     let cfg = source.load()?;
     let snap =
         Snapshot::compile(cfg, a.src_mac, 1).map_err(|e| format!("{}: {e}", source.describe()))?;
+    // The input is checked before any output is created; outputs are temporary files
+    // until the whole capture went through, so a failed run leaves existing files as they
+    // were and no stubs.
+    let reader = open_reader(&a.input, &a.input.display().to_string()).map_err(|e| match e {
+        // The reason names the file already.
+        DriverError::Port { reason, .. } => reason,
+        e => e.to_string(),
+    })?;
     let snaplen = 65535 + 256;
     let mut out = a.out.as_deref().map(|p| writer(p, snaplen)).transpose()?;
     let mut exc = a
@@ -125,12 +166,15 @@ pub fn run(a: &PcapArgs) -> Result<(), String> {
         .as_deref()
         .map(|p| writer(p, snaplen))
         .transpose()?;
-    let ctr = forward_capture(&snap, &a.input, out.as_mut(), exc.as_mut())?;
+    let ctr = forward_from(
+        &snap,
+        &a.input,
+        reader,
+        out.as_mut().map(|o| &mut o.pcap),
+        exc.as_mut().map(|o| &mut o.pcap),
+    )?;
     for w in [out, exc].into_iter().flatten() {
-        use std::io::Write;
-        w.into_writer()
-            .flush()
-            .map_err(|e| format!("writing capture: {e}"))?;
+        w.commit()?;
     }
     print!("{}", format_counters(&ctr));
     Ok(())

@@ -21,7 +21,7 @@ use crate::metrics::http::MetricsServer;
 use crate::metrics::statsd::StatsdPusher;
 use crate::runtime::control::{ConfigSource, Control, SignalFlags};
 use crate::runtime::notify::{sd_notify, PidFile};
-use crate::runtime::plane::ControlPlane;
+use crate::runtime::plane::{ControlPlane, Reloader};
 use crate::runtime::{avoid_worker_cores, ExceptionPath, IdlePolicy, Runtime, RuntimeOptions};
 
 use super::config_args::ConfigArgs;
@@ -374,8 +374,11 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
     drop(exec);
     let rt = plane.runtime();
     let mut health = HealthWiring::start(&plane);
+    // Reloads (signals, file changes) run on their own thread: this loop, which handles
+    // SIGTERM, never waits for one.
+    let reloader = Reloader::start(plane.clone(), Duration::from_secs(1))
+        .map_err(|e| format!("cannot start the reload thread: {e}"))?;
     let started = Instant::now();
-    let mut last_check = Instant::now();
     let mut last_stats = Instant::now();
     let mut last_rx = (0u64, Instant::now());
     loop {
@@ -389,14 +392,10 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
             break;
         }
         if signals.take_reload() {
-            let _ = plane.reload("signal");
+            reloader.request();
         }
         if let Some(h) = health.as_mut() {
             h.pump(&plane);
-        }
-        if last_check.elapsed() >= Duration::from_secs(1) {
-            last_check = Instant::now();
-            plane.reload_if_changed();
         }
         if a.stats_interval > 0 && last_stats.elapsed() >= Duration::from_secs(a.stats_interval) {
             last_stats = Instant::now();
@@ -432,6 +431,7 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
     }
     let elapsed = started.elapsed().as_secs_f64();
     let _ = sd_notify("STOPPING=1");
+    reloader.stop(Duration::from_secs(2));
     servers.stop();
     let port_stats = rt.port_stats();
     let exc = rt.exception_stats();

@@ -19,7 +19,12 @@ fn tables_of(file: &Path) -> Result<Vec<ForwardingTable>, String> {
 /// `rondo table build IN.json OUT.bin`: GLB's `glb-director-cli build-config`.
 pub fn build(input: &Path, output: &Path) -> Result<(), String> {
     let file = input.display().to_string();
-    let text = std::fs::read_to_string(input).map_err(|e| format!("{file}: cannot read: {e}"))?;
+    let text = crate::sys::file::read_text_bounded(
+        input,
+        crate::sys::file::CONFIG_LIMIT,
+        "a JSON forwarding table",
+    )
+    .map_err(|e| e.to_string())?;
     let specs = glb_json::parse(&text, &file).map_err(|e| e.to_string())?;
     let tables = specs
         .into_iter()
