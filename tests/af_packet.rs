@@ -445,6 +445,116 @@ fn frames_the_peer_refuses_are_dropped_counted_and_the_ring_moves() {
     );
 }
 
+/// A marked frame of `len` bytes behind one 802.1Q tag (VLAN 7).
+fn tagged(tag: u8, seq: u32, len: usize) -> Vec<u8> {
+    let mut f = marked(tag, seq, len - 4);
+    f.splice(12..12, [0x81, 0x00, 0x00, 0x07]);
+    f
+}
+
+#[test]
+fn mtu_changes_after_start_are_tracked_and_oversize_frames_counted() {
+    let Some(v) = Veth::new('u') else { return };
+    let (port_a, mut qa) = open(&v.a, 1);
+    let (_port_b, mut qb) = open(&v.b, 1);
+    assert_eq!(port_a.mtu(), 1500);
+    // Lowered after start: the port notices when its control side polls (stats does).
+    ip(&["link", "set", &v.a, "mtu", "600"]).unwrap();
+    let _ = port_a.stats();
+    let big: Vec<Vec<u8>> = (0..5u32).map(|i| marked(31, i, 1000)).collect();
+    let tx = &mut qa[0].1;
+    // Refused frames are taken (and dropped), not left in the burst.
+    assert_eq!(send_all(&port_a, tx, &big), big.len());
+    let s = port_a.stats();
+    assert_eq!(s.tx_too_big, big.len() as u64, "{s:?}");
+    assert_eq!(s.tx_dropped, big.len() as u64, "{s:?}");
+    assert_eq!(s.tx_packets, 0, "refused frames counted as sent: {s:?}");
+    let late = tags_seen(&mut qb[0].0, 31, Duration::from_millis(300));
+    assert!(late.is_empty(), "oversize frames arrived: {late:?}");
+
+    // The limit is the MTU plus the Ethernet header, plus a VLAN tag when there is one.
+    let edge = vec![
+        marked(32, 0, 614),
+        tagged(32, 1, 618),
+        marked(32, 2, 615),
+        tagged(32, 3, 619),
+    ];
+    assert_eq!(send_all(&port_a, tx, &edge), edge.len());
+    let got = collect(&mut [&mut qb[0].0], 32, 2, Duration::from_secs(3));
+    assert!(
+        got[0] == edge[..2].to_vec(),
+        "{} frames arrived, not the ones sent",
+        got[0].len()
+    );
+    let s = port_a.stats();
+    assert_eq!(s.tx_too_big, big.len() as u64 + 2, "{s:?}");
+    assert_eq!(s.tx_packets, 2, "{s:?}");
+
+    // Raised again: the same frames go and arrive.
+    ip(&["link", "set", &v.a, "mtu", "1500"]).unwrap();
+    let _ = port_a.stats();
+    let again: Vec<Vec<u8>> = (0..10u32).map(|i| marked(33, i, 1000)).collect();
+    assert_eq!(send_all(&port_a, tx, &again), again.len());
+    let got = collect(&mut [&mut qb[0].0], 33, again.len(), Duration::from_secs(3));
+    assert!(
+        got[0] == again,
+        "{} frames arrived, not the ones sent",
+        got[0].len()
+    );
+    let s = port_a.stats();
+    assert_eq!(s.tx_packets, 2 + again.len() as u64, "{s:?}");
+    assert_eq!(s.tx_too_big, big.len() as u64 + 2, "{s:?}");
+    assert_eq!(s.tx_kernel_refused, 0, "{s:?}");
+    assert_eq!(port_a.mtu(), 1500);
+}
+
+#[test]
+fn a_raised_mtu_lets_bigger_frames_go_up_to_what_the_ring_holds() {
+    let Some(v) = Veth::new('w') else { return };
+    ip(&["link", "set", &v.a, "mtu", "600"]).unwrap();
+    let (port_a, mut qa) = open(&v.a, 1);
+    let (_port_b, mut qb) = open(&v.b, 1);
+    assert_eq!(port_a.mtu(), 600);
+    // Raised after start: frames that now fit go.
+    ip(&["link", "set", &v.a, "mtu", "1500"]).unwrap();
+    let _ = port_a.stats();
+    let frames: Vec<Vec<u8>> = (0..10u32).map(|i| marked(41, i, 1000)).collect();
+    let tx = &mut qa[0].1;
+    assert_eq!(send_all(&port_a, tx, &frames), frames.len());
+    let got = collect(
+        &mut [&mut qb[0].0],
+        41,
+        frames.len(),
+        Duration::from_secs(3),
+    );
+    assert!(
+        got[0] == frames,
+        "{} frames arrived, not the ones sent",
+        got[0].len()
+    );
+    let s = port_a.stats();
+    assert_eq!((s.tx_packets, s.tx_too_big), (10, 0), "{s:?}");
+
+    // Raised past what a ring slot holds (2048-byte slots: 2016 bytes of frame): still
+    // refused, and counted.
+    ip(&["link", "set", &v.b, "mtu", "4000"]).unwrap();
+    ip(&["link", "set", &v.a, "mtu", "4000"]).unwrap();
+    let _ = port_a.stats();
+    let over: Vec<Vec<u8>> = (0..3u32).map(|i| marked(42, i, 2030)).collect();
+    assert_eq!(send_all(&port_a, tx, &over), over.len());
+    let s = port_a.stats();
+    assert_eq!((s.tx_packets, s.tx_too_big), (10, 3), "{s:?}");
+    let fits: Vec<Vec<u8>> = (0..3u32).map(|i| marked(43, i, 2016)).collect();
+    assert_eq!(send_all(&port_a, tx, &fits), fits.len());
+    let got = collect(&mut [&mut qb[0].0], 43, fits.len(), Duration::from_secs(3));
+    assert!(
+        got[0] == fits,
+        "{} frames arrived, not the ones sent",
+        got[0].len()
+    );
+    assert_eq!(port_a.mtu(), 4000);
+}
+
 #[test]
 fn throughput_over_veth() {
     let Some(v) = Veth::new('t') else { return };

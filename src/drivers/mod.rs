@@ -315,6 +315,9 @@ pub trait Port: Send + Sync {
     fn link(&self) -> Option<LinkInfo> {
         None
     }
+    /// Control-side upkeep, called about once a second by the director's main loop (never
+    /// from a worker): e.g. re-reading the interface MTU. Nothing by default.
+    fn poll(&self) {}
     /// Driver name for `show port info` (e.g. `af_packet`, `dpdk/net_ixgbe`).
     fn driver(&self) -> String {
         self.name().split(':').next().unwrap_or("").to_string()
@@ -336,6 +339,7 @@ pub trait PortView: Send + Sync {
     fn stats(&self) -> PortStats;
     fn xstats(&self) -> Vec<(String, u64)>;
     fn link(&self) -> Option<LinkInfo>;
+    fn poll(&self);
     fn driver(&self) -> String;
 }
 
@@ -354,6 +358,9 @@ impl<P: Port> PortView for P {
     }
     fn link(&self) -> Option<LinkInfo> {
         Port::link(self)
+    }
+    fn poll(&self) {
+        Port::poll(self)
     }
     fn driver(&self) -> String {
         Port::driver(self)

@@ -381,8 +381,14 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
     let started = Instant::now();
     let mut last_stats = Instant::now();
     let mut last_rx = (0u64, Instant::now());
+    let mut last_poll = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(50));
+        // Port upkeep off the data path (af_packet re-reads the MTU).
+        if last_poll.elapsed() >= Duration::from_secs(1) {
+            rt.port().poll();
+            last_poll = Instant::now();
+        }
         if signals.stop_requested() {
             tracing::info!("stop requested by signal");
             break;

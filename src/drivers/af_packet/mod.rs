@@ -41,6 +41,8 @@ pub const MAX_QUEUES: usize = 256;
 /// Ethernet header plus one VLAN tag: what a frame may carry on top of the MTU.
 const L2_OVERHEAD: usize = 14 + 4;
 const ETH_HLEN: usize = 14;
+/// One 802.1Q / 802.1ad tag.
+const VLAN_HLEN: usize = 4;
 
 /// Ring sizes and behaviour of an [`AfPacketPort`].
 #[derive(Debug, Clone, PartialEq, Eq)]

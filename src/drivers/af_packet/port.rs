@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use super::ring::{page_size, rx_ring_req, tx_frame_size, tx_ring_req, Ring};
@@ -20,7 +21,13 @@ pub struct AfPacketPort {
     iface: String,
     ifindex: u32,
     mac: MacAddr,
-    mtu: usize,
+    /// The MTU at open, which sized the rings.
+    open_mtu: usize,
+    /// The MTU as last read ([`AfPacketPort::refresh_mtu`]); every TX queue loads it once
+    /// per burst.
+    mtu: Arc<AtomicUsize>,
+    /// Interface ioctls (MTU re-reads) from the control side.
+    ctl: IfCtl,
     opts: AfPacketOptions,
     tx_frame_size: usize,
     pool: BufPool,
@@ -39,7 +46,7 @@ impl std::fmt::Debug for AfPacketPort {
             .field("iface", &self.iface)
             .field("ifindex", &self.ifindex)
             .field("mac", &self.mac)
-            .field("mtu", &self.mtu)
+            .field("mtu", &self.mtu())
             .field("opts", &self.opts)
             .field("fanout_group", &self.fanout_group)
             .finish()
@@ -141,7 +148,9 @@ impl AfPacketPort {
             iface: iface.to_string(),
             ifindex,
             mac,
-            mtu,
+            open_mtu: mtu,
+            mtu: Arc::new(AtomicUsize::new(mtu)),
+            ctl,
             opts,
             pool,
             counters: Arc::default(),
@@ -160,9 +169,55 @@ impl AfPacketPort {
     pub fn ifindex(&self) -> u32 {
         self.ifindex
     }
-    /// The interface MTU when the port was opened.
+    /// The interface MTU as the port last read it: at open, then at every
+    /// [`AfPacketPort::refresh_mtu`] (which [`Port::poll`] and [`Port::stats`] call).
     pub fn mtu(&self) -> usize {
-        self.mtu
+        self.mtu.load(Ordering::Relaxed)
+    }
+
+    /// The longest frame a TX ring slot holds; sized at open for the MTU then, so frames
+    /// longer than this stay refused (`tx_too_big`) whatever the MTU is raised to.
+    pub fn tx_ring_max_frame(&self) -> usize {
+        self.tx_frame_size - uapi::V2_DATA
+    }
+
+    /// Read the interface MTU again and publish it to the TX queues, which refuse longer
+    /// frames from their next burst on (`tx_too_big`). A change is logged once. One ioctl:
+    /// control side only, never per packet. Returns the MTU now in force.
+    pub fn refresh_mtu(&self) -> usize {
+        let new = match self.ctl.mtu(&self.iface) {
+            Ok(m) => match usize::try_from(m) {
+                Ok(m) => m,
+                Err(_) => return self.mtu(),
+            },
+            // Interface gone or renamed: keep the last value; the TX kicks count errors.
+            Err(e) => {
+                tracing::debug!(port = %self.name, "re-reading the MTU: {e}");
+                return self.mtu();
+            }
+        };
+        let old = self.mtu.swap(new, Ordering::Relaxed);
+        if old != new {
+            let ring_max = self.tx_ring_max_frame();
+            if new + L2_OVERHEAD > ring_max {
+                tracing::info!(
+                    port = %self.name,
+                    old,
+                    new,
+                    ring_max,
+                    "interface MTU changed; the TX ring slots, sized for MTU {} at start, hold                      frames of at most {ring_max} bytes: longer ones stay refused (tx_too_big)                      until the port is reopened (restart)",
+                    self.open_mtu
+                );
+            } else {
+                tracing::info!(
+                    port = %self.name,
+                    old,
+                    new,
+                    "interface MTU changed; frames longer than the new MTU are refused                      (tx_too_big)"
+                );
+            }
+        }
+        new
     }
     /// The options the port was opened with.
     pub fn options(&self) -> &AfPacketOptions {
@@ -184,8 +239,8 @@ impl AfPacketPort {
         &self,
         fanout: Option<Option<u16>>,
     ) -> Result<(AfPacketRx, Option<u16>), DriverError> {
-        let req =
-            rx_ring_req(&self.opts, self.mtu, page_size()).map_err(|r| port_err(&self.name, r))?;
+        let req = rx_ring_req(&self.opts, self.open_mtu, page_size())
+            .map_err(|r| port_err(&self.name, r))?;
         let fd = new_socket(libc::AF_PACKET, libc::SOCK_RAW, 0)
             .map_err(|e| self.err("opening an AF_PACKET socket", e))?;
         if fanout.is_some() {
@@ -350,7 +405,8 @@ impl AfPacketPort {
             per_block: req.block_size as usize / frame_size,
             frames: req.frame_nr as usize,
             next: 0,
-            max_len: (frame_size - uapi::V2_DATA).min(self.mtu + L2_OVERHEAD),
+            ring_max: frame_size - uapi::V2_DATA,
+            mtu: self.mtu.clone(),
             last_queued: None,
             head: 0,
             refused_logged: None,
@@ -412,12 +468,19 @@ impl Port for AfPacketPort {
         Ok(Some(tx))
     }
 
+    /// Re-reads the MTU ([`AfPacketPort::refresh_mtu`]).
+    fn poll(&self) {
+        self.refresh_mtu();
+    }
+
     fn alloc(&self, frame: &[u8]) -> Option<PoolBuf> {
         self.pool.get_with(frame)
     }
 
-    /// Counters of every queue; RX drops include the kernel's ring-full drops.
+    /// Counters of every queue; RX drops include the kernel's ring-full drops. Re-reads the
+    /// MTU too (control side).
     fn stats(&self) -> PortStats {
+        self.refresh_mtu();
         let c = &self.counters;
         for fd in self.rx_socks.iter().filter_map(Weak::upgrade) {
             Counters::add(&c.rx_dropped, kernel_drops(&fd));

@@ -4,12 +4,12 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::ring::Ring;
-use super::{uapi, ETH_HLEN};
+use super::{uapi, ETH_HLEN, VLAN_HLEN};
 use crate::datapath::PacketBuf;
 use crate::drivers::{Burst, PoolBuf, PortCounters as Counters, TxQueue};
 
@@ -25,8 +25,11 @@ pub struct AfPacketTx {
     pub(super) frames: usize,
     /// Next slot to fill.
     pub(super) next: usize,
-    /// Largest frame the kernel takes (slot size and MTU).
-    pub(super) max_len: usize,
+    /// Largest frame a ring slot holds (fixed when the ring is made).
+    pub(super) ring_max: usize,
+    /// The interface MTU as the port last read it (its control side re-reads it); loaded
+    /// once per burst.
+    pub(super) mtu: Arc<AtomicUsize>,
     /// Slot of the last frame queued, to see whether the kernel has taken it.
     pub(super) last_queued: Option<usize>,
     /// Oldest slot that may still be queued (only kept up to date on the error path).
@@ -191,7 +194,8 @@ impl std::fmt::Debug for AfPacketTx {
             .field("fd", &self.fd.as_raw_fd())
             .field("frames", &self.frames)
             .field("frame_size", &self.frame_size)
-            .field("max_len", &self.max_len)
+            .field("ring_max", &self.ring_max)
+            .field("mtu", &self.mtu.load(Ordering::Relaxed))
             .finish()
     }
 }
@@ -206,10 +210,16 @@ impl TxQueue for AfPacketTx {
     type Buf = PoolBuf;
 
     /// Copies frames into free ring slots and sends them with one syscall. Frames that do
-    /// not fit the ring stay in `pkts`; frames the interface can never send are taken and
-    /// counted: shorter than an Ethernet header as `tx_errors`, longer than the MTU allows
-    /// as `tx_too_big` (and `tx_dropped`).
+    /// not fit the ring stay in `pkts`; frames the interface cannot send are taken and
+    /// counted: shorter than an Ethernet header as `tx_errors`; longer than the current MTU
+    /// plus the Ethernet header (plus a VLAN tag when the frame has one), or than a ring
+    /// slot holds, as `tx_too_big` (and `tx_dropped`). The kernel would discard those
+    /// (`PACKET_LOSS`) after they were counted as sent.
     fn tx_burst(&mut self, pkts: &mut Burst<PoolBuf>) -> usize {
+        // What the kernel's tpacket_snd takes: MTU + link header, + one VLAN tag if tagged.
+        let mtu = self.mtu.load(Ordering::Relaxed);
+        let max_untagged = mtu.saturating_add(ETH_HLEN).min(self.ring_max);
+        let max_tagged = mtu.saturating_add(ETH_HLEN + VLAN_HLEN).min(self.ring_max);
         let (mut taken, mut queued, mut bytes) = (0usize, 0u64, 0u64);
         let (mut errors, mut too_big) = (0u64, 0u64);
         let mut kicked = false;
@@ -220,7 +230,12 @@ impl TxQueue for AfPacketTx {
                 taken += 1;
                 continue;
             }
-            if data.len() > self.max_len {
+            let max_len = if is_vlan_tagged(data) {
+                max_tagged
+            } else {
+                max_untagged
+            };
+            if data.len() > max_len {
                 too_big += 1;
                 taken += 1;
                 continue;
@@ -277,8 +292,31 @@ impl TxQueue for AfPacketTx {
     }
 }
 
+/// Whether an Ethernet frame (at least [`ETH_HLEN`] bytes) carries an 802.1Q or 802.1ad tag.
+#[inline]
+fn is_vlan_tagged(frame: &[u8]) -> bool {
+    matches!(u16::from_be_bytes([frame[12], frame[13]]), 0x8100 | 0x88a8)
+}
+
 impl Drop for AfPacketTx {
     fn drop(&mut self) {
         self.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vlan_tags_are_recognised() {
+        let mut f = [0u8; 18];
+        assert!(!is_vlan_tagged(&f));
+        f[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
+        assert!(is_vlan_tagged(&f));
+        f[12..14].copy_from_slice(&0x88a8u16.to_be_bytes());
+        assert!(is_vlan_tagged(&f));
+        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        assert!(!is_vlan_tagged(&f));
     }
 }
