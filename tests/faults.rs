@@ -18,6 +18,26 @@ fn rondo() -> Command {
     Command::new(env!("CARGO_BIN_EXE_rondo"))
 }
 
+/// GLB's `director.conf` for the vectors' table.
+fn glb_director_conf() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/glb/director.conf")
+}
+
+/// `rondo pcap` over GLB's table (its `director.conf` and `table.bin`), `input` to `out`.
+fn pcap_cmd(input: &Path, out: &Path) -> Command {
+    let mut cmd = rondo();
+    cmd.arg("pcap")
+        .arg("--glb-config")
+        .arg(glb_director_conf())
+        .arg("--forwarding-table")
+        .arg(common::glb_vectors().join("table.bin"))
+        .arg("--in")
+        .arg(input)
+        .arg("--out")
+        .arg(out);
+    cmd
+}
+
 fn mkfifo(p: &Path) {
     let st = Command::new("mkfifo").arg(p).status().unwrap();
     assert!(st.success(), "mkfifo {}", p.display());
@@ -87,7 +107,7 @@ fn a_fifo_as_forwarding_table_fails_start_fast_with_a_clear_error() {
     let mut cmd = rondo();
     cmd.args(["run", "--stats-interval", "0", "--console-socket", "off"])
         .args(["--metrics-listen", "off", "--glb-config"])
-        .arg(common::glb_vectors().join("../../../configs/glb/director.conf"))
+        .arg(glb_director_conf())
         .arg("--forwarding-table")
         .arg(&fifo)
         .arg("--port")
@@ -240,19 +260,8 @@ fn pcap_fails_and_keeps_outputs(input_bytes: &[u8], expected: &str) {
     let good = std::fs::read(common::glb_vectors().join("1k_pkts.pcap")).unwrap();
     std::fs::write(&out, &good).unwrap();
     std::fs::write(&exc, b"exceptions of an earlier run").unwrap();
-    let v = common::glb_vectors();
-    let mut cmd = rondo();
-    cmd.arg("pcap")
-        .arg("--glb-config")
-        .arg(v.join("../../../configs/glb/director.conf"))
-        .arg("--forwarding-table")
-        .arg(v.join("table.bin"))
-        .arg("--in")
-        .arg(&input)
-        .arg("--out")
-        .arg(&out)
-        .arg("--exceptions")
-        .arg(&exc);
+    let mut cmd = pcap_cmd(&input, &out);
+    cmd.arg("--exceptions").arg(&exc);
     let o = run_bounded(cmd, BOUND).expect("rondo pcap did not end");
     assert!(!o.status.success(), "{}", stderr(&o));
     let msg = stderr(&o);
@@ -338,16 +347,7 @@ fn pcap_on_success_replaces_the_outputs_and_leaves_no_temporary_file() {
     let v = common::glb_vectors();
     let out = dir.path().join("out.pcap");
     std::fs::write(&out, b"stale").unwrap();
-    let mut cmd = rondo();
-    cmd.arg("pcap")
-        .arg("--glb-config")
-        .arg(v.join("../../../configs/glb/director.conf"))
-        .arg("--forwarding-table")
-        .arg(v.join("table.bin"))
-        .arg("--in")
-        .arg(v.join("1k_pkts.pcap"))
-        .arg("--out")
-        .arg(&out);
+    let cmd = pcap_cmd(&v.join("1k_pkts.pcap"), &out);
     let o = run_bounded(cmd, BOUND).expect("rondo pcap did not end");
     assert!(o.status.success(), "{}", stderr(&o));
     let frames = common::director::read_pcap(&out);

@@ -2,6 +2,8 @@
 //! (`tests/vectors/glb/`), the spec's rendezvous vectors, GLB's bug cases and the
 //! native policy's fixed semantics, decoder rejections, and property tests.
 
+mod common;
+
 use proptest::prelude::*;
 use rondo::hash::parse_hex_key;
 use rondo::table::build::rendezvous_order;
@@ -10,21 +12,6 @@ use rondo::table::{
     RowPolicy, TableError, TableSpec, TABLE_ROWS,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::PathBuf;
-
-/// GLB's own files, kept in the repository with their licence and provenance
-/// (`tests/vectors/glb/README.md`). A missing file is a failure, never a skip.
-fn vectors() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/glb");
-    for f in ["table.json", "table.bin"] {
-        assert!(
-            dir.join(f).is_file(),
-            "GLB vector {} is missing: it is part of the repository",
-            dir.join(f).display()
-        );
-    }
-    dir
-}
 
 fn backend(ip: &str, state: BackendState, healthy: bool) -> Backend {
     Backend {
@@ -74,7 +61,7 @@ use BackendState::{Active, Draining, Filling, Inactive};
 
 #[test]
 fn build_matches_glb_director_cli() {
-    let dir = vectors();
+    let dir = common::glb_vectors();
     let specs = glb_json::read(&dir.join("table.json")).unwrap();
     assert_eq!(specs.len(), 2);
     assert_eq!(specs[0].name, "table0");
@@ -97,7 +84,7 @@ fn build_matches_glb_director_cli() {
 
 #[test]
 fn decode_then_encode_is_identity_on_glb_file() {
-    let dir = vectors();
+    let dir = common::glb_vectors();
     let theirs = std::fs::read(dir.join("table.bin")).unwrap();
     let tables = glb_bin::read(&dir.join("table.bin")).unwrap();
     assert_eq!(tables.len(), 2);
@@ -423,7 +410,7 @@ fn native_weights_share_rows() {
 // Decoder rejections (on GLB's file)
 
 fn glb_file() -> Vec<u8> {
-    std::fs::read(vectors().join("table.bin")).unwrap()
+    std::fs::read(common::glb_vectors().join("table.bin")).unwrap()
 }
 
 fn decode_err(bytes: &[u8]) -> String {

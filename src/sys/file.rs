@@ -71,11 +71,7 @@ pub fn read_bounded(path: &Path, limit: u64, kind: &'static str) -> Result<Vec<u
         file: file(),
         source,
     };
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(io)?;
+    let f = open_nonblocking(path).map_err(io)?;
     let meta = f.metadata().map_err(io)?;
     if !meta.file_type().is_file() {
         return Err(ReadError::NotRegular {
@@ -99,16 +95,21 @@ pub fn read_head<const N: usize>(path: &Path) -> Result<[u8; N], ReadError> {
         file: path.display().to_string(),
         source,
     };
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(io)?;
+    let f = open_nonblocking(path).map_err(io)?;
     let mut head = Vec::with_capacity(N);
     f.take(N as u64).read_to_end(&mut head).map_err(io)?;
     let mut out = [0u8; N];
     out[..head.len()].copy_from_slice(&head);
     Ok(out)
+}
+
+/// Open `path` for reading without waiting: `O_NONBLOCK`, so opening a FIFO with no
+/// writer returns at once instead of blocking.
+fn open_nonblocking(path: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
 }
 
 fn read_limited(

@@ -29,12 +29,7 @@ pub fn new_socket(
     kind: libc::c_int,
     proto: libc::c_int,
 ) -> io::Result<OwnedFd> {
-    let s = Socket::new(
-        Domain::from(domain),
-        Type::from(kind).nonblocking(),
-        Some(Protocol::from(proto)),
-    )?;
-    Ok(s.into())
+    socket(domain, Type::from(kind).nonblocking(), proto)
 }
 
 /// A new blocking, close-on-exec socket (for request/answer sockets that wait with a
@@ -44,11 +39,12 @@ pub fn new_blocking_socket(
     kind: libc::c_int,
     proto: libc::c_int,
 ) -> io::Result<OwnedFd> {
-    let s = Socket::new(
-        Domain::from(domain),
-        Type::from(kind),
-        Some(Protocol::from(proto)),
-    )?;
+    socket(domain, Type::from(kind), proto)
+}
+
+/// A close-on-exec socket of `kind` (socket2 sets `SOCK_CLOEXEC` itself).
+fn socket(domain: libc::c_int, kind: Type, proto: libc::c_int) -> io::Result<OwnedFd> {
+    let s = Socket::new(Domain::from(domain), kind, Some(Protocol::from(proto)))?;
     Ok(s.into())
 }
 

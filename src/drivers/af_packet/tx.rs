@@ -230,12 +230,8 @@ impl TxQueue for AfPacketTx {
                 taken += 1;
                 continue;
             }
-            let max_len = if is_vlan_tagged(data) {
-                max_tagged
-            } else {
-                max_untagged
-            };
-            if data.len() > max_len {
+            // The tag is looked at only for a frame over the untagged limit (rare).
+            if data.len() > max_untagged && !(data.len() <= max_tagged && is_vlan_tagged(data)) {
                 too_big += 1;
                 taken += 1;
                 continue;
