@@ -153,6 +153,20 @@ pub fn render(plane: &ControlPlane) -> String {
         e.family(metric, "counter", help);
         e.sample(metric, &pl, v);
     }
+    if let Some(l) = rt.port().link() {
+        let m = "rondo_port_link_up";
+        e.family(
+            m,
+            "gauge",
+            "1 while the port's link is up (carrier and administratively up), 0 while down.",
+        );
+        e.sample(m, &pl, u8::from(l.up));
+        if let Some(c) = l.changes {
+            let m = "rondo_port_link_changes_total";
+            e.family(m, "counter", "Link up/down transitions since start.");
+            e.sample(m, &pl, c);
+        }
+    }
 
     let workers = rt.worker_counters();
     let labels: Vec<(String, String)> = (0..workers.len())
