@@ -221,6 +221,21 @@ pub fn render(plane: &ControlPlane) -> String {
             e.sample(metric, &[("worker", w), ("core", core)], get(c));
         }
     }
+    let m = "rondo_worker_last_progress_seconds";
+    e.family(
+        m,
+        "gauge",
+        "Seconds since a worker was last seen to make progress (its loop turns while busy, idle or paused); growing means it is stuck. Stopped workers are not listed.",
+    );
+    for (age, (w, core)) in rt.worker_progress_ages().iter().zip(&labels) {
+        if let Some(a) = age {
+            e.sample(
+                m,
+                &[("worker", w), ("core", core)],
+                format!("{:.3}", a.as_secs_f64()),
+            );
+        }
+    }
     let m = "rondo_worker_exception_packets_total";
     e.family(
         m,

@@ -20,7 +20,7 @@ use crate::drivers::{BufPool, Port, PortSpec};
 use crate::metrics::http::MetricsServer;
 use crate::metrics::statsd::StatsdPusher;
 use crate::runtime::control::{ConfigSource, Control, SignalFlags};
-use crate::runtime::notify::{sd_notify, PidFile};
+use crate::runtime::notify::{sd_notify, PidFile, Watchdog};
 use crate::runtime::plane::{ControlPlane, Reloader};
 use crate::runtime::{avoid_worker_cores, ExceptionPath, IdlePolicy, Runtime, RuntimeOptions};
 
@@ -373,6 +373,17 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<Ended, Str
         Ok(false) => {}
         Err(e) => tracing::warn!("systemd notify failed: {e}"),
     }
+    // systemd's watchdog (WatchdogSec=): pinged from this loop while every worker moves.
+    let mut watchdog = match Watchdog::from_env() {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!("systemd watchdog not followed: {e}");
+            None
+        }
+    };
+    if let Some(w) = &watchdog {
+        tracing::info!(every = ?w.interval(), "systemd watchdog: WATCHDOG=1 while every worker makes progress");
+    }
     if a.interactive {
         let ex = exec.clone();
         let pl = plane.clone();
@@ -404,6 +415,11 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<Ended, Str
     let mut link_up = rt.port().link().map(|l| l.up);
     loop {
         std::thread::sleep(Duration::from_millis(50));
+        // Sampled every tick: the watchdog's input and the progress ages metrics show.
+        let progress = rt.worker_progress();
+        if let Some(w) = watchdog.as_mut() {
+            w.tick(Instant::now(), &progress);
+        }
         // Port upkeep off the data path (af_packet follows the link and re-reads the MTU).
         if last_poll.elapsed() >= Duration::from_secs(1) {
             rt.port().poll();
