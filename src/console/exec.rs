@@ -336,17 +336,19 @@ impl Executor {
         let _ = writeln!(o, "  Port:             {}", rt.port_name());
         let _ = writeln!(o, "  Driver:           {}", rt.port().driver());
         if let Some(l) = rt.port().link() {
-            let _ = writeln!(
-                o,
-                "  Link:             {} {} Mbps {}",
-                if l.up { "up" } else { "down" },
-                l.speed_mbps,
-                if l.full_duplex {
+            let mut line = (if l.up { "up" } else { "down" }).to_string();
+            if l.speed_mbps > 0 {
+                let duplex = if l.full_duplex {
                     "full-duplex"
                 } else {
                     "half-duplex"
-                }
-            );
+                };
+                let _ = write!(line, " {} Mbps {duplex}", l.speed_mbps);
+            }
+            if let Some(c) = l.changes {
+                let _ = write!(line, " ({c} changes since start)");
+            }
+            let _ = writeln!(o, "  Link:             {line}");
         }
         let _ = writeln!(
             o,

@@ -316,8 +316,16 @@ pub trait Port: Send + Sync {
         None
     }
     /// Control-side upkeep, called about once a second by the director's main loop (never
-    /// from a worker): e.g. re-reading the interface MTU. Nothing by default.
+    /// from a worker): e.g. re-reading the interface MTU, reading link notifications.
+    /// Nothing by default.
     fn poll(&self) {}
+    /// Why this port can never forward again, once that is so: its interface was deleted,
+    /// or replaced by another of the same name (known from [`Port::poll`]). The director
+    /// then stops and exits with a distinct status for its supervisor to restart it.
+    /// `None` by default.
+    fn gone(&self) -> Option<String> {
+        None
+    }
     /// Driver name for `show port info` (e.g. `af_packet`, `dpdk/net_ixgbe`).
     fn driver(&self) -> String {
         self.name().split(':').next().unwrap_or("").to_string()
@@ -328,8 +336,12 @@ pub trait Port: Send + Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkInfo {
     pub up: bool,
+    /// 0: unknown.
     pub speed_mbps: u32,
     pub full_duplex: bool,
+    /// Up/down transitions since the port opened, when the driver watches for them (and
+    /// logs each one); `None`: the driver only reports the state when asked.
+    pub changes: Option<u64>,
 }
 
 /// The read-only face of a running port (object safe), for stats and the console.
@@ -340,6 +352,7 @@ pub trait PortView: Send + Sync {
     fn xstats(&self) -> Vec<(String, u64)>;
     fn link(&self) -> Option<LinkInfo>;
     fn poll(&self);
+    fn gone(&self) -> Option<String>;
     fn driver(&self) -> String;
 }
 
@@ -361,6 +374,9 @@ impl<P: Port> PortView for P {
     }
     fn poll(&self) {
         Port::poll(self)
+    }
+    fn gone(&self) -> Option<String> {
+        Port::gone(self)
     }
     fn driver(&self) -> String {
         Port::driver(self)

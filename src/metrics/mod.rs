@@ -153,6 +153,20 @@ pub fn render(plane: &ControlPlane) -> String {
         e.family(metric, "counter", help);
         e.sample(metric, &pl, v);
     }
+    if let Some(l) = rt.port().link() {
+        let m = "rondo_port_link_up";
+        e.family(
+            m,
+            "gauge",
+            "1 while the port's link is up (carrier and administratively up), 0 while down.",
+        );
+        e.sample(m, &pl, u8::from(l.up));
+        if let Some(c) = l.changes {
+            let m = "rondo_port_link_changes_total";
+            e.family(m, "counter", "Link up/down transitions since start.");
+            e.sample(m, &pl, c);
+        }
+    }
 
     let workers = rt.worker_counters();
     let labels: Vec<(String, String)> = (0..workers.len())
@@ -205,6 +219,21 @@ pub fn render(plane: &ControlPlane) -> String {
         e.family(metric, "counter", help);
         for (c, (w, core)) in workers.iter().zip(&labels) {
             e.sample(metric, &[("worker", w), ("core", core)], get(c));
+        }
+    }
+    let m = "rondo_worker_last_progress_seconds";
+    e.family(
+        m,
+        "gauge",
+        "Seconds since a worker was last seen to make progress (its loop turns while busy, idle or paused); growing means it is stuck. Stopped workers are not listed.",
+    );
+    for (age, (w, core)) in rt.worker_progress_ages().iter().zip(&labels) {
+        if let Some(a) = age {
+            e.sample(
+                m,
+                &[("worker", w), ("core", core)],
+                format!("{:.3}", a.as_secs_f64()),
+            );
         }
     }
     let m = "rondo_worker_exception_packets_total";

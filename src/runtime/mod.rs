@@ -91,6 +91,9 @@ pub(crate) struct WorkerSlot {
     pub(crate) running: AtomicBool,
     /// Set by the worker once it has flushed and published after forwarding was stopped.
     pub(crate) paused: AtomicBool,
+    /// Loop iterations of the worker (busy, idle or paused alike), stored by the worker
+    /// once per iteration: the liveness the watchdog checks ([`Runtime::worker_progress`]).
+    pub(crate) progress: AtomicU64,
 }
 
 impl WorkerSlot {
@@ -99,6 +102,7 @@ impl WorkerSlot {
             words: std::array::from_fn(|_| AtomicU64::new(0)),
             running: AtomicBool::new(true),
             paused: AtomicBool::new(false),
+            progress: AtomicU64::new(0),
         }
     }
     /// Written only by the owning worker: plain stores, no read-modify-write.
@@ -132,6 +136,8 @@ pub struct Runtime {
     port: Arc<dyn PortView>,
     exception: Option<exception::ExceptionStats>,
     opts: RuntimeOptions,
+    /// Each worker's progress counter as last sampled, and when it was last seen to move.
+    progress_seen: std::sync::Mutex<Vec<(u64, std::time::Instant)>>,
 }
 
 /// Keep the calling thread (and the threads it starts from now on: console, metrics,
@@ -222,6 +228,10 @@ impl Runtime {
             port: port.clone(),
             opts: opts.clone(),
             exception: None,
+            progress_seen: std::sync::Mutex::new(vec![
+                (0, std::time::Instant::now());
+                opts.workers
+            ]),
         };
         if let (ExceptionPath::Tap(name), Some(ring)) = (&opts.exception, &exc_ring) {
             let out = match (exc_tx, &inject) {
@@ -332,6 +342,45 @@ impl Runtime {
     /// Counters per worker.
     pub fn worker_counters(&self) -> Vec<CoreCounters> {
         self.shared.workers.iter().map(|w| w.read()).collect()
+    }
+
+    /// Each worker's progress counter (loop iterations; it moves while the worker is busy,
+    /// idle or paused, and stops only when the worker is stuck), or `None` for a worker
+    /// that has stopped. Control side: also samples for [`Runtime::worker_progress_ages`].
+    pub fn worker_progress(&self) -> Vec<Option<u64>> {
+        self.sample_progress().into_iter().map(|(p, _)| p).collect()
+    }
+
+    /// How long ago each running worker was last seen to make progress (to the precision of
+    /// how often the control side samples: every main-loop tick in `rondo run`, and at each
+    /// call); `None` for a worker that has stopped.
+    pub fn worker_progress_ages(&self) -> Vec<Option<std::time::Duration>> {
+        self.sample_progress().into_iter().map(|(_, a)| a).collect()
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn sample_progress(&self) -> Vec<(Option<u64>, Option<std::time::Duration>)> {
+        let now = std::time::Instant::now();
+        let mut seen = self
+            .progress_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.shared
+            .workers
+            .iter()
+            .zip(seen.iter_mut())
+            .map(|(w, s)| {
+                let p = w.progress.load(Ordering::Relaxed);
+                if p != s.0 {
+                    *s = (p, now);
+                }
+                if w.running.load(Ordering::Acquire) {
+                    (Some(p), Some(now.saturating_duration_since(s.1)))
+                } else {
+                    (None, None)
+                }
+            })
+            .collect()
     }
 
     /// Counters of all workers summed.

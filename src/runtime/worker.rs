@@ -55,7 +55,12 @@ where
         // Bursts processed since the counters were last published.
         let mut unpublished: u32 = 0;
         let mut sink = WorkerSink { worker: self.id };
+        let mut iterations: u64 = 0;
         while !self.shared.stop.load(Ordering::Relaxed) {
+            // Liveness for the watchdog: one plain store per iteration, to this worker's
+            // own slot.
+            iterations = iterations.wrapping_add(1);
+            slot.progress.store(iterations, Ordering::Relaxed);
             if self.shared.paused.load(Ordering::Relaxed) {
                 // Forwarding stopped (console `stop`): nothing is taken from RX, so the
                 // port's ring fills and the driver or NIC drops (and counts) what arrives.

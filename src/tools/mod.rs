@@ -20,6 +20,13 @@ use clap::{Parser, Subcommand};
 /// Exit status for a failed command (bad config, bad table, I/O error); usage errors exit 2.
 pub const EXIT_FAILURE: u8 = 1;
 
+/// Exit status of `rondo run` when its port's interface was deleted or replaced by another
+/// of the same name (69, `EX_UNAVAILABLE` of sysexits.h): forwarding stopped cleanly, the
+/// final summary was printed, and a supervisor should start it again (systemd
+/// `Restart=on-failure` does). See [`run::Ended::PortGone`] for why it exits rather than
+/// rebinds.
+pub const EXIT_PORT_GONE: u8 = 69;
+
 #[derive(Parser)]
 #[command(
     name = "rondo",
@@ -99,7 +106,11 @@ pub fn main() -> ExitCode {
             forwarding_table,
         } => check::run(&file, forwarding_table.as_deref()),
         Cmd::Pcap(args) => pcap::run(&args),
-        Cmd::Run(args) => run::run(&args),
+        Cmd::Run(args) => match run::run(&args) {
+            Ok(run::Ended::Stopped) => Ok(()),
+            Ok(run::Ended::PortGone) => return ExitCode::from(EXIT_PORT_GONE),
+            Err(e) => Err(e),
+        },
         Cmd::Demo(args) => demo::run(&args),
         Cmd::Healthcheck(args) => healthcheck::run(&args),
         Cmd::Redirect(args) => redirect::run(&args),

@@ -20,7 +20,7 @@ use crate::drivers::{BufPool, Port, PortSpec};
 use crate::metrics::http::MetricsServer;
 use crate::metrics::statsd::StatsdPusher;
 use crate::runtime::control::{ConfigSource, Control, SignalFlags};
-use crate::runtime::notify::{sd_notify, PidFile};
+use crate::runtime::notify::{sd_notify, PidFile, Watchdog};
 use crate::runtime::plane::{ControlPlane, Reloader};
 use crate::runtime::{avoid_worker_cores, ExceptionPath, IdlePolicy, Runtime, RuntimeOptions};
 
@@ -205,8 +205,25 @@ fn plan(a: &RunArgs) -> Result<Plan, String> {
     Ok(Plan { source, run, port })
 }
 
+/// How a `rondo run` that started ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Asked to (signal, console `quit`, `--duration`, idle, input exhausted): exit 0.
+    Stopped,
+    /// The port's interface was deleted or replaced ([`Port::gone`]): exit
+    /// [`super::EXIT_PORT_GONE`].
+    ///
+    /// Why exit rather than rebind to the new interface of that name: a fresh start re-runs
+    /// every start-up check (MTU, MAC, TAP, offloads) on the new device instead of trusting
+    /// the old one's; a restart of a stateless director takes about a second; and a dead
+    /// process drops its BGP session, so routes to this director are withdrawn at once
+    /// instead of black-holing traffic while it rebinds. systemd's `Restart=on-failure`
+    /// restarts it on the new interface.
+    PortGone,
+}
+
 /// `rondo run`.
-pub fn run(a: &RunArgs) -> Result<(), String> {
+pub fn run(a: &RunArgs) -> Result<Ended, String> {
     let p = plan(a)?;
     let pool =
         || BufPool::new(p.run.pool_size, DATA_ROOM).map_err(|e| format!("runtime.pool_size: {e}"));
@@ -317,7 +334,7 @@ impl Servers {
     }
 }
 
-fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String> {
+fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<Ended, String> {
     let signals = SignalFlags::install().map_err(|e| format!("installing signal handlers: {e}"))?;
     let mut control = Control::new(Some(p.source.clone()), port.mac());
     let snap = control.initial()?;
@@ -356,6 +373,17 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
         Ok(false) => {}
         Err(e) => tracing::warn!("systemd notify failed: {e}"),
     }
+    // systemd's watchdog (WatchdogSec=): pinged from this loop while every worker moves.
+    let mut watchdog = match Watchdog::from_env() {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!("systemd watchdog not followed: {e}");
+            None
+        }
+    };
+    if let Some(w) = &watchdog {
+        tracing::info!(every = ?w.interval(), "systemd watchdog: WATCHDOG=1 while every worker makes progress");
+    }
     if a.interactive {
         let ex = exec.clone();
         let pl = plane.clone();
@@ -382,12 +410,30 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
     let mut last_stats = Instant::now();
     let mut last_rx = (0u64, Instant::now());
     let mut last_poll = Instant::now();
+    let mut ended = Ended::Stopped;
+    // The link as last logged, for drivers that do not log transitions themselves.
+    let mut link_up = rt.port().link().map(|l| l.up);
     loop {
         std::thread::sleep(Duration::from_millis(50));
-        // Port upkeep off the data path (af_packet re-reads the MTU).
+        // Sampled every tick: the watchdog's input and the progress ages metrics show.
+        let progress = rt.worker_progress();
+        if let Some(w) = watchdog.as_mut() {
+            w.tick(Instant::now(), &progress);
+        }
+        // Port upkeep off the data path (af_packet follows the link and re-reads the MTU).
         if last_poll.elapsed() >= Duration::from_secs(1) {
             rt.port().poll();
             last_poll = Instant::now();
+            if let Some(why) = rt.port().gone() {
+                tracing::error!(
+                    port = %rt.port_name(),
+                    "{why}: the port can never forward again; stopping, exit status {} for the supervisor to restart rondo on the interface now of that name",
+                    super::EXIT_PORT_GONE
+                );
+                ended = Ended::PortGone;
+                break;
+            }
+            log_link_change(rt.port(), &mut link_up);
         }
         if signals.stop_requested() {
             tracing::info!("stop requested by signal");
@@ -465,7 +511,25 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
         );
     }
     println!("reloads     ok {ok} failed {failed}");
-    Ok(())
+    Ok(ended)
+}
+
+/// Log a link transition of a driver that reports its link when asked but does not watch it
+/// (`LinkInfo::changes` is `None`, e.g. DPDK): once per transition, warn on down.
+fn log_link_change(port: &dyn crate::drivers::PortView, last: &mut Option<bool>) {
+    let Some(l) = port.link() else { return };
+    if l.changes.is_some() || *last == Some(l.up) {
+        *last = Some(l.up);
+        return;
+    }
+    if last.is_some() {
+        if l.up {
+            tracing::info!(port = %port.name(), "link up");
+        } else {
+            tracing::warn!(port = %port.name(), "link down: nothing is received or sent until it is up again");
+        }
+    }
+    *last = Some(l.up);
 }
 
 /// The built-in health checker (GLB's `glb-healthcheck`): started when any backend of the running

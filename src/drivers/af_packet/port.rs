@@ -4,14 +4,17 @@
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use super::ring::{page_size, rx_ring_req, tx_frame_size, tx_ring_req, Ring};
 use super::rx::{kernel_drops, AfPacketRx};
 use super::tx::AfPacketTx;
 use super::{uapi, AfPacketOptions, L2_OVERHEAD, MAX_QUEUES};
-use crate::drivers::{BufPool, DriverError, PoolBuf, Port, PortCounters as Counters, PortStats};
+use crate::drivers::{
+    BufPool, DriverError, LinkInfo, PoolBuf, Port, PortCounters as Counters, PortStats,
+};
 use crate::sys::iface::{check_ifname, ifindex, IfCtl};
+use crate::sys::link::{LinkEvent, LinkWatch};
 use crate::sys::socket::{bind_ll, getsockopt, new_socket, setsockopt};
 use crate::wire::MacAddr;
 
@@ -28,6 +31,9 @@ pub struct AfPacketPort {
     mtu: Arc<AtomicUsize>,
     /// Interface ioctls (MTU re-reads) from the control side.
     ctl: IfCtl,
+    /// The link as the kernel's notifications report it ([`AfPacketPort::watch_link`]);
+    /// control side only (the main loop, the console and metrics threads).
+    link: Mutex<LinkTrack>,
     opts: AfPacketOptions,
     tx_frame_size: usize,
     pool: BufPool,
@@ -52,6 +58,24 @@ impl std::fmt::Debug for AfPacketPort {
             .finish()
     }
 }
+
+/// What the port knows of its interface's link.
+#[derive(Debug)]
+struct LinkTrack {
+    /// The netlink subscription; `None` when it could not be opened (or failed): then the
+    /// state is re-read by ioctl at every poll.
+    watch: Option<LinkWatch>,
+    /// Up and running (`IFF_UP` and `IFF_RUNNING`).
+    up: bool,
+    /// Transitions of `up` since open.
+    changes: u64,
+    /// The interface's name now, when it was renamed after open.
+    renamed: Option<String>,
+    /// Why the port can never forward again (interface deleted or replaced).
+    gone: Option<String>,
+}
+
+const UP_RUNNING: i32 = libc::IFF_UP | libc::IFF_RUNNING;
 
 fn port_err(port: &str, reason: impl Into<String>) -> DriverError {
     DriverError::Port {
@@ -126,6 +150,13 @@ impl AfPacketPort {
             .mtu(iface)
             .map_err(|e| os_err(&name, "reading the MTU", e))?;
         let mtu = usize::try_from(mtu).unwrap_or(1500);
+        let watch = match LinkWatch::open() {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(port = %name, "no link notifications (netlink: {e}); the link is re-read by ioctl once a second instead");
+                None
+            }
+        };
 
         rx_ring_req(&opts, mtu, page_size()).map_err(|r| port_err(&name, r))?;
         if !opts.frame_size.is_multiple_of(16) {
@@ -151,6 +182,13 @@ impl AfPacketPort {
             open_mtu: mtu,
             mtu: Arc::new(AtomicUsize::new(mtu)),
             ctl,
+            link: Mutex::new(LinkTrack {
+                watch,
+                up: flags & UP_RUNNING == UP_RUNNING,
+                changes: 0,
+                renamed: None,
+                gone: None,
+            }),
             opts,
             pool,
             counters: Arc::default(),
@@ -219,6 +257,114 @@ impl AfPacketPort {
         }
         new
     }
+    /// Read the kernel's link notifications queued since the last call and follow the
+    /// interface: a carrier or administrative down/up is logged once per transition (warn
+    /// on down, info on up) and counted; forwarding simply resumes when the link is back,
+    /// since the sockets stay bound to the interface. Deleted, or replaced by a new
+    /// interface of the same name (another index: the sockets are bound to the old one and
+    /// would never see a frame again), the port is [`Port::gone`]. Control side only.
+    /// When events were lost (socket overrun) or there is no subscription, the state is
+    /// re-read by ioctl instead.
+    pub fn watch_link(&self) {
+        let mut t = self.link.lock().unwrap_or_else(PoisonError::into_inner);
+        if t.gone.is_some() {
+            return;
+        }
+        let polled = t.watch.as_mut().map(LinkWatch::poll);
+        let mut resync = polled.is_none();
+        match polled {
+            Some(Ok(batch)) => {
+                resync |= batch.lost;
+                if batch.malformed > 0 {
+                    tracing::warn!(port = %self.name, malformed = batch.malformed, "link notifications rejected as malformed; re-reading the link");
+                }
+                for ev in &batch.events {
+                    self.apply_link_event(&mut t, ev);
+                }
+            }
+            Some(Err(e)) => {
+                tracing::warn!(port = %self.name, "reading link notifications failed ({e}); the link is re-read by ioctl once a second from now on");
+                t.watch = None;
+                resync = true;
+            }
+            None => {}
+        }
+        if resync && t.gone.is_none() {
+            self.resync_link(&mut t);
+        }
+    }
+
+    fn apply_link_event(&self, t: &mut LinkTrack, ev: &LinkEvent) {
+        if t.gone.is_some() {
+            return;
+        }
+        let ours = t.renamed.as_deref().unwrap_or(&self.iface);
+        if ev.ifindex == self.ifindex {
+            if ev.deleted {
+                t.gone = Some(format!(
+                    "interface {} (index {}) was deleted or moved to another network namespace",
+                    ours, self.ifindex
+                ));
+                return;
+            }
+            if let Some(n) = ev.name.as_deref().filter(|n| *n != ours) {
+                tracing::warn!(port = %self.name, old = ours, new = n, "interface renamed; forwarding continues on it (the sockets are bound to its index {}), MTU re-reads by the old name fail until a restart", self.ifindex);
+                t.renamed = Some(n.to_string());
+            }
+            self.set_link_up(t, ev.is_up());
+        } else if !ev.deleted && t.renamed.is_none() && ev.name.as_deref() == Some(&self.iface) {
+            t.gone = Some(format!(
+                "interface {} was replaced: it has index {} now, the port is bound to index {}, which is gone (deleted and recreated)",
+                self.iface, ev.ifindex, self.ifindex
+            ));
+        }
+    }
+
+    /// The link state by ioctl (no notification to go by).
+    fn resync_link(&self, t: &mut LinkTrack) {
+        if t.renamed.is_some() {
+            return; // the name no longer leads to our interface
+        }
+        match ifindex(&self.iface) {
+            Ok(i) if i == self.ifindex => {}
+            Ok(i) => {
+                t.gone = Some(format!(
+                    "interface {} was replaced: it has index {i} now, the port is bound to index {}, which is gone (deleted and recreated)",
+                    self.iface, self.ifindex
+                ));
+                return;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {
+                t.gone = Some(format!(
+                    "interface {} (index {}) was deleted or moved to another network namespace",
+                    self.iface, self.ifindex
+                ));
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(port = %self.name, "re-reading the interface index: {e}");
+                return;
+            }
+        }
+        match self.ctl.flags(&self.iface) {
+            Ok(f) => self.set_link_up(t, i32::from(f) & UP_RUNNING == UP_RUNNING),
+            Err(e) => tracing::debug!(port = %self.name, "re-reading the interface flags: {e}"),
+        }
+    }
+
+    fn set_link_up(&self, t: &mut LinkTrack, up: bool) {
+        if up == t.up {
+            return;
+        }
+        t.up = up;
+        t.changes += 1;
+        if up {
+            tracing::info!(port = %self.name, iface = %self.iface, "link up: forwarding resumes");
+        } else {
+            tracing::warn!(port = %self.name, iface = %self.iface, "link down (no carrier, or set down): nothing is received or sent until it is up again");
+        }
+    }
+
     /// The options the port was opened with.
     pub fn options(&self) -> &AfPacketOptions {
         &self.opts
@@ -468,9 +614,33 @@ impl Port for AfPacketPort {
         Ok(Some(tx))
     }
 
-    /// Re-reads the MTU ([`AfPacketPort::refresh_mtu`]).
+    /// Follows the link ([`AfPacketPort::watch_link`]) and re-reads the MTU
+    /// ([`AfPacketPort::refresh_mtu`]).
     fn poll(&self) {
-        self.refresh_mtu();
+        self.watch_link();
+        if self.gone().is_none() {
+            self.refresh_mtu();
+        }
+    }
+
+    fn gone(&self) -> Option<String> {
+        self.link
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .gone
+            .clone()
+    }
+
+    /// Up and running as last seen ([`AfPacketPort::watch_link`]); speed and duplex are not
+    /// read (a veth has none).
+    fn link(&self) -> Option<LinkInfo> {
+        let t = self.link.lock().unwrap_or_else(PoisonError::into_inner);
+        Some(LinkInfo {
+            up: t.up && t.gone.is_none(),
+            speed_mbps: 0,
+            full_duplex: false,
+            changes: Some(t.changes),
+        })
     }
 
     fn alloc(&self, frame: &[u8]) -> Option<PoolBuf> {

@@ -499,6 +499,7 @@ impl Port for DpdkPort {
             up: l.link_status() != 0,
             speed_mbps: l.link_speed,
             full_duplex: l.link_duplex() != 0,
+            changes: None,
         })
     }
 
