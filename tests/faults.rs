@@ -354,3 +354,64 @@ fn pcap_on_success_replaces_the_outputs_and_leaves_no_temporary_file() {
     assert!(!frames.is_empty());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+/// The number after `label` on the line of `text` that starts with `label`.
+fn summary_number(text: &str, label: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(label))
+        .map(|l| number_after(l, label))
+        .unwrap_or_else(|| panic!("no {label:?} line in the summary:\n{text}"))
+}
+
+#[test]
+fn the_final_summary_of_run_has_every_counter() {
+    let v = common::glb_vectors();
+    let mut cmd = rondo();
+    cmd.args(["run", "--stats-interval", "0", "--console-socket", "off"])
+        .args([
+            "--metrics-listen",
+            "off",
+            "--exception",
+            "drop",
+            "--glb-config",
+        ])
+        .arg(glb_director_conf())
+        .arg("--forwarding-table")
+        .arg(v.join("table.bin"))
+        .arg("--port")
+        .arg(format!("pcap:{}", v.join("1k_pkts.pcap").display()));
+    let out = run_bounded(cmd, Duration::from_secs(60)).expect("rondo run did not end");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(summary_number(&text, "rx "), 1000, "{text}");
+    // Worker counters beyond the verdicts, zero or not.
+    assert_eq!(summary_number(&text, "tx_refused"), 0, "{text}");
+    let exceptions = summary_number(&text, "exception ");
+    assert_eq!(
+        summary_number(&text, "exception_dropped"),
+        exceptions,
+        "the exception path is off: every exception is dropped\n{text}"
+    );
+    summary_number(&text, "alt_hashed");
+    assert!(summary_number(&text, "bursts") > 0, "{text}");
+    // Every port counter, the reasons of tx_dropped included.
+    let port = text
+        .lines()
+        .find(|l| l.starts_with("port "))
+        .unwrap_or_else(|| panic!("no port line:\n{text}"));
+    for label in [
+        " rx ",
+        " tx ",
+        "rx_dropped ",
+        "tx_dropped ",
+        "tx_too_big ",
+        "tx_kernel_refused ",
+        "rx_errors ",
+        "tx_errors ",
+        "rx_bytes ",
+        "tx_bytes ",
+    ] {
+        number_after(port, label);
+    }
+    assert!(number_after(port, "rx_bytes ") > 0, "{port}");
+}
