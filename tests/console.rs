@@ -502,6 +502,74 @@ impl ReplyOrCmd for Session {
     }
 }
 
+/// Longer than the server's eviction threshold (`console::server::EVICT_IDLE`, 5 s).
+const PAST_EVICT_IDLE: Duration = Duration::from_millis(5600);
+
+#[test]
+fn a_full_console_closes_the_longest_idle_session_to_let_the_operator_in() {
+    let mut d = Director::start(
+        500,
+        2000,
+        false,
+        "max_clients = 3\n[metrics]\nlisten = \"off\"\n",
+        &[],
+    );
+    // Every slot taken by a session that ran one command and then sat idle.
+    let mut a = d.session();
+    assert!(a.cmd("show tables").0);
+    let mut b = d.session();
+    assert!(b.cmd("show tables").0);
+    let mut c = d.session();
+    assert!(c.cmd("show tables").0);
+    std::thread::sleep(PAST_EVICT_IDLE);
+    // b works again: now a and c are the idle ones, a the longest.
+    assert!(b.cmd("show tables").0);
+
+    // A fourth session gets in and works; a is told why and closed.
+    let mut e = d.session();
+    let (ok, t) = e
+        .reply_or_cmd("show tables")
+        .expect("the new session was closed without a word");
+    assert!(ok, "the operator was locked out: {t}");
+    let (ok, why) = a
+        .reply()
+        .expect("the evicted session was closed without a word");
+    assert!(!ok);
+    assert!(
+        why.contains("all 3 console sessions were taken") && why.contains("idle the longest"),
+        "{why}"
+    );
+    assert!(a.reply().is_none(), "the evicted session is closed");
+
+    // A fifth: c (idle the longest now, past the threshold) makes room.
+    let mut f = d.session();
+    let (ok, t) = f
+        .reply_or_cmd("show tables")
+        .expect("closed without a word");
+    assert!(ok, "{t}");
+    let (ok, why) = c.reply().expect("c closed without a word");
+    assert!(!ok && why.contains("idle the longest"), "{why}");
+
+    // Now every session was active within the threshold: a sixth is refused, and the
+    // ones held still work.
+    let mut g = d.session();
+    let (ok, refused) = g
+        .reply_or_cmd("show tables")
+        .expect("closed without a word");
+    assert!(!ok, "{refused}");
+    assert!(
+        refused.contains("too many console sessions (at most 3)"),
+        "{refused}"
+    );
+    for s in [&mut b, &mut e, &mut f] {
+        assert!(s.cmd("show tables").0);
+    }
+    assert!(d.alive());
+    let log = d.log_text();
+    assert!(log.contains("closed the session idle the longest"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}
+
 #[test]
 fn run_i_takes_commands_on_stdin_and_quit_stops_the_director() {
     let dir = tempfile::tempdir().unwrap();

@@ -503,3 +503,74 @@ fn redirect_in_network_namespaces() {
         assert_eq!(counter(&out, name), want, "{name} in:\n{out}");
     }
 }
+
+/// A hop that is the directed broadcast address of one of the backend's own IPv4 subnets
+/// is a bad hop address, not a forward; the subnets are read again while it runs.
+#[test]
+fn a_subnet_broadcast_hop_is_a_bad_hop_address() {
+    if let Err(why) = privileged() {
+        return skip(&why);
+    }
+    if !std::path::Path::new("/dev/net/tun").exists() {
+        return skip("no /dev/net/tun");
+    }
+    let ns = Netns::new('S').expect("netns S");
+    ns.ip(&["link", "set", "lo", "up"]).unwrap();
+    ns.ip(&["link", "add", "s0", "type", "veth", "peer", "name", "s1"])
+        .unwrap();
+    for l in ["s0", "s1"] {
+        ns.ip(&["link", "set", l, "up"]).unwrap();
+    }
+    let me = Ipv4Addr::new(10, 88, 0, 2);
+    ns.ip(&["addr", "add", "10.88.0.2/24", "dev", "s0"])
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("backend.toml");
+    std::fs::write(
+        &conf,
+        "[redirect]\nlisten = [\"0.0.0.0:19523\"]\ndirectors = [\"10.88.0.2\"]\n\
+         backends = [\"10.88.0.0/16\", \"10.66.0.0/16\"]\ntun = \"rdotun1\"\nstats_interval_secs = 0\n",
+    )
+    .unwrap();
+    let mut redirect = Redirect::start(&ns, &conf);
+    let udp = in_netns(&ns.name, move || UdpSocket::bind((me, 0)).unwrap());
+    let to = SocketAddr::new(IpAddr::V4(me), 19523);
+    let inner = &tcp_frame(Ipv4Addr::new(10, 99, 0, 1), 40009, 0x10, 1, 1)[14..];
+    let gue = |hop: Ipv4Addr| {
+        let mut g = vec![0u8; 12];
+        emit_glb_v4(&mut g, 4, &[hop], 0).unwrap();
+        g.extend_from_slice(inner);
+        g
+    };
+    // 10.88.0.255: the broadcast of s0's 10.88.0.0/24. 10.88.0.7: a neighbour, forwarded.
+    udp.send_to(&gue(Ipv4Addr::new(10, 88, 0, 255)), to)
+        .unwrap();
+    udp.send_to(&gue(Ipv4Addr::new(10, 88, 0, 7)), to).unwrap();
+    // A subnet added while it runs: its broadcast is refused once it has been read again.
+    ns.ip(&["addr", "add", "10.66.0.2/16", "dev", "s1"])
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while !redirect
+        .log
+        .iter()
+        .any(|l| l.contains("IPv4 subnets changed"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the new subnet was not read within {WAIT:?}: {:?}",
+            redirect.log
+        );
+        if let Ok(l) = redirect.lines.recv_timeout(Duration::from_millis(100)) {
+            redirect.log.push(l);
+        }
+    }
+    udp.send_to(&gue(Ipv4Addr::new(10, 66, 255, 255)), to)
+        .unwrap();
+    // And a plain address of that subnet still goes.
+    udp.send_to(&gue(Ipv4Addr::new(10, 66, 1, 1)), to).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = redirect.stop();
+    for (name, want) in [("rx", 4), ("drop_bad_hop_address", 2), ("forwarded", 2)] {
+        assert_eq!(counter(&out, name), want, "{name} in:\n{out}");
+    }
+}

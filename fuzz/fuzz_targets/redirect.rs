@@ -56,6 +56,7 @@ fuzz_target!(|data: &[u8]| {
         ]),
         own: vec![Ipv4Addr::new(10, 0, 0, 9).into()],
         hop_limit: if ctl & 2 != 0 { 8 } else { 30 },
+        subnet_broadcasts: rondo::redirect::decide::SubnetBroadcasts::default(),
     };
     let outer = Outer {
         src: if ctl & 4 != 0 { peer } else { director },

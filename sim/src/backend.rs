@@ -113,6 +113,7 @@ impl Backend {
                 backends,
                 own: vec![IpAddr::V4(backend_ip(index))],
                 hop_limit: 3,
+                subnet_broadcasts: rondo::redirect::decide::SubnetBroadcasts::default(),
             },
             stats: BackendStats::default(),
         };

@@ -196,8 +196,14 @@ impl Executor {
             }
             Command::Reload => {
                 tracing::info!(origin = %s.origin, "console: reload requested");
-                match self.plane.reload(&format!("console ({})", s.origin)) {
-                    Ok(g) => Reply::ok(format!("reloaded: generation {g} live")),
+                match self.plane.reload_reporting(&format!("console ({})", s.origin)) {
+                    Ok((g, removed)) if removed.is_empty() => {
+                        Reply::ok(format!("reloaded: generation {g} live"))
+                    }
+                    Ok((g, removed)) => Reply::ok(format!(
+                        "reloaded: generation {g} live\nwarning: this reload removed {}: no longer served",
+                        removed.join(", ")
+                    )),
                     Err(e) => return Err(format!("reload refused, the running tables stay: {e}")),
                 }
             }

@@ -2,15 +2,19 @@
 //!
 //! Input is bounded: lines longer than [`MAX_LINE`] bytes are answered with an error and
 //! skipped, bytes that are not UTF-8 likewise, and at most `max_clients` sessions are
-//! served at once (the next one is told so and closed). Only complete lines run, so a
-//! client that disconnects mid-command changes nothing. Sessions idle for an hour are
-//! closed; a client that stops reading its replies for 5 s is dropped.
+//! served at once. When they are all taken, a new session is still let in: the session
+//! idle the longest (at least [`EVICT_IDLE`]) is told why and closed to make room, so idle
+//! sessions left open by scripts or forgotten terminals never lock the operator out; only
+//! when every session is busy or was active within [`EVICT_IDLE`] is the new one told so
+//! and closed. Only complete lines run, so a client that disconnects mid-command changes
+//! nothing. Sessions idle for an hour are closed; a client that stops reading its replies
+//! for 5 s is dropped.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,6 +24,9 @@ use super::{encode_reply, Reply, MAX_LINE};
 
 /// Sessions idle this long are closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// When every session slot is taken, a session idle at least this long may be closed to
+/// let a new one in (the one idle the longest).
+pub const EVICT_IDLE: Duration = Duration::from_secs(5);
 /// A reply not taken by the client within this long ends the session.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often blocked threads look at the stop flag.
@@ -114,6 +121,62 @@ struct Shared {
     active: Arc<AtomicUsize>,
     max_clients: usize,
     next_id: AtomicU64,
+    /// The open sessions, for choosing one to close when all slots are taken.
+    slots: Mutex<Vec<Arc<Slot>>>,
+    /// Origin of [`Slot::last`].
+    epoch: Instant,
+}
+
+/// A session waits for input.
+const IDLE: u8 = 0;
+/// A session runs a command or writes its reply.
+const BUSY: u8 = 1;
+/// The accept loop closed the session to let a new one in (its slot is already free).
+const EVICTED: u8 = 2;
+/// The session ended by itself.
+const CLOSED: u8 = 3;
+
+/// One session as the accept loop sees it. `state` moves IDLE <-> BUSY on the session's
+/// thread and IDLE -> EVICTED on the accept loop (compare-and-swap both ways, so a command
+/// that started is never cut, and a session is freed exactly once).
+struct Slot {
+    id: u64,
+    state: AtomicU8,
+    /// Milliseconds since [`Shared::epoch`] of the last input.
+    last: AtomicU64,
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Close the session idle the longest, if one has been idle at least [`EVICT_IDLE`]:
+    /// its slot is free on return. Returns (its id, how long it was idle).
+    fn evict_longest_idle(&self) -> Option<(u64, Duration)> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.retain(|s| s.state.load(Ordering::Acquire) < EVICTED);
+        let now = self.now_ms();
+        let mut idle: Vec<&Arc<Slot>> = slots
+            .iter()
+            .filter(|s| s.state.load(Ordering::Acquire) == IDLE)
+            .filter(|s| {
+                now.saturating_sub(s.last.load(Ordering::Acquire)) >= EVICT_IDLE.as_millis() as u64
+            })
+            .collect();
+        idle.sort_by_key(|s| s.last.load(Ordering::Acquire));
+        for s in idle {
+            if s.state
+                .compare_exchange(IDLE, EVICTED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                self.active.fetch_sub(1, Ordering::AcqRel);
+                let for_ms = now.saturating_sub(s.last.load(Ordering::Acquire));
+                return Some((s.id, Duration::from_millis(for_ms)));
+            }
+        }
+        None
+    }
 }
 
 impl ConsoleServer {
@@ -136,6 +199,8 @@ impl ConsoleServer {
             active: active.clone(),
             max_clients: max_clients.max(1),
             next_id: AtomicU64::new(1),
+            slots: Mutex::default(),
+            epoch: Instant::now(),
         });
         let s2 = sessions.clone();
         let accept = std::thread::Builder::new()
@@ -224,33 +289,59 @@ fn accept_loop(
             continue;
         }
         if shared.active.load(Ordering::Acquire) >= shared.max_clients {
-            tracing::warn!(
-                max = shared.max_clients,
-                "console session refused: too many sessions"
-            );
-            refuse(
-                stream,
-                &format!(
-                    "too many console sessions (at most {}); try again later",
-                    shared.max_clients
+            match shared.evict_longest_idle() {
+                Some((old, idle)) => tracing::warn!(
+                    max = shared.max_clients,
+                    session = old,
+                    idle_s = idle.as_secs(),
+                    "console full: closed the session idle the longest to let a new one in"
                 ),
-            );
-            continue;
+                None => {
+                    tracing::warn!(
+                        max = shared.max_clients,
+                        "console session refused: too many sessions"
+                    );
+                    refuse(
+                        stream,
+                        &format!(
+                            "too many console sessions (at most {}), none idle for {} s or more; try again later",
+                            shared.max_clients,
+                            EVICT_IDLE.as_secs()
+                        ),
+                    );
+                    continue;
+                }
+            }
         }
         shared.active.fetch_add(1, Ordering::AcqRel);
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let slot = Arc::new(Slot {
+            id,
+            state: AtomicU8::new(IDLE),
+            last: AtomicU64::new(shared.now_ms()),
+        });
+        shared
+            .slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(slot.clone());
         let sh = shared.clone();
+        let sl = slot.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("rondo-cons-{id}"))
             .spawn(move || {
-                session(stream, &sh, id);
-                sh.active.fetch_sub(1, Ordering::AcqRel);
+                session(stream, &sh, &sl);
+                // Freed here unless the accept loop freed it when it evicted the session.
+                if sl.state.swap(CLOSED, Ordering::AcqRel) != EVICTED {
+                    sh.active.fetch_sub(1, Ordering::AcqRel);
+                }
             });
         let mut list = sessions.lock().unwrap_or_else(|p| p.into_inner());
         list.retain(|h| !h.is_finished());
         match spawned {
             Ok(h) => list.push(h),
             Err(e) => {
+                slot.state.store(CLOSED, Ordering::Release);
                 shared.active.fetch_sub(1, Ordering::AcqRel);
                 tracing::warn!("cannot start a console session thread: {e}");
             }
@@ -334,7 +425,15 @@ pub fn answer(exec: &Executor, s: &mut Session, input: Input) -> Reply {
     }
 }
 
-fn session(mut stream: UnixStream, shared: &Shared, id: u64) {
+/// The message an evicted session gets before it is closed.
+fn evicted_message(max: usize) -> String {
+    format!(
+        "error: session closed: all {max} console sessions were taken and a new one came in; this one was idle the longest\n"
+    )
+}
+
+fn session(mut stream: UnixStream, shared: &Shared, slot: &Slot) {
+    let id = slot.id;
     let _ = stream.set_read_timeout(Some(POLL));
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     tracing::debug!(session = id, "console session opened");
@@ -343,6 +442,14 @@ fn session(mut stream: UnixStream, shared: &Shared, id: u64) {
     let mut chunk = [0u8; 4096];
     let mut last = Instant::now();
     'session: while !shared.stop.load(Ordering::Acquire) {
+        if slot.state.load(Ordering::Acquire) == EVICTED {
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+            let _ = stream.write_all(&encode_reply(&Reply::err(evicted_message(
+                shared.max_clients,
+            ))));
+            tracing::info!(session = id, "console session closed to let a new one in");
+            break;
+        }
         let n = match stream.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => n,
@@ -364,6 +471,15 @@ fn session(mut stream: UnixStream, shared: &Shared, id: u64) {
             Err(_) => break,
         };
         last = Instant::now();
+        // Input arrived: the session is busy now, unless the accept loop just closed it
+        // (then it is told so on the next turn, and this input is not run).
+        if slot
+            .state
+            .compare_exchange(IDLE, BUSY, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            continue;
+        }
         for input in lines.push(&chunk[..n]) {
             let reply = answer(&shared.exec, &mut s, input);
             if stream.write_all(&encode_reply(&reply)).is_err() {
@@ -376,6 +492,8 @@ fn session(mut stream: UnixStream, shared: &Shared, id: u64) {
                 break 'session;
             }
         }
+        slot.last.store(shared.now_ms(), Ordering::Release);
+        slot.state.store(IDLE, Ordering::Release);
     }
     tracing::debug!(session = id, "console session closed");
 }

@@ -25,7 +25,7 @@
 //! | 14 | a possible syncookie ACK (ACK without SYN/RST/FIN, a listener for the destination, and the [`SocketLookup`] says syncookies are in use; rule in [`super::diag`]) | local `syncookie` |
 //! | 15 | next_hop == hop_count: hops exhausted | local `last_resort` |
 //! | 16 | `hops[next_hop]` is one of our own addresses (the outer destination or a configured one) | local `self_hop` (GLB's "forwarded to self") |
-//! | 17 | `hops[next_hop]` is not a routable unicast address (unspecified, loopback, multicast, broadcast, link-local, reserved) | drop `bad_hop_address` |
+//! | 17 | `hops[next_hop]` is not a routable unicast address (unspecified, loopback, multicast, broadcast, link-local, reserved), or is the directed broadcast address of one of this host's IPv4 subnets ([`Policy::subnet_broadcasts`]) | drop `bad_hop_address` |
 //! | 18 | `hops[next_hop]` already had this packet: it is the outer source (the node that just sent it to us) or appears earlier in the hop list | skip that hop (counted `revisit_skipped`) and go back to 15 with the next index |
 //! | 19 | `hops[next_hop]` outside `backends` | drop `hop_not_allowed` |
 //! | 20 | outer TTL / hop limit 1 or less | drop `ttl_exceeded` |
@@ -99,6 +99,74 @@ pub struct Policy {
     pub own: Vec<IpAddr>,
     /// Most hops a GUE header may list (GLB sends 1; 3 with alt_hash_fields).
     pub hop_limit: u8,
+    /// The directed broadcast addresses of this host's IPv4 subnets (10.1.2.255 for an
+    /// interface on 10.1.2.0/24): never a hop. Read from the interfaces off the packet
+    /// path and refreshed by the service; looked up without allocation.
+    pub subnet_broadcasts: SubnetBroadcasts,
+}
+
+/// A small fixed set of IPv4 directed broadcast addresses ([`Policy::subnet_broadcasts`]):
+/// a lookup is a scan of at most [`SubnetBroadcasts::MAX`] words, no allocation, no lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubnetBroadcasts {
+    addrs: [u32; SubnetBroadcasts::MAX],
+    len: usize,
+}
+
+impl Default for SubnetBroadcasts {
+    fn default() -> Self {
+        SubnetBroadcasts {
+            addrs: [0; SubnetBroadcasts::MAX],
+            len: 0,
+        }
+    }
+}
+
+impl SubnetBroadcasts {
+    /// Most subnets kept; more are left out (and reported by [`SubnetBroadcasts::from_subnets`]).
+    pub const MAX: usize = 64;
+
+    /// The directed broadcasts of `subnets` (an address and its prefix length). /31 and
+    /// /32 have none (RFC 3021: both /31 addresses are hosts), nor has 0.0.0.0/0.
+    /// Returns the set and how many broadcasts did not fit.
+    pub fn from_subnets(subnets: &[(Ipv4Addr, u8)]) -> (SubnetBroadcasts, usize) {
+        let mut set = SubnetBroadcasts::default();
+        let mut left_out = 0;
+        for &(a, bits) in subnets {
+            if !(1..=30).contains(&bits) {
+                continue;
+            }
+            let b = u32::from(a) | (u32::MAX >> bits);
+            if set.addrs[..set.len].contains(&b) {
+                continue;
+            }
+            if set.len == Self::MAX {
+                left_out += 1;
+                continue;
+            }
+            set.addrs[set.len] = b;
+            set.len += 1;
+        }
+        (set, left_out)
+    }
+
+    #[inline]
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        let a = u32::from(a);
+        self.addrs[..self.len].contains(&a)
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.addrs[..self.len].iter().map(|&a| Ipv4Addr::from(a))
+    }
 }
 
 /// Outer header facts the UDP socket reports for a datagram.
@@ -427,7 +495,9 @@ fn decide_inner<L: SocketLookup + ?Sized>(
                 skipped,
             });
         }
-        if !routable_unicast(hop) {
+        if !routable_unicast(hop)
+            || matches!(hop, IpAddr::V4(h) if policy.subnet_broadcasts.contains(h))
+        {
             return Err(GueDropReason::BadHopAddress);
         }
         let earlier = (0..usize::from(i)).any(|j| gue.hop(j) == Some(hop));
@@ -606,6 +676,7 @@ mod tests {
             ]),
             own: vec![],
             hop_limit: 8,
+            subnet_broadcasts: SubnetBroadcasts::default(),
         }
     }
 
@@ -917,6 +988,63 @@ mod tests {
                 next_hop: 2,
                 skipped: 0
             }
+        );
+    }
+
+    #[test]
+    fn a_hop_that_is_a_subnet_broadcast_of_ours_is_a_bad_hop_address() {
+        // ME is on 10.0.0.0/24 (backends allow all of it): 10.0.0.255 is that subnet's
+        // directed broadcast, a perfectly "routable unicast" address by its bits alone.
+        let bcast = Ipv4Addr::new(10, 0, 0, 255);
+        let p = gue4(&tcp4(tcp::flags::ACK), 4, &[bcast], 0);
+        let mut pol = policy();
+        let (set, left_out) = SubnetBroadcasts::from_subnets(&[(ME, 24), (Ipv4Addr::LOCALHOST, 8)]);
+        assert_eq!(left_out, 0);
+        pol.subnet_broadcasts = set;
+        assert_eq!(
+            decide(&p, &from(DIRECTOR), &pol, &mut fake(SocketState::Absent)),
+            Decision::Drop(GueDropReason::BadHopAddress)
+        );
+        // Without that subnet it would be forwarded (what the policy alone allows).
+        assert!(matches!(
+            decide(
+                &p,
+                &from(DIRECTOR),
+                &policy(),
+                &mut fake(SocketState::Absent)
+            ),
+            Decision::Forward { .. }
+        ));
+        // Other hops of the same subnet still go.
+        let p = gue4(&tcp4(tcp::flags::ACK), 4, &[PEER], 0);
+        assert!(matches!(
+            decide(&p, &from(DIRECTOR), &pol, &mut fake(SocketState::Absent)),
+            Decision::Forward { .. }
+        ));
+        // The set: /31, /32 and /0 have no broadcast; duplicates kept once; bounded.
+        let (s, _) = SubnetBroadcasts::from_subnets(&[
+            (Ipv4Addr::new(10, 1, 2, 3), 24),
+            (Ipv4Addr::new(10, 1, 2, 4), 24),
+            (Ipv4Addr::new(192, 0, 2, 0), 31),
+            (Ipv4Addr::new(192, 0, 2, 9), 32),
+            (Ipv4Addr::new(8, 8, 8, 8), 0),
+            (Ipv4Addr::new(172, 16, 0, 1), 12),
+        ]);
+        assert_eq!(
+            s.iter().collect::<Vec<_>>(),
+            vec![
+                Ipv4Addr::new(10, 1, 2, 255),
+                Ipv4Addr::new(172, 31, 255, 255)
+            ]
+        );
+        assert!(!s.contains(Ipv4Addr::new(192, 0, 2, 1)));
+        let many: Vec<(Ipv4Addr, u8)> = (0..100u8)
+            .map(|i| (Ipv4Addr::new(10, i, 0, 1), 24))
+            .collect();
+        let (s, left_out) = SubnetBroadcasts::from_subnets(&many);
+        assert_eq!(
+            (s.len(), left_out),
+            (SubnetBroadcasts::MAX, 100 - SubnetBroadcasts::MAX)
         );
     }
 

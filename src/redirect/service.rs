@@ -7,7 +7,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::config::RedirectConfig;
-use super::decide::{decide, AlwaysLocal, Decision, GueDropReason, Outer, Policy};
+use super::decide::{
+    decide, AlwaysLocal, Decision, GueDropReason, Outer, Policy, SubnetBroadcasts,
+};
 use super::diag::{DiagError, KernelSockets};
 use super::forward::{self, Received};
 use super::socket::{GueSocket, RawSender, RecvBatch};
@@ -22,6 +24,30 @@ pub const BATCH: usize = 32;
 const BUF_SIZE: usize = 65536;
 /// Longest sleep in `poll`, so signals and the stats timer are seen promptly.
 const POLL_MS: i32 = 200;
+/// How often the host's IPv4 subnets are read again (their broadcasts are never a hop).
+const SUBNETS_EVERY: Duration = Duration::from_secs(1);
+
+/// The directed broadcasts of this host's IPv4 subnets now (none when the interfaces
+/// cannot be read: logged, and hops are still checked for every other fault).
+fn local_subnet_broadcasts() -> SubnetBroadcasts {
+    match crate::sys::iface::ipv4_addresses() {
+        Ok(subnets) => {
+            let (set, left_out) = SubnetBroadcasts::from_subnets(&subnets);
+            if left_out > 0 {
+                tracing::warn!(
+                    left_out,
+                    kept = SubnetBroadcasts::MAX,
+                    "more IPv4 subnets than the hop check keeps; the broadcasts of the rest are not refused as hops"
+                );
+            }
+            set
+        }
+        Err(e) => {
+            tracing::warn!("cannot read the interfaces' IPv4 addresses (getifaddrs): {e}; subnet broadcasts are not refused as hops");
+            SubnetBroadcasts::default()
+        }
+    }
+}
 
 /// Why `rondo redirect` could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +177,7 @@ impl Redirect {
             backends: cfg.backends.clone(),
             own: cfg.addresses.clone(),
             hop_limit: cfg.hop_limit,
+            subnet_broadcasts: local_subnet_broadcasts(),
         };
         Ok(Redirect {
             policy,
@@ -201,9 +228,26 @@ impl Redirect {
         let mut poll = PollSet::new(&fds);
         let mut ready = vec![false; fds.len()];
         let mut last_stats = Instant::now();
+        let mut last_subnets = Instant::now();
+        tracing::debug!(
+            broadcasts = ?self.policy.subnet_broadcasts.iter().collect::<Vec<_>>(),
+            "subnet broadcasts refused as hops"
+        );
         loop {
             if signals.stop_requested() {
                 return Ok(());
+            }
+            // Off the packet path: addresses come and go (DHCP, an operator's `ip addr`).
+            if last_subnets.elapsed() >= SUBNETS_EVERY {
+                last_subnets = Instant::now();
+                let now = local_subnet_broadcasts();
+                if now != self.policy.subnet_broadcasts {
+                    tracing::info!(
+                        broadcasts = ?now.iter().collect::<Vec<_>>(),
+                        "IPv4 subnets changed; their broadcasts are refused as hops"
+                    );
+                    self.policy.subnet_broadcasts = now;
+                }
             }
             if signals.take_reload() {
                 print!("{}", self.report());

@@ -2,11 +2,18 @@
 //! them in; reacts to SIGHUP/SIGUSR1 (reload), SIGTERM/SIGINT (stop) and config file
 //! changes. A failed reload is logged and counted and the running snapshot stays.
 //!
+//! The file watcher reloads a changed file only once it has settled: its modification and
+//! change times, size and inode the same for [`SETTLE`], so a file caught half-written by
+//! an editor or `cp` (which may still parse, with fewer tables) never goes live. SIGHUP,
+//! SIGUSR1 and the console's `reload` load at once. A reload that removes a table or a VIP
+//! is logged as a warning naming them, and the console's reply names them too.
+//!
 //! Backend changes (console `set backend`, health observations) go through the same path:
 //! [`Overrides`] are applied on top of the loaded config, the tables rebuilt, the snapshot
 //! compiled and swapped in, or the change is refused and the running snapshot stays.
 
 use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -56,6 +63,24 @@ impl ConfigSource {
     }
 }
 
+/// The file watcher reloads a changed config file once it stayed the same this long (two
+/// more 1 s polls after the change was seen): a writer still at work is not loaded.
+pub const SETTLE: Duration = Duration::from_secs(2);
+
+/// What the file watcher compares: a file's times, size and identity (a file replaced by
+/// rename has another inode even with the same times and size).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    modified: Option<SystemTime>,
+    ctime: (i64, i64),
+    len: u64,
+    dev: u64,
+    ino: u64,
+}
+
+/// One [`FileStamp`] per config file (`None`: it could not be read now).
+pub type FileStamps = Vec<Option<FileStamp>>;
+
 /// How long snapshots took to build (load, rows, compile), readable without the control lock.
 #[derive(Debug, Default)]
 pub struct BuildStats {
@@ -95,7 +120,12 @@ pub struct Control {
     source: Option<ConfigSource>,
     mac: Option<MacAddr>,
     generation: u64,
-    mtimes: Vec<Option<SystemTime>>,
+    /// The config files as they were when last loaded.
+    stamps: FileStamps,
+    /// A change the watcher saw and waits to settle: the files then, and since when.
+    pending: Option<(FileStamps, Instant)>,
+    /// What the last applied reload removed (tables, VIPs), for the console's reply.
+    removed: Vec<String>,
     /// Run settings (ports, workers, cores) of the first load: a reload cannot change them.
     run: Option<RunSettings>,
     /// The config as last loaded, before overrides.
@@ -108,16 +138,55 @@ pub struct Control {
     pub ledger: Arc<SentLedger>,
 }
 
-fn mtimes(source: &Option<ConfigSource>) -> Vec<Option<SystemTime>> {
+fn stamps(source: &Option<ConfigSource>) -> FileStamps {
     source
         .as_ref()
         .map(|s| {
             s.paths()
                 .iter()
-                .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+                .map(|p| {
+                    std::fs::metadata(p).ok().map(|m| FileStamp {
+                        modified: m.modified().ok(),
+                        ctime: (m.ctime(), m.ctime_nsec()),
+                        len: m.len(),
+                        dev: m.dev(),
+                        ino: m.ino(),
+                    })
+                })
                 .collect()
         })
         .unwrap_or_default()
+}
+
+fn describe_bind(b: &crate::table::Bind) -> String {
+    let ports = if b.port_start == b.port_end {
+        b.port_start.to_string()
+    } else {
+        format!("{}-{}", b.port_start, b.port_end)
+    };
+    format!("{}/{} {} {ports}", b.addr, b.prefix_len, b.proto.as_str())
+}
+
+/// What going from `old` to `new` removes, for people: tables (by name) and VIPs (binds
+/// served by no table of `new`), with the table that served them.
+pub fn removals(old: &Config, new: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in &old.tables {
+        if !new.tables.iter().any(|n| n.spec.name == t.spec.name) {
+            out.push(format!("table {:?}", t.spec.name));
+        }
+    }
+    let served = |b: &crate::table::Bind| new.tables.iter().any(|n| n.spec.binds.contains(b));
+    for t in &old.tables {
+        for b in t.spec.binds.iter().filter(|b| !served(b)) {
+            out.push(format!(
+                "VIP {} (table {:?})",
+                describe_bind(b),
+                t.spec.name
+            ));
+        }
+    }
+    out
 }
 
 impl Control {
@@ -125,7 +194,9 @@ impl Control {
     /// `mac` is the port's MAC, used as the source of encapsulated frames.
     pub fn new(source: Option<ConfigSource>, mac: Option<MacAddr>) -> Control {
         Control {
-            mtimes: mtimes(&source),
+            stamps: stamps(&source),
+            pending: None,
+            removed: Vec::new(),
             source,
             mac,
             run: None,
@@ -199,7 +270,21 @@ impl Control {
             Ok(c) => c,
             Err(e) => return Err(self.reject(why, e)),
         };
+        let removed = self
+            .base
+            .as_ref()
+            .map(|old| removals(old, &cfg))
+            .unwrap_or_default();
         let g = self.install(rt, effective, why, started)?;
+        if !removed.is_empty() {
+            tracing::warn!(
+                generation = g,
+                reason = why,
+                "this reload removed {}: no longer served",
+                removed.join(", ")
+            );
+        }
+        self.removed = removed;
         self.base = Some(cfg);
         self.overrides = next;
         Ok(g)
@@ -391,10 +476,15 @@ impl Control {
         self.reload_loaded(rt, why, seen, loaded, started)
     }
 
-    /// The modification times of the config file(s) now: taken before a load, handed to
+    /// The config file(s) now (times, size, inode): taken before a load, handed to
     /// [`Control::reload_loaded`] so a change made during the load is seen again.
-    pub fn file_times(&self) -> Vec<Option<SystemTime>> {
-        mtimes(&self.source)
+    pub fn file_times(&self) -> FileStamps {
+        stamps(&self.source)
+    }
+
+    /// What the last applied reload removed (tables, VIPs), empty when nothing.
+    pub fn removed_by_last_reload(&self) -> &[String] {
+        &self.removed
     }
 
     /// Finish a reload whose config was loaded (or failed to load) by the caller: swap it
@@ -404,11 +494,13 @@ impl Control {
         &mut self,
         rt: &Runtime,
         why: &str,
-        seen: Vec<Option<SystemTime>>,
+        seen: FileStamps,
         loaded: Result<Config, String>,
         started: Instant,
     ) -> Result<u64, String> {
-        self.mtimes = seen;
+        self.stamps = seen;
+        self.pending = None;
+        self.removed.clear();
         match loaded {
             Ok(cfg) => {
                 if self.run.as_ref().is_some_and(|r| *r != cfg.run) {
@@ -426,7 +518,32 @@ impl Control {
 
     /// Whether a config file changed on disk since the last load.
     pub fn files_changed(&self) -> bool {
-        self.source.is_some() && mtimes(&self.source) != self.mtimes
+        self.source.is_some() && stamps(&self.source) != self.stamps
+    }
+
+    /// The file watcher's question, asked every poll: did a config file change since the
+    /// last load and then stay the same for [`SETTLE`] (as seen at `now`)? A change still
+    /// under way restarts the wait, so a file is never loaded half-written.
+    pub fn settled_change(&mut self, now: Instant) -> bool {
+        if self.source.is_none() {
+            return false;
+        }
+        let cur = stamps(&self.source);
+        if cur == self.stamps {
+            self.pending = None;
+            return false;
+        }
+        match &self.pending {
+            Some((seen, since)) if *seen == cur => now.duration_since(*since) >= SETTLE,
+            _ => {
+                tracing::info!(
+                    "config file changed; reloading once it stays unchanged for {} s",
+                    SETTLE.as_secs()
+                );
+                self.pending = Some((cur, now));
+                false
+            }
+        }
     }
 }
 
@@ -458,5 +575,73 @@ impl SignalFlags {
 
     pub fn stop_requested(&self) -> bool {
         self.stop.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watcher_reloads_a_change_only_once_it_settled() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "a").unwrap();
+        let mut c = Control::new(Some(ConfigSource::Native(p.clone())), None);
+        let t0 = Instant::now();
+        assert!(!c.settled_change(t0), "nothing changed");
+        std::fs::write(&p, "ab").unwrap();
+        assert!(c.files_changed());
+        assert!(!c.settled_change(t0), "just seen");
+        assert!(
+            !c.settled_change(t0 + Duration::from_secs(1)),
+            "not settled yet"
+        );
+        // Still being written: the wait starts again.
+        std::fs::write(&p, "abc").unwrap();
+        assert!(!c.settled_change(t0 + Duration::from_secs(2)));
+        assert!(!c.settled_change(t0 + Duration::from_secs(3)));
+        assert!(c.settled_change(t0 + Duration::from_secs(4)), "settled");
+        // Replaced by rename with the same size: another inode, a change.
+        c.stamps = c.file_times();
+        let q = dir.path().join("new");
+        std::fs::write(&q, "xyz").unwrap();
+        std::fs::rename(&q, &p).unwrap();
+        assert!(!c.settled_change(t0));
+        assert!(c.settled_change(t0 + SETTLE));
+    }
+
+    #[test]
+    fn removals_name_tables_and_vips_no_table_serves() {
+        let text = |tables: &str| {
+            format!("[director]\noutbound_gateway_mac = \"02:00:00:00:00:fe\"\noutbound_src_ip = \"192.0.2.10\"\n{tables}")
+        };
+        let t = |name: &str, binds: &str| {
+            format!("[[tables]]\nname = \"{name}\"\nhash_key = \"12345678901234561234567890123456\"\nseed = \"34567890123456783456789012345678\"\nbinds = [{binds}]\nbackends = [{{ ip = \"10.1.0.1\" }}]\n")
+        };
+        let web = r#"{ ip = "1.1.1.1", proto = "tcp", port = 80 }, { ip = "1.1.1.2", proto = "udp", port_start = 53, port_end = 54 }"#;
+        let load = |s: String| {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("c.toml");
+            std::fs::write(&p, s).unwrap();
+            load_config(&p, None).unwrap()
+        };
+        let old = load(text(
+            &(t("web", web) + &t("api", r#"{ ip = "2.2.2.2", proto = "tcp", port = 443 }"#)),
+        ));
+        // api gone, 1.1.1.2 gone from web, 1.1.1.1 moved to another table (still served).
+        let new = load(text(
+            &(t("web", r#"{ ip = "1.1.1.3", proto = "tcp", port = 80 }"#)
+                + &t("other", r#"{ ip = "1.1.1.1", proto = "tcp", port = 80 }"#)),
+        ));
+        assert_eq!(
+            removals(&old, &new),
+            vec![
+                "table \"api\"".to_string(),
+                "VIP 1.1.1.2/32 udp 53-54 (table \"web\")".into(),
+                "VIP 2.2.2.2/32 tcp 443 (table \"api\")".into(),
+            ]
+        );
+        assert!(removals(&old, &old).is_empty());
     }
 }

@@ -156,6 +156,12 @@ impl ControlPlane {
     /// [`LOAD_TIMEOUT`]: a reload answers (with an error, the running tables staying) even
     /// when a read hangs. Reloads run one at a time.
     pub fn reload(&self, why: &str) -> Result<u64, String> {
+        self.reload_reporting(why).map(|(g, _)| g)
+    }
+
+    /// [`ControlPlane::reload`], with what the reload removed (tables, VIPs; empty when
+    /// nothing), for the console's reply.
+    pub fn reload_reporting(&self, why: &str) -> Result<(u64, Vec<String>), String> {
         let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let started = Instant::now();
         let (source, seen) = {
@@ -167,12 +173,15 @@ impl ControlPlane {
             None => Err("no configuration file to reload".into()),
         };
         let mut c = self.control();
-        c.reload_loaded(&self.rt, why, seen, loaded, started)
+        let g = c.reload_loaded(&self.rt, why, seen, loaded, started)?;
+        Ok((g, c.removed_by_last_reload().to_vec()))
     }
 
-    /// Reload if a config file changed on disk.
+    /// Reload if a config file changed on disk and then stayed unchanged for
+    /// [`SETTLE`](super::control::SETTLE) (the file watcher; see
+    /// [`Control::settled_change`]).
     pub fn reload_if_changed(&self) {
-        let changed = self.control().files_changed();
+        let changed = self.control().settled_change(Instant::now());
         if changed {
             let _ = self.reload("config file changed");
         }

@@ -1,9 +1,11 @@
 //! Network interfaces: names as the kernel checks them, `struct ifreq`, the interface
-//! ioctls (flags, MTU, MAC address) and name-to-index lookups.
+//! ioctls (flags, MTU, MAC address), name-to-index lookups and the host's IPv4 addresses
+//! with their netmasks (`getifaddrs`).
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
 use std::io;
+use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use super::socket::{cvt, new_socket};
@@ -47,6 +49,42 @@ pub fn ifindex(name: &str) -> io::Result<u32> {
     } else {
         Ok(i)
     }
+}
+
+/// Every IPv4 address of the host's interfaces (this network namespace) with its prefix
+/// length, from `getifaddrs(3)`.
+pub fn ipv4_addresses() -> io::Result<Vec<(Ipv4Addr, u8)>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: `head` is a valid out-pointer; on success the list is freed below.
+    cvt(unsafe { libc::getifaddrs(&mut head) })?;
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() || ifa.ifa_netmask.is_null() {
+            continue;
+        }
+        // SAFETY: `ifa_addr` points to a sockaddr of at least its family's size.
+        if i32::from(unsafe { (*ifa.ifa_addr).sa_family }) != libc::AF_INET {
+            continue;
+        }
+        // SAFETY: both are AF_INET sockaddrs (the netmask has the address's family), so
+        // they are `sockaddr_in`; read unaligned to make no assumption on alignment.
+        let (addr, mask) = unsafe {
+            (
+                std::ptr::read_unaligned(ifa.ifa_addr as *const libc::sockaddr_in),
+                std::ptr::read_unaligned(ifa.ifa_netmask as *const libc::sockaddr_in),
+            )
+        };
+        let a = Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
+        let bits = u32::from_be(mask.sin_addr.s_addr).leading_ones() as u8;
+        out.push((a, bits));
+    }
+    // SAFETY: `head` came from a successful getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
 }
 
 /// `struct ifreq` as the kernel sees it: a name and a 24-byte union (on 64-bit targets;
@@ -211,6 +249,16 @@ mod tests {
         r.set_int(9000);
         assert_eq!(r.int(), 9000);
         assert!(std::mem::size_of::<IfReq>() >= 40);
+    }
+
+    #[test]
+    fn ipv4_addresses_list_loopback_with_its_prefix() {
+        let all = ipv4_addresses().unwrap();
+        assert!(
+            all.iter()
+                .any(|&(a, bits)| a.is_loopback() && (8..=32).contains(&bits)),
+            "{all:?}"
+        );
     }
 
     /// The loopback interface exists in every network namespace, is up, and has index 1.

@@ -500,10 +500,7 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<Ended, Str
         totals.rx_packets as f64 / elapsed / 1e6,
         totals.forwarded as f64 / elapsed / 1e6
     );
-    println!(
-        "port        rx {} tx {} rx_dropped {} tx_dropped {}",
-        port_stats.rx_packets, port_stats.tx_packets, port_stats.rx_dropped, port_stats.tx_dropped
-    );
+    println!("{}", format_port_stats(&port_stats));
     if let Some(e) = exc {
         println!(
             "exception   to kernel {} (refused {}), from kernel {} (dropped {})",
@@ -530,6 +527,24 @@ fn log_link_change(port: &dyn crate::drivers::PortView, last: &mut Option<bool>)
         }
     }
     *last = Some(l.up);
+}
+
+/// The port's counters for the final summary, every one of them: `tx_too_big` and
+/// `tx_kernel_refused` are the reasons of `tx_dropped` the driver knows.
+fn format_port_stats(p: &crate::drivers::PortStats) -> String {
+    format!(
+        "port        rx {} tx {} rx_dropped {} tx_dropped {} (tx_too_big {} tx_kernel_refused {}) rx_errors {} tx_errors {} rx_bytes {} tx_bytes {}",
+        p.rx_packets,
+        p.tx_packets,
+        p.rx_dropped,
+        p.tx_dropped,
+        p.tx_too_big,
+        p.tx_kernel_refused,
+        p.rx_errors,
+        p.tx_errors,
+        p.rx_bytes,
+        p.tx_bytes
+    )
 }
 
 /// The built-in health checker (GLB's `glb-healthcheck`): started when any backend of the running
