@@ -8,6 +8,8 @@
 //! - [`datapath`]: classifier, GUE encapsulation and the burst pipeline every driver calls.
 //! - [`drivers`]: ports and queues: mem rings, pcap files, AF_PACKET, TAP and (with the `dpdk`
 //!   feature) DPDK.
+//! - [`fleet`]: how a director tells the network what it serves: BGP through BIRD 2, with a
+//!   lifeline that withdraws the routes when the director dies.
 //! - [`health`]: health checks (GLB's glb-healthcheck): checks, dampening, the checker.
 //! - [`runtime`]: pinned workers, atomic snapshot swaps, reloads, the exception path.
 //! - [`console`]: the operator console (`rondo run -i`, `rondo console`) over a unix socket.
@@ -29,6 +31,7 @@ pub mod config;
 pub mod console;
 pub mod datapath;
 pub mod drivers;
+pub mod fleet;
 pub mod hash;
 pub mod health;
 pub mod metrics;
