@@ -114,6 +114,9 @@ impl ExceptionReason {
     }
 }
 
+/// Counters of [`CoreCounters`] before the per-reason arrays in [`CoreCounters::to_words`].
+const FIXED: usize = 9;
+
 /// Counters of one worker core, alone on their cache lines (no false sharing). Written only by
 /// their core; the control thread reads them (torn reads of a u64 cannot happen on x86_64,
 /// and the values only grow).
@@ -133,6 +136,11 @@ pub struct CoreCounters {
     pub tx_refused: u64,
     /// Exception packets dropped: exception path off or its queue full.
     pub exception_dropped: u64,
+    /// Frames from the kernel (exception path) that this worker was to send, when the port
+    /// has no exception TX queue of its own, and did not: refused by the TX queue after
+    /// retries, or still queued when the worker stopped. Not part of `tx_refused`, which
+    /// counts forwarded packets only.
+    pub kernel_tx_dropped: u64,
 }
 
 impl CoreCounters {
@@ -147,6 +155,19 @@ impl CoreCounters {
     }
     pub fn exception_count(&self, r: ExceptionReason) -> u64 {
         self.exceptions[r as usize]
+    }
+    /// Received packets with no verdict counted: `rx_packets - forwarded - exceptions -
+    /// drops`. Zero whenever the counters were published whole (a worker publishes after
+    /// whole bursts only); anything else is a packet lost without a counter.
+    pub fn unaccounted(&self) -> i128 {
+        i128::from(self.rx_packets)
+            - i128::from(self.forwarded)
+            - i128::from(self.total_exceptions())
+            - i128::from(self.total_drops())
+    }
+    /// Forwarded packets the TX queue took: `forwarded - tx_refused`.
+    pub fn sent(&self) -> u64 {
+        self.forwarded.saturating_sub(self.tx_refused)
     }
     /// Add another core's counters into this one (for totals).
     pub fn accumulate(&mut self, o: &CoreCounters) {
@@ -164,10 +185,11 @@ impl CoreCounters {
         self.bursts += o.bursts;
         self.tx_refused += o.tx_refused;
         self.exception_dropped += o.exception_dropped;
+        self.kernel_tx_dropped += o.kernel_tx_dropped;
     }
 
     /// Number of u64 words in [`CoreCounters::to_words`].
-    pub const WORDS: usize = 8 + ExceptionReason::COUNT + DropReason::COUNT;
+    pub const WORDS: usize = FIXED + ExceptionReason::COUNT + DropReason::COUNT;
 
     /// All counters as words, for publishing through atomics.
     pub fn to_words(&self) -> [u64; Self::WORDS] {
@@ -181,10 +203,11 @@ impl CoreCounters {
             self.bursts,
             self.tx_refused,
             self.exception_dropped,
+            self.kernel_tx_dropped,
         ];
-        w[..8].copy_from_slice(&fixed);
-        w[8..8 + ExceptionReason::COUNT].copy_from_slice(&self.exceptions);
-        w[8 + ExceptionReason::COUNT..].copy_from_slice(&self.drops);
+        w[..FIXED].copy_from_slice(&fixed);
+        w[FIXED..FIXED + ExceptionReason::COUNT].copy_from_slice(&self.exceptions);
+        w[FIXED + ExceptionReason::COUNT..].copy_from_slice(&self.drops);
         w
     }
 
@@ -199,11 +222,13 @@ impl CoreCounters {
             bursts: w[5],
             tx_refused: w[6],
             exception_dropped: w[7],
+            kernel_tx_dropped: w[8],
             ..CoreCounters::default()
         };
         c.exceptions
-            .copy_from_slice(&w[8..8 + ExceptionReason::COUNT]);
-        c.drops.copy_from_slice(&w[8 + ExceptionReason::COUNT..]);
+            .copy_from_slice(&w[FIXED..FIXED + ExceptionReason::COUNT]);
+        c.drops
+            .copy_from_slice(&w[FIXED + ExceptionReason::COUNT..]);
         c
     }
 }
@@ -231,6 +256,7 @@ mod tests {
         c.exceptions[2] = 7;
         c.tx_refused = 3;
         c.rx_bytes = 9;
+        c.kernel_tx_dropped = 4;
         assert_eq!(
             CoreCounters::from_words(&c.to_words()).to_words(),
             c.to_words()

@@ -8,11 +8,13 @@
 //! - [`af_packet`]: Linux interfaces through PACKET_MMAP rings.
 //! - [`tap`]: the kernel exception path (a TAP interface).
 //! - [`spec`]: parsing `--port` specs.
+//! - [`fault`]: fault injection around any port (a testing aid).
 //! - `dpdk` (cargo feature `dpdk`): DPDK ethdev ports, mbufs and mempools.
 
 pub mod af_packet;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
+pub mod fault;
 pub mod mem;
 pub mod pcap;
 pub mod pool;

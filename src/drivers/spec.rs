@@ -1,7 +1,10 @@
-//! Port specs: `mem:NAME`, `pcap:IN[,OUT][,loop][,pps=N]`, `af_packet:IFACE`, `dpdk:DEVARGS`.
+//! Port specs: `mem:NAME`, `pcap:IN[,OUT][,loop][,pps=N]`, `af_packet:IFACE`, `dpdk:DEVARGS`,
+//! and, as a testing aid, `fault:PLAN/SPEC` (any of those with faults injected, see
+//! [`super::fault`]).
 
 use std::path::PathBuf;
 
+use super::fault::FaultPlan;
 use super::DriverError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +24,11 @@ pub enum PortSpec {
     AfPacket { iface: String },
     /// A DPDK port (PCI address or vdev devargs).
     Dpdk { devargs: String },
+    /// Another port with faults injected (a testing aid): `fault:PLAN/SPEC`.
+    Fault {
+        plan: FaultPlan,
+        inner: Box<PortSpec>,
+    },
 }
 
 impl std::fmt::Display for PortSpec {
@@ -47,6 +55,7 @@ impl std::fmt::Display for PortSpec {
             }
             PortSpec::AfPacket { iface } => write!(f, "af_packet:{iface}"),
             PortSpec::Dpdk { devargs } => write!(f, "dpdk:{devargs}"),
+            PortSpec::Fault { plan, inner } => write!(f, "fault:{plan}/{inner}"),
         }
     }
 }
@@ -110,10 +119,30 @@ impl std::str::FromStr for PortSpec {
                 devargs: rest.to_string(),
             }),
             "dpdk" => Err(err("dpdk needs a PCI address or vdev devargs")),
+            "fault" => {
+                let (plan, inner) = rest.split_once('/').ok_or_else(|| {
+                    err("fault needs a plan and a port: fault:PLAN/SPEC, e.g. fault:tx-refuse@ms=1000..2000/af_packet:eth0")
+                })?;
+                let plan: FaultPlan = plan.parse().map_err(|e: String| err(&e))?;
+                let inner: PortSpec = inner
+                    .parse()
+                    .map_err(|e: DriverError| err(&format!("the wrapped port: {e}")))?;
+                if matches!(inner, PortSpec::Fault { .. }) {
+                    return Err(err(
+                        "one fault: wrapper is enough: put every fault in its plan",
+                    ));
+                }
+                Ok(PortSpec::Fault {
+                    plan,
+                    inner: Box::new(inner),
+                })
+            }
             "af_xdp" => Err(err(
                 "the af_xdp driver is not built yet; use af_packet:IFACE",
             )),
-            _ => Err(err("unknown driver; expected mem, pcap, af_packet or dpdk")),
+            _ => Err(err(
+                "unknown driver; expected mem, pcap, af_packet or dpdk (or fault:PLAN/SPEC)",
+            )),
         }
     }
 }
@@ -135,6 +164,8 @@ mod tests {
             "af_packet:eth0",
             "dpdk:0000:3b:00.0",
             "dpdk:net_pcap0,rx_pcap=a.pcap",
+            "fault:seed=1,tx-refuse@ms=1000..3000/af_packet:eth0",
+            "fault:seed=3,no-exception-tx,rx-drop@rate=5/pcap:/tmp/a b/in.pcap,/tmp/out.pcap",
         ] {
             let p: PortSpec = s.parse().unwrap();
             assert_eq!(p.to_string(), s);
@@ -152,6 +183,10 @@ mod tests {
             "af_packet:averyveryverylongname",
             "bogus:x",
             "af_xdp:eth0",
+            "fault:tx-refuse",
+            "fault:bogus/mem:a",
+            "fault:tx-fail/mem:",
+            "fault:tx-fail/fault:rx-drop/mem:a",
         ] {
             let e = bad.parse::<PortSpec>().unwrap_err().to_string();
             assert!(e.contains(&format!("{bad:?}")), "{e}");

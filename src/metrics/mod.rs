@@ -173,7 +173,7 @@ pub fn render(plane: &ControlPlane) -> String {
         .map(|i| (i.to_string(), core_label(plane, i)))
         .collect();
     type Get = fn(&CoreCounters) -> u64;
-    let per_worker: [(&str, &str, Get); 8] = [
+    let per_worker: [(&str, &str, Get); 9] = [
         (
             "rondo_worker_rx_packets_total",
             "Packets a worker received.",
@@ -203,6 +203,11 @@ pub fn render(plane: &ControlPlane) -> String {
             "rondo_worker_exception_dropped_packets_total",
             "Exception packets dropped (exception path off or full).",
             |c| c.exception_dropped,
+        ),
+        (
+            "rondo_worker_kernel_tx_dropped_packets_total",
+            "Kernel frames (exception path) a worker was to send and dropped (TX refused, or queued at stop).",
+            |c| c.kernel_tx_dropped,
         ),
         (
             "rondo_worker_alt_hashed_packets_total",

@@ -29,7 +29,8 @@ pub struct ExceptionCounts {
     pub to_kernel: u64,
     /// Frames the TAP refused (kernel queue full).
     pub to_kernel_failed: u64,
-    /// Frames read from the TAP and sent out the port.
+    /// Frames read from the TAP and sent out the port (handed to its TX queue, or to worker
+    /// 0 to send: those it could not send are its `kernel_tx_dropped`).
     pub from_kernel: u64,
     /// Frames read from the TAP that could not be sent (no buffer, TX full).
     pub from_kernel_dropped: u64,
@@ -142,6 +143,14 @@ pub(crate) fn start<P: Port + 'static>(
                 if !busy {
                     // Wait for the kernel (1 ms) so the worker->kernel ring is still served promptly.
                     let _ = poll_readable(tap.fd(), 1);
+                }
+            }
+            // Kernel frames handed to worker 0 that it can no longer send (queued after it
+            // emptied the ring for the last time): not sent after all, so counted dropped.
+            if let KernelOut::ViaWorker(q) = &out {
+                while q.pop().is_some() {
+                    c.from_kernel.fetch_sub(1, Ordering::Relaxed);
+                    c.from_kernel_dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
             // Workers have exited: hand over what they queued last.

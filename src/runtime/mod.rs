@@ -2,6 +2,7 @@
 //! between a port's RX and TX queues, an atomically swapped [`Snapshot`], and the exception
 //! path to the kernel. [`control`] reloads configs; [`notify`] talks to systemd.
 
+pub mod accounts;
 pub mod control;
 pub mod exception;
 pub mod ledger;
@@ -127,6 +128,35 @@ pub(crate) struct Shared {
     pub(crate) paused: AtomicBool,
     pub(crate) workers: Vec<WorkerSlot>,
     pub(crate) swaps: AtomicU64,
+}
+
+/// Counters of a data plane: each worker's, the port's and the exception path's.
+#[derive(Debug, Clone, Default)]
+pub struct FinalCounts {
+    pub workers: Vec<CoreCounters>,
+    pub port: PortStats,
+    /// The port's extended counters (a fault-injecting port's among them).
+    pub xstats: Vec<(String, u64)>,
+    pub exception: Option<exception::ExceptionCounts>,
+}
+
+impl FinalCounts {
+    /// The workers' counters summed.
+    pub fn totals(&self) -> CoreCounters {
+        let mut t = CoreCounters::default();
+        for c in &self.workers {
+            t.accumulate(c);
+        }
+        t
+    }
+    /// The accounting invariant over these counters.
+    pub fn accounts(&self) -> accounts::Accounts<'_> {
+        accounts::Accounts {
+            workers: &self.workers,
+            port: self.port,
+            exception: self.exception,
+        }
+    }
 }
 
 /// A running data plane. Dropping it stops and joins every thread.
@@ -424,12 +454,29 @@ impl Runtime {
     }
 
     /// Stop and wait for every thread; returns the final totals.
-    pub fn shutdown(mut self) -> CoreCounters {
+    pub fn shutdown(self) -> CoreCounters {
+        self.shutdown_counts().totals()
+    }
+
+    /// Stop and wait for every thread; returns the final counters of every worker, the
+    /// port and the exception path (see [`accounts`] for how they add up).
+    pub fn shutdown_counts(mut self) -> FinalCounts {
         self.stop();
         for h in self.threads.drain(..) {
             let _ = h.join();
         }
-        self.totals()
+        self.counts()
+    }
+
+    /// The counters of every worker, the port and the exception path, as they are now
+    /// (exact once the workers have stopped).
+    pub fn counts(&self) -> FinalCounts {
+        FinalCounts {
+            workers: self.worker_counters(),
+            port: self.port.stats(),
+            xstats: self.port.xstats(),
+            exception: self.exception_stats(),
+        }
     }
 }
 

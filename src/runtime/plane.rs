@@ -245,15 +245,21 @@ impl ControlPlane {
     /// Stop the data plane and return the final totals. Joins the workers when this is
     /// the last reference; otherwise waits (at most `wait`) for them to finish.
     pub fn shutdown(self: Arc<Self>, wait: Duration) -> CoreCounters {
+        self.shutdown_counts(wait).totals()
+    }
+
+    /// [`ControlPlane::shutdown`], returning every worker's, the port's and the exception
+    /// path's final counters.
+    pub fn shutdown_counts(self: Arc<Self>, wait: Duration) -> crate::runtime::FinalCounts {
         match Arc::try_unwrap(self) {
-            Ok(plane) => plane.rt.shutdown(),
+            Ok(plane) => plane.rt.shutdown_counts(),
             Err(shared) => {
                 shared.rt.stop();
                 let end = Instant::now() + wait;
                 while !shared.rt.finished() && Instant::now() < end {
                     std::thread::sleep(Duration::from_millis(5));
                 }
-                shared.rt.totals()
+                shared.rt.counts()
             }
         }
     }

@@ -85,7 +85,13 @@ where
                             None => break,
                         }
                     }
-                    send(&mut self.tx, self.tx_retries, &mut tx, &mut ctr);
+                    // Kernel frames: what stays refused is counted apart from forwarded
+                    // packets (`tx_refused` counts those only).
+                    let lost = send(&mut self.tx, self.tx_retries, &mut tx);
+                    ctr.kernel_tx_dropped += lost;
+                    // Counters changed: the next empty poll publishes them, even on an
+                    // idle port.
+                    empty_polls = 0;
                 }
             }
             let n = self.rx.rx_burst(&mut rx);
@@ -144,7 +150,7 @@ where
                     Verdict::Drop(_) => drop(buf),
                 }
             }
-            send(&mut self.tx, self.tx_retries, &mut tx, &mut ctr);
+            ctr.tx_refused += send(&mut self.tx, self.tx_retries, &mut tx);
             // Under load the counters are published every PUBLISH_EVERY bursts (a few
             // microseconds apart); the first empty poll publishes whatever is left.
             unpublished += 1;
@@ -154,8 +160,10 @@ where
             }
         }
         if let Some(q) = &self.inject {
-            // Kernel frames nobody will send any more: give the buffers back.
-            while q.pop().is_some() {}
+            // Kernel frames nobody will send any more: give the buffers back, counted.
+            while q.pop().is_some() {
+                ctr.kernel_tx_dropped += 1;
+            }
         }
         self.tx.flush();
         slot.publish(&ctr);
@@ -170,10 +178,10 @@ where
     }
 }
 
-/// Send the burst, retrying refusals `retries` times; what is still refused is dropped and
-/// counted.
+/// Send the burst, retrying refusals `retries` times; what is still refused is dropped, and
+/// the number returned for the caller to count.
 #[inline]
-fn send<T: TxQueue>(txq: &mut T, retries: u32, tx: &mut Burst<T::Buf>, ctr: &mut CoreCounters) {
+fn send<T: TxQueue>(txq: &mut T, retries: u32, tx: &mut Burst<T::Buf>) -> u64 {
     let mut tries = 0;
     while !tx.is_empty() {
         txq.tx_burst(tx);
@@ -183,8 +191,7 @@ fn send<T: TxQueue>(txq: &mut T, retries: u32, tx: &mut Burst<T::Buf>, ctr: &mut
         tries += 1;
         std::hint::spin_loop();
     }
-    if !tx.is_empty() {
-        ctr.tx_refused += tx.len() as u64;
-        tx.drain().for_each(drop);
-    }
+    let lost = tx.len() as u64;
+    tx.drain().for_each(drop);
+    lost
 }

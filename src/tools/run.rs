@@ -15,6 +15,7 @@ use crate::console::client::{repl, Local};
 use crate::console::exec::Executor;
 use crate::console::server::ConsoleServer;
 use crate::drivers::af_packet::{AfPacketOptions, AfPacketPort};
+use crate::drivers::fault::{FaultPlan, FaultPort};
 use crate::drivers::pcap::PcapPort;
 use crate::drivers::{BufPool, Port, PortSpec};
 use crate::metrics::http::MetricsServer;
@@ -35,7 +36,8 @@ pub const DATA_ROOM: usize = 2048;
 pub struct RunArgs {
     #[command(flatten)]
     config: ConfigArgs,
-    /// Port spec: af_packet:IFACE, pcap:IN[,OUT][,loop], dpdk:DEVARGS (overrides the config).
+    /// Port spec: af_packet:IFACE, pcap:IN[,OUT][,loop], dpdk:DEVARGS (overrides the config);
+    /// fault:PLAN/SPEC injects faults into SPEC's port (a testing aid, see drivers::fault).
     #[arg(long)]
     port: Option<String>,
     /// Worker threads (overrides the config).
@@ -227,17 +229,32 @@ pub fn run(a: &RunArgs) -> Result<Ended, String> {
     let p = plan(a)?;
     let pool =
         || BufPool::new(p.run.pool_size, DATA_ROOM).map_err(|e| format!("runtime.pool_size: {e}"));
-    match &p.port {
-                PortSpec::AfPacket { iface } => {
-            let port = AfPacketPort::open(iface, pool()?, AfPacketOptions::default()).map_err(|e| e.to_string())?;
-            serve(port, &p, a)
+    // `fault:PLAN/SPEC`: the port of SPEC with faults injected (a testing aid).
+    let (spec, faults) = match &p.port {
+        PortSpec::Fault { plan, inner } => {
+            tracing::warn!(plan = %plan, "fault injection on: this port drops, delays or refuses packets on purpose (a testing aid)");
+            (&**inner, Some(plan))
         }
-        PortSpec::Pcap { input, output, looped, pps } => {
+        s => (s, None),
+    };
+    match spec {
+        PortSpec::AfPacket { iface } => {
+            let port = AfPacketPort::open(iface, pool()?, AfPacketOptions::default())
+                .map_err(|e| e.to_string())?;
+            serve_with(port, faults, &p, a)
+        }
+        PortSpec::Pcap {
+            input,
+            output,
+            looped,
+            pps,
+        } => {
             let port = PcapPort::open(input, output.as_deref(), *looped, pool()?)
                 .map_err(|e| e.to_string())?
                 .paced(*pps);
-            serve(port, &p, a)
+            serve_with(port, faults, &p, a)
         }
+        PortSpec::Fault { .. } => Err("fault: wrappers do not nest".to_string()),
         PortSpec::Mem { name } => Err(format!(
             "port mem:{name}: in-memory ports connect threads of one process; `rondo demo` runs the data plane on them"
         )),
@@ -253,12 +270,25 @@ pub fn run(a: &RunArgs) -> Result<Ended, String> {
                 },
             )
             .map_err(|e| e.to_string())?;
-            serve(port, &p, a)
+            serve_with(port, faults, &p, a)
         }
         #[cfg(not(feature = "dpdk"))]
         PortSpec::Dpdk { devargs } => Err(format!(
             "port dpdk:{devargs}: this rondo was built without DPDK; rebuild with `cargo build --release --features dpdk`"
         )),
+    }
+}
+
+/// Serve `port`, wrapped in a [`FaultPort`] when the spec asked for faults.
+fn serve_with<P: Port + 'static>(
+    port: P,
+    faults: Option<&FaultPlan>,
+    p: &Plan,
+    a: &RunArgs,
+) -> Result<Ended, String> {
+    match faults {
+        Some(plan) => serve(FaultPort::new(port, plan.clone()), p, a),
+        None => serve(port, p, a),
     }
 }
 
@@ -485,15 +515,16 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<Ended, Str
     let _ = sd_notify("STOPPING=1");
     reloader.stop(Duration::from_secs(2));
     servers.stop();
-    let port_stats = rt.port_stats();
-    let exc = rt.exception_stats();
     let (ok, failed) = (
         plane.reloads_ok.load(std::sync::atomic::Ordering::Relaxed),
         plane
             .reloads_failed
             .load(std::sync::atomic::Ordering::Relaxed),
     );
-    let totals = plane.shutdown(Duration::from_secs(5));
+    let rt_driver = rt.port().driver();
+    let counts = plane.shutdown_counts(Duration::from_secs(5));
+    let totals = counts.totals();
+    let port_stats = counts.port;
     print!("{}", format_counters(&totals));
     println!(
         "elapsed     {elapsed:.3} s, rx {:.3} Mpps, forwarded {:.3} Mpps",
@@ -501,11 +532,39 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<Ended, Str
         totals.forwarded as f64 / elapsed / 1e6
     );
     println!("{}", format_port_stats(&port_stats));
-    if let Some(e) = exc {
+    let faults: Vec<String> = counts
+        .xstats
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("fault_").map(|k| format!("{k} {v}")))
+        .collect();
+    if !faults.is_empty() {
+        println!("faults      {}", faults.join(" "));
+    }
+    if let Some(e) = counts.exception {
         println!(
             "exception   to kernel {} (refused {}), from kernel {} (dropped {})",
             e.to_kernel, e.to_kernel_failed, e.from_kernel, e.from_kernel_dropped
         );
+        if totals.kernel_tx_dropped > 0 {
+            println!(
+                "            of those from the kernel, not sent by worker 0: {}",
+                totals.kernel_tx_dropped
+            );
+        }
+    }
+    // DPDK's port counters are the NIC's, which count frames still in its rings.
+    let accounts = counts.accounts();
+    let checked = if rt_driver.contains("dpdk") {
+        accounts.check_workers()
+    } else {
+        accounts.check()
+    };
+    match checked {
+        Ok(()) => println!("accounts    every packet counted"),
+        Err(e) => {
+            tracing::warn!("{e}");
+            println!("accounts    {e}");
+        }
     }
     println!("reloads     ok {ok} failed {failed}");
     Ok(ended)

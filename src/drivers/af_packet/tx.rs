@@ -211,7 +211,7 @@ impl TxQueue for AfPacketTx {
 
     /// Copies frames into free ring slots and sends them with one syscall. Frames that do
     /// not fit the ring stay in `pkts`; frames the interface cannot send are taken and
-    /// counted: shorter than an Ethernet header as `tx_errors`; longer than the current MTU
+    /// counted: shorter than an Ethernet header as `tx_errors` (and `tx_dropped`); longer than the current MTU
     /// plus the Ethernet header (plus a VLAN tag when the frame has one), or than a ring
     /// slot holds, as `tx_too_big` (and `tx_dropped`). The kernel would discard those
     /// (`PACKET_LOSS`) after they were counted as sent.
@@ -277,7 +277,8 @@ impl TxQueue for AfPacketTx {
         Counters::add(&c.tx_bytes, bytes);
         Counters::add(&c.tx_errors, errors);
         Counters::add(&c.tx_too_big, too_big);
-        Counters::add(&c.tx_dropped, too_big);
+        // Taken and not sent, whatever the reason: both are drops.
+        Counters::add(&c.tx_dropped, too_big + errors);
         taken
     }
 
