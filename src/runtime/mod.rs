@@ -49,6 +49,10 @@ pub struct RuntimeOptions {
     pub exception: ExceptionPath,
     /// Extra TX attempts for packets the TX queue refused before they are dropped.
     pub tx_retries: u32,
+    /// Start with forwarding stopped, as after [`Runtime::pause`]: the workers take nothing
+    /// from RX (and the exception path sends nothing to the wire) until [`Runtime::resume`].
+    /// `rondo run` starts so and resumes once everything that can fail has been set up.
+    pub start_paused: bool,
 }
 
 impl Default for RuntimeOptions {
@@ -59,6 +63,7 @@ impl Default for RuntimeOptions {
             idle: IdlePolicy::BusyPoll,
             exception: ExceptionPath::Drop,
             tx_retries: 8,
+            start_paused: false,
         }
     }
 }
@@ -211,7 +216,7 @@ impl Runtime {
         let shared = Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
             stop: AtomicBool::new(false),
-            paused: AtomicBool::new(false),
+            paused: AtomicBool::new(opts.start_paused),
             workers: (0..opts.workers).map(|_| WorkerSlot::new()).collect(),
             swaps: AtomicU64::new(0),
         });

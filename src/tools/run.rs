@@ -210,16 +210,26 @@ pub fn run(a: &RunArgs) -> Result<(), String> {
     let p = plan(a)?;
     let pool =
         || BufPool::new(p.run.pool_size, DATA_ROOM).map_err(|e| format!("runtime.pool_size: {e}"));
+    // Claimed before the port is opened: a second director on the same interface (or
+    // writing the same capture) is refused before it has touched anything.
+    let claim = claim_port(&p.port)?;
+    let claim = claim.as_ref();
     match &p.port {
-                PortSpec::AfPacket { iface } => {
-            let port = AfPacketPort::open(iface, pool()?, AfPacketOptions::default()).map_err(|e| e.to_string())?;
-            serve(port, &p, a)
+        PortSpec::AfPacket { iface } => {
+            let port = AfPacketPort::open(iface, pool()?, AfPacketOptions::default())
+                .map_err(|e| e.to_string())?;
+            serve(port, &p, a, claim)
         }
-        PortSpec::Pcap { input, output, looped, pps } => {
+        PortSpec::Pcap {
+            input,
+            output,
+            looped,
+            pps,
+        } => {
             let port = PcapPort::open(input, output.as_deref(), *looped, pool()?)
                 .map_err(|e| e.to_string())?
                 .paced(*pps);
-            serve(port, &p, a)
+            serve(port, &p, a, claim)
         }
         PortSpec::Mem { name } => Err(format!(
             "port mem:{name}: in-memory ports connect threads of one process; `rondo demo` runs the data plane on them"
@@ -236,12 +246,78 @@ pub fn run(a: &RunArgs) -> Result<(), String> {
                 },
             )
             .map_err(|e| e.to_string())?;
-            serve(port, &p, a)
+            serve(port, &p, a, claim)
         }
         #[cfg(not(feature = "dpdk"))]
         PortSpec::Dpdk { devargs } => Err(format!(
             "port dpdk:{devargs}: this rondo was built without DPDK; rebuild with `cargo build --release --features dpdk`"
         )),
+    }
+}
+
+/// The abstract socket name that claims `spec` in this network namespace, if it needs one:
+/// an af_packet interface, a pcap output file. DPDK ports need none (the EAL refuses a
+/// device another primary process uses, unless told to share nothing with --no-shconf or
+/// --in-memory); in-memory ports live inside one process.
+pub fn claim_name(spec: &PortSpec) -> Option<String> {
+    let name = match spec {
+        PortSpec::AfPacket { iface } => format!("rondo/port/af_packet:{iface}"),
+        PortSpec::Pcap {
+            output: Some(out), ..
+        } => {
+            // The file may not exist yet: its directory, resolved, names it.
+            let dir = match out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                Some(d) => d.canonicalize().unwrap_or_else(|_| d.to_path_buf()),
+                None => std::env::current_dir().unwrap_or_default(),
+            };
+            let path = dir.join(out.file_name().unwrap_or_default());
+            let name = format!("rondo/port/pcap-out:{}", path.display());
+            if name.len() <= crate::sys::claim::MAX_NAME {
+                name
+            } else {
+                // Too long for an abstract name: a hash of the path (FNV-1a) stands in.
+                let h = path
+                    .as_os_str()
+                    .as_encoded_bytes()
+                    .iter()
+                    .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+                        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+                    });
+                format!("rondo/port/pcap-out:#{h:016x}")
+            }
+        }
+        _ => return None,
+    };
+    Some(name)
+}
+
+/// Claim the port for this process, or say who has it.
+fn claim_port(spec: &PortSpec) -> Result<Option<crate::sys::claim::Claim>, String> {
+    use crate::sys::claim::{Claim, ClaimError};
+    let Some(name) = claim_name(spec) else {
+        return Ok(None);
+    };
+    match Claim::take(&name) {
+        Ok(c) => {
+            tracing::debug!(claim = %name, "port claimed");
+            Ok(Some(c))
+        }
+        Err(ClaimError::Held { pid, .. }) => {
+            let who = match pid {
+                Some(pid) => format!("another rondo (pid {pid})"),
+                None => "another rondo (pid unknown)".into(),
+            };
+            let what = match spec {
+                PortSpec::AfPacket { iface } => format!(
+                    "interface {iface} (port {spec}) is already driven by {who} in this network namespace"
+                ),
+                _ => format!("port {spec}: its output file is already written by {who}"),
+            };
+            Err(format!(
+                "{what}; two directors on one port would both forward every packet: stop that one first (nothing was started)"
+            ))
+        }
+        Err(e) => Err(format!("port {spec}: {e}")),
     }
 }
 
@@ -317,7 +393,12 @@ impl Servers {
     }
 }
 
-fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String> {
+fn serve<P: Port + 'static>(
+    port: P,
+    p: &Plan,
+    a: &RunArgs,
+    claim: Option<&crate::sys::claim::Claim>,
+) -> Result<(), String> {
     let signals = SignalFlags::install().map_err(|e| format!("installing signal handlers: {e}"))?;
     let mut control = Control::new(Some(p.source.clone()), port.mac());
     let snap = control.initial()?;
@@ -336,6 +417,9 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
             .exception_tap
             .clone()
             .map_or(ExceptionPath::Drop, ExceptionPath::Tap),
+        // Nothing is forwarded until every listener, socket and file below is had: a
+        // start that fails on one of them has forwarded nothing.
+        start_paused: true,
         ..RuntimeOptions::default()
     };
     let rt = Runtime::start(port, snap, opts).map_err(|e| e.to_string())?;
@@ -351,11 +435,6 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
         .map(PidFile::create)
         .transpose()
         .map_err(|e| format!("--pid-file: {e}"))?;
-    match sd_notify("READY=1") {
-        Ok(true) => tracing::info!("notified systemd: READY=1"),
-        Ok(false) => {}
-        Err(e) => tracing::warn!("systemd notify failed: {e}"),
-    }
     if a.interactive {
         let ex = exec.clone();
         let pl = plane.clone();
@@ -373,11 +452,19 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
     }
     drop(exec);
     let rt = plane.runtime();
-    let mut health = HealthWiring::start(&plane);
     // Reloads (signals, file changes) run on their own thread: this loop, which handles
     // SIGTERM, never waits for one.
     let reloader = Reloader::start(plane.clone(), Duration::from_secs(1))
         .map_err(|e| format!("cannot start the reload thread: {e}"))?;
+    // Everything that can fail is had: forward.
+    rt.resume();
+    tracing::info!("forwarding");
+    let mut health = HealthWiring::start(&plane);
+    match sd_notify("READY=1") {
+        Ok(true) => tracing::info!("notified systemd: READY=1"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!("systemd notify failed: {e}"),
+    }
     let started = Instant::now();
     let mut last_stats = Instant::now();
     let mut last_rx = (0u64, Instant::now());
@@ -387,6 +474,9 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<(), String
         // Port upkeep off the data path (af_packet re-reads the MTU).
         if last_poll.elapsed() >= Duration::from_secs(1) {
             rt.port().poll();
+            if let Some(c) = claim {
+                c.drain();
+            }
             last_poll = Instant::now();
         }
         if signals.stop_requested() {
