@@ -215,12 +215,50 @@ fn a_start_that_fails_on_a_busy_console_socket_forwards_nothing() {
     wait_until("the router sending", 10, || {
         router.sent.load(Ordering::Relaxed) > 100
     });
-    // The console socket is busy: something listens there.
+    // The console socket is busy: something listens there, and is slow to answer (its
+    // backlog is full), so the director's check that the socket is live takes a while:
+    // long enough for a director already forwarding to forward this traffic.
     let busy = w.dir.path().join("busy.sock");
-    let _holder = UnixListener::bind(&busy).unwrap();
+    let holder = UnixListener::bind(&busy).unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..10_000 {
+        let s = socket2::Socket::new(
+            socket2::Domain::UNIX,
+            socket2::Type::STREAM.nonblocking(),
+            None,
+        )
+        .unwrap();
+        match s.connect(&socket2::SockAddr::unix(&busy).unwrap()) {
+            Ok(()) => queued.push(s),
+            Err(_) => break,
+        }
+    }
+    assert!(!queued.is_empty(), "the holder's backlog filled");
     let log = w.dir.path().join("log1");
     let child = w.director(&busy, None, &log).spawn().unwrap();
+    // Its data plane is set up (the log says so whether or not it forwards yet), then
+    // its console check waits on the holder for a second.
+    wait_until("the director's data plane", 30, || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("data plane started"))
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    // Answer: the director's check connects, finds the socket live and gives up.
+    holder.set_nonblocking(true).unwrap();
+    let answered = Arc::new(AtomicBool::new(false));
+    let done = answered.clone();
+    let drain = std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end && !done.load(Ordering::Acquire) {
+            match holder.accept() {
+                Ok(_) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
     let out = exits(child, &log);
+    answered.store(true, Ordering::Release);
+    drain.join().unwrap();
+    drop(queued);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(
@@ -304,4 +342,48 @@ fn a_second_director_on_one_interface_is_refused_until_the_first_is_gone() {
             .unwrap(),
     );
     assert_eq!(recv_notify(&listener, &log3), b"READY=1");
+}
+
+#[test]
+fn a_second_run_writing_the_same_capture_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.pcap");
+    common::director::write_pcap(&input, &common::director::traffic(100));
+    let out = dir.path().join("out.pcap");
+    let port = format!("pcap:{},{},loop", input.display(), out.display());
+    let cfg = dir.path().join("director.toml");
+    std::fs::write(
+        &cfg,
+        common::director::config(&port, &dir.path().join("a.sock"), "", ""),
+    )
+    .unwrap();
+    let (notify, listener) = {
+        let p = dir.path().join("notify");
+        let l = UnixDatagram::bind(&p).unwrap();
+        l.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        (p, l)
+    };
+    let run = |console: &str, log: &Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rondo"));
+        c.args(["run", "--stats-interval", "0", "--metrics-listen", "off"])
+            .args(["--console-socket", console, "--duration", "60", "--config"])
+            .arg(&cfg)
+            .env("NOTIFY_SOCKET", &notify)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap());
+        c
+    };
+    let log1 = dir.path().join("log1");
+    let first = Running(run("off", &log1).spawn().unwrap());
+    assert_eq!(recv_notify(&listener, &log1), b"READY=1");
+    let log2 = dir.path().join("log2");
+    let o = exits(run("off", &log2).spawn().unwrap(), &log2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("output file is already written")
+            && err.contains(&format!("pid {}", first.0.id())),
+        "{err}"
+    );
 }
