@@ -236,9 +236,10 @@ fn a_start_that_fails_on_a_busy_console_socket_forwards_nothing() {
     assert!(!queued.is_empty(), "the holder's backlog filled");
     let log = w.dir.path().join("log1");
     let child = w.director(&busy, None, &log).spawn().unwrap();
-    // Its data plane is set up (the log says so whether or not it forwards yet), then
-    // its console check waits on the holder for a second.
-    wait_until("the director's data plane", 30, || {
+    // Give a director that starts its data plane before checking the console socket
+    // (as rondo did) the time to say so, and then a second to forward; one that checks
+    // first waits on the holder all along.
+    let _ = poll(Duration::from_secs(5), Duration::from_millis(10), || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("data plane started"))
     });
     std::thread::sleep(Duration::from_millis(1000));

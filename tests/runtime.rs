@@ -589,7 +589,12 @@ fn a_runtime_started_paused_forwards_nothing_until_resumed() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(rt.totals().rx_packets, 0, "{:?}", rt.totals());
     assert!(peer.recv().is_none(), "forwarded while paused");
+    // A stop in the meantime (console `stop` while `rondo run` starts) is kept.
+    assert!(rt.pause(Duration::from_secs(10)));
+    assert!(!rt.release(), "released a runtime stopped since its start");
+    assert!(rt.is_paused());
     rt.resume();
+    assert!(!rt.is_paused());
     let mut got = 0;
     wait_until("the held packets forwarded", 30, || {
         while peer.recv().is_some() {

@@ -49,12 +49,17 @@ impl Source for ControlPlane {
     }
 }
 
-impl MetricsServer {
-    /// Listen on `addr` (port 0: any free port, see [`MetricsServer::addr`]).
-    pub fn start<S: Source>(
-        addr: SocketAddr,
-        source: Arc<S>,
-    ) -> Result<MetricsServer, MetricsError> {
+/// A metrics endpoint bound but not served yet: `rondo run` binds it before its data plane
+/// forwards and serves it once everything else is set up (connections wait in the
+/// backlog meanwhile).
+pub struct MetricsListener {
+    addr: SocketAddr,
+    listener: TcpListener,
+}
+
+impl MetricsListener {
+    /// Listen on `addr` (port 0: any free port, see [`MetricsListener::addr`]).
+    pub fn bind(addr: SocketAddr) -> Result<MetricsListener, MetricsError> {
         let listener =
             TcpListener::bind(addr).map_err(|source| MetricsError::Listen { addr, source })?;
         let local = listener.local_addr().map_err(|source| MetricsError::Io {
@@ -67,14 +72,35 @@ impl MetricsServer {
                 what: "set non-blocking",
                 source,
             })?;
+        Ok(MetricsListener {
+            addr: local,
+            listener,
+        })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serve `source` on it.
+    pub fn serve<S: Source>(self, source: Arc<S>) -> Result<MetricsServer, MetricsError> {
+        let MetricsListener { addr, listener } = self;
         let thread = StopThread::spawn("rondo-metrics", move |stop| {
             accept_loop(listener, source, stop)
         })?;
-        tracing::info!("metrics on http://{local}/metrics");
-        Ok(MetricsServer {
-            addr: local,
-            thread,
-        })
+        tracing::info!("metrics on http://{addr}/metrics");
+        Ok(MetricsServer { addr, thread })
+    }
+}
+
+impl MetricsServer {
+    /// Listen on `addr` (port 0: any free port, see [`MetricsServer::addr`]).
+    pub fn start<S: Source>(
+        addr: SocketAddr,
+        source: Arc<S>,
+    ) -> Result<MetricsServer, MetricsError> {
+        MetricsListener::bind(addr)?.serve(source)
     }
 
     /// Where it listens.

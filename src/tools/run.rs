@@ -13,11 +13,11 @@ use crate::config::{
 };
 use crate::console::client::{repl, Local};
 use crate::console::exec::Executor;
-use crate::console::server::ConsoleServer;
+use crate::console::server::{ConsoleListener, ConsoleServer};
 use crate::drivers::af_packet::{AfPacketOptions, AfPacketPort};
 use crate::drivers::pcap::PcapPort;
 use crate::drivers::{BufPool, Port, PortSpec};
-use crate::metrics::http::MetricsServer;
+use crate::metrics::http::{MetricsListener, MetricsServer};
 use crate::metrics::statsd::StatsdPusher;
 use crate::runtime::control::{ConfigSource, Control, SignalFlags};
 use crate::runtime::notify::{sd_notify, PidFile};
@@ -328,27 +328,26 @@ struct Servers {
     statsd: Option<StatsdPusher>,
 }
 
-impl Servers {
-    fn start(
-        plane: &Arc<ControlPlane>,
-        exec: &Arc<Executor>,
-        run: &RunSettings,
-    ) -> Result<Servers, String> {
-        let mut sv = Servers {
+/// The console and metrics listeners, bound before the data plane forwards and served
+/// once everything else is set up.
+struct Bound {
+    console: Option<ConsoleListener>,
+    metrics: Option<MetricsListener>,
+}
+
+impl Bound {
+    fn bind(run: &RunSettings) -> Result<Bound, String> {
+        let mut b = Bound {
             console: None,
             metrics: None,
-            statsd: None,
         };
         if let Some((path, explicit)) = run
             .console
             .socket
             .resolve(PathBuf::from(DEFAULT_CONSOLE_SOCKET))
         {
-            match ConsoleServer::start(&path, run.console.max_clients, exec.clone()) {
-                Ok(c) => {
-                    plane.set_endpoints(|e| e.console = Some(path.clone()));
-                    sv.console = Some(c);
-                }
+            match ConsoleListener::bind(&path) {
+                Ok(c) => b.console = Some(c),
                 Err(e) if !explicit => tracing::warn!(
                     "no console: {e} (set [console] socket or --console-socket; \"off\" silences this)"
                 ),
@@ -359,17 +358,27 @@ impl Servers {
             .parse()
             .map_err(|_| "built-in metrics address".to_string())?;
         if let Some((addr, explicit)) = run.metrics.listen.resolve(default) {
-            match MetricsServer::start(addr, plane.clone()) {
-                Ok(m) => {
-                    plane.set_endpoints(|e| e.metrics = Some(m.addr()));
-                    sv.metrics = Some(m);
-                }
+            match MetricsListener::bind(addr) {
+                Ok(m) => b.metrics = Some(m),
                 Err(e) if !explicit => {
                     tracing::warn!("no metrics endpoint: {e} (\"off\" silences this)")
                 }
                 Err(e) => return Err(e.to_string()),
             }
         }
+        Ok(b)
+    }
+}
+
+impl Servers {
+    /// Statsd push (its socket is made here); the console and metrics are served later
+    /// ([`Servers::serve`]).
+    fn start(plane: &Arc<ControlPlane>, run: &RunSettings) -> Result<Servers, String> {
+        let mut sv = Servers {
+            console: None,
+            metrics: None,
+            statsd: None,
+        };
         if let Some(target) = run.metrics.statsd {
             let every = Duration::from_millis(run.metrics.statsd_interval_ms);
             let p = StatsdPusher::start(target, every, plane.clone()).map_err(|e| e.to_string())?;
@@ -377,6 +386,30 @@ impl Servers {
             sv.statsd = Some(p);
         }
         Ok(sv)
+    }
+
+    /// Serve the bound console and metrics listeners.
+    fn serve(
+        &mut self,
+        bound: Bound,
+        plane: &Arc<ControlPlane>,
+        exec: &Arc<Executor>,
+        run: &RunSettings,
+    ) -> Result<(), String> {
+        if let Some(c) = bound.console {
+            let path = c.path().to_path_buf();
+            let c = c
+                .serve(run.console.max_clients, exec.clone())
+                .map_err(|e| e.to_string())?;
+            plane.set_endpoints(|e| e.console = Some(path));
+            self.console = Some(c);
+        }
+        if let Some(m) = bound.metrics {
+            let m = m.serve(plane.clone()).map_err(|e| e.to_string())?;
+            plane.set_endpoints(|e| e.metrics = Some(m.addr()));
+            self.metrics = Some(m);
+        }
+        Ok(())
     }
 
     /// Stop them all (sessions are closed, the last statsd interval is pushed).
@@ -400,6 +433,8 @@ fn serve<P: Port + 'static>(
     claim: Option<&crate::sys::claim::Claim>,
 ) -> Result<(), String> {
     let signals = SignalFlags::install().map_err(|e| format!("installing signal handlers: {e}"))?;
+    // The console socket and the metrics port are had before the data plane starts.
+    let bound = Bound::bind(&p.run)?;
     let mut control = Control::new(Some(p.source.clone()), port.mac());
     let snap = control.initial()?;
     let opts = RuntimeOptions {
@@ -428,13 +463,24 @@ fn serve<P: Port + 'static>(
     }
     let plane = Arc::new(ControlPlane::new(rt, control));
     let exec = Arc::new(Executor::new(plane.clone()));
-    let servers = Servers::start(&plane, &exec, &p.run)?;
+    let mut servers = Servers::start(&plane, &p.run)?;
     let _pid = a
         .pid_file
         .as_deref()
         .map(PidFile::create)
         .transpose()
         .map_err(|e| format!("--pid-file: {e}"))?;
+    let rt = plane.runtime();
+    // Reloads (signals, file changes) run on their own thread: this loop, which handles
+    // SIGTERM, never waits for one.
+    let reloader = Reloader::start(plane.clone(), Duration::from_secs(1))
+        .map_err(|e| format!("cannot start the reload thread: {e}"))?;
+    // Everything that can fail is had: forward, then serve the consoles and metrics
+    // (connections made meanwhile waited in the backlog).
+    if rt.release() {
+        tracing::info!("forwarding");
+    }
+    servers.serve(bound, &plane, &exec, &p.run)?;
     if a.interactive {
         let ex = exec.clone();
         let pl = plane.clone();
@@ -451,14 +497,6 @@ fn serve<P: Port + 'static>(
             .map_err(|e| format!("cannot start the stdin console: {e}"))?;
     }
     drop(exec);
-    let rt = plane.runtime();
-    // Reloads (signals, file changes) run on their own thread: this loop, which handles
-    // SIGTERM, never waits for one.
-    let reloader = Reloader::start(plane.clone(), Duration::from_secs(1))
-        .map_err(|e| format!("cannot start the reload thread: {e}"))?;
-    // Everything that can fail is had: forward.
-    rt.resume();
-    tracing::info!("forwarding");
     let mut health = HealthWiring::start(&plane);
     match sd_notify("READY=1") {
         Ok(true) => tracing::info!("notified systemd: READY=1"),
