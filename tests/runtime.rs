@@ -566,3 +566,41 @@ fn run_hands_non_vip_frames_to_the_kernel_tap() {
         "TAP removed on exit"
     );
 }
+
+/// `start_paused`: the workers take nothing from RX until `resume` (how `rondo run` waits
+/// for its sockets and files before it forwards).
+#[test]
+fn a_runtime_started_paused_forwards_nothing_until_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), CONFIG);
+    let pool = BufPool::new(1024, 2048).unwrap();
+    let (port, peer) = mem::pair("held", 1, 512, pool.clone()).unwrap();
+    let mac = port.mac().unwrap();
+    let mut control = Control::new(Some(ConfigSource::Native(path)), Some(mac));
+    let o = RuntimeOptions {
+        start_paused: true,
+        ..opts(1)
+    };
+    let rt = Runtime::start(port, control.initial().unwrap(), o).unwrap();
+    assert!(rt.is_paused());
+    for i in 0..100 {
+        assert!(peer.send(0, &client_syn(i)));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(rt.totals().rx_packets, 0, "{:?}", rt.totals());
+    assert!(peer.recv().is_none(), "forwarded while paused");
+    // A stop in the meantime (console `stop` while `rondo run` starts) is kept.
+    assert!(rt.pause(Duration::from_secs(10)));
+    assert!(!rt.release(), "released a runtime stopped since its start");
+    assert!(rt.is_paused());
+    rt.resume();
+    assert!(!rt.is_paused());
+    let mut got = 0;
+    wait_until("the held packets forwarded", 30, || {
+        while peer.recv().is_some() {
+            got += 1;
+        }
+        got == 100
+    });
+    rt.shutdown();
+}

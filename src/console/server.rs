@@ -179,17 +179,45 @@ impl Shared {
     }
 }
 
-impl ConsoleServer {
-    /// Serve `exec` on a socket at `path`.
-    pub fn start(
-        path: &Path,
+/// A console socket bound but not served yet: `rondo run` binds it before its data plane
+/// forwards and serves it once everything else is set up (connections wait in the
+/// backlog meanwhile). Dropped unserved, it removes its socket file.
+pub struct ConsoleListener {
+    path: PathBuf,
+    ino: u64,
+    listener: Option<UnixListener>,
+}
+
+impl ConsoleListener {
+    /// Bind the socket at `path` (refused when a live console serves it).
+    pub fn bind(path: &Path) -> Result<ConsoleListener, ConsoleError> {
+        let (listener, ino) = bind(path)?;
+        let l = ConsoleListener {
+            path: path.to_path_buf(),
+            ino,
+            listener: Some(listener),
+        };
+        if let Some(s) = &l.listener {
+            s.set_nonblocking(true)
+                .map_err(io(path, "set non-blocking"))?;
+        }
+        Ok(l)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Serve `exec` on it.
+    pub fn serve(
+        mut self,
         max_clients: usize,
         exec: Arc<Executor>,
     ) -> Result<ConsoleServer, ConsoleError> {
-        let (listener, ino) = bind(path)?;
-        listener
-            .set_nonblocking(true)
-            .map_err(io(path, "set non-blocking"))?;
+        let Some(listener) = self.listener.take() else {
+            unreachable!("a ConsoleListener is served once (serve takes it by value)");
+        };
+        let path = self.path.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let active = Arc::new(AtomicUsize::new(0));
         let sessions: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
@@ -203,19 +231,51 @@ impl ConsoleServer {
             epoch: Instant::now(),
         });
         let s2 = sessions.clone();
-        let accept = std::thread::Builder::new()
+        let accept = match std::thread::Builder::new()
             .name("rondo-console".into())
             .spawn(move || accept_loop(listener, shared, s2))
-            .map_err(io(path, "start thread"))?;
+        {
+            Ok(h) => h,
+            Err(e) => {
+                remove_if_ours(&path, self.ino);
+                return Err(io(&path, "start thread")(e));
+            }
+        };
         tracing::info!(path = %path.display(), max_clients, "console listening");
         Ok(ConsoleServer {
-            path: path.to_path_buf(),
-            ino,
+            path,
+            ino: self.ino,
             stop,
             accept: Some(accept),
             sessions,
             active,
         })
+    }
+}
+
+impl Drop for ConsoleListener {
+    fn drop(&mut self) {
+        if self.listener.take().is_some() {
+            remove_if_ours(&self.path, self.ino);
+        }
+    }
+}
+
+/// Remove the socket file at `path` if it is still the one we bound (inode `ino`).
+fn remove_if_ours(path: &Path, ino: u64) {
+    if std::fs::metadata(path).is_ok_and(|m| m.ino() == ino) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+impl ConsoleServer {
+    /// Serve `exec` on a socket at `path`.
+    pub fn start(
+        path: &Path,
+        max_clients: usize,
+        exec: Arc<Executor>,
+    ) -> Result<ConsoleServer, ConsoleError> {
+        ConsoleListener::bind(path)?.serve(max_clients, exec)
     }
 
     pub fn path(&self) -> &Path {
@@ -248,9 +308,7 @@ impl ConsoleServer {
         for h in handles {
             let _ = h.join();
         }
-        if std::fs::metadata(&self.path).is_ok_and(|m| m.ino() == self.ino) {
-            let _ = std::fs::remove_file(&self.path);
-        }
+        remove_if_ours(&self.path, self.ino);
     }
 }
 

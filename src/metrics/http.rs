@@ -1,24 +1,36 @@
-//! A minimal HTTP/1.0 server for Prometheus: `GET /metrics` (and `HEAD`). One short-lived
-//! thread per connection, at most [`MAX_CONNECTIONS`] at once; requests are bounded in size
-//! and time. Anything else gets 400, 404, 405 or 503.
+//! A minimal HTTP/1.0 server for Prometheus: `GET /metrics` (and `HEAD`). Anything else
+//! gets 400, 404 or 405.
+//!
+//! One thread multiplexes every connection with `poll(2)`, non-blocking: a client that
+//! trickles its request (slowloris) holds a slot, not a thread, and never delays another.
+//! A request head must be complete within [`REQUEST_TIMEOUT`] of the connection being
+//! accepted (one deadline for the whole head, not per read) and the response written within
+//! [`WRITE_TIMEOUT`]. At most [`MAX_CONNECTIONS`] are open: a new connection beyond that
+//! closes the oldest one still sending its request, so a scraper whose request is complete
+//! at once always gets through.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::stop_thread::StopThread;
 use super::{render, MetricsError};
 use crate::runtime::plane::ControlPlane;
+use crate::sys::poll::Poller;
 
-/// Connections served at once.
-pub const MAX_CONNECTIONS: usize = 8;
+/// Connections open at once (beyond that, the oldest still sending its request is closed).
+pub const MAX_CONNECTIONS: usize = 256;
 /// Largest request head read.
 pub const MAX_REQUEST: usize = 8192;
-/// Time a client has to send its request.
+/// Time a client has, from being accepted, to send its whole request head.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time a client has to take the response.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait between looks at the stop flag.
+const TICK: Duration = Duration::from_millis(100);
 
 /// The metrics endpoint. Dropping it stops it.
 pub struct MetricsServer {
@@ -37,12 +49,17 @@ impl Source for ControlPlane {
     }
 }
 
-impl MetricsServer {
-    /// Listen on `addr` (port 0: any free port, see [`MetricsServer::addr`]).
-    pub fn start<S: Source>(
-        addr: SocketAddr,
-        source: Arc<S>,
-    ) -> Result<MetricsServer, MetricsError> {
+/// A metrics endpoint bound but not served yet: `rondo run` binds it before its data plane
+/// forwards and serves it once everything else is set up (connections wait in the
+/// backlog meanwhile).
+pub struct MetricsListener {
+    addr: SocketAddr,
+    listener: TcpListener,
+}
+
+impl MetricsListener {
+    /// Listen on `addr` (port 0: any free port, see [`MetricsListener::addr`]).
+    pub fn bind(addr: SocketAddr) -> Result<MetricsListener, MetricsError> {
         let listener =
             TcpListener::bind(addr).map_err(|source| MetricsError::Listen { addr, source })?;
         let local = listener.local_addr().map_err(|source| MetricsError::Io {
@@ -55,14 +72,35 @@ impl MetricsServer {
                 what: "set non-blocking",
                 source,
             })?;
+        Ok(MetricsListener {
+            addr: local,
+            listener,
+        })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serve `source` on it.
+    pub fn serve<S: Source>(self, source: Arc<S>) -> Result<MetricsServer, MetricsError> {
+        let MetricsListener { addr, listener } = self;
         let thread = StopThread::spawn("rondo-metrics", move |stop| {
             accept_loop(listener, source, stop)
         })?;
-        tracing::info!("metrics on http://{local}/metrics");
-        Ok(MetricsServer {
-            addr: local,
-            thread,
-        })
+        tracing::info!("metrics on http://{addr}/metrics");
+        Ok(MetricsServer { addr, thread })
+    }
+}
+
+impl MetricsServer {
+    /// Listen on `addr` (port 0: any free port, see [`MetricsServer::addr`]).
+    pub fn start<S: Source>(
+        addr: SocketAddr,
+        source: Arc<S>,
+    ) -> Result<MetricsServer, MetricsError> {
+        MetricsListener::bind(addr)?.serve(source)
     }
 
     /// Where it listens.
@@ -75,70 +113,159 @@ impl MetricsServer {
     }
 }
 
-fn accept_loop<S: Source>(listener: TcpListener, source: Arc<S>, stop: Arc<AtomicBool>) {
-    let active = Arc::new(AtomicUsize::new(0));
-    let mut handles: Vec<JoinHandle<()>> = Vec::new();
-    while !stop.load(Ordering::Acquire) {
-        let stream = match listener.accept() {
-            Ok((s, _)) => s,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(20));
-                continue;
+/// One connection: reading its head, then writing its response.
+struct Conn {
+    stream: TcpStream,
+    /// Accepted at: the oldest open connections are evicted first.
+    since: Instant,
+    /// The request head or head-so-far while reading; the response while writing.
+    buf: Vec<u8>,
+    /// Bytes of the response written.
+    sent: usize,
+    writing: bool,
+    /// When the head (reading) or the response (writing) must be done.
+    deadline: Instant,
+}
+
+impl Conn {
+    /// Read what the client sent; `false` when the connection is done with.
+    fn on_readable<S: Source>(&mut self, source: &S) -> bool {
+        let mut chunk = [0u8; 1024];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => {
+                    // The client closed its side: answer a head it sent, if any.
+                    if self.buf.is_empty() {
+                        return false;
+                    }
+                    break;
+                }
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    if head_complete(&self.buf) || self.buf.len() > MAX_REQUEST {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
             }
-            Err(e) => {
-                tracing::warn!("metrics accept failed: {e}");
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
-            }
-        };
-        handles.retain(|h| !h.is_finished());
-        if stream.set_nonblocking(false).is_err() {
-            continue;
         }
-        if active.load(Ordering::Acquire) >= MAX_CONNECTIONS {
-            respond(stream, 503, "text/plain", b"busy, try again\n", false);
-            continue;
-        }
-        active.fetch_add(1, Ordering::AcqRel);
-        let (src, act) = (source.clone(), active.clone());
-        match std::thread::Builder::new()
-            .name("rondo-metrics-c".into())
-            .spawn(move || {
-                serve(stream, &*src);
-                act.fetch_sub(1, Ordering::AcqRel);
-            }) {
-            Ok(h) => handles.push(h),
-            Err(_) => {
-                active.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
+        self.buf = response(&self.buf, source);
+        self.writing = true;
+        self.deadline = Instant::now() + WRITE_TIMEOUT;
+        self.on_writable()
     }
-    for h in handles {
-        let _ = h.join();
+
+    /// Write what the socket takes; `false` once all is written (or the client is gone).
+    fn on_writable(&mut self) -> bool {
+        while self.sent < self.buf.len() {
+            match self.stream.write(&self.buf[self.sent..]) {
+                Ok(0) => return false,
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+        }
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        false
     }
 }
 
-/// Read the request head: up to the blank line, [`MAX_REQUEST`] bytes and
-/// [`REQUEST_TIMEOUT`] at most. `None` when the client sent no complete head.
-fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
-    let end = Instant::now() + REQUEST_TIMEOUT;
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    loop {
-        let left = end.checked_duration_since(Instant::now())?;
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            return None;
+fn head_complete(head: &[u8]) -> bool {
+    head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n")
+}
+
+fn accept_loop<S: Source>(listener: TcpListener, source: Arc<S>, stop: Arc<AtomicBool>) {
+    let mut conns: Vec<Conn> = Vec::new();
+    let mut poller = Poller::new();
+    while !stop.load(Ordering::Acquire) {
+        let now = Instant::now();
+        // Past their deadline: closed (a head never completed, a response never taken).
+        conns.retain(|c| c.deadline > now);
+        let wait = conns
+            .iter()
+            .map(|c| c.deadline.saturating_duration_since(now))
+            .min()
+            .unwrap_or(TICK)
+            .min(TICK);
+        poller.clear();
+        let l = poller.add(listener.as_raw_fd(), false);
+        for c in &conns {
+            poller.add(c.stream.as_raw_fd(), c.writing);
         }
-        let n = stream.read(&mut buf).ok()?;
-        if n == 0 {
-            return (!head.is_empty()).then_some(head);
+        // Rounded up so that a deadline less than 1 ms away does not spin.
+        let ms = i32::try_from(wait.as_millis() + 1).unwrap_or(i32::MAX);
+        if let Err(e) = poller.wait(ms) {
+            tracing::warn!("metrics: poll failed: {e}");
+            std::thread::sleep(TICK);
+            continue;
         }
-        head.extend_from_slice(&buf[..n]);
-        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
-            return Some(head);
+        // Serve the open connections first (indexes match the poller's entries), then
+        // take new ones.
+        let mut i = 0;
+        conns.retain_mut(|c| {
+            i += 1;
+            if !poller.ready(l + i) {
+                return true;
+            }
+            if c.writing {
+                c.on_writable()
+            } else {
+                c.on_readable(&*source)
+            }
+        });
+        if poller.ready(l) {
+            accept_new(&listener, &mut conns, &*source);
         }
-        if head.len() > MAX_REQUEST {
-            return Some(head);
+    }
+}
+
+/// Accept every connection waiting (at most a round's worth), evicting the oldest
+/// connections still sending their request when all slots are taken.
+fn accept_new<S: Source>(listener: &TcpListener, conns: &mut Vec<Conn>, source: &S) {
+    for _ in 0..MAX_CONNECTIONS {
+        let stream = match listener.accept() {
+            Ok((s, _)) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                // Out of descriptors, for instance: try again next round.
+                tracing::warn!("metrics accept failed: {e}");
+                return;
+            }
+        };
+        if stream.set_nonblocking(true).is_err() {
+            continue;
+        }
+        if conns.len() >= MAX_CONNECTIONS {
+            let oldest = conns
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| !c.writing)
+                .min_by_key(|(_, c)| c.since)
+                .map(|(i, _)| i);
+            match oldest {
+                Some(i) => {
+                    conns.swap_remove(i);
+                }
+                // Every slot is writing a response: this one waits for none.
+                None => continue,
+            }
+        }
+        let now = Instant::now();
+        let mut c = Conn {
+            stream,
+            since: now,
+            buf: Vec::new(),
+            sent: 0,
+            writing: false,
+            deadline: now + REQUEST_TIMEOUT,
+        };
+        // A client that sent its request with the connection is answered now.
+        if c.on_readable(source) {
+            conns.push(c);
         }
     }
 }
@@ -170,16 +297,12 @@ pub fn route(head: &[u8]) -> (u16, bool, bool) {
     }
 }
 
-fn serve<S: Source>(mut stream: TcpStream, source: &S) {
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
-    let Some(head) = read_head(&mut stream) else {
-        return;
-    };
-    match route(&head) {
+/// The whole response (head and body) to a request head.
+fn response<S: Source>(head: &[u8], source: &S) -> Vec<u8> {
+    match route(head) {
         (200, true, head_only) => {
             let body = source.metrics();
             respond(
-                stream,
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",
                 body.as_bytes(),
@@ -187,14 +310,12 @@ fn serve<S: Source>(mut stream: TcpStream, source: &S) {
             )
         }
         (200, false, head_only) => respond(
-            stream,
             200,
             "text/plain; charset=utf-8",
             b"rondo: metrics at /metrics\n",
             head_only,
         ),
         (code, _, head_only) => respond(
-            stream,
             code,
             "text/plain; charset=utf-8",
             reason(code).as_bytes(),
@@ -213,22 +334,22 @@ fn reason(code: u16) -> &'static str {
     }
 }
 
-fn respond(mut stream: TcpStream, code: u16, ctype: &str, body: &[u8], head_only: bool) {
+fn respond(code: u16, ctype: &str, body: &[u8], head_only: bool) -> Vec<u8> {
     let allow = if code == 405 {
         "Allow: GET, HEAD\r\n"
     } else {
         ""
     };
-    let head = format!(
+    let mut out = format!(
         "HTTP/1.0 {code} {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{allow}Connection: close\r\n\r\n",
         reason(code),
         body.len()
-    );
-    let _ = stream.write_all(head.as_bytes());
+    )
+    .into_bytes();
     if !head_only {
-        let _ = stream.write_all(body);
+        out.extend_from_slice(body);
     }
-    let _ = stream.flush();
+    out
 }
 
 #[cfg(test)]
@@ -289,5 +410,105 @@ mod tests {
         drop(silent);
         srv.shutdown();
         assert!(TcpStream::connect(a).is_err(), "closed after shutdown");
+    }
+
+    /// 100 clients that send their request a byte a second (and connect again when
+    /// closed): scrapes get through all along.
+    #[test]
+    fn scrapes_get_through_while_slow_clients_trickle() {
+        let srv = MetricsServer::start("127.0.0.1:0".parse().unwrap(), Arc::new(Fixed)).unwrap();
+        let a = srv.addr();
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
+        let trickler = std::thread::spawn(move || {
+            let req = b"GET /metrics HTTP/1.0\r\n\r\n";
+            let mut slow: Vec<(TcpStream, usize)> = (0..100)
+                .map(|_| (TcpStream::connect(a).unwrap(), 0))
+                .collect();
+            let end = Instant::now() + Duration::from_secs(60);
+            while !st.load(Ordering::Acquire) && Instant::now() < end {
+                for (s, sent) in &mut slow {
+                    if s.write_all(&req[*sent % 4..*sent % 4 + 1]).is_err() {
+                        // Closed by the server: come back, as an attacker would.
+                        if let Ok(n) = TcpStream::connect(a) {
+                            *s = n;
+                        }
+                    }
+                    *sent += 1;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+        // Let them connect and start trickling.
+        std::thread::sleep(Duration::from_millis(1500));
+        for round in 0..5 {
+            let t = Instant::now();
+            let r = get(a, b"GET /metrics HTTP/1.0\r\n\r\n");
+            assert!(
+                r.starts_with("HTTP/1.0 200 OK\r\n") && r.ends_with("m_total 1\n"),
+                "scrape {round} after {:?}: {r:?}",
+                t.elapsed()
+            );
+            std::thread::sleep(Duration::from_millis(700));
+        }
+        stop.store(true, Ordering::Release);
+        trickler.join().unwrap();
+        srv.shutdown();
+    }
+
+    /// More silent connections than there are slots: the oldest are closed for new ones,
+    /// and a scrape still gets through.
+    #[test]
+    fn new_connections_evict_the_oldest_incomplete_ones() {
+        let srv = MetricsServer::start("127.0.0.1:0".parse().unwrap(), Arc::new(Fixed)).unwrap();
+        let a = srv.addr();
+        let silent: Vec<TcpStream> = (0..MAX_CONNECTIONS + 20)
+            .map(|_| TcpStream::connect(a).unwrap())
+            .collect();
+        let r = get(a, b"GET /metrics HTTP/1.0\r\n\r\n");
+        assert!(r.ends_with("m_total 1\n"), "{r:?}");
+        // The first ones were closed (end of stream), well before their 2 s deadline.
+        let mut first = &silent[0];
+        first.set_read_timeout(Some(REQUEST_TIMEOUT / 2)).unwrap();
+        let t = Instant::now();
+        assert_eq!(first.read(&mut [0u8; 16]).unwrap_or(1), 0, "evicted");
+        assert!(t.elapsed() < REQUEST_TIMEOUT / 2, "{:?}", t.elapsed());
+        drop(silent);
+        srv.shutdown();
+    }
+
+    /// A request head sent a byte at a time within the deadline is answered; one that
+    /// takes longer than REQUEST_TIMEOUT in all is closed, however often it sends.
+    #[test]
+    fn the_request_deadline_is_for_the_whole_head() {
+        let srv = MetricsServer::start("127.0.0.1:0".parse().unwrap(), Arc::new(Fixed)).unwrap();
+        let a = srv.addr();
+        let mut s = TcpStream::connect(a).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        for b in b"GET /metrics HTTP/1.0\r\n\r\n" {
+            s.write_all(&[*b]).unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        assert!(out.ends_with("m_total 1\n"), "{out:?}");
+        let mut slow = TcpStream::connect(a).unwrap();
+        slow.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let t = Instant::now();
+        let mut closed = false;
+        while t.elapsed() < REQUEST_TIMEOUT * 3 {
+            if slow.write_all(b"X").is_err() {
+                closed = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(
+            closed,
+            "a head trickled for {:?} was not closed",
+            t.elapsed()
+        );
+        srv.shutdown();
     }
 }

@@ -103,8 +103,10 @@ pub(crate) fn start<P: Port + 'static>(
                         _ => c.to_kernel_failed.fetch_add(1, Ordering::Relaxed),
                     };
                 }
-                // kernel -> wire
-                while burst.room() > 0 {
+                // kernel -> wire, unless forwarding is stopped (nothing leaves the port
+                // then; the TAP's queue holds or drops what the kernel sends).
+                let held = shared.paused.load(Ordering::Relaxed);
+                while !held && burst.room() > 0 {
                     match tap.recv(&mut scratch) {
                         Ok(Some(n)) => {
                             busy = true;
@@ -140,7 +142,9 @@ pub(crate) fn start<P: Port + 'static>(
                     c.from_kernel.fetch_add(n - left, Ordering::Relaxed);
                     c.from_kernel_dropped.fetch_add(left, Ordering::Relaxed);
                 }
-                if !busy {
+                if held {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                } else if !busy {
                     // Wait for the kernel (1 ms) so the worker->kernel ring is still served promptly.
                     let _ = poll_readable(tap.fd(), 1);
                 }

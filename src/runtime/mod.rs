@@ -50,6 +50,10 @@ pub struct RuntimeOptions {
     pub exception: ExceptionPath,
     /// Extra TX attempts for packets the TX queue refused before they are dropped.
     pub tx_retries: u32,
+    /// Start with forwarding stopped, as after [`Runtime::pause`]: the workers take nothing
+    /// from RX (and the exception path sends nothing to the wire) until [`Runtime::resume`].
+    /// `rondo run` starts so and resumes once everything that can fail has been set up.
+    pub start_paused: bool,
 }
 
 impl Default for RuntimeOptions {
@@ -60,6 +64,7 @@ impl Default for RuntimeOptions {
             idle: IdlePolicy::BusyPoll,
             exception: ExceptionPath::Drop,
             tx_retries: 8,
+            start_paused: false,
         }
     }
 }
@@ -126,6 +131,9 @@ pub(crate) struct Shared {
     pub(crate) stop: AtomicBool,
     /// Forwarding stopped by the operator (console `stop`); workers idle until cleared.
     pub(crate) paused: AtomicBool,
+    /// Paused only because the runtime started so ([`RuntimeOptions::start_paused`]) and
+    /// nobody has paused or resumed it since: [`Runtime::release`] resumes only then.
+    held: AtomicBool,
     pub(crate) workers: Vec<WorkerSlot>,
     pub(crate) swaps: AtomicU64,
 }
@@ -247,7 +255,8 @@ impl Runtime {
         let shared = Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
             stop: AtomicBool::new(false),
-            paused: AtomicBool::new(false),
+            paused: AtomicBool::new(opts.start_paused),
+            held: AtomicBool::new(opts.start_paused),
             workers: (0..opts.workers).map(|_| WorkerSlot::new()).collect(),
             swaps: AtomicU64::new(0),
         });
@@ -328,6 +337,8 @@ impl Runtime {
     /// they hold and publish their counters. Waits up to `wait` for every running worker to
     /// say so; returns whether all did.
     pub fn pause(&self, wait: std::time::Duration) -> bool {
+        // An operator's stop during start stays a stop.
+        self.shared.held.store(false, Ordering::Release);
         // Acknowledgements of an earlier stop do not count for this one.
         for w in &self.shared.workers {
             w.paused.store(false, Ordering::Release);
@@ -351,7 +362,19 @@ impl Runtime {
 
     /// Start forwarding again after [`Runtime::pause`].
     pub fn resume(&self) {
+        self.shared.held.store(false, Ordering::Release);
         self.shared.paused.store(false, Ordering::Release);
+    }
+
+    /// Start forwarding a runtime started paused ([`RuntimeOptions::start_paused`]),
+    /// unless it was paused (console `stop`) or resumed in the meantime; returns whether
+    /// this call started it.
+    pub fn release(&self) -> bool {
+        let held = self.shared.held.swap(false, Ordering::AcqRel);
+        if held {
+            self.shared.paused.store(false, Ordering::Release);
+        }
+        held
     }
 
     /// Whether forwarding is stopped by [`Runtime::pause`].

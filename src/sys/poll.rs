@@ -1,5 +1,6 @@
 //! Waiting for descriptors to become readable (`poll(2)`), for the threads that sleep
-//! between bursts: the exception path on its TAP, `rondo redirect` on its GUE sockets.
+//! between bursts: the exception path on its TAP, `rondo redirect` on its GUE sockets;
+//! and readable or writable ([`Poller`]) for the metrics endpoint's connections.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -80,9 +81,55 @@ impl PollSet {
     }
 }
 
+/// A changing set of descriptors, each waited on for reading or for writing, for a
+/// thread that multiplexes many connections (the metrics endpoint). The `pollfd` array is
+/// kept across rounds: [`Poller::clear`], [`Poller::add`] each, [`Poller::wait`], then
+/// [`Poller::ready`] by the index `add` gave.
+#[derive(Debug, Default)]
+pub struct Poller {
+    fds: Vec<libc::pollfd>,
+}
+
+impl Poller {
+    pub fn new() -> Poller {
+        Poller::default()
+    }
+
+    /// Forget every descriptor (the array's room is kept).
+    pub fn clear(&mut self) {
+        self.fds.clear();
+    }
+
+    /// Wait on `fd` for reading, or for writing when `write`; returns its index.
+    pub fn add(&mut self, fd: RawFd, write: bool) -> usize {
+        self.fds.push(libc::pollfd {
+            fd,
+            events: if write { libc::POLLOUT } else { libc::POLLIN },
+            revents: 0,
+        });
+        self.fds.len() - 1
+    }
+
+    /// Wait until a descriptor is ready or `timeout_ms` passes; how many are ready (0 on
+    /// timeout or when a signal interrupted the wait). `EBADF` as [`poll_readable`].
+    pub fn wait(&mut self, timeout_ms: i32) -> io::Result<usize> {
+        self.fds.iter_mut().for_each(|q| q.revents = 0);
+        poll_in(&mut self.fds, timeout_ms)
+    }
+
+    /// Whether entry `i` is ready for what it was added for, or in an error/hang-up state
+    /// that the next read or write reports.
+    pub fn ready(&self, i: usize) -> bool {
+        self.fds
+            .get(i)
+            .is_some_and(|q| q.revents & (q.events | libc::POLLERR | libc::POLLHUP) != 0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
     use std::os::fd::AsRawFd;
     use std::os::unix::net::UnixDatagram;
 
@@ -115,6 +162,25 @@ mod tests {
             let e = poll_readable(fd, 0).unwrap_err();
             assert_eq!(e.raw_os_error(), Some(libc::EBADF), "fd {fd}: {e}");
         }
+    }
+
+    #[test]
+    fn pollers_wait_for_reading_or_writing() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut p = Poller::new();
+        let r = p.add(a.as_raw_fd(), false);
+        let w = p.add(b.as_raw_fd(), true);
+        assert_eq!(p.wait(1000).unwrap(), 1);
+        assert!(!p.ready(r) && p.ready(w), "writable, nothing to read");
+        (&b).write_all(b"x").unwrap();
+        p.clear();
+        let r = p.add(a.as_raw_fd(), false);
+        assert_eq!(p.wait(1000).unwrap(), 1);
+        assert!(p.ready(r));
+        assert!(!p.ready(7), "no such entry");
+        p.clear();
+        p.add(never_open(), false);
+        assert_eq!(p.wait(0).unwrap_err().raw_os_error(), Some(libc::EBADF));
     }
 
     #[test]

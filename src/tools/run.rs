@@ -13,12 +13,12 @@ use crate::config::{
 };
 use crate::console::client::{repl, Local};
 use crate::console::exec::Executor;
-use crate::console::server::ConsoleServer;
+use crate::console::server::{ConsoleListener, ConsoleServer};
 use crate::drivers::af_packet::{AfPacketOptions, AfPacketPort};
 use crate::drivers::fault::{FaultPlan, FaultPort};
 use crate::drivers::pcap::PcapPort;
 use crate::drivers::{BufPool, Port, PortSpec};
-use crate::metrics::http::MetricsServer;
+use crate::metrics::http::{MetricsListener, MetricsServer};
 use crate::metrics::statsd::StatsdPusher;
 use crate::runtime::control::{ConfigSource, Control, SignalFlags};
 use crate::runtime::notify::{sd_notify, PidFile, Watchdog};
@@ -237,11 +237,15 @@ pub fn run(a: &RunArgs) -> Result<Ended, String> {
         }
         s => (s, None),
     };
+    // Claimed before the port is opened: a second director on the same interface (or
+    // writing the same capture) is refused before it has touched anything.
+    let claim = claim_port(spec)?;
+    let claim = claim.as_ref();
     match spec {
         PortSpec::AfPacket { iface } => {
             let port = AfPacketPort::open(iface, pool()?, AfPacketOptions::default())
                 .map_err(|e| e.to_string())?;
-            serve_with(port, faults, &p, a)
+            serve_with(port, faults, &p, a, claim)
         }
         PortSpec::Pcap {
             input,
@@ -252,7 +256,7 @@ pub fn run(a: &RunArgs) -> Result<Ended, String> {
             let port = PcapPort::open(input, output.as_deref(), *looped, pool()?)
                 .map_err(|e| e.to_string())?
                 .paced(*pps);
-            serve_with(port, faults, &p, a)
+            serve_with(port, faults, &p, a, claim)
         }
         PortSpec::Fault { .. } => Err("fault: wrappers do not nest".to_string()),
         PortSpec::Mem { name } => Err(format!(
@@ -270,7 +274,7 @@ pub fn run(a: &RunArgs) -> Result<Ended, String> {
                 },
             )
             .map_err(|e| e.to_string())?;
-            serve_with(port, faults, &p, a)
+            serve_with(port, faults, &p, a, claim)
         }
         #[cfg(not(feature = "dpdk"))]
         PortSpec::Dpdk { devargs } => Err(format!(
@@ -285,10 +289,77 @@ fn serve_with<P: Port + 'static>(
     faults: Option<&FaultPlan>,
     p: &Plan,
     a: &RunArgs,
+    claim: Option<&crate::sys::claim::Claim>,
 ) -> Result<Ended, String> {
     match faults {
-        Some(plan) => serve(FaultPort::new(port, plan.clone()), p, a),
-        None => serve(port, p, a),
+        Some(plan) => serve(FaultPort::new(port, plan.clone()), p, a, claim),
+        None => serve(port, p, a, claim),
+    }
+}
+
+/// The abstract socket name that claims `spec` in this network namespace, if it needs one:
+/// an af_packet interface, a pcap output file. DPDK ports need none (the EAL refuses a
+/// device another primary process uses, unless told to share nothing with --no-shconf or
+/// --in-memory); in-memory ports live inside one process.
+pub fn claim_name(spec: &PortSpec) -> Option<String> {
+    let name = match spec {
+        PortSpec::AfPacket { iface } => format!("rondo/port/af_packet:{iface}"),
+        PortSpec::Pcap {
+            output: Some(out), ..
+        } => {
+            // The file may not exist yet: its directory, resolved, names it.
+            let dir = match out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                Some(d) => d.canonicalize().unwrap_or_else(|_| d.to_path_buf()),
+                None => std::env::current_dir().unwrap_or_default(),
+            };
+            let path = dir.join(out.file_name().unwrap_or_default());
+            let name = format!("rondo/port/pcap-out:{}", path.display());
+            if name.len() <= crate::sys::claim::MAX_NAME {
+                name
+            } else {
+                // Too long for an abstract name: a hash of the path (FNV-1a) stands in.
+                let h = path
+                    .as_os_str()
+                    .as_encoded_bytes()
+                    .iter()
+                    .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+                        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+                    });
+                format!("rondo/port/pcap-out:#{h:016x}")
+            }
+        }
+        _ => return None,
+    };
+    Some(name)
+}
+
+/// Claim the port for this process, or say who has it.
+fn claim_port(spec: &PortSpec) -> Result<Option<crate::sys::claim::Claim>, String> {
+    use crate::sys::claim::{Claim, ClaimError};
+    let Some(name) = claim_name(spec) else {
+        return Ok(None);
+    };
+    match Claim::take(&name) {
+        Ok(c) => {
+            tracing::debug!(claim = %name, "port claimed");
+            Ok(Some(c))
+        }
+        Err(ClaimError::Held { pid, .. }) => {
+            let who = match pid {
+                Some(pid) => format!("another rondo (pid {pid})"),
+                None => "another rondo (pid unknown)".into(),
+            };
+            let what = match spec {
+                PortSpec::AfPacket { iface } => format!(
+                    "interface {iface} (port {spec}) is already driven by {who} in this network namespace"
+                ),
+                _ => format!("port {spec}: its output file is already written by {who}"),
+            };
+            Err(format!(
+                "{what}; two directors on one port would both forward every packet: stop that one first (nothing was started)"
+            ))
+        }
+        Err(e) => Err(format!("port {spec}: {e}")),
     }
 }
 
@@ -299,27 +370,26 @@ struct Servers {
     statsd: Option<StatsdPusher>,
 }
 
-impl Servers {
-    fn start(
-        plane: &Arc<ControlPlane>,
-        exec: &Arc<Executor>,
-        run: &RunSettings,
-    ) -> Result<Servers, String> {
-        let mut sv = Servers {
+/// The console and metrics listeners, bound before the data plane forwards and served
+/// once everything else is set up.
+struct Bound {
+    console: Option<ConsoleListener>,
+    metrics: Option<MetricsListener>,
+}
+
+impl Bound {
+    fn bind(run: &RunSettings) -> Result<Bound, String> {
+        let mut b = Bound {
             console: None,
             metrics: None,
-            statsd: None,
         };
         if let Some((path, explicit)) = run
             .console
             .socket
             .resolve(PathBuf::from(DEFAULT_CONSOLE_SOCKET))
         {
-            match ConsoleServer::start(&path, run.console.max_clients, exec.clone()) {
-                Ok(c) => {
-                    plane.set_endpoints(|e| e.console = Some(path.clone()));
-                    sv.console = Some(c);
-                }
+            match ConsoleListener::bind(&path) {
+                Ok(c) => b.console = Some(c),
                 Err(e) if !explicit => tracing::warn!(
                     "no console: {e} (set [console] socket or --console-socket; \"off\" silences this)"
                 ),
@@ -330,17 +400,27 @@ impl Servers {
             .parse()
             .map_err(|_| "built-in metrics address".to_string())?;
         if let Some((addr, explicit)) = run.metrics.listen.resolve(default) {
-            match MetricsServer::start(addr, plane.clone()) {
-                Ok(m) => {
-                    plane.set_endpoints(|e| e.metrics = Some(m.addr()));
-                    sv.metrics = Some(m);
-                }
+            match MetricsListener::bind(addr) {
+                Ok(m) => b.metrics = Some(m),
                 Err(e) if !explicit => {
                     tracing::warn!("no metrics endpoint: {e} (\"off\" silences this)")
                 }
                 Err(e) => return Err(e.to_string()),
             }
         }
+        Ok(b)
+    }
+}
+
+impl Servers {
+    /// Statsd push (its socket is made here); the console and metrics are served later
+    /// ([`Servers::serve`]).
+    fn start(plane: &Arc<ControlPlane>, run: &RunSettings) -> Result<Servers, String> {
+        let mut sv = Servers {
+            console: None,
+            metrics: None,
+            statsd: None,
+        };
         if let Some(target) = run.metrics.statsd {
             let every = Duration::from_millis(run.metrics.statsd_interval_ms);
             let p = StatsdPusher::start(target, every, plane.clone()).map_err(|e| e.to_string())?;
@@ -348,6 +428,30 @@ impl Servers {
             sv.statsd = Some(p);
         }
         Ok(sv)
+    }
+
+    /// Serve the bound console and metrics listeners.
+    fn serve(
+        &mut self,
+        bound: Bound,
+        plane: &Arc<ControlPlane>,
+        exec: &Arc<Executor>,
+        run: &RunSettings,
+    ) -> Result<(), String> {
+        if let Some(c) = bound.console {
+            let path = c.path().to_path_buf();
+            let c = c
+                .serve(run.console.max_clients, exec.clone())
+                .map_err(|e| e.to_string())?;
+            plane.set_endpoints(|e| e.console = Some(path));
+            self.console = Some(c);
+        }
+        if let Some(m) = bound.metrics {
+            let m = m.serve(plane.clone()).map_err(|e| e.to_string())?;
+            plane.set_endpoints(|e| e.metrics = Some(m.addr()));
+            self.metrics = Some(m);
+        }
+        Ok(())
     }
 
     /// Stop them all (sessions are closed, the last statsd interval is pushed).
@@ -364,8 +468,15 @@ impl Servers {
     }
 }
 
-fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<Ended, String> {
+fn serve<P: Port + 'static>(
+    port: P,
+    p: &Plan,
+    a: &RunArgs,
+    claim: Option<&crate::sys::claim::Claim>,
+) -> Result<Ended, String> {
     let signals = SignalFlags::install().map_err(|e| format!("installing signal handlers: {e}"))?;
+    // The console socket and the metrics port are had before the data plane starts.
+    let bound = Bound::bind(&p.run)?;
     let mut control = Control::new(Some(p.source.clone()), port.mac());
     let snap = control.initial()?;
     let opts = RuntimeOptions {
@@ -383,6 +494,9 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<Ended, Str
             .exception_tap
             .clone()
             .map_or(ExceptionPath::Drop, ExceptionPath::Tap),
+        // Nothing is forwarded until every listener, socket and file below is had: a
+        // start that fails on one of them has forwarded nothing.
+        start_paused: true,
         ..RuntimeOptions::default()
     };
     let rt = Runtime::start(port, snap, opts).map_err(|e| e.to_string())?;
@@ -391,18 +505,24 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<Ended, Str
     }
     let plane = Arc::new(ControlPlane::new(rt, control));
     let exec = Arc::new(Executor::new(plane.clone()));
-    let servers = Servers::start(&plane, &exec, &p.run)?;
+    let mut servers = Servers::start(&plane, &p.run)?;
     let _pid = a
         .pid_file
         .as_deref()
         .map(PidFile::create)
         .transpose()
         .map_err(|e| format!("--pid-file: {e}"))?;
-    match sd_notify("READY=1") {
-        Ok(true) => tracing::info!("notified systemd: READY=1"),
-        Ok(false) => {}
-        Err(e) => tracing::warn!("systemd notify failed: {e}"),
+    let rt = plane.runtime();
+    // Reloads (signals, file changes) run on their own thread: this loop, which handles
+    // SIGTERM, never waits for one.
+    let reloader = Reloader::start(plane.clone(), Duration::from_secs(1))
+        .map_err(|e| format!("cannot start the reload thread: {e}"))?;
+    // Everything that can fail is had: forward, then serve the consoles and metrics
+    // (connections made meanwhile waited in the backlog).
+    if rt.release() {
+        tracing::info!("forwarding");
     }
+    servers.serve(bound, &plane, &exec, &p.run)?;
     // systemd's watchdog (WatchdogSec=): pinged from this loop while every worker moves.
     let mut watchdog = match Watchdog::from_env() {
         Ok(w) => w,
@@ -430,12 +550,12 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<Ended, Str
             .map_err(|e| format!("cannot start the stdin console: {e}"))?;
     }
     drop(exec);
-    let rt = plane.runtime();
     let mut health = HealthWiring::start(&plane);
-    // Reloads (signals, file changes) run on their own thread: this loop, which handles
-    // SIGTERM, never waits for one.
-    let reloader = Reloader::start(plane.clone(), Duration::from_secs(1))
-        .map_err(|e| format!("cannot start the reload thread: {e}"))?;
+    match sd_notify("READY=1") {
+        Ok(true) => tracing::info!("notified systemd: READY=1"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!("systemd notify failed: {e}"),
+    }
     let started = Instant::now();
     let mut last_stats = Instant::now();
     let mut last_rx = (0u64, Instant::now());
@@ -453,6 +573,9 @@ fn serve<P: Port + 'static>(port: P, p: &Plan, a: &RunArgs) -> Result<Ended, Str
         // Port upkeep off the data path (af_packet follows the link and re-reads the MTU).
         if last_poll.elapsed() >= Duration::from_secs(1) {
             rt.port().poll();
+            if let Some(c) = claim {
+                c.drain();
+            }
             last_poll = Instant::now();
             if let Some(why) = rt.port().gone() {
                 tracing::error!(
