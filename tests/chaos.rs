@@ -197,11 +197,11 @@ fn mem_port_under_each_fault_resumes_and_counts_every_packet() {
 }
 
 /// Kernel frames that leave through worker 0 (the port has no exception TX queue): refused
-/// at TX, or still queued for worker 0 when it stopped. Both used to vanish from the
-/// accounts: refusals were counted as `tx_refused` (forwarded packets: more refused than
-/// forwarded), and frames queued at stop were freed uncounted.
+/// at TX, they used to be counted as `tx_refused` (forwarded packets: more refused than
+/// forwarded) and frames queued at stop were freed uncounted; now they are
+/// `kernel_tx_dropped`. While forwarding is stopped none is taken from the TAP at all.
 #[test]
-fn kernel_frames_sent_through_the_worker_are_counted_when_refused_or_left_at_stop() {
+fn kernel_frames_sent_through_the_worker_are_counted_when_refused_and_held_while_stopped() {
     if let Err(why) = veth::privileged() {
         skip(&why);
         return;
@@ -258,14 +258,21 @@ fn kernel_frames_sent_through_the_worker_are_counted_when_refused_or_left_at_sto
         rt.exception_stats(),
         rt.totals()
     );
-    // Now worker 0 stops taking from its queue: kernel frames wait there until it stops.
+    // Forwarding stopped (console `stop`): nothing leaves the port, kernel frames included;
+    // they wait in the TAP's queue and none is taken, so none can be lost uncounted. (Frames
+    // handed to worker 0 after its last look at its queue are counted dropped at shutdown:
+    // `exception.rs`, a race this test cannot force.)
     assert!(rt.pause(Duration::from_secs(5)));
     faults.set_all(false);
     let before = from_kernel();
     provoke(30);
-    wait_until("kernel frames queued for the paused worker", 10, || {
-        from_kernel() > before
-    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        from_kernel(),
+        before,
+        "kernel frames left the port while forwarding was stopped: {:?}",
+        rt.exception_stats()
+    );
     let counts = rt.shutdown_counts();
     let t = counts.totals();
     let e = counts.exception.unwrap();
