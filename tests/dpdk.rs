@@ -88,17 +88,7 @@ mod dpdk {
         }
     }
 
-    const CONFIG: &str = r#"[director]
-outbound_gateway_mac = "02:00:00:00:00:fe"
-outbound_src_ip = "192.0.2.10"
-
-[[tables]]
-name = "web"
-hash_key = "12345678901234561234567890123456"
-seed = "34567890123456783456789012345678"
-binds = [{ ip = "1.1.1.1", proto = "tcp", port = 80 }]
-backends = [{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.1.0.3" }]
-"#;
+    const CONFIG: &str = crate::common::configs::WEB_DIRECTOR;
 
     fn snapshot(mac: Option<rondo::wire::MacAddr>) -> Snapshot {
         let cfg = rondo::config::config_from_str(CONFIG, "test.toml").unwrap();

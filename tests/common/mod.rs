@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+pub mod configs;
 pub mod director;
 pub mod fleet;
 pub mod netns;
