@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+pub mod bird;
 pub mod director;
 pub mod fleet;
 pub mod netns;
