@@ -44,6 +44,7 @@ struct RawConfig {
     forwarding_table: Option<Spanned<String>>,
     console: Option<RawConsole>,
     metrics: Option<RawMetrics>,
+    bgp: Option<Spanned<toml::Table>>,
 }
 
 #[derive(Deserialize)]
@@ -240,6 +241,27 @@ pub fn parse(text: &str, file: &str) -> Result<NativeConfig, ConfigError> {
     }
     if let Some(m) = &raw.metrics {
         run.metrics = metrics_settings(&cx, m)?;
+    }
+    if let Some(b) = &raw.bgp {
+        let s = crate::fleet::bgp::BgpRunSettings::from_toml_table(b.get_ref()).map_err(|e| {
+            cx.err(
+                b.span(),
+                if e.field.starts_with('(') {
+                    "bgp".to_string()
+                } else {
+                    format!("bgp.{}", e.field)
+                },
+                if e.message.contains("unknown field") {
+                    format!(
+                        "{} (the [bgp] keys: daemon, socket, include, lifeline, protocol_v4, protocol_v6, export_filter, communities, large_communities, med, sessions, timeout_ms, drain_ms, graceful_ms, stall_ms)",
+                        e.message
+                    )
+                } else {
+                    e.message
+                },
+            )
+        })?;
+        run.bgp = Some(s);
     }
     Ok(NativeConfig {
         settings,
@@ -793,6 +815,45 @@ backends = [{ ip = "10.1.0.1" }]
         let r = run_of("[console]\nsocket = \"off\"\n[metrics]\nlisten = \"off\"\n").unwrap();
         assert_eq!(r.console.socket, Endpoint::Off);
         assert_eq!(r.metrics.listen, Endpoint::Off);
+    }
+
+    #[test]
+    fn bgp_table_is_parsed_and_checked() {
+        assert_eq!(run_of("").unwrap().bgp, None);
+        let r = run_of(
+            "[bgp]\nsocket = \"/run/bird/bird.ctl\"\ninclude = \"/etc/bird/rondo.conf\"\ncommunities = [\"65000:100\"]\nmed = 10\nsessions = [\"router1\"]\ndrain_ms = 3000\ngraceful_ms = 500\nstall_ms = 2000\n",
+        )
+        .unwrap();
+        let b = r.bgp.expect("[bgp]");
+        assert_eq!(b.bird.socket, PathBuf::from("/run/bird/bird.ctl"));
+        assert_eq!(b.bird.med, Some(10));
+        assert_eq!(b.bird.sessions.len(), 1);
+        assert_eq!(b.drain.as_millis(), 3000);
+        assert_eq!(b.graceful.as_millis(), 500);
+        assert_eq!(b.stall.as_millis(), 2000);
+        for (extra, wants) in [
+            (
+                "[bgp]\nsocket = \"/s\"\ninclude = \"/i.conf\"\nmed = \"x\"\n",
+                vec!["c.toml:11: bgp: ", "expected u32"],
+            ),
+            (
+                "[bgp]\nsocket = \"s\"\ninclude = \"/i.conf\"\n",
+                vec!["bgp.socket", "absolute path"],
+            ),
+            (
+                "[bgp]\nsocket = \"/s\"\ninclude = \"/i.conf\"\ndrain_ms = 9999999\n",
+                vec!["bgp.drain_ms", "0 to 600000"],
+            ),
+            (
+                "[bgp]\nsocket = \"/s\"\ninclude = \"/i.conf\"\npeer = 1\n",
+                vec!["unknown field `peer`", "the [bgp] keys"],
+            ),
+        ] {
+            let e = run_of(extra).unwrap_err();
+            for w in wants {
+                assert!(e.contains(w), "{extra:?}: expected {w:?} in {e}");
+            }
+        }
     }
 
     #[test]

@@ -113,6 +113,8 @@ pub struct RunSettings {
     pub console: ConsoleSettings,
     /// `[metrics]`: Prometheus endpoint and statsd push.
     pub metrics: MetricsSettings,
+    /// `[bgp]`: announce the VIPs through a BGP daemon (BIRD 2); `None`: no BGP.
+    pub bgp: Option<crate::fleet::bgp::BgpRunSettings>,
 }
 
 /// `[dpdk]`: EAL arguments and queue/mempool sizes.
@@ -218,6 +220,7 @@ impl Default for RunSettings {
             dpdk: DpdkSettings::default(),
             console: ConsoleSettings::default(),
             metrics: MetricsSettings::default(),
+            bgp: None,
         }
     }
 }

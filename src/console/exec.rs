@@ -242,7 +242,178 @@ impl Executor {
             Command::Complete(partial) => {
                 Reply::ok(grammar::complete(&partial, &self.completion_context()).join("\n"))
             }
+            Command::ShowBgp => Reply::ok(self.show_bgp()?),
+            Command::Bgp { withdraw, vip } => Reply::ok(self.bgp_override(s, withdraw, vip)?),
         })
+    }
+
+    fn bgp_configured(&self) -> Result<(), String> {
+        if self.plane.bgp.configured() {
+            Ok(())
+        } else {
+            Err("BGP is not configured: add [bgp] to the config (or --bgp-socket and --bgp-include)".into())
+        }
+    }
+
+    fn show_bgp(&self) -> Result<String, String> {
+        self.bgp_configured()?;
+        let b = &self.plane.bgp;
+        let v = b.view();
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "BGP through BIRD at {} (include {})",
+            v.socket, v.include
+        );
+        let _ = writeln!(
+            o,
+            "  ready: {}  lifecycle: {:?}  in force in BIRD: {}  applies: {}  apply failures: {}",
+            if b.ready() { "yes" } else { "no" },
+            b.lifecycle(),
+            if v.in_sync { "yes" } else { "no" },
+            b.applies.load(Ordering::Relaxed),
+            b.apply_failures.load(Ordering::Relaxed)
+        );
+        if let Some(e) = &v.apply_error {
+            let _ = writeln!(o, "  last apply failed (retrying): {e}");
+        }
+        let ov = b.overrides();
+        if ov.all || !ov.prefixes.is_empty() {
+            let list: Vec<String> = ov.prefixes.iter().map(|p| p.to_string()).collect();
+            let _ = writeln!(
+                o,
+                "  operator withdrawals: {}",
+                if ov.all {
+                    "all VIPs".to_string()
+                } else {
+                    list.join(", ")
+                }
+            );
+        }
+        let _ = writeln!(o, "  VIPs:");
+        if v.decisions.is_empty() {
+            let _ = writeln!(o, "    (none decided yet)");
+        }
+        for d in &v.decisions {
+            let _ = writeln!(
+                o,
+                "    {:<22} {:<10} {}  (tables {})",
+                d.prefix.to_string(),
+                if d.verdict.is_announced() {
+                    "announced"
+                } else {
+                    "withdrawn"
+                },
+                match &d.verdict {
+                    crate::fleet::bgp::decide::Verdict::Announced { graceful: true } =>
+                        "with GRACEFUL_SHUTDOWN".to_string(),
+                    crate::fleet::bgp::decide::Verdict::Announced { graceful: false } =>
+                        String::new(),
+                    crate::fleet::bgp::decide::Verdict::Withdrawn(r) => format!("because: {r}"),
+                },
+                d.tables.join(",")
+            );
+        }
+        let age = v.status_at.map_or("never read".to_string(), |t| {
+            format!("read {:.1} s ago", t.elapsed().as_secs_f64())
+        });
+        let _ = writeln!(o, "  sessions ({age}):");
+        if let Some(e) = &v.status_error {
+            let _ = writeln!(o, "    BIRD status failed: {e}");
+        }
+        if v.sessions.is_empty() {
+            let _ = writeln!(o, "    (none configured: [bgp] sessions)");
+        }
+        for sv in &v.sessions {
+            match &sv.status {
+                Ok(p) => {
+                    let bfd: Vec<String> = p
+                        .neighbor
+                        .map(|n| {
+                            v.bfd
+                                .iter()
+                                .filter(|f| f.peer == n)
+                                .map(|f| format!("{:?}", f.state))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let _ = writeln!(
+                        o,
+                        "    {:<16} {} {}  neighbor {}  bfd {}{}",
+                        sv.name,
+                        p.state,
+                        p.bgp_state
+                            .as_ref()
+                            .map_or(p.info.clone(), |s| format!("{s:?}")),
+                        p.neighbor.map_or("-".to_string(), |n| n.to_string()),
+                        if bfd.is_empty() {
+                            "-".to_string()
+                        } else {
+                            bfd.join(",")
+                        },
+                        p.last_error
+                            .as_ref()
+                            .map_or(String::new(), |e| format!("  last error: {e}"))
+                    );
+                }
+                Err(e) => {
+                    let _ = writeln!(o, "    {:<16} unknown: {e}", sv.name);
+                }
+            }
+        }
+        if !v.bfd.is_empty() {
+            let _ = writeln!(o, "  BFD sessions:");
+            for f in &v.bfd {
+                let _ = writeln!(
+                    o,
+                    "    {} {} on {}: {:?}",
+                    f.protocol, f.peer, f.interface, f.state
+                );
+            }
+        }
+        Ok(o)
+    }
+
+    fn bgp_override(
+        &self,
+        s: &Session,
+        withdraw: bool,
+        vip: Option<crate::fleet::bgp::Prefix>,
+    ) -> Result<String, String> {
+        self.bgp_configured()?;
+        if let Some(p) = vip {
+            let snap = self.plane.runtime().snapshot();
+            let known = snap.tables.iter().any(|t| {
+                crate::fleet::bgp::decide::TableInput::new(
+                    &t.table.spec.name,
+                    &t.table.spec.binds,
+                    &[],
+                )
+                .prefixes
+                .contains(&p)
+            });
+            if !known {
+                return Err(format!(
+                    "{p} is not a bind prefix of the running tables (`show bgp` lists them)"
+                ));
+            }
+        }
+        let what = vip.map_or("every VIP".to_string(), |p| p.to_string());
+        if withdraw {
+            self.plane.bgp.withdraw(vip);
+            tracing::info!(origin = %s.origin, vip = %what, "console: bgp withdraw");
+            Ok(format!(
+                "{what}: withdrawn by the operator until `bgp announce`; forwarding goes on"
+            ))
+        } else {
+            let had = self.plane.bgp.clear_withdraw(vip);
+            tracing::info!(origin = %s.origin, vip = %what, "console: bgp announce");
+            Ok(if had {
+                format!("{what}: operator withdrawal cleared; announced again if the decision allows (see `show bgp`)")
+            } else {
+                format!("{what}: no operator withdrawal to clear (see `show bgp` for why a VIP is withdrawn)")
+            })
+        }
     }
 
     /// Table names and backend addresses of the live snapshot, for completion.

@@ -38,6 +38,13 @@ pub enum Command {
         force: bool,
         dry_run: bool,
     },
+    /// `show bgp`
+    ShowBgp,
+    /// `bgp withdraw [VIP]` (`true`) / `bgp announce [VIP]` (`false`); no VIP: all.
+    Bgp {
+        withdraw: bool,
+        vip: Option<crate::fleet::bgp::Prefix>,
+    },
     Reload,
     Start,
     Stop,
@@ -123,6 +130,27 @@ pub const COMMANDS: &[CommandHelp] = &[
         detail: "The backend's state, weight and health follow the config file (and the \
                  health checks) again. Refused like a state change when the file's state \
                  leaves more than one backend of the table not active, unless `force`.",
+    },
+    CommandHelp {
+        syntax: "show bgp",
+        summary: "per VIP announced or withdrawn and why; BGP and BFD sessions",
+        detail: "What this director asks BIRD to announce ([bgp]), each bind prefix with its \
+                 verdict and reason (starting, link down, port gone, stopped, worker stalled, \
+                 no usable backend, operator, draining), whether BIRD has the set in force, \
+                 apply failures, and each configured session's state and the BFD sessions as \
+                 BIRD last reported them (read every second, never waited for).",
+    },
+    CommandHelp {
+        syntax: "bgp withdraw [VIP]",
+        summary: "withdraw a VIP (or every VIP) for maintenance; forwarding goes on",
+        detail: "An operator override, kept until `bgp announce`: the VIP (an address or \
+                 PREFIX/LEN of a bind) is withdrawn whatever else the decision says.",
+    },
+    CommandHelp {
+        syntax: "bgp announce [VIP]",
+        summary: "clear `bgp withdraw` of a VIP (or of every VIP)",
+        detail: "Only clears the override: the VIP is announced again if the decision allows \
+                 it (ready, link up, a usable backend, ...).",
     },
     CommandHelp {
         syntax: "reload",
@@ -251,6 +279,7 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         "show" => parse_show(rest)?,
         "clear" => parse_clear(rest)?,
         "set" => parse_set(rest)?,
+        "bgp" => parse_bgp(rest)?,
         "reload" | "start" | "stop" | "quit" | "exit" => {
             no_more(rest, if first == "exit" { "quit" } else { first })?;
             match first {
@@ -354,15 +383,42 @@ fn parse_show(w: &[&str]) -> Result<Command, ParseError> {
             no_more(&w[1..], "show config")?;
             Ok(Command::ShowConfig)
         }
+        Some("bgp") => {
+            no_more(&w[1..], "show bgp")?;
+            Ok(Command::ShowBgp)
+        }
         Some(x) => Err(err(
             format!(
-                "show: unknown {}; expected port, fwd, tables, table, backends or config",
+                "show: unknown {}; expected port, fwd, tables, table, backends, config or bgp",
                 quote(x)
             ),
             "show",
         )),
         None => Err(err("show what?", "show")),
     }
+}
+
+fn parse_bgp(w: &[&str]) -> Result<Command, ParseError> {
+    let (withdraw, usage) = match w.first().copied() {
+        Some("withdraw") => (true, "bgp withdraw"),
+        Some("announce") => (false, "bgp announce"),
+        Some(x) => {
+            return Err(err(
+                format!("bgp: expected `withdraw` or `announce`, got {}", quote(x)),
+                "bgp",
+            ))
+        }
+        None => return Err(err("bgp: expected `withdraw` or `announce`", "bgp")),
+    };
+    let vip = match w.get(1) {
+        None => None,
+        Some(v) => Some(
+            v.parse::<crate::fleet::bgp::Prefix>()
+                .map_err(|e| err(format!("VIP {}: {e}", quote(v)), usage))?,
+        ),
+    };
+    no_more(&w[w.len().min(2)..], usage)?;
+    Ok(Command::Bgp { withdraw, vip })
 }
 
 fn parse_clear(w: &[&str]) -> Result<Command, ParseError> {
@@ -607,13 +663,18 @@ pub fn complete(line: &str, ctx: &CompletionContext) -> Vec<String> {
     };
     let options: Vec<String> = match words.as_slice() {
         [] => words_of(&[
-            "clear", "help", "quit", "reload", "set", "show", "start", "stop",
+            "bgp", "clear", "help", "quit", "reload", "set", "show", "start", "stop",
         ]),
-        ["help", ..] => words_of(&["clear", "quit", "reload", "set", "show", "start", "stop"])
-            .into_iter()
-            .filter(|_| words.len() == 1)
-            .collect(),
-        ["show"] => words_of(&["backends", "config", "fwd", "port", "table", "tables"]),
+        ["help", ..] => words_of(&[
+            "bgp", "clear", "quit", "reload", "set", "show", "start", "stop",
+        ])
+        .into_iter()
+        .filter(|_| words.len() == 1)
+        .collect(),
+        ["show"] => words_of(&[
+            "backends", "bgp", "config", "fwd", "port", "table", "tables",
+        ]),
+        ["bgp"] => words_of(&["announce", "withdraw"]),
         ["show", "port"] => words_of(&["info", "stats"]),
         ["clear", "port"] => words_of(&["stats"]),
         ["show", "port", _] | ["clear", "port", "stats"] => ports(),
@@ -769,6 +830,39 @@ mod tests {
         ] {
             assert_eq!(ok(l), c);
         }
+        assert_eq!(ok("show bgp"), Command::ShowBgp);
+        assert_eq!(
+            ok("bgp withdraw"),
+            Command::Bgp {
+                withdraw: true,
+                vip: None
+            }
+        );
+        assert_eq!(
+            ok("bgp announce 10.0.0.1"),
+            Command::Bgp {
+                withdraw: false,
+                vip: Some("10.0.0.1/32".parse().unwrap())
+            }
+        );
+        assert_eq!(
+            ok("bgp withdraw 192.0.2.0/24"),
+            Command::Bgp {
+                withdraw: true,
+                vip: Some("192.0.2.0/24".parse().unwrap())
+            }
+        );
+        for (bad, want) in [
+            ("bgp", "expected `withdraw` or `announce`"),
+            ("bgp drop", "got \"drop\""),
+            ("bgp withdraw 10.0.0.1/24", "bits set past the /24"),
+            ("bgp withdraw x", "VIP \"x\""),
+            ("bgp announce 10.0.0.1 extra", "unexpected \"extra\""),
+            ("show bgp now", "unexpected \"now\""),
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
         assert_eq!(ok("help set"), Command::Help(vec!["set".into()]));
         assert_eq!(ok("complete show p"), Command::Complete("show p".into()));
         assert_eq!(ok("complete "), Command::Complete("".into()));
@@ -883,7 +977,7 @@ mod tests {
         assert_eq!(c("s"), ["set", "show", "start", "stop"]);
         assert_eq!(
             c("show "),
-            ["backends", "config", "fwd", "port", "table", "tables"]
+            ["backends", "bgp", "config", "fwd", "port", "table", "tables"]
         );
         assert_eq!(c("show ta"), ["table", "tables"]);
         assert_eq!(c("show port "), ["info", "stats"]);

@@ -474,12 +474,122 @@ pub fn render(plane: &ControlPlane) -> String {
     let m = "rondo_uptime_seconds";
     e.family(m, "gauge", "Seconds since the director started.");
     e.sample(m, &[], plane.uptime().as_secs());
+    bgp_metrics(&mut e, &plane.bgp);
     e.finish()
+}
+
+/// `[bgp]`: per VIP announced or not and why, apply failures, session state. Nothing when
+/// BGP is not configured.
+fn bgp_metrics(e: &mut Exposition, b: &crate::fleet::bgp::shared::BgpShared) {
+    use crate::fleet::bgp::decide::{Reason, Verdict};
+    use std::sync::atomic::Ordering;
+    if !b.configured() {
+        return;
+    }
+    let v = b.view();
+    let vips: Vec<String> = v.decisions.iter().map(|d| d.prefix.to_string()).collect();
+    let m = "rondo_vip_announced";
+    e.family(
+        m,
+        "gauge",
+        "1 while this director asks its BGP daemon to announce the VIP (bind prefix), 0 while withdrawn.",
+    );
+    for (d, vip) in v.decisions.iter().zip(&vips) {
+        e.sample(m, &[("vip", vip)], u8::from(d.verdict.is_announced()));
+    }
+    let m = "rondo_vip_withdrawn_reason";
+    e.family(
+        m,
+        "gauge",
+        "1 for the reason a VIP is withdrawn (starting, link_down, port_gone, stopped, worker_stalled, no_usable_backend, operator, draining), 0 for the others.",
+    );
+    for (d, vip) in v.decisions.iter().zip(&vips) {
+        let why = match &d.verdict {
+            Verdict::Withdrawn(r) => Some(r.label()),
+            Verdict::Announced { .. } => None,
+        };
+        for l in Reason::LABELS {
+            e.sample(m, &[("vip", vip), ("reason", l)], u8::from(why == Some(l)));
+        }
+    }
+    let m = "rondo_bgp_apply_failures_total";
+    e.family(
+        m,
+        "counter",
+        "Announcement changes BIRD did not take (daemon missing, stopped or refusing); retried.",
+    );
+    e.sample(m, &[], b.apply_failures.load(Ordering::Relaxed));
+    let m = "rondo_bgp_in_sync";
+    e.family(
+        m,
+        "gauge",
+        "1 while BIRD has the announcements this director decided, 0 while an apply is pending or failing.",
+    );
+    e.sample(m, &[], u8::from(v.in_sync));
+    let m = "rondo_bgp_session_up";
+    e.family(
+        m,
+        "gauge",
+        "1 while a configured BGP session ([bgp] sessions) is Established, as BIRD last reported.",
+    );
+    for sv in &v.sessions {
+        let up = sv
+            .status
+            .as_ref()
+            .is_ok_and(|p| p.bgp_state == Some(crate::fleet::bgp::BgpState::Established));
+        e.sample(m, &[("session", &sv.name)], u8::from(up));
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bgp_metrics_say_per_vip_whether_announced_and_why() {
+        use crate::fleet::bgp::decide::{Decision, Reason, Verdict};
+        use crate::fleet::bgp::shared::{BgpShared, SessionView};
+        let b = BgpShared::default();
+        let mut e = Exposition::default();
+        bgp_metrics(&mut e, &b);
+        assert_eq!(e.finish(), "", "nothing without [bgp]");
+        b.set_configured();
+        b.apply_failures
+            .store(3, std::sync::atomic::Ordering::Relaxed);
+        b.update_view(|v| {
+            v.decisions = vec![
+                Decision {
+                    prefix: "10.0.0.1".parse().unwrap(),
+                    tables: vec!["web".into()],
+                    verdict: Verdict::Announced { graceful: false },
+                },
+                Decision {
+                    prefix: "10.0.0.2".parse().unwrap(),
+                    tables: vec!["web".into()],
+                    verdict: Verdict::Withdrawn(Reason::Operator),
+                },
+            ];
+            v.sessions = vec![SessionView {
+                name: "router1".into(),
+                status: Err("no such protocol".into()),
+            }];
+        });
+        let mut e = Exposition::default();
+        bgp_metrics(&mut e, &b);
+        let t = e.finish();
+        for want in [
+            "rondo_vip_announced{vip=\"10.0.0.1/32\"} 1\n",
+            "rondo_vip_announced{vip=\"10.0.0.2/32\"} 0\n",
+            "rondo_vip_withdrawn_reason{vip=\"10.0.0.2/32\",reason=\"operator\"} 1\n",
+            "rondo_vip_withdrawn_reason{vip=\"10.0.0.2/32\",reason=\"starting\"} 0\n",
+            "rondo_vip_withdrawn_reason{vip=\"10.0.0.1/32\",reason=\"operator\"} 0\n",
+            "rondo_bgp_apply_failures_total 3\n",
+            "rondo_bgp_session_up{session=\"router1\"} 0\n",
+            "rondo_bgp_in_sync 0\n",
+        ] {
+            assert!(t.contains(want), "{want} in\n{t}");
+        }
+    }
 
     #[test]
     fn label_values_are_escaped_and_samples_formatted() {

@@ -39,6 +39,9 @@ pub struct ControlPlane {
     endpoints: Mutex<Endpoints>,
     /// Held by a reload from start to swap, so reloads apply in the order they load.
     reloading: Mutex<()>,
+    /// BGP announcements (`[bgp]`): what the BGP thread decided and the daemon reports,
+    /// and the operator's overrides. Unconfigured unless `rondo run` has `[bgp]`.
+    pub bgp: crate::fleet::bgp::shared::BgpShared,
 }
 
 /// How long a reload waits for its files to be read and its tables built.
@@ -135,6 +138,7 @@ impl ControlPlane {
             quit: AtomicBool::new(false),
             endpoints: Mutex::new(Endpoints::default()),
             reloading: Mutex::new(()),
+            bgp: Default::default(),
         }
     }
 

@@ -10,6 +10,7 @@ mod pktgen;
 mod redirect;
 mod report;
 mod run;
+mod run_bgp;
 pub(crate) mod table;
 
 use std::path::PathBuf;

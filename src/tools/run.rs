@@ -25,8 +25,11 @@ use crate::runtime::notify::{sd_notify, PidFile, Watchdog};
 use crate::runtime::plane::{ControlPlane, Reloader};
 use crate::runtime::{avoid_worker_cores, ExceptionPath, IdlePolicy, Runtime, RuntimeOptions};
 
-use super::config_args::ConfigArgs;
+use super::config_args::{BgpArgs, ConfigArgs};
 use super::report::format_counters;
+use super::run_bgp::BgpDriver;
+use crate::fleet::bgp::decide::Lifecycle;
+use crate::fleet::bgp::{BgpRunSettings, Bird};
 
 /// Bytes of frame per packet buffer (after the headroom): a 1500-byte MTU frame plus VLAN
 /// tag and room to spare.
@@ -78,6 +81,8 @@ pub struct RunArgs {
     /// Push statsd with GLB's metric names to IP:PORT, or "off" (overrides [metrics] statsd).
     #[arg(long, value_name = "IP:PORT|off")]
     statsd: Option<String>,
+    #[command(flatten)]
+    bgp: BgpArgs,
 }
 
 /// What `rondo run` resolved from config files and flags.
@@ -182,6 +187,10 @@ fn plan(a: &RunArgs) -> Result<Plan, String> {
             "off" => None,
             v => Some(addr("--statsd", v)?),
         };
+    }
+    if let Some(t) = a.bgp.table() {
+        run.bgp =
+            Some(BgpRunSettings::from_toml_table(&t).map_err(|e| format!("--bgp-* flags: {e}"))?);
     }
     let spec = a
         .port
@@ -477,6 +486,18 @@ fn serve<P: Port + 'static>(
     let signals = SignalFlags::install().map_err(|e| format!("installing signal handlers: {e}"))?;
     // The console socket and the metrics port are had before the data plane starts.
     let bound = Bound::bind(&p.run)?;
+    // `[bgp]`: the daemon must answer before anything is forwarded; what a previous run
+    // left announced is withdrawn, and the lifeline is created.
+    let bird = match &p.run.bgp {
+        Some(b) => Some(Bird::new(b.bird.clone()).map_err(|e| {
+            format!(
+                "[bgp]: {e}; BIRD must be running and answering on {} before rondo starts (its bird.conf including {}); nothing was forwarded",
+                b.bird.socket.display(),
+                b.bird.include.display()
+            )
+        })?),
+        None => None,
+    };
     let mut control = Control::new(Some(p.source.clone()), port.mac());
     let snap = control.initial()?;
     let opts = RuntimeOptions {
@@ -506,6 +527,13 @@ fn serve<P: Port + 'static>(
     let plane = Arc::new(ControlPlane::new(rt, control));
     let exec = Arc::new(Executor::new(plane.clone()));
     let mut servers = Servers::start(&plane, &p.run)?;
+    let bgp = match (bird, &p.run.bgp) {
+        (Some(bird), Some(s)) => Some(
+            BgpDriver::start(bird, s.clone(), plane.clone())
+                .map_err(|e| format!("cannot start the BGP thread: {e}"))?,
+        ),
+        _ => None,
+    };
     let _pid = a
         .pid_file
         .as_deref()
@@ -561,6 +589,8 @@ fn serve<P: Port + 'static>(
     let mut last_rx = (0u64, Instant::now());
     let mut last_poll = Instant::now();
     let mut ended = Ended::Stopped;
+    // Stopped by SIGTERM or `quit`: with [bgp], step out of ECMP gracefully first.
+    let mut graceful = false;
     // The link as last logged, for drivers that do not log transitions themselves.
     let mut link_up = rt.port().link().map(|l| l.up);
     loop {
@@ -590,10 +620,12 @@ fn serve<P: Port + 'static>(
         }
         if signals.stop_requested() {
             tracing::info!("stop requested by signal");
+            graceful = true;
             break;
         }
         if plane.quit_requested() {
             tracing::info!("stop requested on the console (quit)");
+            graceful = true;
             break;
         }
         if signals.take_reload() {
@@ -601,6 +633,15 @@ fn serve<P: Port + 'static>(
         }
         if let Some(h) = health.as_mut() {
             h.pump(&plane);
+        }
+        // Ready to be announced: forwarding, the first table live and the health checks'
+        // first round applied (the link is a reason of its own).
+        if bgp.is_some()
+            && !plane.bgp.ready()
+            && health.as_ref().is_none_or(|h| h.first_round_done())
+        {
+            plane.bgp.set_ready();
+            tracing::info!("BGP: ready (forwarding, tables live, first health round done)");
         }
         if a.stats_interval > 0 && last_stats.elapsed() >= Duration::from_secs(a.stats_interval) {
             last_stats = Instant::now();
@@ -634,6 +675,13 @@ fn serve<P: Port + 'static>(
             }
         }
     }
+    let drained = match (&bgp, &p.run.bgp) {
+        (Some(_), Some(s)) if graceful => Some(graceful_stop(&plane, s)),
+        _ => None,
+    };
+    if let Some(b) = bgp {
+        b.stop(Duration::from_secs(2));
+    }
     let elapsed = started.elapsed().as_secs_f64();
     let _ = sd_notify("STOPPING=1");
     reloader.stop(Duration::from_secs(2));
@@ -645,6 +693,10 @@ fn serve<P: Port + 'static>(
             .load(std::sync::atomic::Ordering::Relaxed),
     );
     let rt_driver = rt.port().driver();
+    let plane_bgp_failures = plane
+        .bgp
+        .apply_failures
+        .load(std::sync::atomic::Ordering::Relaxed);
     let counts = plane.shutdown_counts(Duration::from_secs(5));
     let totals = counts.totals();
     let port_stats = counts.port;
@@ -690,8 +742,91 @@ fn serve<P: Port + 'static>(
         }
     }
     println!("reloads     ok {ok} failed {failed}");
+    if p.run.bgp.is_some() {
+        let failures = plane_bgp_failures;
+        match drained {
+            Some(d) => println!(
+                "bgp         packets after withdrawal {} (drained {} ms{}), apply failures {failures}",
+                d.after,
+                d.drained.as_millis(),
+                if d.confirmed { "" } else { ", BIRD did not confirm the withdrawal" }
+            ),
+            None => println!(
+                "bgp         not drained (stopped without SIGTERM or quit), apply failures {failures}"
+            ),
+        }
+    }
     Ok(ended)
 }
+
+/// What the graceful stop saw.
+struct Drained {
+    /// Packets received after the withdrawal was in force.
+    after: u64,
+    /// How long forwarding went on after it.
+    drained: Duration,
+    /// BIRD confirmed the withdrawal (else the lifeline takes the routes away at exit).
+    confirmed: bool,
+}
+
+/// SIGTERM or `quit` with `[bgp]`: announce GRACEFUL_SHUTDOWN for `graceful_ms`, withdraw
+/// every VIP, then keep forwarding while packets still arrive: up to `drain_ms`, or until
+/// none came for [`DRAIN_QUIET`]. Waits for BIRD at most a few control timeouts per step.
+fn graceful_stop(plane: &ControlPlane, s: &BgpRunSettings) -> Drained {
+    let rt = plane.runtime();
+    let bound = s.bird.timeout * 3 + Duration::from_secs(1);
+    let confirm = || {
+        let end = Instant::now() + bound;
+        while !plane.bgp.lifecycle_applied() {
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    };
+    plane.bgp.set_lifecycle(Lifecycle::Graceful);
+    if confirm() {
+        tracing::info!(
+            graceful_ms = s.graceful.as_millis() as u64,
+            "BGP: GRACEFUL_SHUTDOWN announced; withdrawing after graceful_ms"
+        );
+    } else {
+        tracing::warn!("BGP: BIRD did not confirm the GRACEFUL_SHUTDOWN announcement; withdrawing after graceful_ms anyway");
+    }
+    std::thread::sleep(s.graceful);
+    plane.bgp.set_lifecycle(Lifecycle::Draining);
+    let confirmed = confirm();
+    if !confirmed {
+        tracing::warn!("BGP: BIRD did not confirm the withdrawal; the lifeline withdraws the routes when rondo exits");
+    }
+    let t0 = Instant::now();
+    let rx0 = rt.totals().rx_packets;
+    let mut last = (rx0, Instant::now());
+    while t0.elapsed() < s.drain && last.1.elapsed() < DRAIN_QUIET {
+        std::thread::sleep(Duration::from_millis(10));
+        let rx = rt.totals().rx_packets;
+        if rx != last.0 {
+            last = (rx, Instant::now());
+        }
+    }
+    let d = Drained {
+        after: last.0 - rx0,
+        drained: t0.elapsed(),
+        confirmed,
+    };
+    tracing::info!(
+        packets_after_withdrawal = d.after,
+        drained_ms = d.drained.as_millis() as u64,
+        "BGP: withdrawn; {} packets arrived after the withdrawal, forwarded for {} ms more; stopping",
+        d.after,
+        d.drained.as_millis()
+    );
+    d
+}
+
+/// The drain stops early once no packet came for this long.
+pub const DRAIN_QUIET: Duration = Duration::from_millis(200);
 
 /// Log a link transition of a driver that reports its link when asked but does not watch it
 /// (`LinkInfo::changes` is `None`, e.g. DPDK): once per transition, warn on down.
@@ -736,6 +871,9 @@ struct HealthWiring {
     checker: crate::health::Checker,
     events: std::sync::mpsc::Receiver<crate::health::HealthEvent>,
     generation: u64,
+    /// A completed round was seen at a pump / and its results applied by the next one.
+    round_seen: bool,
+    round_applied: bool,
 }
 
 impl HealthWiring {
@@ -768,6 +906,8 @@ impl HealthWiring {
                     checker,
                     events,
                     generation,
+                    round_seen: false,
+                    round_applied: false,
                 })
             }
             Err(e) => {
@@ -777,8 +917,17 @@ impl HealthWiring {
         }
     }
 
+    /// The first round of checks is done and its results are in the tables.
+    fn first_round_done(&self) -> bool {
+        self.round_applied
+    }
+
     /// Apply the flips reported since the last call; follow reloaded tables.
     fn pump(&mut self, plane: &ControlPlane) {
+        // A round's results are sent just after it is counted: seen at one pump, they are
+        // all applied by the next.
+        self.round_applied |= self.round_seen;
+        self.round_seen |= self.checker.snapshot().rounds > 0;
         for ev in self.events.try_iter() {
             match plane.set_health_observation(&ev.table, ev.backend, ev.healthy) {
                 Ok(Some(g)) => {

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+pub mod bird;
 pub mod configs;
 pub mod director;
 pub mod fleet;

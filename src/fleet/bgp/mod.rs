@@ -15,15 +15,17 @@
 pub mod announce;
 pub mod bird_conf;
 pub mod bird_ctl;
+pub mod decide;
 pub mod lifeline;
 pub mod settings;
+pub mod shared;
 
 use std::path::PathBuf;
 
 pub use announce::{Announcement, Community, Desired, LargeCommunity, Prefix, GRACEFUL_SHUTDOWN};
 pub use bird_ctl::{BfdSession, BfdState, BgpState, BirdCtl, CtlError, ProtocolStatus};
 pub use lifeline::{Lifeline, LifelineError};
-pub use settings::{BgpSettings, SettingsError};
+pub use settings::{BgpRunSettings, BgpSettings, SettingsError};
 
 use crate::sys::file::{read_bounded, ReadError, CONFIG_LIMIT};
 

@@ -95,6 +95,61 @@ pub struct BgpSettings {
     pub timeout: Duration,
 }
 
+/// `[bgp]` as `rondo run` uses it: the daemon's settings plus the lifecycle.
+///
+/// ```toml
+/// drain_ms = 2000     # after the withdrawal on SIGTERM, forward up to this long while packets arrive
+/// graceful_ms = 1000  # announce GRACEFUL_SHUTDOWN this long before withdrawing
+/// stall_ms = 1000     # a worker without progress this long withdraws every VIP
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgpRunSettings {
+    pub bird: BgpSettings,
+    pub drain: Duration,
+    pub graceful: Duration,
+    pub stall: Duration,
+}
+
+pub const DEFAULT_DRAIN_MS: u64 = 2000;
+pub const DEFAULT_GRACEFUL_MS: u64 = 1000;
+pub const DEFAULT_STALL_MS: u64 = 1000;
+
+impl BgpRunSettings {
+    /// From the `[bgp]` table: the lifecycle keys here, the rest as [`BgpSettings`].
+    pub fn from_toml_table(t: &toml::Table) -> Result<BgpRunSettings, SettingsError> {
+        let mut t = t.clone();
+        let mut ms = |key: &str, default: u64, range: std::ops::RangeInclusive<u64>| {
+            let v = match t.remove(key) {
+                None => return Ok(default),
+                Some(toml::Value::Integer(i)) => u64::try_from(i).unwrap_or(u64::MAX),
+                Some(o) => {
+                    return Err(err(
+                        key,
+                        format!("expected milliseconds (an integer), got {o}"),
+                    ))
+                }
+            };
+            if range.contains(&v) {
+                Ok(v)
+            } else {
+                Err(err(
+                    key,
+                    format!("expected {} to {} milliseconds", range.start(), range.end()),
+                ))
+            }
+        };
+        let drain = ms("drain_ms", DEFAULT_DRAIN_MS, 0..=600_000)?;
+        let graceful = ms("graceful_ms", DEFAULT_GRACEFUL_MS, 0..=600_000)?;
+        let stall = ms("stall_ms", DEFAULT_STALL_MS, 100..=600_000)?;
+        Ok(BgpRunSettings {
+            bird: BgpSettings::from_toml_table(&t)?,
+            drain: Duration::from_millis(drain),
+            graceful: Duration::from_millis(graceful),
+            stall: Duration::from_millis(stall),
+        })
+    }
+}
+
 /// Defaults of the optional names.
 pub const DEFAULT_LIFELINE: &str = "rondo-life";
 pub const DEFAULT_PROTOCOL_V4: &str = "rondo_v4";
@@ -279,6 +334,36 @@ timeout_ms = 2000
         let d = BgpSettings::new("/s".into(), "/i.conf".into()).unwrap();
         assert_eq!(d.timeout, Duration::from_millis(DEFAULT_TIMEOUT_MS));
         assert_eq!(d.names.lifeline.as_str(), DEFAULT_LIFELINE);
+    }
+
+    #[test]
+    fn run_settings_take_the_lifecycle_keys() {
+        let doc: toml::Table =
+            "socket = \"/s\"\ninclude = \"/i.conf\"\ndrain_ms = 500\nstall_ms = 300\n"
+                .parse()
+                .unwrap();
+        let r = BgpRunSettings::from_toml_table(&doc).unwrap();
+        assert_eq!(r.drain, Duration::from_millis(500));
+        assert_eq!(r.graceful, Duration::from_millis(DEFAULT_GRACEFUL_MS));
+        assert_eq!(r.stall, Duration::from_millis(300));
+        assert_eq!(r.bird.socket, PathBuf::from("/s"));
+        for (extra, want) in [
+            ("drain_ms = -1", "[bgp] drain_ms: expected 0 to 600000"),
+            (
+                "graceful_ms = \"1s\"",
+                "[bgp] graceful_ms: expected milliseconds",
+            ),
+            ("stall_ms = 5", "[bgp] stall_ms: expected 100 to"),
+            ("drain = 1", "unknown field `drain`"),
+        ] {
+            let doc: toml::Table = format!("socket = \"/s\"\ninclude = \"/i.conf\"\n{extra}\n")
+                .parse()
+                .unwrap();
+            let e = BgpRunSettings::from_toml_table(&doc)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{extra}: {e}");
+        }
     }
 
     #[test]
