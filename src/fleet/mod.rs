@@ -3,3 +3,4 @@
 //! lifeline that takes the routes away when the director dies); a shared state store
 //! (etcd) may join it later. See `src/fleet/README.md`.
 pub mod bgp;
+pub mod etcd;
