@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 pub mod director;
+pub mod etcd;
 pub mod fleet;
 pub mod netns;
 pub mod skip;

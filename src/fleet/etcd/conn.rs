@@ -15,12 +15,21 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, EtcdError> {
     })
 }
 
+/// Above etcd's default `--grpc-keepalive-min-time` of 5 s.
+pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
 pub(crate) fn options(s: &EtcdSettings, require_leader: bool) -> Result<ConnectOptions, EtcdError> {
     // No per-request timeout on the channel: campaigns and watches are long calls; every
     // unary call is bounded by the caller with tokio's timeout instead.
     let mut o = ConnectOptions::new()
         .with_connect_timeout(s.connect_timeout())
-        .with_keep_alive(Duration::from_secs(1), s.connect_timeout())
+        // HTTP/2 pings find a silent dead member. etcd sends GOAWAY (too_many_pings) to a
+        // client pinging more often than its --grpc-keepalive-min-time (5 s by default),
+        // which breaks every call in flight: stay above it.
+        .with_keep_alive(
+            KEEPALIVE_INTERVAL,
+            s.connect_timeout().max(Duration::from_secs(2)),
+        )
         .with_keep_alive_while_idle(true)
         .with_require_leader(require_leader);
     if let (Some(u), Some(p)) = (&s.user, &s.password) {

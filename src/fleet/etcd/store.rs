@@ -159,7 +159,10 @@ impl EtcdStore {
                 c
             }
         };
-        match self.rt.block_on(tokio::time::timeout(timeout, f(client))) {
+        match self
+            .rt
+            .block_on(async move { tokio::time::timeout(timeout, f(client)).await })
+        {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 if is_connection_error(&e) {
@@ -402,7 +405,10 @@ impl EtcdStore {
             let mut c = client;
             c.campaign(e, v, id).await
         };
-        match self.rt.block_on(tokio::time::timeout(wait, fut)) {
+        match self
+            .rt
+            .block_on(async move { tokio::time::timeout(wait, fut).await })
+        {
             Err(_) => Err(EtcdError::CampaignTimeout {
                 election,
                 timeout_ms: wait.as_millis() as u64,

@@ -189,6 +189,8 @@ async fn run(
                 }
             }
         }
+        // Events over the document limit must still arrive (to be reported as TooLarge):
+        // decode up to the largest limit there is.
         let opts = WatchOptions::new()
             .with_start_revision(out.next)
             .with_progress_notify();
@@ -196,7 +198,7 @@ async fn run(
             settings.request_timeout(),
             client
                 .watch_client()
-                .max_decoding_message_size(limit + ENVELOPE)
+                .max_decoding_message_size(super::MAX_DOCUMENT_LIMIT + ENVELOPE)
                 .watch(key.clone(), Some(opts)),
         )
         .await;
