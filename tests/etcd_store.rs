@@ -265,6 +265,9 @@ fn watch_survives_etcd_stopped_and_restarted() {
         s.get_document("doc").is_err(),
         "a read while etcd is down fails"
     );
+    // Down long enough for the watch's backoff to reach its 2 s cap: the writes below
+    // then land before it reconnects, and it must resume from its revision, not from now.
+    std::thread::sleep(Duration::from_secs(3));
     c.restart(0);
     let r2 = put_retrying(&mut s, "doc", b"2", Duration::from_secs(10));
     let r3 = s.put_document_if("doc", b"3", r2).unwrap();
