@@ -321,10 +321,16 @@ impl EtcdStore {
     }
 
     /// Watch `key` from revision `from_revision` (the first revision to deliver; 0: from
-    /// now). Runs on a thread of its own; see [`Watch`].
-    pub fn watch(&self, key: &str, from_revision: i64) -> Result<Watch, EtcdError> {
+    /// now, that is every write after this call). Runs on a thread of its own; see
+    /// [`Watch`].
+    pub fn watch(&mut self, key: &str, from_revision: i64) -> Result<Watch, EtcdError> {
         let full = self.full_key(key)?;
-        Watch::start(self.settings.clone(), full, from_revision, self.endpoint)
+        let from = if from_revision > 0 {
+            from_revision
+        } else {
+            self.current_revision()? + 1
+        };
+        Watch::start(self.settings.clone(), full, from, self.endpoint)
     }
 
     /// Grant a lease of `ttl` (whole seconds, at least 2: etcd's minimum) and keep it
