@@ -7,6 +7,7 @@ use std::path::PathBuf;
 pub mod bird;
 pub mod configs;
 pub mod director;
+pub mod etcd;
 pub mod fleet;
 pub mod netns;
 pub mod skip;

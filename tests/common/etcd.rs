@@ -1,0 +1,212 @@
+//! Real etcd for tests: a one-member or three-member cluster on loopback, free ports, data
+//! in a temporary directory; members can be killed (SIGKILL), stopped (SIGTERM) and
+//! restarted on the same data. Everything is killed when the cluster is dropped, also
+//! when a test panics. A missing `etcd`/`etcdctl` is a [`super::skip`] (Debian:
+//! `etcd-server`, `etcd-client`).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Member {
+    pub name: String,
+    pub client_url: String,
+    pub peer_url: String,
+    args: Vec<String>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+pub struct EtcdCluster {
+    pub members: Vec<Member>,
+    dir: tempfile::TempDir,
+}
+
+fn free_ports(n: usize) -> Vec<u16> {
+    // Hold them all at once so no two are the same; etcd binds them right after.
+    let ls: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port"))
+        .collect();
+    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+fn have(bin: &str, arg: &str) -> bool {
+    Command::new(bin)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `etcdctl` against `endpoints`, API v3; returns (success, stdout+stderr).
+pub fn etcdctl(endpoints: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoints}"))
+        .arg("--command-timeout=2s")
+        .arg("--dial-timeout=1s")
+        .args(args)
+        .output()
+        .expect("run etcdctl");
+    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), s)
+}
+
+impl EtcdCluster {
+    /// Start `n` members and wait until each answers health checks. `None` after a skip
+    /// when etcd is not installed.
+    pub fn start(n: usize) -> Option<EtcdCluster> {
+        if !have("etcd", "--version") || !have("etcdctl", "version") {
+            super::skip("etcd and etcdctl are not installed (Debian: etcd-server etcd-client)");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir for etcd");
+        let ports = free_ports(2 * n);
+        let names: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
+        let peers: Vec<String> = (0..n)
+            .map(|i| format!("http://127.0.0.1:{}", ports[2 * i + 1]))
+            .collect();
+        let initial: Vec<String> = (0..n)
+            .map(|i| format!("{}={}", names[i], peers[i]))
+            .collect();
+        let token = format!("rondo-test-{}", ports[0]);
+        let mut members = Vec::new();
+        for i in 0..n {
+            let client_url = format!("http://127.0.0.1:{}", ports[2 * i]);
+            let data = dir.path().join(&names[i]);
+            let args = vec![
+                format!("--name={}", names[i]),
+                format!("--data-dir={}", data.display()),
+                format!("--listen-client-urls={client_url}"),
+                format!("--advertise-client-urls={client_url}"),
+                format!("--listen-peer-urls={}", peers[i]),
+                format!("--initial-advertise-peer-urls={}", peers[i]),
+                format!("--initial-cluster={}", initial.join(",")),
+                "--initial-cluster-state=new".into(),
+                format!("--initial-cluster-token={token}"),
+                // Fast elections so failover tests stay short.
+                "--heartbeat-interval=50".into(),
+                "--election-timeout=500".into(),
+            ];
+            members.push(Member {
+                name: names[i].clone(),
+                client_url,
+                peer_url: peers[i].clone(),
+                args,
+                log: dir.path().join(format!("{}.log", names[i])),
+                child: None,
+            });
+        }
+        let mut c = EtcdCluster { members, dir };
+        for i in 0..n {
+            c.spawn(i);
+        }
+        for i in 0..n {
+            c.wait_healthy(i, Duration::from_secs(20));
+        }
+        Some(c)
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let m = &mut self.members[i];
+        assert!(m.child.is_none(), "member {} is already running", m.name);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&m.log)
+            .expect("etcd log file");
+        let child = Command::new("etcd")
+            .args(&m.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start etcd");
+        m.child = Some(child);
+    }
+
+    /// Client URLs of every member, in order.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.client_url.clone()).collect()
+    }
+
+    pub fn index_of(&self, client_url: &str) -> Option<usize> {
+        self.members.iter().position(|m| m.client_url == client_url)
+    }
+
+    /// Wait until member `i` says it is healthy (it has a leader and answers); panics
+    /// with its log's tail after `timeout`.
+    pub fn wait_healthy(&self, i: usize, timeout: Duration) {
+        let end = Instant::now() + timeout;
+        let url = &self.members[i].client_url;
+        loop {
+            let (ok, _) = etcdctl(url, &["endpoint", "health"]);
+            if ok {
+                return;
+            }
+            if Instant::now() > end {
+                panic!(
+                    "etcd member {} ({url}) not healthy within {timeout:?}; log:\n{}",
+                    self.members[i].name,
+                    self.log_tail(i)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn log_tail(&self, i: usize) -> String {
+        let s = std::fs::read_to_string(&self.members[i].log).unwrap_or_default();
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    fn signal(&mut self, i: usize, sig: &str) {
+        if let Some(mut ch) = self.members[i].child.take() {
+            if sig == "KILL" {
+                let _ = ch.kill();
+            } else {
+                let _ = Command::new("kill")
+                    .arg(format!("-{sig}"))
+                    .arg(ch.id().to_string())
+                    .status();
+            }
+            let _ = ch.wait();
+        }
+    }
+
+    /// SIGKILL member `i` and reap it.
+    pub fn kill(&mut self, i: usize) {
+        self.signal(i, "KILL");
+    }
+
+    /// SIGTERM member `i` (a clean stop) and reap it.
+    pub fn stop(&mut self, i: usize) {
+        self.signal(i, "TERM");
+    }
+
+    /// Start member `i` again on its data (after kill or stop) and wait until healthy.
+    pub fn restart(&mut self, i: usize) {
+        self.spawn(i);
+        self.wait_healthy(i, Duration::from_secs(20));
+    }
+
+    pub fn stop_all(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
