@@ -1,7 +1,8 @@
 //! fleet::etcd against a real etcd that the tests start themselves (tests/common/etcd.rs):
 //! documents and compare-and-swap, watches across member kills and restarts, leases and
 //! the election across SIGKILLed holders, a deposed leader's writes, bad endpoints and
-//! oversize documents.
+//! oversize documents. Built with the `etcd` feature (scripts/test enables it).
+#![cfg(feature = "etcd")]
 
 mod common;
 

@@ -1,7 +1,9 @@
 //! The fleet side of a director: how it tells the network what it serves. Today that is
 //! BGP through a real daemon ([`bgp`]: BIRD 2 driven over its control socket, with a
 //! lifeline that takes the routes away when the director dies), and the fleet's shared
-//! store, etcd ([`etcd`]: revisioned documents with compare-and-swap, watches, leases and
-//! leader election behind a synchronous facade). See `src/fleet/README.md`.
+//! store, etcd (`etcd`: revisioned documents with compare-and-swap, watches, leases and
+//! leader election behind a synchronous facade; cargo feature `etcd`, since its gRPC code
+//! needs protoc to build). See `src/fleet/README.md`.
 pub mod bgp;
+#[cfg(feature = "etcd")]
 pub mod etcd;
