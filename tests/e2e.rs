@@ -56,8 +56,8 @@ const HOSTS: usize = DIRECTORS + 1;
 /// BGP: the router's AS and the directors' (one AS for the anycast fleet).
 const ROUTER_AS: u32 = 65000;
 const DIRECTOR_AS: u32 = 65001;
-/// BFD towards every director: 100 ms, 3 missed = down.
-const BFD_MS: u32 = 100;
+/// BFD towards every director: 250 ms, 3 missed = down (100 ms flapped on a loaded 2-vCPU VM).
+const BFD_MS: u32 = 250;
 const BFD_MULT: u32 = 3;
 /// BGP timers of every session (the only detection without BFD).
 const HOLD_S: u32 = 9;
@@ -1443,7 +1443,11 @@ fn judge(r: &Report) -> Vec<String> {
     }
     check(r.broken() == 0, "established connections broke");
     check(r.new_judged >= 20, "too few new connections");
-    check(r.new_ok == r.new_judged, "new connections failed");
+    // Without BFD, SYNs ECMP sends to the hung director are lost until the hold timer
+    // withdraws it (6-9 s, past NEW_TIMEOUT): that is what BFD buys; counted, not judged.
+    if r.scenario != "host_crash_hold" {
+        check(r.new_ok == r.new_judged, "new connections failed");
+    }
     match r.scenario {
         "add_backend" => {
             check(r.redirect.forwarded > 0, "second chance never used");
@@ -1491,7 +1495,7 @@ fn judge(r: &Report) -> Vec<String> {
         }
         _ => {}
     }
-    // BFD (100 ms x 3) must withdraw a hung host well before the hold timer could (it
+    // BFD (250 ms x 3) must withdraw a hung host well before the hold timer could (it
     // expires 6-9 s after the last keepalive); without BFD only the hold timer does.
     let hold_min = u128::from((HOLD_S - KEEPALIVE_S) * 1000);
     if r.scenario == "host_crash_bfd" {
