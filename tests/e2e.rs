@@ -41,13 +41,29 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::fleet::{tail, DirectorProc, EchoServer, RedirectCounters, RedirectProc};
-use common::netns::{spawn_in_netns, sysctl};
+use common::fleet::{
+    signal, tail, BirdProc, DirectorProc, EchoServer, RedirectCounters, RedirectProc,
+};
+use common::netns::{in_netns, spawn_in_netns, sysctl};
 use common::veth::{privileged, skip, Netns};
+use rondo::fleet::bgp::{bird_conf, Announcement, BgpSettings, Bird, Desired, Prefix};
 use rondo_sim::Scenario;
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
+/// Directors in the ECMP group at the start; one more host waits for director_joins.
 const DIRECTORS: usize = 2;
+const HOSTS: usize = DIRECTORS + 1;
+/// BGP: the router's AS and the directors' (one AS for the anycast fleet).
+const ROUTER_AS: u32 = 65000;
+const DIRECTOR_AS: u32 = 65001;
+/// BFD towards every director: 250 ms, 3 missed = down (100 ms flapped on a loaded 2-vCPU VM).
+const BFD_MS: u32 = 250;
+const BFD_MULT: u32 = 3;
+/// BGP timers of every session (the only detection without BFD).
+const HOLD_S: u32 = 9;
+const KEEPALIVE_S: u32 = 3;
+/// Waiting for the router's FIB to match (BGP sessions coming up after a restart included).
+const FIB_TIMEOUT: Duration = Duration::from_secs(30);
 /// Backends in the table at the start; one more host waits for add_backend.
 const IN_TABLE: usize = 4;
 const BACKENDS: usize = IN_TABLE + 1;
@@ -71,6 +87,9 @@ const SETTLE: Duration = Duration::from_secs(5);
 const HEALTH_DELAY: Duration = Duration::from_millis(300);
 /// A restarted director comes back this long after its death.
 const DIRECTOR_DOWN: Duration = Duration::from_millis(1500);
+/// A planned stop waits this long after the router's FIB lost the director (packets in
+/// flight).
+const DRAIN: Duration = Duration::from_millis(300);
 /// Stack of each connection thread.
 const STACK: usize = 128 << 10;
 
@@ -202,6 +221,8 @@ struct Conn {
     backend: AtomicU8,
     outcome: AtomicU8,
     last_progress: Mutex<Instant>,
+    /// The longest time between two echoes (or the greeting and the first echo).
+    max_gap: Mutex<Duration>,
     on_killed: AtomicBool,
 }
 
@@ -212,6 +233,7 @@ impl Conn {
             backend: AtomicU8::new(UNKNOWN),
             outcome: AtomicU8::new(Outcome::Open as u8),
             last_progress: Mutex::new(Instant::now()),
+            max_gap: Mutex::new(Duration::ZERO),
             on_killed: AtomicBool::new(false),
         }
     }
@@ -222,7 +244,11 @@ impl Conn {
         self.outcome.store(o as u8, Ordering::Relaxed);
     }
     fn progress(&self) {
-        *self.last_progress.lock().unwrap() = Instant::now();
+        let mut last = self.last_progress.lock().unwrap();
+        let gap = last.elapsed();
+        let mut max = self.max_gap.lock().unwrap();
+        *max = (*max).max(gap);
+        *last = Instant::now();
     }
     fn idle_for(&self) -> Duration {
         self.last_progress.lock().unwrap().elapsed()
@@ -235,6 +261,8 @@ struct Traffic {
     conns: Mutex<Vec<Arc<Conn>>>,
     /// Stop everything (end of the scenario).
     stop: AtomicBool,
+    /// No echo progress for this long: stalled ([`STALL`] unless the scenario says).
+    stall: Mutex<Option<Duration>>,
 }
 
 impl Traffic {
@@ -242,6 +270,10 @@ impl Traffic {
         let c = Arc::new(Conn::new(long));
         self.conns.lock().unwrap().push(c.clone());
         c
+    }
+
+    fn stall(&self) -> Duration {
+        self.stall.lock().unwrap().unwrap_or(STALL)
     }
 }
 
@@ -300,7 +332,7 @@ fn run_long(t: &Traffic, c: &Conn, src: Ipv4Addr, seed: u64, life: Option<Durati
         Err(_) => return c.end(Outcome::ConnectFailed),
     };
     let give_up = || {
-        if c.idle_for() > STALL {
+        if c.idle_for() > t.stall() {
             Some(Outcome::Stalled)
         } else if t.stop.load(Ordering::Relaxed) {
             Some(Outcome::Open)
@@ -401,10 +433,67 @@ enum Edit {
 enum Event {
     Tables(Edit),
     KillBackend(usize),
+    /// SIGKILL its `rondo run` (its BIRD stays up).
     KillDirector(usize),
     RestartDirector(usize),
     /// Checked until no open connection lives on the backend, then it leaves the table.
     RemoveWhenDrained(usize),
+    /// A planned stop: SIGTERM, wait for the exit.
+    StopDirector(usize),
+    /// The director host hangs: its `rondo run` and its BIRD get SIGSTOP, so nothing it
+    /// sends reaches the router any more (no FIN, no carrier change: only BFD or the hold
+    /// timer can tell).
+    FreezeHost(usize),
+    /// Its link goes down (`ip link set dK down` in its namespace: the router sees the carrier go).
+    LinkDown(usize),
+    /// Withdraw the director's routes (the first step of a planned restart).
+    Withdraw(usize),
+    /// Checked every loop (10 ms) until the router's FIB holds exactly these directors as
+    /// nexthops of the VIP; `since` is the change it waits for, `then` comes next.
+    AwaitFib {
+        want: [bool; HOSTS],
+        since: Instant,
+        then: Then,
+        /// A director leaves the FIB (its time goes into the report).
+        withdrawal: bool,
+    },
+}
+
+/// What follows a FIB change.
+#[derive(Debug, Clone, Copy)]
+enum Then {
+    Nothing,
+    /// Stop the director (after the router stopped sending it new flows).
+    Stop(usize),
+}
+
+/// A scenario: one of the simulation's, or one about directors and routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Case {
+    Sim(Scenario),
+    /// Withdraw, SIGTERM, start again, announce.
+    PlannedRestart,
+    /// The director host hangs; BFD withdraws it.
+    HostCrashBfd,
+    /// The same without BFD on that session: the hold timer withdraws it.
+    HostCrashHold,
+    /// A director's link goes down.
+    LinkLoss,
+    /// A third director starts and is announced.
+    DirectorJoins,
+}
+
+impl Case {
+    fn name(self) -> &'static str {
+        match self {
+            Case::Sim(s) => s.name(),
+            Case::PlannedRestart => "planned_restart",
+            Case::HostCrashBfd => "host_crash_bfd",
+            Case::HostCrashHold => "host_crash_hold",
+            Case::LinkLoss => "link_loss",
+            Case::DirectorJoins => "director_joins",
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -431,6 +520,14 @@ struct Report {
     /// `rondo redirect` totals over the scenario, all backends.
     redirect: RedirectCounters,
     changes: Vec<(u128, String)>,
+    /// From the change (SIGKILL, hang, link down, withdrawal) to the router's FIB losing
+    /// that director as a nexthop, polled every 10 ms.
+    withdraw_ms: Option<u128>,
+    /// The longest time any long connection (not on a killed backend) went without an echo
+    /// (the normal gap is INTERVAL plus a round trip).
+    max_gap_ms: u128,
+    /// TCP segments the clients retransmitted during the scenario (TcpRetransSegs of C).
+    retrans: u64,
     secs: f64,
 }
 
@@ -441,7 +538,7 @@ impl Report {
 
     fn line(&self) -> String {
         let mut s = format!(
-            "{:<18} second_chance={:<5} long: opened={} alive={} completed={} broken={} (reset={} stalled={} corrupt={} connect_failed={}) | new: judged={} ok={} | on_killed_backend: long={} new={} seen_broken={} (reset={}) | flows_at_end={:?} new_per_backend={:?} | redirect: rx={} local={} forwarded={} dropped={} | {:.1} s",
+            "{:<18} second_chance={:<5} long: opened={} alive={} completed={} broken={} (reset={} stalled={} corrupt={} connect_failed={}) | new: judged={} ok={} | on_killed_backend: long={} new={} seen_broken={} (reset={}) | flows_at_end={:?} new_per_backend={:?} | redirect: rx={} local={} forwarded={} dropped={} | withdrawn_after_ms={} longest_gap_ms={} retrans={} | {:.1} s",
             self.scenario,
             self.second_chance,
             self.long_opened,
@@ -464,6 +561,9 @@ impl Report {
             self.redirect.local,
             self.redirect.forwarded,
             self.redirect.dropped,
+            self.withdraw_ms.map_or("-".into(), |t| t.to_string()),
+            self.max_gap_ms,
+            self.retrans,
             self.secs,
         );
         for (t, c) in &self.changes {
@@ -474,7 +574,7 @@ impl Report {
 
     fn row(&self) -> String {
         format!(
-            "| {} | {} | {}/{}{} | {} ({}/{}) | {} | {}/{} | {} |",
+            "| {} | {} | {}/{}{} | {} ({}/{}) | {} | {}/{} | {} | {} | {} | {} |",
             self.scenario,
             if self.second_chance { "on" } else { "off" },
             self.long_opened,
@@ -491,26 +591,40 @@ impl Report {
             self.new_ok,
             self.new_judged,
             self.redirect.forwarded,
+            self.withdraw_ms.map_or("-".into(), |t| t.to_string()),
+            self.max_gap_ms,
+            self.retrans,
         )
     }
 }
 
-const HEADER: &str = "| scenario | second chance | long opened/alive | broken (reset/stalled) | on killed backend | new ok/judged | redirect forwards |\n| --- | --- | --- | --- | --- | --- | --- |";
+const HEADER: &str = "| scenario | second chance | long opened/alive | broken (reset/stalled) | on killed backend | new ok/judged | redirect forwards | to FIB withdrawn (ms) | longest echo gap (ms) | client TCP retransmits |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |";
 
 /// The whole fleet. Fields drop in order: processes before namespaces.
 struct Fleet {
     directors: Vec<DirectorProc>,
+    /// Each director's announcer: the BGP library on that director's BIRD, holding the
+    /// lifeline in its namespace (a stand-in for `rondo run`'s own `[bgp]`, which is not
+    /// wired into the main config yet).
+    announcers: Vec<Bird>,
+    /// The router's BIRD and each director host's.
+    router_bird: BirdProc,
+    birds: Vec<BirdProc>,
     redirects: Vec<Option<RedirectProc>>,
     /// Kept for their Drop (stop the echo servers, delete the namespaces).
     _servers: Vec<EchoServer>,
     tables: Tables,
     second_chance: bool,
-    /// Directors in the router's ECMP route.
-    announced: Vec<bool>,
+    /// Directors meant to be in the router's ECMP group (running and announced).
+    active: [bool; HOSTS],
+    /// BFD on each director's session.
+    bfd: [bool; HOSTS],
+    /// Hosts hung by FreezeHost (SIGSTOP), to resume.
+    frozen: [bool; HOSTS],
     dir: tempfile::TempDir,
     c: Netns,
     r: Netns,
-    _d: Vec<Netns>,
+    d: Vec<Netns>,
     b: Vec<Netns>,
 }
 
@@ -518,6 +632,109 @@ fn must(r: Result<(), String>) {
     if let Err(e) = r {
         panic!("{e}");
     }
+}
+
+fn bgp_protocol(
+    name: &str,
+    local: Ipv4Addr,
+    las: u32,
+    peer: Ipv4Addr,
+    pas: u32,
+    bfd: bool,
+    channel: &str,
+) -> String {
+    format!(
+        "protocol bgp {name} {{\n  local {local} as {las};\n  neighbor {peer} as {pas};\n  \
+         bfd {};\n  hold time {HOLD_S};\n  keepalive time {KEEPALIVE_S};\n  \
+         connect delay time 1;\n  connect retry time 1;\n  error wait time 1, 2;\n  \
+         ipv4 {{ {channel} }};\n}}\n",
+        if bfd { "on" } else { "off" }
+    )
+}
+
+fn bfd_protocol(ifaces: &str) -> String {
+    format!(
+        "protocol bfd {{ interface \"{ifaces}\" {{ min rx interval {BFD_MS} ms; \
+         min tx interval {BFD_MS} ms; multiplier {BFD_MULT}; }}; }}\n"
+    )
+}
+
+fn router_side(d: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 80, d as u8 + 1, 1)
+}
+
+/// The router's bird.conf: a BGP session per director host (BFD on where `bfd` says),
+/// everything learned imported, and ECMP (`merge paths on`) into the kernel FIB.
+fn router_conf(bfd: &[bool; HOSTS]) -> String {
+    let mut t = format!(
+        "router id 10.80.0.1;\nlog stderr all;\nprotocol device {{ }}\n{}\
+         protocol kernel {{ merge paths on; ipv4 {{ import none; export all; }}; }}\n",
+        bfd_protocol("rd*")
+    );
+    for (d, on) in bfd.iter().enumerate() {
+        t.push_str(&bgp_protocol(
+            &format!("d{d}"),
+            router_side(d),
+            ROUTER_AS,
+            director_ip(d),
+            DIRECTOR_AS,
+            *on,
+            "import all; export none;",
+        ));
+    }
+    t
+}
+
+/// Director `d`'s bird.conf, as its operator writes it: the rondo include and the export
+/// filter it defines are the only lines about Rondo.
+fn director_bird_conf(d: usize, bfd: bool, include: &Path) -> String {
+    format!(
+        "router id {};\nlog stderr all;\nprotocol device {{ }}\n{}include \"{}\";\n{}",
+        director_ip(d),
+        bfd_protocol(&format!("d{d}")),
+        include.display(),
+        bgp_protocol(
+            "uplink",
+            director_ip(d),
+            DIRECTOR_AS,
+            router_side(d),
+            ROUTER_AS,
+            bfd,
+            "import none; export filter rondo_export;",
+        )
+    )
+}
+
+/// Director `d`'s `[bgp]`: its BIRD's control socket and the include.
+fn bgp_settings(dir: &Path, d: usize) -> BgpSettings {
+    let doc = format!(
+        "[bgp]\nsocket = \"{}\"\ninclude = \"{}\"\nsessions = [\"uplink\"]\n",
+        dir.join(format!("d{d}.bird.ctl")).display(),
+        dir.join(format!("d{d}.rondo.conf")).display(),
+    );
+    BgpSettings::from_toml_str(&doc).unwrap_or_else(|e| panic!("{doc}: {e}"))
+}
+
+/// TcpRetransSegs of namespace `ns` (from its /proc/net/snmp).
+fn tcp_retrans(ns: &str) -> u64 {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "cat", "/proc/net/snmp"])
+        .output()
+        .expect("read /proc/net/snmp");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let tcp: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| l.starts_with("Tcp:"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let [names, values] = tcp.as_slice() else {
+        panic!("no Tcp lines in {ns}'s /proc/net/snmp: {text}");
+    };
+    let i = names
+        .iter()
+        .position(|n| *n == "RetransSegs")
+        .expect("RetransSegs in /proc/net/snmp");
+    values[i].parse().expect("RetransSegs value")
 }
 
 impl Fleet {
@@ -530,7 +747,7 @@ impl Fleet {
 
     fn build_in(c: Netns) -> Result<Fleet, String> {
         let r = Netns::new('R')?;
-        let d = (0..DIRECTORS)
+        let d = (0..HOSTS)
             .map(|i| Netns::new(char::from(b'D' + i as u8)))
             .collect::<Result<Vec<_>, _>>()?;
         let b = (0..BACKENDS)
@@ -574,7 +791,8 @@ impl Fleet {
             ])?;
         }
         r.ip(&["route", "add", "10.91.0.0/24", "via", "10.90.0.2"])?;
-        // Directors: a veth each, the router's neighbour entry for the director's address.
+        // Directors: a veth each, addressed on both ends (the BGP session runs over it),
+        // the router's neighbour entry for the director's address.
         for (i, ns) in d.iter().enumerate() {
             let (rd, dd) = (format!("rd{i}"), format!("d{i}"));
             r.ip(&[
@@ -593,7 +811,7 @@ impl Fleet {
                 "netns",
                 &ns.name,
             ])?;
-            r.ip(&["addr", "add", &format!("10.80.{}.1/24", i + 1), "dev", &rd])?;
+            r.ip(&["addr", "add", &format!("{}/24", router_side(i)), "dev", &rd])?;
             r.ip(&["link", "set", &rd, "up"])?;
             r.ip(&[
                 "neigh",
@@ -606,6 +824,7 @@ impl Fleet {
                 "nud",
                 "permanent",
             ])?;
+            ns.ip(&["addr", "add", &format!("{}/24", director_ip(i)), "dev", &dd])?;
             ns.ip(&["link", "set", &dd, "up"])?;
         }
         // Backends on a bridge in the router.
@@ -624,23 +843,60 @@ impl Fleet {
             ns.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
         }
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let path = |f: String| dir.path().join(f);
+        // BIRD: the router's, then one per director host with the rondo include seeded
+        // with the empty set (it defines the export filter bird.conf names).
+        let bfd = [true; HOSTS];
+        std::fs::write(path("r.conf".into()), router_conf(&bfd)).map_err(|e| e.to_string())?;
+        let router_bird = BirdProc::start(
+            "router bird",
+            &r.name,
+            path("r.ctl".into()),
+            path("r.conf".into()),
+            path("r.bird.log".into()),
+        );
+        let mut birds = Vec::new();
+        let mut announcers = Vec::new();
+        for (i, ns) in d.iter().enumerate() {
+            let settings = bgp_settings(dir.path(), i);
+            std::fs::write(
+                &settings.include,
+                bird_conf::render(&Desired::new(), &settings.names),
+            )
+            .map_err(|e| e.to_string())?;
+            std::fs::write(
+                path(format!("d{i}.bird.conf")),
+                director_bird_conf(i, true, &settings.include),
+            )
+            .map_err(|e| e.to_string())?;
+            birds.push(BirdProc::start(
+                &format!("director {i} bird"),
+                &ns.name,
+                settings.socket.clone(),
+                path(format!("d{i}.bird.conf")),
+                path(format!("d{i}.bird.log")),
+            ));
+            let bird = in_netns(&ns.name, move || Bird::new(settings))
+                .map_err(|e| format!("director {i}: the BGP library on its BIRD: {e}"))?;
+            announcers.push(bird);
+        }
         let tables = Tables::baseline();
         let mut directors = Vec::new();
         for (i, ns) in d.iter().enumerate() {
-            let socket = dir.path().join(format!("d{i}.sock"));
-            let config = dir.path().join(format!("d{i}.toml"));
+            let socket = path(format!("d{i}.sock"));
+            let config = path(format!("d{i}.toml"));
             std::fs::write(&config, tables.config(i, &socket)).map_err(|e| e.to_string())?;
             directors.push(DirectorProc::new(
                 &format!("director {i}"),
                 &ns.name,
                 config,
                 socket,
-                dir.path().join(format!("d{i}.log")),
+                path(format!("d{i}.log")),
             ));
         }
         for i in 0..BACKENDS {
             std::fs::write(
-                dir.path().join(format!("b{i}.toml")),
+                path(format!("b{i}.toml")),
                 format!(
                     "[redirect]\nlisten = [\"0.0.0.0:19523\"]\naddresses = [\"{}\"]\n\
                      directors = [\"10.80.0.0/16\"]\nbackends = [\"10.70.0.0/24\"]\n\
@@ -657,15 +913,20 @@ impl Fleet {
             .collect();
         let mut f = Fleet {
             directors,
+            announcers,
+            router_bird,
+            birds,
             redirects: (0..BACKENDS).map(|_| None).collect(),
             _servers: servers,
             tables,
             second_chance: true,
-            announced: vec![false; DIRECTORS],
+            active: [false; HOSTS],
+            bfd,
+            frozen: [false; HOSTS],
             dir,
             c,
             r,
-            _d: d,
+            d,
             b,
         };
         for i in 0..BACKENDS {
@@ -673,9 +934,10 @@ impl Fleet {
         }
         for i in 0..DIRECTORS {
             f.directors[i].start();
-            f.announced[i] = true;
+            f.announce(i, true);
+            f.active[i] = true;
         }
-        f.route();
+        f.wait_fib(f.active);
         Ok(f)
     }
 
@@ -694,24 +956,65 @@ impl Fleet {
         ));
     }
 
-    /// The router's ECMP route to the VIPs over the announced directors (BGP's job).
-    fn route(&self) {
-        let mut args = vec![
-            "route".to_string(),
-            "replace".into(),
-            "10.200.0.0/24".into(),
-        ];
-        for d in (0..DIRECTORS).filter(|&d| self.announced[d]) {
-            args.extend([
-                "nexthop".into(),
-                "via".into(),
-                director_ip(d).to_string(),
-                "dev".into(),
-                format!("rd{d}"),
-            ]);
+    /// Director `d` announces the VIP over BGP, or withdraws it.
+    fn announce(&mut self, d: usize, on: bool) {
+        let mut set = Desired::new();
+        if on {
+            set.insert(Announcement::new(Prefix::host(VIP.into())));
         }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        must(self.r.ip(&args));
+        if let Err(e) = self.announcers[d].apply(&set) {
+            panic!("director {d}: announce {on}: {e}");
+        }
+    }
+
+    /// The directors the router's kernel FIB holds as nexthops of the VIP now.
+    fn fib(&self) -> [bool; HOSTS] {
+        let text = self.fib_text();
+        std::array::from_fn(|d| {
+            text.split_whitespace()
+                .collect::<Vec<_>>()
+                .windows(2)
+                .any(|w| w[0] == "via" && w[1] == director_ip(d).to_string())
+        })
+    }
+
+    fn fib_text(&self) -> String {
+        let out = std::process::Command::new("ip")
+            .args([
+                "-n",
+                &self.r.name,
+                "-4",
+                "route",
+                "show",
+                &format!("{VIP}/32"),
+            ])
+            .output()
+            .expect("ip route show");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Wait (up to FIB_TIMEOUT) for the router's FIB to hold exactly `want`.
+    fn wait_fib(&self, want: [bool; HOSTS]) {
+        let ok = common::poll(FIB_TIMEOUT, Duration::from_millis(10), || {
+            self.fib() == want
+        });
+        assert!(
+            ok,
+            "the router's FIB for {VIP} never held {want:?}: {}\n{}",
+            self.fib_text(),
+            self.diagnostics()
+        );
+    }
+
+    /// Rewrite the router's and director `d`'s bird.conf with BFD on or off for their
+    /// session, and load both.
+    fn set_bfd(&mut self, d: usize, on: bool) {
+        self.bfd[d] = on;
+        std::fs::write(&self.router_bird.conf, router_conf(&self.bfd)).unwrap();
+        let include = bgp_settings(self.dir.path(), d).include;
+        std::fs::write(&self.birds[d].conf, director_bird_conf(d, on, &include)).unwrap();
+        self.router_bird.configure();
+        self.birds[d].configure();
     }
 
     /// Write every director's config and reload the running ones through their consoles.
@@ -735,6 +1038,19 @@ impl Fleet {
 
     /// Back to the starting state between scenarios (no traffic then).
     fn restore(&mut self, second_chance: bool) {
+        for d in 0..HOSTS {
+            if self.frozen[d] {
+                self.frozen[d] = false;
+                signal(self.birds[d].pid(), "CONT");
+                if let Some(pid) = self.directors[d].pid() {
+                    signal(pid, "CONT");
+                }
+            }
+            if !self.bfd[d] {
+                self.set_bfd(d, true);
+            }
+            must(self.d[d].ip(&["link", "set", &format!("d{d}"), "up"]));
+        }
         for i in 0..BACKENDS {
             if self.redirects[i].is_none() || self.second_chance != second_chance {
                 must(self.b[i].ip(&["link", "set", &format!("b{i}"), "up"]));
@@ -752,19 +1068,36 @@ impl Fleet {
                 self.start_redirect(i);
             }
         }
-        for i in 0..DIRECTORS {
-            if !self.directors[i].running() {
+        for i in 0..HOSTS {
+            let want = i < DIRECTORS;
+            if !want {
+                self.announce(i, false);
+                self.directors[i].kill();
+            } else if !self.directors[i].running() {
                 self.directors[i].start();
             }
-            self.announced[i] = true;
+            if want {
+                self.announce(i, true);
+            }
+            self.active[i] = want;
         }
-        self.route();
+        self.wait_fib(self.active);
         if self.tables != Tables::baseline() {
             self.tables = Tables::baseline();
             self.push_tables();
         }
         // Let the last connections' FINs go through.
         std::thread::sleep(Duration::from_millis(300));
+    }
+
+    /// An AwaitFib for the FIB to match `self.active`, from now.
+    fn await_fib(&self, withdrawal: bool, then: Then) -> Event {
+        Event::AwaitFib {
+            want: self.active,
+            since: Instant::now(),
+            then,
+            withdrawal,
+        }
     }
 
     /// Logs for a failure message.
@@ -784,43 +1117,73 @@ impl Fleet {
                 tail(&r.log(), 30)
             ));
         }
+        for b in std::iter::once(&self.router_bird).chain(&self.birds) {
+            s.push_str(&format!(
+                "--- {} log (tail):\n{}\n",
+                b.name,
+                tail(&b.log_text(), 20)
+            ));
+        }
+        s.push_str(&format!(
+            "--- the router's FIB for {VIP}:\n{}",
+            self.fib_text()
+        ));
         s
     }
 
-    fn run(&mut self, s: Scenario) -> Report {
+    fn run(&mut self, case: Case) -> Report {
         let t0 = Instant::now();
-        let mut events: Vec<(Duration, Event)> = match s {
-            Scenario::AddBackend => vec![
-                (CHANGE_AT, Event::Tables(Edit::Add(IN_TABLE))),
-                (
-                    CHANGE_AT + Duration::from_secs(2),
-                    Event::Tables(Edit::State(IN_TABLE, "active")),
-                ),
-            ],
-            Scenario::Drain => vec![(CHANGE_AT, Event::Tables(Edit::State(0, "draining")))],
-            Scenario::KillBackend => vec![
-                (CHANGE_AT, Event::KillBackend(1)),
-                (
-                    CHANGE_AT + HEALTH_DELAY,
-                    Event::Tables(Edit::Healthy(1, false)),
-                ),
-            ],
-            Scenario::DirectorRestart => vec![
-                (CHANGE_AT, Event::KillDirector(0)),
-                (CHANGE_AT + DIRECTOR_DOWN, Event::RestartDirector(0)),
-            ],
-            Scenario::Reload => vec![(CHANGE_AT, Event::Tables(Edit::Nothing))],
-            Scenario::Remove => vec![
-                (CHANGE_AT, Event::Tables(Edit::State(0, "draining"))),
-                (
-                    CHANGE_AT + Duration::from_millis(200),
-                    Event::RemoveWhenDrained(0),
-                ),
-            ],
-            Scenario::AltHashMigration => vec![(CHANGE_AT, Event::Tables(Edit::Migrate))],
-        };
-        let lifetime = (s == Scenario::Remove).then_some((1500, 3500));
+        let mut settle = SETTLE;
         let traffic = Arc::new(Traffic::default());
+        let mut events: Vec<(Duration, Event)> = match case {
+            Case::PlannedRestart => vec![(CHANGE_AT, Event::Withdraw(0))],
+            Case::HostCrashBfd => vec![(CHANGE_AT, Event::FreezeHost(0))],
+            Case::HostCrashHold => {
+                // Only the hold timer can tell: TCP's retransmission backoff reaches 12.6 s
+                // and 25.4 s after the hang, so wait for it and do not call it a stall.
+                self.set_bfd(0, false);
+                std::thread::sleep(Duration::from_millis(500));
+                self.wait_fib(self.active);
+                *traffic.stall.lock().unwrap() = Some(Duration::from_secs(40));
+                settle = Duration::from_secs(20);
+                vec![(CHANGE_AT, Event::FreezeHost(0))]
+            }
+            Case::LinkLoss => vec![(CHANGE_AT, Event::LinkDown(0))],
+            Case::DirectorJoins => vec![(CHANGE_AT, Event::RestartDirector(DIRECTORS))],
+            Case::Sim(s) => match s {
+                Scenario::AddBackend => vec![
+                    (CHANGE_AT, Event::Tables(Edit::Add(IN_TABLE))),
+                    (
+                        CHANGE_AT + Duration::from_secs(2),
+                        Event::Tables(Edit::State(IN_TABLE, "active")),
+                    ),
+                ],
+                Scenario::Drain => vec![(CHANGE_AT, Event::Tables(Edit::State(0, "draining")))],
+                Scenario::KillBackend => vec![
+                    (CHANGE_AT, Event::KillBackend(1)),
+                    (
+                        CHANGE_AT + HEALTH_DELAY,
+                        Event::Tables(Edit::Healthy(1, false)),
+                    ),
+                ],
+                Scenario::DirectorRestart => vec![
+                    (CHANGE_AT, Event::KillDirector(0)),
+                    (CHANGE_AT + DIRECTOR_DOWN, Event::RestartDirector(0)),
+                ],
+                Scenario::Reload => vec![(CHANGE_AT, Event::Tables(Edit::Nothing))],
+                Scenario::Remove => vec![
+                    (CHANGE_AT, Event::Tables(Edit::State(0, "draining"))),
+                    (
+                        CHANGE_AT + Duration::from_millis(200),
+                        Event::RemoveWhenDrained(0),
+                    ),
+                ],
+                Scenario::AltHashMigration => vec![(CHANGE_AT, Event::Tables(Edit::Migrate))],
+            },
+        };
+        let lifetime = (case == Case::Sim(Scenario::Remove)).then_some((1500, 3500));
+        let retrans_before = tcp_retrans(&self.c.name);
+        let mut withdraw_ms = None;
         let before = self.counters();
         let mut redirect = RedirectCounters::default();
         let mut killed_delta = |now: &RedirectCounters, was: &RedirectCounters| {
@@ -835,7 +1198,7 @@ impl Fleet {
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
         let mut long_started = 0;
         let mut new_started = 0;
-        let hard_end = CHANGE_AT + Duration::from_secs(30);
+        let hard_end = CHANGE_AT + settle + Duration::from_secs(25);
         let epoch = Instant::now();
         let mut next_new = epoch + NEW_EVERY;
         loop {
@@ -888,15 +1251,67 @@ impl Fleet {
                     }
                     Event::KillDirector(d) => {
                         self.directors[d].kill();
-                        self.announced[d] = false;
-                        self.route();
-                        Some(format!("director {d} killed and withdrawn from ECMP"))
+                        // Stand-in for the lifeline of rondo's own [bgp].
+                        self.announce(d, false);
+                        self.active[d] = false;
+                        events.push((now, self.await_fib(true, Then::Nothing)));
+                        Some(format!("director {d} SIGKILLed, its routes withdrawn"))
                     }
                     Event::RestartDirector(d) => {
                         self.directors[d].start();
-                        self.announced[d] = true;
-                        self.route();
-                        Some(format!("director {d} restarted and announced"))
+                        self.announce(d, true);
+                        self.active[d] = true;
+                        events.push((now, self.await_fib(false, Then::Nothing)));
+                        Some(format!("director {d} started and announced"))
+                    }
+                    Event::Withdraw(d) => {
+                        self.announce(d, false);
+                        self.active[d] = false;
+                        events.push((now, self.await_fib(true, Then::Stop(d))));
+                        Some(format!("director {d} withdrawn"))
+                    }
+                    Event::StopDirector(d) => {
+                        let st = self.directors[d].terminate();
+                        events.push((epoch.elapsed() + DIRECTOR_DOWN, Event::RestartDirector(d)));
+                        Some(format!("director {d} stopped by SIGTERM ({st:?})"))
+                    }
+                    Event::FreezeHost(d) => {
+                        signal(self.birds[d].pid(), "STOP");
+                        if let Some(pid) = self.directors[d].pid() {
+                            signal(pid, "STOP");
+                        }
+                        self.frozen[d] = true;
+                        self.active[d] = false;
+                        events.push((now, self.await_fib(true, Then::Nothing)));
+                        Some(format!(
+                            "director host {d} hung (rondo and bird SIGSTOPped)"
+                        ))
+                    }
+                    Event::LinkDown(d) => {
+                        must(self.d[d].ip(&["link", "set", &format!("d{d}"), "down"]));
+                        self.active[d] = false;
+                        events.push((now, self.await_fib(true, Then::Nothing)));
+                        Some(format!("director {d}'s link down"))
+                    }
+                    Event::AwaitFib {
+                        want,
+                        since,
+                        then,
+                        withdrawal,
+                    } => {
+                        if self.fib() != want {
+                            events.push((now, e));
+                            None
+                        } else {
+                            let ms = since.elapsed().as_millis();
+                            if withdrawal && withdraw_ms.is_none() {
+                                withdraw_ms = Some(ms);
+                            }
+                            if let Then::Stop(d) = then {
+                                events.push((epoch.elapsed() + DRAIN, Event::StopDirector(d)));
+                            }
+                            Some(format!("the router's FIB holds {want:?} after {ms} ms"))
+                        }
                     }
                     Event::RemoveWhenDrained(b) => {
                         let busy = traffic.conns.lock().unwrap().iter().any(|c| {
@@ -919,7 +1334,7 @@ impl Fleet {
                 }
             }
             let now = epoch.elapsed();
-            let end = last_change + SETTLE;
+            let end = last_change + settle;
             if events.is_empty() && now >= end {
                 break;
             }
@@ -945,7 +1360,9 @@ impl Fleet {
             }
         }
         let mut r = Report {
-            scenario: s.name(),
+            scenario: case.name(),
+            withdraw_ms,
+            retrans: tcp_retrans(&self.c.name) - retrans_before,
             second_chance: self.second_chance,
             flows_at_end: vec![0; BACKENDS],
             new_per_backend: vec![0; BACKENDS],
@@ -974,6 +1391,7 @@ impl Fleet {
                 continue;
             }
             if c.long {
+                r.max_gap_ms = r.max_gap_ms.max(c.max_gap.lock().unwrap().as_millis());
                 match o {
                     Outcome::Open => {
                         r.long_alive += 1;
@@ -1025,7 +1443,11 @@ fn judge(r: &Report) -> Vec<String> {
     }
     check(r.broken() == 0, "established connections broke");
     check(r.new_judged >= 20, "too few new connections");
-    check(r.new_ok == r.new_judged, "new connections failed");
+    // Without BFD, SYNs ECMP sends to the hung director are lost until the hold timer
+    // withdraws it (6-9 s, past NEW_TIMEOUT): that is what BFD buys; counted, not judged.
+    if r.scenario != "host_crash_hold" {
+        check(r.new_ok == r.new_judged, "new connections failed");
+    }
     match r.scenario {
         "add_backend" => {
             check(r.redirect.forwarded > 0, "second chance never used");
@@ -1064,7 +1486,29 @@ fn judge(r: &Report) -> Vec<String> {
             );
         }
         "alt_hash_migration" => check(r.redirect.forwarded > 0, "second chance never used"),
+        "director_restart" | "planned_restart" | "link_loss" | "host_crash_bfd"
+        | "host_crash_hold" => {
+            check(
+                r.withdraw_ms.is_some(),
+                "the router's FIB kept the director",
+            );
+        }
         _ => {}
+    }
+    // BFD (250 ms x 3) must withdraw a hung host well before the hold timer could (it
+    // expires 6-9 s after the last keepalive); without BFD only the hold timer does.
+    let hold_min = u128::from((HOLD_S - KEEPALIVE_S) * 1000);
+    if r.scenario == "host_crash_bfd" {
+        check(
+            r.withdraw_ms.is_some_and(|t| t < hold_min),
+            "BFD did not withdraw the hung director before the hold timer",
+        );
+    }
+    if r.scenario == "host_crash_hold" {
+        check(
+            r.withdraw_ms.is_some_and(|t| t >= hold_min - 1000),
+            "withdrawn before the hold timer could expire (BFD still on?)",
+        );
     }
     check(
         r.long_alive + r.long_completed + r.long_on_killed == r.long_opened,
@@ -1104,14 +1548,38 @@ fn established_connections_survive_fleet_changes() {
         (Scenario::AddBackend, false),
         (Scenario::Drain, false),
         (Scenario::AltHashMigration, false),
-    ];
+    ]
+    .map(|(s, sc)| (Case::Sim(s), sc))
+    .into_iter()
+    .chain([
+        (Case::PlannedRestart, true),
+        (Case::LinkLoss, true),
+        (Case::HostCrashBfd, true),
+        (Case::HostCrashHold, true),
+        (Case::DirectorJoins, true),
+    ]);
     let mut reports = Vec::new();
     let mut failures = Vec::new();
+    let mut undisturbed_retrans = None;
     for (s, second_chance) in plan {
         fleet.restore(second_chance);
         let r = fleet.run(s);
         println!("{}", r.line());
         failures.extend(judge(&r));
+        if s == Case::Sim(Scenario::Reload) {
+            undisturbed_retrans = Some(r.retrans);
+        }
+        if s == Case::PlannedRestart {
+            // Packets lost in a planned restart: the clients retransmit no more than in the
+            // undisturbed run (reload, same traffic).
+            let base = undisturbed_retrans.unwrap_or(0);
+            if r.retrans > base {
+                failures.push(format!(
+                    "planned_restart: clients retransmitted {} segments, {base} in the undisturbed run",
+                    r.retrans
+                ));
+            }
+        }
         reports.push(r);
     }
     println!("{HEADER}");

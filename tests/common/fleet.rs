@@ -86,6 +86,28 @@ impl DirectorProc {
         }
     }
 
+    /// SIGTERM (a planned stop) and wait for it to exit; its exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        signal(c.id(), "TERM");
+        let mut status = None;
+        let exited = super::poll(START, Duration::from_millis(10), || {
+            status = c.try_wait().ok().flatten();
+            status.is_some()
+        });
+        if !exited {
+            let _ = c.kill();
+            let _ = c.wait();
+            panic!("{}: still running {START:?} after SIGTERM", self.name);
+        }
+        status
+    }
+
+    /// The running process's pid (`ip netns exec` execs rondo in place).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
@@ -315,4 +337,99 @@ impl Drop for EchoServer {
             let _ = t.join();
         }
     }
+}
+
+/// A BIRD 2 daemon in the foreground inside namespace `ns` (`bird -f -s CTL -c CONF`), its
+/// log in `LOG`; killed and reaped on drop.
+pub struct BirdProc {
+    pub name: String,
+    pub ctl: PathBuf,
+    pub conf: PathBuf,
+    pub log: PathBuf,
+    child: Child,
+}
+
+impl BirdProc {
+    /// Start it and wait for its control socket to answer.
+    pub fn start(name: &str, ns: &str, ctl: PathBuf, conf: PathBuf, log: PathBuf) -> BirdProc {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "bird", "-f", "-s"])
+            .arg(&ctl)
+            .arg("-c")
+            .arg(&conf)
+            .arg("-P")
+            .arg(conf.with_extension("pid"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("bird log"))
+            .spawn()
+            .expect("spawn bird");
+        let mut b = BirdProc {
+            name: name.to_string(),
+            ctl,
+            conf,
+            log,
+            child,
+        };
+        let up = super::poll(START, Duration::from_millis(20), || {
+            if let Ok(Some(st)) = b.child.try_wait() {
+                panic!("{}: bird exited ({st}): {}", b.name, b.log_text());
+            }
+            b.birdc(&["show", "status"]).0
+        });
+        assert!(up, "{}: no control socket within {START:?}", b.name);
+        b
+    }
+
+    /// `birdc -s CTL ARGS`: (succeeded, output).
+    pub fn birdc(&self, args: &[&str]) -> (bool, String) {
+        match Command::new("birdc")
+            .arg("-s")
+            .arg(&self.ctl)
+            .args(args)
+            .output()
+        {
+            Ok(o) => {
+                let text = String::from_utf8_lossy(&o.stdout).into_owned();
+                // birdc exits 0 even for a refused command; BIRD's error replies are 8xxx/9xxx.
+                let refused = text
+                    .lines()
+                    .any(|l| l.starts_with('8') || l.starts_with('9'));
+                (o.status.success() && !refused, text)
+            }
+            Err(e) => (false, format!("birdc: {e}")),
+        }
+    }
+
+    /// Load the (rewritten) config file; panics when BIRD refuses it.
+    pub fn configure(&self) {
+        let (ok, text) = self.birdc(&["configure"]);
+        assert!(ok, "{}: configure: {text}", self.name);
+    }
+
+    /// The daemon's log file and its standard error.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for BirdProc {
+    fn drop(&mut self) {
+        // Only the child this test started, by its pid.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Send `sig` (`STOP`, `CONT`, `TERM`, ...) to the process `pid` this test started.
+pub fn signal(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success(), "kill -{sig} {pid} failed");
 }
