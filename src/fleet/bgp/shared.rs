@@ -120,27 +120,13 @@ impl BgpShared {
 
     /// `bgp withdraw [VIP]`.
     pub fn withdraw(&self, p: Option<Prefix>) {
-        let mut o = lock(&self.overrides);
-        match p {
-            None => o.all = true,
-            Some(p) => {
-                o.prefixes.insert(p);
-            }
-        }
+        lock(&self.overrides).withdraw(p);
     }
 
     /// `bgp announce [VIP]`: clears the override (the decision still applies). Returns
-    /// whether there was one.
+    /// whether there was one (see [`Overrides::announce`]).
     pub fn clear_withdraw(&self, p: Option<Prefix>) -> bool {
-        let mut o = lock(&self.overrides);
-        match p {
-            None => {
-                let had = o.all || !o.prefixes.is_empty();
-                *o = Overrides::default();
-                had
-            }
-            Some(p) => o.prefixes.remove(&p),
-        }
+        lock(&self.overrides).announce(p)
     }
 
     pub fn view(&self) -> View {
