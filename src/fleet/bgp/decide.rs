@@ -28,6 +28,15 @@ pub enum Reason {
     /// Forwarding stopped on the console (`stop`).
     Stopped,
     /// A worker made no progress for `stall_ms`.
+    ///
+    /// The issue asks for "no progress for a configured time while its queue has packets".
+    /// A worker's progress counter moves on every turn of its poll loop, idle turns
+    /// included (an idle worker that sleeps or parks still wakes and counts), so an idle
+    /// worker never looks stalled; a worker whose counter stands still is not looping at
+    /// all (stuck in a driver call, a livelock, a lost thread) and cannot serve what
+    /// arrives whatever its queue holds now, so no queue-occupancy signal is needed (none of
+    /// the drivers offers a cheap one that works for every ring: af_packet's, DPDK's, pcap).
+    /// Tested with the fault wrapper's `rx-stall` in tests/bgp_run.rs.
     WorkerStalled {
         worker: usize,
     },
