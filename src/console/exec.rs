@@ -326,7 +326,14 @@ impl Executor {
         });
         let _ = writeln!(o, "  sessions ({age}):");
         if let Some(e) = &v.status_error {
-            let _ = writeln!(o, "    BIRD status failed: {e}");
+            if v.daemon_unreachable {
+                let _ = writeln!(
+                    o,
+                    "    BIRD daemon unreachable: {e} (forwarding continues; the announcements are applied again when it answers)"
+                );
+            } else {
+                let _ = writeln!(o, "    BIRD status failed: {e}");
+            }
         }
         if v.sessions.is_empty() {
             let _ = writeln!(o, "    (none configured: [bgp] sessions)");

@@ -29,6 +29,8 @@ pub struct View {
     pub status_at: Option<Instant>,
     /// The last status query's error, if it failed.
     pub status_error: Option<String>,
+    /// That error says the daemon is not there (not running, socket gone, hung).
+    pub daemon_unreachable: bool,
     /// The last apply's error while it is not yet retried successfully.
     pub apply_error: Option<String>,
     /// The desired set is in force in the daemon.
