@@ -6,7 +6,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rondo::fleet::bgp::bird_ctl::{parse_bfd_sessions, parse_protocol, parse_reply, reply_error};
+use rondo::fleet::bgp::bird_ctl::{
+    parse_bfd_sessions, parse_last_reboot, parse_protocol, parse_reply, reply_error,
+};
 
 fuzz_target!(|data: &[u8]| {
     let mut rest = data;
@@ -16,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = reply.text();
         let _ = parse_protocol(&reply).map(|p| p.is_established());
         let _ = parse_bfd_sessions(&reply);
+        let _ = parse_last_reboot(&reply);
         if reply.is_error() {
             let _ = reply_error("fuzz", &reply).to_string();
         }

@@ -278,15 +278,22 @@ impl Executor {
             let _ = writeln!(o, "  last apply failed (retrying): {e}");
         }
         let ov = b.overrides();
-        if ov.all || !ov.prefixes.is_empty() {
-            let list: Vec<String> = ov.prefixes.iter().map(|p| p.to_string()).collect();
+        if ov.any() {
+            let join = |s: &std::collections::BTreeSet<crate::fleet::bgp::Prefix>| {
+                s.iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             let _ = writeln!(
                 o,
                 "  operator withdrawals: {}",
-                if ov.all {
+                if !ov.all {
+                    join(&ov.prefixes)
+                } else if ov.except.is_empty() {
                     "all VIPs".to_string()
                 } else {
-                    list.join(", ")
+                    format!("all VIPs except {}", join(&ov.except))
                 }
             );
         }
@@ -319,7 +326,14 @@ impl Executor {
         });
         let _ = writeln!(o, "  sessions ({age}):");
         if let Some(e) = &v.status_error {
-            let _ = writeln!(o, "    BIRD status failed: {e}");
+            if v.daemon_unreachable {
+                let _ = writeln!(
+                    o,
+                    "    BIRD daemon unreachable: {e} (forwarding continues; the announcements are applied again when it answers)"
+                );
+            } else {
+                let _ = writeln!(o, "    BIRD status failed: {e}");
+            }
         }
         if v.sessions.is_empty() {
             let _ = writeln!(o, "    (none configured: [bgp] sessions)");

@@ -150,7 +150,8 @@ pub const COMMANDS: &[CommandHelp] = &[
         syntax: "bgp announce [VIP]",
         summary: "clear `bgp withdraw` of a VIP (or of every VIP)",
         detail: "Only clears the override: the VIP is announced again if the decision allows \
-                 it (ready, link up, a usable backend, ...).",
+                 it (ready, link up, a usable backend, ...). After `bgp withdraw` of every VIP, \
+                 `bgp announce VIP` brings back that VIP alone; the others stay withdrawn.",
     },
     CommandHelp {
         syntax: "reload",

@@ -10,6 +10,7 @@
 //! | `rx-truncate=N` | cuts received frames to N bytes (counted: `rx_truncated`) |
 //! | `rx-delay=K` | holds received packets for K polls of the queue, then hands them over (counted: `rx_delayed`) |
 //! | `rx-reorder` | reverses the order of the packets of a received burst (counted: `rx_reordered`) |
+//! | `rx-stall` | blocks the RX call, and so the worker thread, for the whole `@ms=A..B` window, as a driver call that hangs does (counted: `rx_stalls`, `rx_stalled_ms`); only with `@ms=` |
 //!
 //! Each fault has a schedule (after `@`): `every=N` (every Nth burst that carries packets),
 //! `bursts=A..B` (those bursts, counted from 0, B excluded), `rate=P` (each packet, or each
@@ -21,7 +22,10 @@
 //!
 //! As a port spec (`rondo run`): `fault:PLAN/SPEC`, PLAN being comma-separated faults plus
 //! `seed=N` and `no-exception-tx` (the port offers no exception TX queue, so kernel frames
-//! go through worker 0), e.g. `fault:tx-refuse@ms=1000..3000,rx-drop@rate=5/af_packet:eth0`.
+//! go through worker 0), e.g. `fault:tx-refuse@ms=1000..3000,rx-drop@rate=5/af_packet:eth0`, or
+//! `fault:rx-stall@ms=5000..7000/af_packet:eth0` for a worker that hangs two seconds (the
+//! runtime's progress stops: the watchdog ping is withheld, `[bgp]` withdraws the VIPs).
+//! A stall ends early when its rule is switched off through the [`FaultHandle`].
 //!
 //! Nothing is allocated per packet: the hold queue of `rx-delay` is reserved when the
 //! queues are taken; it passes packets through undelayed (and counts them so) when full.
@@ -53,6 +57,8 @@ pub enum FaultAction {
     DelayRx(u16),
     /// Reverse the order of a received burst.
     ReorderRx,
+    /// Block the RX call until the `ms=A..B` window ends (a hung driver call).
+    StallRx,
 }
 
 impl FaultAction {
@@ -170,6 +176,7 @@ impl std::str::FromStr for FaultPlan {
                 ("tx-fail", None) => FaultAction::FailTx,
                 ("rx-drop", None) => FaultAction::DropRx,
                 ("rx-reorder", None) => FaultAction::ReorderRx,
+                ("rx-stall", None) => FaultAction::StallRx,
                 ("rx-truncate", Some(n)) => FaultAction::TruncateRx(num(n, "rx-truncate")?),
                 ("rx-delay", Some(k)) => match num::<u16>(k, "rx-delay")? {
                     k @ 1..=DELAY_MAX => FaultAction::DelayRx(k),
@@ -178,7 +185,7 @@ impl std::str::FromStr for FaultPlan {
                 _ => {
                     return Err(format!(
                     "{item:?}: expected tx-refuse, tx-fail, rx-drop, rx-truncate=N, rx-delay=K, \
-                         rx-reorder (each optionally @every=N, @bursts=A..B, @rate=P, @ms=A..B), \
+                         rx-reorder, rx-stall@ms=A..B (each optionally @every=N, @bursts=A..B, @rate=P, @ms=A..B), \
                          seed=N or no-exception-tx"
                 ))
                 }
@@ -212,6 +219,11 @@ impl std::str::FromStr for FaultPlan {
                     }
                 },
             };
+            if action == FaultAction::StallRx && !matches!(when, FaultWhen::Millis(..)) {
+                return Err(format!(
+                    "{item:?}: rx-stall needs @ms=A..B, the window the RX call blocks for"
+                ));
+            }
             plan.rules.push(FaultRule { action, when });
         }
         Ok(plan)
@@ -232,6 +244,7 @@ impl std::fmt::Display for FaultPlan {
                 FaultAction::ReorderRx => write!(f, ",rx-reorder")?,
                 FaultAction::TruncateRx(n) => write!(f, ",rx-truncate={n}")?,
                 FaultAction::DelayRx(k) => write!(f, ",rx-delay={k}")?,
+                FaultAction::StallRx => write!(f, ",rx-stall")?,
             }
             match r.when {
                 FaultWhen::Always => {}
@@ -254,6 +267,8 @@ struct Counts {
     rx_held_lost: AtomicU64,
     rx_delay_full: AtomicU64,
     rx_reordered: AtomicU64,
+    rx_stalls: AtomicU64,
+    rx_stalled_ms: AtomicU64,
     tx_refused: AtomicU64,
     tx_failed: AtomicU64,
 }
@@ -275,6 +290,9 @@ pub struct FaultStats {
     pub rx_delay_full: u64,
     /// Packets in reversed bursts (`rx-reorder`).
     pub rx_reordered: u64,
+    /// RX calls blocked (`rx-stall`), and for how long in all.
+    pub rx_stalls: u64,
+    pub rx_stalled_ms: u64,
     /// Packets left in a TX burst, each time a burst was refused (`tx-refuse`; a packet
     /// refused and retried counts again).
     pub tx_refused: u64,
@@ -314,6 +332,8 @@ impl Shared {
             rx_held_lost: l(&c.rx_held_lost),
             rx_delay_full: l(&c.rx_delay_full),
             rx_reordered: l(&c.rx_reordered),
+            rx_stalls: l(&c.rx_stalls),
+            rx_stalled_ms: l(&c.rx_stalled_ms),
             tx_refused: l(&c.tx_refused),
             tx_failed: l(&c.tx_failed),
         }
@@ -463,6 +483,17 @@ impl<P: Port> FaultPort<P> {
             polls: 0,
             hold: VecDeque::with_capacity(k * BURST_MAX),
             hold_max: k * BURST_MAX,
+            stalls: self
+                .shared
+                .plan
+                .rules
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| match (r.action, r.when) {
+                    (FaultAction::StallRx, FaultWhen::Millis(a, b)) => Some((i, a, b)),
+                    _ => None,
+                })
+                .collect(),
         }
     }
     fn tx(&self, inner: P::Tx) -> FaultTx<P::Tx> {
@@ -482,6 +513,8 @@ pub struct FaultRx<R: RxQueue> {
     /// Held packets and the poll at which each is due.
     hold: VecDeque<(u64, R::Buf)>,
     hold_max: usize,
+    /// The `rx-stall` rules: index in the plan, window in ms.
+    stalls: Vec<(usize, u64, u64)>,
 }
 
 impl<R: RxQueue> FaultRx<R> {
@@ -497,10 +530,34 @@ impl<R: RxQueue> FaultRx<R> {
                 FaultAction::TruncateRx(n) => f.truncate = Some((r, n)),
                 FaultAction::DelayRx(k) => f.delay = Some(k),
                 FaultAction::ReorderRx => f.reorder = true,
-                FaultAction::RefuseTx | FaultAction::FailTx => {}
+                FaultAction::RefuseTx | FaultAction::FailTx | FaultAction::StallRx => {}
             }
         }
         f
+    }
+
+    /// `rx-stall`: block while a stall window is open (and its rule armed), as a hung
+    /// driver call does. A sleep loop, so switching the rule off ends it.
+    fn stall(&mut self) {
+        for k in 0..self.stalls.len() {
+            let (i, a, b) = self.stalls[k];
+            let shared = &self.sched.shared;
+            let now = shared.start.elapsed().as_millis() as u64;
+            if !(a..b).contains(&now) || !shared.armed[i].load(Ordering::Relaxed) {
+                continue;
+            }
+            let began = Instant::now();
+            add(&shared.counts.rx_stalls, 1);
+            while shared.armed[i].load(Ordering::Relaxed)
+                && (shared.start.elapsed().as_millis() as u64) < b
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            add(
+                &shared.counts.rx_stalled_ms,
+                began.elapsed().as_millis() as u64,
+            );
+        }
     }
 
     fn drop_held(&mut self) {
@@ -518,6 +575,9 @@ where
 
     fn rx_burst(&mut self, out: &mut Burst<R::Buf>) -> usize {
         self.polls += 1;
+        if !self.stalls.is_empty() {
+            self.stall();
+        }
         let start = out.len();
         // Held packets that are due go first.
         let mut released = 0;
@@ -708,6 +768,8 @@ where
             ("fault_rx_delayed".to_string(), f.rx_delayed),
             ("fault_rx_held_lost".to_string(), f.rx_held_lost),
             ("fault_rx_reordered".to_string(), f.rx_reordered),
+            ("fault_rx_stalls".to_string(), f.rx_stalls),
+            ("fault_rx_stalled_ms".to_string(), f.rx_stalled_ms),
             ("fault_tx_refused".to_string(), f.tx_refused),
             ("fault_tx_failed".to_string(), f.tx_failed),
         ]);
@@ -761,6 +823,7 @@ mod tests {
             "seed=7,no-exception-tx,tx-refuse@ms=1000..3000",
             "seed=1,tx-fail@every=3,rx-drop@rate=5,rx-truncate=40@bursts=2..4",
             "seed=1,rx-delay=3,rx-reorder",
+            "seed=1,rx-stall@ms=500..1500",
         ] {
             let p: FaultPlan = s.parse().unwrap();
             assert_eq!(p.to_string(), s);
@@ -774,10 +837,78 @@ mod tests {
             ("rx-drop@rate=101", "percentage"),
             ("rx-drop@when=3", "schedule"),
             ("rx-truncate=x", "not a number"),
+            ("rx-stall", "needs @ms=A..B"),
+            ("rx-stall@every=2", "needs @ms=A..B"),
         ] {
             let e = bad.parse::<FaultPlan>().unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn rx_stall_blocks_the_rx_call_for_its_window_then_passes_packets() {
+        use std::time::Duration;
+        let (mut port, peer, _pool) = setup(FaultPlan::one(
+            FaultAction::StallRx,
+            FaultWhen::Millis(100, 400),
+        ));
+        let h = port.handle();
+        let mut q = port.take_queues(1).unwrap();
+        let rx = &mut q[0].0;
+        // Before the window: no blocking.
+        assert!(peer.send(0, &frame(1, 60)));
+        let t = Instant::now();
+        assert_eq!(rx_all(rx, 1).len(), 1);
+        assert!(
+            t.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(h.stats().rx_stalls, 0);
+        // In the window: the call returns only once the window is over, with the packet.
+        while h.0.start.elapsed() < Duration::from_millis(120) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(peer.send(0, &frame(2, 60)));
+        assert_eq!(rx_all(rx, 1).len(), 1);
+        assert!(
+            h.0.start.elapsed() >= Duration::from_millis(400),
+            "returned at {:?}, inside the window",
+            h.0.start.elapsed()
+        );
+        let f = h.stats();
+        assert_eq!(f.rx_stalls, 1);
+        assert!(f.rx_stalled_ms >= 250, "{f:?}");
+        // After it: no blocking again, nothing lost.
+        let t = Instant::now();
+        assert!(peer.send(0, &frame(3, 60)));
+        assert_eq!(rx_all(rx, 1).len(), 1);
+        assert!(t.elapsed() < Duration::from_millis(100));
+        assert_eq!(h.stats().rx_stalls, 1);
+        assert_eq!(port.stats().rx_packets, 3);
+    }
+
+    #[test]
+    fn a_stall_switched_off_through_the_handle_ends_at_once() {
+        use std::time::Duration;
+        let (mut port, _peer, _pool) = setup(FaultPlan::one(
+            FaultAction::StallRx,
+            FaultWhen::Millis(0, 60_000),
+        ));
+        let h = port.handle();
+        let mut q = port.take_queues(1).unwrap();
+        let (mut rx, _tx) = q.pop().unwrap();
+        let t = std::thread::spawn(move || {
+            let t = Instant::now();
+            rx_all(&mut rx, 1);
+            t.elapsed()
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        h.set(0, false);
+        let took = t.join().unwrap();
+        assert!(took < Duration::from_secs(30), "{took:?}");
+        assert!(took >= Duration::from_millis(90), "{took:?}");
+        assert_eq!(h.stats().rx_stalls, 1);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::fleet::bgp::decide::{self, Decision, Inputs, TableInput, Verdict};
 use crate::fleet::bgp::shared::SessionView;
-use crate::fleet::bgp::{BgpRunSettings, Bird, Desired};
+use crate::fleet::bgp::{BgpError, BgpRunSettings, Bird, CtlError, Desired};
 use crate::runtime::plane::ControlPlane;
 
 /// How often the decision is evaluated.
@@ -129,12 +129,34 @@ impl BgpDriver {
     }
 }
 
+/// A status error that means the daemon is not there to answer (not running, its socket
+/// gone, hung), as opposed to a reply Rondo did not understand.
+fn unreachable(e: &BgpError) -> bool {
+    e.ctl().is_some_and(|c| {
+        matches!(
+            c,
+            CtlError::SocketMissing { .. }
+                | CtlError::NotRunning { .. }
+                | CtlError::Permission { .. }
+                | CtlError::Io { .. }
+                | CtlError::Timeout { .. }
+                | CtlError::Closed { .. }
+        )
+    })
+}
+
 fn run(bird: &mut Bird, s: &BgpRunSettings, plane: &ControlPlane, stop: &AtomicBool) {
     let mut last: Vec<Decision> = Vec::new();
     // The set in force in the daemon: empty after Bird::new.
     let mut in_force: Option<Desired> = Some(Desired::new());
     let mut retry_at = Instant::now();
     let mut status_at: Option<Instant> = None;
+    // The daemon's start time as last seen (`show status`), and whether it stopped
+    // answering since: either way the set is applied again once it answers, since a
+    // restarted bird runs whatever include is on disk (an operator's or a unit's seed, say).
+    let mut booted: Option<String> = None;
+    let mut lost = false;
+    let mut failures_in_a_row = 0u64;
     while !stop.load(Ordering::Acquire) {
         let lifecycle = plane.bgp.lifecycle();
         let decisions = decide::decide(&inputs(plane, s.stall));
@@ -144,6 +166,7 @@ fn run(bird: &mut Bird, s: &BgpRunSettings, plane: &ControlPlane, stop: &AtomicB
         if in_force.as_ref() != Some(&want) && now >= retry_at {
             match bird.apply(&want) {
                 Ok(a) => {
+                    failures_in_a_row = 0;
                     plane.bgp.applies.fetch_add(1, Ordering::Relaxed);
                     if plane.bgp.view().apply_error.is_some() {
                         tracing::info!(
@@ -157,11 +180,16 @@ fn run(bird: &mut Bird, s: &BgpRunSettings, plane: &ControlPlane, stop: &AtomicB
                 }
                 Err(e) => {
                     let n = plane.bgp.apply_failures.fetch_add(1, Ordering::Relaxed) + 1;
-                    tracing::warn!(
-                        failures = n,
-                        retry_in_ms = RETRY.as_millis() as u64,
-                        "BGP: announcing through BIRD failed: {e}; forwarding continues, retrying"
-                    );
+                    failures_in_a_row += 1;
+                    // Once a minute while the daemon stays away (every failure is counted).
+                    if failures_in_a_row == 1 || failures_in_a_row.is_multiple_of(60) {
+                        tracing::warn!(
+                            failures = n,
+                            in_a_row = failures_in_a_row,
+                            retry_in_ms = RETRY.as_millis() as u64,
+                            "BGP: announcing through BIRD failed: {e}; forwarding continues, retrying"
+                        );
+                    }
                     // What BIRD has is unknown now (a restarted daemon reads the include
                     // the last apply left): apply again even if the set goes back.
                     in_force = None;
@@ -180,6 +208,20 @@ fn run(bird: &mut Bird, s: &BgpRunSettings, plane: &ControlPlane, stop: &AtomicB
             status_at = Some(Instant::now());
             match bird.status() {
                 Ok(st) => {
+                    let restarted = booted.as_ref().is_some_and(|b| *b != st.booted);
+                    if restarted || lost {
+                        tracing::warn!(
+                            started = %st.booted,
+                            restarted,
+                            "BGP: BIRD answers again{}; applying the announcements again",
+                            if restarted { " (restarted)" } else { "" }
+                        );
+                        bird.invalidate();
+                        in_force = None;
+                        retry_at = Instant::now();
+                    }
+                    booted = Some(st.booted);
+                    lost = false;
                     let sessions = st
                         .sessions
                         .into_iter()
@@ -193,11 +235,26 @@ fn run(bird: &mut Bird, s: &BgpRunSettings, plane: &ControlPlane, stop: &AtomicB
                         v.bfd = st.bfd;
                         v.status_at = Some(Instant::now());
                         v.status_error = None;
+                        v.daemon_unreachable = false;
                     });
                 }
-                Err(e) => plane
-                    .bgp
-                    .update_view(|v| v.status_error = Some(e.to_string())),
+                Err(e) => {
+                    let gone = unreachable(&e);
+                    if gone {
+                        if !lost {
+                            tracing::warn!(
+                                "BGP: BIRD does not answer: {e}; forwarding continues, the announcements are applied again when it is back"
+                            );
+                        }
+                        lost = true;
+                        bird.invalidate();
+                        in_force = None;
+                    }
+                    plane.bgp.update_view(|v| {
+                        v.status_error = Some(e.to_string());
+                        v.daemon_unreachable = gone;
+                    });
+                }
             }
         }
         plane.bgp.update_view(|v| {

@@ -341,6 +341,15 @@ impl BirdCtl {
         parse_protocol(&r).map_err(|what| unexpected(&cmd, &what, &r.text()))
     }
 
+    /// `show status`: when the daemon started (its `Last reboot on` line), which tells one
+    /// run of the daemon from the next (a restarted bird must be given the announcements
+    /// again: it read whatever include was on disk).
+    pub fn show_status(&mut self) -> Result<String, CtlError> {
+        let cmd = "show status";
+        let r = self.command(cmd)?;
+        parse_last_reboot(&r).ok_or_else(|| unexpected(cmd, "no `Last reboot on` line", &r.text()))
+    }
+
     /// `show bfd sessions`.
     pub fn show_bfd_sessions(&mut self) -> Result<Vec<BfdSession>, CtlError> {
         let cmd = "show bfd sessions";
@@ -403,6 +412,17 @@ fn config_error(msg: &str) -> Option<CtlError> {
         line,
         column,
         message: message.to_string(),
+    })
+}
+
+/// The `Last reboot on TIME` of a `show status` reply (TIME as BIRD prints it).
+pub fn parse_last_reboot(r: &Reply) -> Option<String> {
+    r.lines.iter().find_map(|l| {
+        l.text
+            .trim()
+            .strip_prefix("Last reboot on ")
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
     })
 }
 

@@ -28,6 +28,15 @@ pub enum Reason {
     /// Forwarding stopped on the console (`stop`).
     Stopped,
     /// A worker made no progress for `stall_ms`.
+    ///
+    /// The issue asks for "no progress for a configured time while its queue has packets".
+    /// A worker's progress counter moves on every turn of its poll loop, idle turns
+    /// included (an idle worker that sleeps or parks still wakes and counts), so an idle
+    /// worker never looks stalled; a worker whose counter stands still is not looping at
+    /// all (stuck in a driver call, a livelock, a lost thread) and cannot serve what
+    /// arrives whatever its queue holds now, so no queue-occupancy signal is needed (none of
+    /// the drivers offers a cheap one that works for every ring: af_packet's, DPDK's, pcap).
+    /// Tested with the fault wrapper's `rx-stall` in tests/bgp_run.rs.
     WorkerStalled {
         worker: usize,
     },
@@ -132,14 +141,62 @@ pub enum Lifecycle {
 /// The operator's `bgp withdraw` overrides.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
-    /// `bgp withdraw` without a VIP: every prefix.
+    /// `bgp withdraw` without a VIP: every prefix (but those in `except`).
     pub all: bool,
+    /// `bgp withdraw VIP`.
     pub prefixes: BTreeSet<Prefix>,
+    /// `bgp announce VIP` after `bgp withdraw` of every VIP: these are announced again
+    /// (if the decision allows) while the others stay withdrawn. Empty unless `all`.
+    pub except: BTreeSet<Prefix>,
 }
 
 impl Overrides {
     pub fn withdrawn(&self, p: &Prefix) -> bool {
-        self.all || self.prefixes.contains(p)
+        if self.all {
+            !self.except.contains(p)
+        } else {
+            self.prefixes.contains(p)
+        }
+    }
+
+    /// Any override in force.
+    pub fn any(&self) -> bool {
+        self.all || !self.prefixes.is_empty()
+    }
+
+    /// `bgp withdraw [VIP]`.
+    pub fn withdraw(&mut self, p: Option<Prefix>) {
+        match p {
+            None => {
+                self.all = true;
+                self.except.clear();
+            }
+            Some(p) => {
+                self.prefixes.insert(p);
+                self.except.remove(&p);
+            }
+        }
+    }
+
+    /// `bgp announce [VIP]`: clear the override; returns whether one was cleared. Without a
+    /// VIP every override goes. With one, after `bgp withdraw` of every VIP, that VIP alone
+    /// comes back (the others stay withdrawn).
+    pub fn announce(&mut self, p: Option<Prefix>) -> bool {
+        match p {
+            None => {
+                let had = self.any();
+                *self = Overrides::default();
+                had
+            }
+            Some(p) => {
+                let had = self.withdrawn(&p);
+                self.prefixes.remove(&p);
+                if self.all {
+                    self.except.insert(p);
+                }
+                had
+            }
+        }
     }
 }
 
@@ -411,6 +468,40 @@ mod tests {
         // Operator withdrawal outranks "no usable backend".
         i.tables[0].usable = false;
         assert_eq!(verdicts(&i)[1].1, Verdict::Withdrawn(Reason::Operator));
+    }
+
+    #[test]
+    fn announce_of_one_vip_after_withdrawing_every_vip_brings_back_that_vip_alone() {
+        let mut i = ready();
+        assert!(
+            !i.overrides.announce(Some(p("10.0.0.1"))),
+            "nothing to clear"
+        );
+        i.overrides.withdraw(None);
+        assert!(verdicts(&i)
+            .iter()
+            .all(|(_, v)| *v == Verdict::Withdrawn(Reason::Operator)));
+        assert!(i.overrides.announce(Some(p("10.0.0.2"))));
+        let v = verdicts(&i);
+        assert_eq!(v[1].1, A, "{v:?}");
+        for k in [0, 2, 3] {
+            assert_eq!(v[k].1, Verdict::Withdrawn(Reason::Operator), "{v:?}");
+        }
+        // Announcing it again clears nothing more.
+        assert!(!i.overrides.announce(Some(p("10.0.0.2"))));
+        // Withdrawing it again takes it back out; withdrawing all forgets the exceptions.
+        i.overrides.withdraw(Some(p("10.0.0.2")));
+        assert_eq!(verdicts(&i)[1].1, Verdict::Withdrawn(Reason::Operator));
+        i.overrides.announce(Some(p("10.0.0.3")));
+        i.overrides.withdraw(None);
+        assert!(verdicts(&i)
+            .iter()
+            .all(|(_, v)| *v == Verdict::Withdrawn(Reason::Operator)));
+        // `bgp announce` of every VIP clears everything.
+        i.overrides.announce(Some(p("10.0.0.1")));
+        assert!(i.overrides.announce(None));
+        assert_eq!(i.overrides, Overrides::default());
+        assert!(verdicts(&i).iter().all(|(_, v)| *v == A));
     }
 
     #[test]

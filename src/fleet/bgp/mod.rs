@@ -110,6 +110,8 @@ pub struct BgpStatus {
     pub sessions: Vec<(String, Result<ProtocolStatus, CtlError>)>,
     /// Empty when BIRD runs no BFD protocol.
     pub bfd: Vec<BfdSession>,
+    /// When the daemon started (`show status`): a change means bird was restarted.
+    pub booted: String,
 }
 
 /// A BIRD 2 daemon driven through its control socket and a generated include; owns the
@@ -185,6 +187,13 @@ impl Bird {
         }
     }
 
+    /// Forget what was applied: the next [`Bird::apply`] writes and reconfigures even if the
+    /// set is unchanged. For when the daemon may have lost it (it was unreachable, or it
+    /// restarted and read whatever include was on disk).
+    pub fn invalidate(&mut self) {
+        self.applied.clear();
+    }
+
     /// Write `bytes` as the include and have BIRD check then load it; on failure put
     /// `previous` back (or remove the file when there was none).
     fn install(
@@ -229,6 +238,7 @@ impl Bird {
     /// The configured BGP sessions' state and the BFD sessions, as BIRD reports them.
     pub fn status(&self) -> Result<BgpStatus, BgpError> {
         let mut ctl = BirdCtl::connect(&self.settings.socket, self.settings.timeout)?;
+        let booted = ctl.show_status()?;
         let mut sessions = Vec::with_capacity(self.settings.sessions.len());
         for s in &self.settings.sessions {
             let r = ctl.show_protocol(s.as_str());
@@ -246,6 +256,10 @@ impl Bird {
             Err(CtlError::Command { code: 8003, .. }) => Vec::new(),
             Err(e) => return Err(e.into()),
         };
-        Ok(BgpStatus { sessions, bfd })
+        Ok(BgpStatus {
+            sessions,
+            bfd,
+            booted,
+        })
     }
 }

@@ -29,6 +29,8 @@ pub struct View {
     pub status_at: Option<Instant>,
     /// The last status query's error, if it failed.
     pub status_error: Option<String>,
+    /// That error says the daemon is not there (not running, socket gone, hung).
+    pub daemon_unreachable: bool,
     /// The last apply's error while it is not yet retried successfully.
     pub apply_error: Option<String>,
     /// The desired set is in force in the daemon.
@@ -120,27 +122,13 @@ impl BgpShared {
 
     /// `bgp withdraw [VIP]`.
     pub fn withdraw(&self, p: Option<Prefix>) {
-        let mut o = lock(&self.overrides);
-        match p {
-            None => o.all = true,
-            Some(p) => {
-                o.prefixes.insert(p);
-            }
-        }
+        lock(&self.overrides).withdraw(p);
     }
 
     /// `bgp announce [VIP]`: clears the override (the decision still applies). Returns
-    /// whether there was one.
+    /// whether there was one (see [`Overrides::announce`]).
     pub fn clear_withdraw(&self, p: Option<Prefix>) -> bool {
-        let mut o = lock(&self.overrides);
-        match p {
-            None => {
-                let had = o.all || !o.prefixes.is_empty();
-                *o = Overrides::default();
-                had
-            }
-            Some(p) => o.prefixes.remove(&p),
-        }
+        lock(&self.overrides).announce(p)
     }
 
     pub fn view(&self) -> View {

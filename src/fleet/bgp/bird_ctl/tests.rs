@@ -20,6 +20,17 @@ fn reply(bytes: &[u8]) -> Reply {
 }
 
 #[test]
+fn status_gives_the_daemon_start_time() {
+    let r = reply(vector!("status.txt"));
+    assert_eq!(r.code(), 13);
+    assert_eq!(
+        parse_last_reboot(&r).as_deref(),
+        Some("2026-12-04 22:49:15.829")
+    );
+    assert_eq!(parse_last_reboot(&reply(vector!("configure_ok.txt"))), None);
+}
+
+#[test]
 fn greeting_and_configure_replies() {
     let g = reply(vector!("greeting.txt"));
     assert_eq!((g.code(), g.message()), (1, "BIRD 2.0.12 ready."));
