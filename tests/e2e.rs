@@ -1641,6 +1641,24 @@ fn established_connections_survive_fleet_changes() {
     for r in &reports {
         println!("{}", r.row());
     }
+    // The BGP lifecycle (perf/run prints these lines under its own heading).
+    println!(
+        "bgp: timers: BFD {BFD_MS} ms x {BFD_MULT}, hold {HOLD_S} s, keepalive {KEEPALIVE_S} s; \
+         rondo [bgp] graceful_ms {GRACEFUL_MS}, drain_ms {DRAIN_MS}"
+    );
+    for r in reports.iter().filter(|r| r.withdraw_ms.is_some()) {
+        println!(
+            "bgp: {}: change to FIB withdrawn {} ms, longest echo gap {} ms, client retransmits {} ({} spurious)",
+            r.scenario,
+            r.withdraw_ms.unwrap_or_default(),
+            r.max_gap_ms,
+            r.retrans,
+            r.spurious
+        );
+        for (t, c) in &r.changes {
+            println!("bgp:     t={t}ms {c}");
+        }
+    }
     println!(
         "e2e: {} scenarios in {:.0} s",
         reports.len(),
