@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use rondo::fleet::bgp::bird_conf;
-use rondo::fleet::bgp::{BgpError, BgpSettings, Bird, BirdCtl, Desired};
+use rondo::fleet::bgp::{BgpError, BgpSettings, Bird, Desired};
 
 /// Why this machine cannot run these tests, if it cannot.
 pub fn cannot_run() -> Option<String> {
@@ -33,12 +33,106 @@ pub fn cannot_run() -> Option<String> {
     }
 }
 
-/// A bird process (foreground), killed and reaped on drop.
+/// A BIRD 2 daemon in the foreground inside a namespace (`bird -f -s CTL -c CONF -P PID`),
+/// its standard error in `log`; killed and reaped on drop. Shared by the lab below and
+/// tests/e2e.rs.
 pub struct BirdProc {
-    pub child: Option<Child>,
+    pub name: String,
+    pub ctl: PathBuf,
+    pub conf: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
 }
 
 impl BirdProc {
+    /// Not running yet: [`BirdProc::start_in`] starts it.
+    pub fn new(name: &str, ctl: PathBuf, conf: PathBuf, log: PathBuf) -> BirdProc {
+        BirdProc {
+            name: name.to_string(),
+            ctl,
+            conf,
+            log,
+            child: None,
+        }
+    }
+
+    /// Start it in namespace `ns` and wait for its control socket to answer.
+    pub fn start(name: &str, ns: &str, ctl: PathBuf, conf: PathBuf, log: PathBuf) -> BirdProc {
+        let mut b = BirdProc::new(name, ctl, conf, log);
+        b.start_in(ns);
+        b
+    }
+
+    /// Start it in namespace `ns` (it must not be running) and wait for its control socket.
+    pub fn start_in(&mut self, ns: &str) {
+        assert!(self.child.is_none(), "{} already running", self.name);
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "bird", "-f", "-s"])
+            .arg(&self.ctl)
+            .arg("-c")
+            .arg(&self.conf)
+            .arg("-P")
+            .arg(self.conf.with_extension("pid"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&self.log).expect("bird log"))
+            .spawn()
+            .expect("spawn bird");
+        self.child = Some(child);
+        let up = super::poll(super::fleet::START, Duration::from_millis(20), || {
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("{}: bird exited ({st}): {}", self.name, self.log_text());
+            }
+            self.birdc(&["show", "status"]).0
+        });
+        assert!(
+            up,
+            "{}: no control socket within {:?}",
+            self.name,
+            super::fleet::START
+        );
+    }
+
+    /// `birdc -s CTL ARGS`: (succeeded, output).
+    pub fn birdc(&self, args: &[&str]) -> (bool, String) {
+        match Command::new("birdc")
+            .arg("-s")
+            .arg(&self.ctl)
+            .args(args)
+            .output()
+        {
+            Ok(o) => {
+                let text = String::from_utf8_lossy(&o.stdout).into_owned();
+                // birdc exits 0 even for a refused command; BIRD's error replies are 8xxx/9xxx.
+                let refused = text
+                    .lines()
+                    .any(|l| l.starts_with('8') || l.starts_with('9'));
+                (o.status.success() && !refused, text)
+            }
+            Err(e) => (false, format!("birdc: {e}")),
+        }
+    }
+
+    /// Load the (rewritten) config file; panics when BIRD refuses it.
+    pub fn configure(&self) {
+        let (ok, text) = self.birdc(&["configure"]);
+        assert!(ok, "{}: configure: {text}", self.name);
+    }
+
+    /// The daemon's standard error (and its log, where bird.conf says `log stderr`).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The running daemon's pid (`ip netns exec` execs bird in place).
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .unwrap_or_else(|| panic!("{} is not running", self.name))
+    }
+
+    /// SIGKILL (only the child this test started, by its pid) and reap it.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -78,12 +172,18 @@ impl Lab {
         for ns in [&d, &r] {
             let _ = super::veth::ip(&["netns", "del", ns]);
         }
+        let dir = tempfile::tempdir().unwrap();
+        let bird = |who: &str| {
+            let p = |s: &str| dir.path().join(format!("{who}.{s}"));
+            BirdProc::new(&format!("{who} bird"), p("ctl"), p("conf"), p("stderr"))
+        };
+        let (director, router) = (bird("d"), bird("r"));
         let mut lab = Lab {
             d: d.clone(),
             r: r.clone(),
-            dir: tempfile::tempdir().unwrap(),
-            director: BirdProc { child: None },
-            router: BirdProc { child: None },
+            dir,
+            director,
+            router,
         };
         ip(&["netns", "add", &d]);
         ip(&["netns", "add", &r]);
@@ -158,36 +258,9 @@ impl Lab {
             bird_conf::render(&Desired::new(), &settings.names),
         )
         .unwrap();
-        lab.director.child = Some(lab.start_bird(&d, "d"));
-        lab.router.child = Some(lab.start_bird(&r, "r"));
-        for who in ["d", "r"] {
-            let sock = lab.path(&format!("{who}.ctl"));
-            super::wait_until(&format!("bird {who} control socket"), 30, || {
-                BirdCtl::connect(&sock, Duration::from_secs(1)).is_ok()
-            });
-        }
+        lab.director.start_in(&d);
+        lab.router.start_in(&r);
         Some(lab)
-    }
-
-    pub fn start_bird(&self, ns: &str, who: &str) -> Child {
-        let p = |s: &str| self.path(&format!("{who}.{s}")).display().to_string();
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                ns,
-                "bird",
-                "-f",
-                "-s",
-                &p("ctl"),
-                "-c",
-                &p("conf"),
-                "-P",
-                &p("pid"),
-            ])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start bird")
     }
 
     pub fn path(&self, f: &str) -> PathBuf {

@@ -103,6 +103,21 @@ impl DirectorProc {
         status
     }
 
+    /// Send SIGTERM (a planned stop) and return at once; [`DirectorProc::exited`] tells
+    /// when it is gone.
+    pub fn send_term(&self) {
+        if let Some(c) = &self.child {
+            signal(c.id(), "TERM");
+        }
+    }
+
+    /// Its exit status once it has exited (then it counts as not running), else `None`.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let st = self.child.as_mut()?.try_wait().ok().flatten()?;
+        self.child = None;
+        Some(st)
+    }
+
     /// The running process's pid (`ip netns exec` execs rondo in place).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -336,92 +351,6 @@ impl Drop for EchoServer {
         if let Some(t) = self.accept.take() {
             let _ = t.join();
         }
-    }
-}
-
-/// A BIRD 2 daemon in the foreground inside namespace `ns` (`bird -f -s CTL -c CONF`), its
-/// log in `LOG`; killed and reaped on drop.
-pub struct BirdProc {
-    pub name: String,
-    pub ctl: PathBuf,
-    pub conf: PathBuf,
-    pub log: PathBuf,
-    child: Child,
-}
-
-impl BirdProc {
-    /// Start it and wait for its control socket to answer.
-    pub fn start(name: &str, ns: &str, ctl: PathBuf, conf: PathBuf, log: PathBuf) -> BirdProc {
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns, "bird", "-f", "-s"])
-            .arg(&ctl)
-            .arg("-c")
-            .arg(&conf)
-            .arg("-P")
-            .arg(conf.with_extension("pid"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("bird log"))
-            .spawn()
-            .expect("spawn bird");
-        let mut b = BirdProc {
-            name: name.to_string(),
-            ctl,
-            conf,
-            log,
-            child,
-        };
-        let up = super::poll(START, Duration::from_millis(20), || {
-            if let Ok(Some(st)) = b.child.try_wait() {
-                panic!("{}: bird exited ({st}): {}", b.name, b.log_text());
-            }
-            b.birdc(&["show", "status"]).0
-        });
-        assert!(up, "{}: no control socket within {START:?}", b.name);
-        b
-    }
-
-    /// `birdc -s CTL ARGS`: (succeeded, output).
-    pub fn birdc(&self, args: &[&str]) -> (bool, String) {
-        match Command::new("birdc")
-            .arg("-s")
-            .arg(&self.ctl)
-            .args(args)
-            .output()
-        {
-            Ok(o) => {
-                let text = String::from_utf8_lossy(&o.stdout).into_owned();
-                // birdc exits 0 even for a refused command; BIRD's error replies are 8xxx/9xxx.
-                let refused = text
-                    .lines()
-                    .any(|l| l.starts_with('8') || l.starts_with('9'));
-                (o.status.success() && !refused, text)
-            }
-            Err(e) => (false, format!("birdc: {e}")),
-        }
-    }
-
-    /// Load the (rewritten) config file; panics when BIRD refuses it.
-    pub fn configure(&self) {
-        let (ok, text) = self.birdc(&["configure"]);
-        assert!(ok, "{}: configure: {text}", self.name);
-    }
-
-    /// The daemon's log file and its standard error.
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for BirdProc {
-    fn drop(&mut self) {
-        // Only the child this test started, by its pid.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
