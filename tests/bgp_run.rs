@@ -442,7 +442,7 @@ fn sigkill_of_rondo_takes_the_routes_away_through_the_lifeline_while_bird_stays_
     eprintln!("SIGKILL of rondo to the VIPs gone from the router's FIB: {took:?}");
     // The director's bird and its session stay up: only rondo's routes went.
     assert!(
-        matches!(s.lab.director.child.as_mut().unwrap().try_wait(), Ok(None)),
+        s.lab.director.is_running(),
         "the director's bird died with rondo"
     );
     let p = s.birdc(&["show", "protocols", "router4"]);
@@ -492,7 +492,7 @@ fn bird_stopped_at_run_time_forwarding_goes_on_and_rondo_resyncs_when_it_is_back
     )
     .unwrap();
     let back = Instant::now();
-    s.lab.director.child = Some(s.lab.start_bird(&s.lab.d, "d"));
+    s.lab.director.start_in(&s.lab.d);
     s.wait("VIP1 and VIP3 back in the router's FIB", 20, || {
         s.lab.in_fib(VIP1) && s.lab.in_fib(VIP3)
     });
@@ -514,7 +514,7 @@ fn bird_stopped_at_run_time_forwarding_goes_on_and_rondo_resyncs_when_it_is_back
     )
     .unwrap();
     s.lab.director.kill();
-    s.lab.director.child = Some(s.lab.start_bird(&s.lab.d, "d"));
+    s.lab.director.start_in(&s.lab.d);
     s.lab.wait_fib(VIP1, false);
     s.wait("VIP1 back after the quick restart", 20, || {
         s.lab.in_fib(VIP1) && s.lab.in_fib(VIP3)

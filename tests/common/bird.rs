@@ -132,6 +132,11 @@ impl BirdProc {
             .unwrap_or_else(|| panic!("{} is not running", self.name))
     }
 
+    /// Whether the daemon this test started is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
+    }
+
     /// SIGKILL (only the child this test started, by its pid) and reap it.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
