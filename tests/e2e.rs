@@ -615,6 +615,10 @@ impl Report {
     }
 }
 
+/// Retransmitted segments a planned restart may show beyond the undisturbed run (see its
+/// check).
+const PLANNED_RESTART_SLACK: u64 = 2;
+
 const HEADER: &str = "| scenario | second chance | long opened/alive | broken (reset/stalled) | on killed backend | new ok/judged | redirect forwards | to FIB withdrawn (ms) | longest echo gap (ms) | client TCP retransmits (spurious) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |";
 
 /// The whole fleet. Fields drop in order: processes before namespaces.
@@ -1627,10 +1631,14 @@ fn established_connections_survive_fleet_changes() {
             // Packets lost in a planned restart: the clients retransmit no more than in the
             // undisturbed run (reload, same traffic), not counting the retransmissions the
             // backends reported as duplicates (DSACK: the original was not lost).
-            let base = undisturbed_retrans.unwrap_or(0);
+            // A slack of PLANNED_RESTART_SLACK segments: on a shared 2-vCPU VM a lone
+            // retransmit shows up in undisturbed scenarios too (link_loss, director_joins
+            // saw 1), while a restart that drops packets loses them on many of the 240
+            // connections at once (a SIGKILL without drain: 7 to 55).
+            let base = undisturbed_retrans.unwrap_or(0) + PLANNED_RESTART_SLACK;
             if r.lost() > base {
                 failures.push(format!(
-                    "planned_restart: clients retransmitted {} segments ({} spurious), {base} not spurious in the undisturbed run",
+                    "planned_restart: clients retransmitted {} segments ({} spurious), more than the undisturbed run's non-spurious ones plus {PLANNED_RESTART_SLACK}",
                     r.retrans, r.spurious
                 ));
             }
