@@ -1177,13 +1177,19 @@ impl Fleet {
             Case::LinkLoss => vec![(CHANGE_AT, Event::LinkDown(0))],
             Case::DirectorJoins => vec![(CHANGE_AT, Event::RestartDirector(DIRECTORS))],
             Case::Sim(s) => match s {
-                Scenario::AddBackend => vec![
-                    (CHANGE_AT, Event::Tables(Edit::Add(IN_TABLE))),
-                    (
-                        CHANGE_AT + Duration::from_secs(2),
-                        Event::Tables(Edit::State(IN_TABLE, "active")),
-                    ),
-                ],
+                Scenario::AddBackend => {
+                    // New connections arrive for SETTLE - NEW_TIMEOUT after the activation
+                    // and each lands on the new backend with p = 1/5: 10 of them miss it
+                    // 11% of the time (CI saw it). 5 s more make it 35: 0.04%.
+                    settle = SETTLE + Duration::from_secs(5);
+                    vec![
+                        (CHANGE_AT, Event::Tables(Edit::Add(IN_TABLE))),
+                        (
+                            CHANGE_AT + Duration::from_secs(2),
+                            Event::Tables(Edit::State(IN_TABLE, "active")),
+                        ),
+                    ]
+                }
                 Scenario::Drain => vec![(CHANGE_AT, Event::Tables(Edit::State(0, "draining")))],
                 Scenario::KillBackend => vec![
                     (CHANGE_AT, Event::KillBackend(1)),
