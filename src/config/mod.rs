@@ -1,8 +1,10 @@
 //! Configuration: director settings plus forwarding tables, from native TOML ([`native`]) or
 //! GLB's files ([`glb`]: `director.conf` JSON with `forwarding_table.json` / `.bin`).
 //! [`load`] detects what a file is; every error names the file, the line where known, the
-//! field path and what was expected.
+//! field path and what was expected. [`desired`] parses a fleet's desired document (tables
+//! and operator overrides, as kept in etcd).
 
+pub mod desired;
 pub mod glb;
 pub mod load;
 pub mod native;

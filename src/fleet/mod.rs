@@ -5,5 +5,6 @@
 //! leader election behind a synchronous facade; cargo feature `etcd`, since its gRPC code
 //! needs protoc to build). See `src/fleet/README.md`.
 pub mod bgp;
+pub mod docs;
 #[cfg(feature = "etcd")]
 pub mod etcd;
