@@ -795,6 +795,106 @@ fn table(cx: &Ctx, i: usize, t: &RawTable) -> Result<TableSpec, ConfigError> {
     })
 }
 
+/// Parse a fleet's desired document in native TOML: its tables (validated as in a config
+/// file, line numbers in errors) and its overrides (each naming a table and one of its
+/// backends, at most one per backend). `file` names the document in errors.
+pub fn parse_desired(
+    text: &str,
+    file: &str,
+) -> Result<(Vec<TableSpec>, Vec<super::desired::OverrideRule>), ConfigError> {
+    let raw: RawDesired = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| {
+            text.as_bytes()[..s.start.min(text.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1
+        });
+        let mut msg = e.message().to_string();
+        if msg.contains("unknown field") {
+            msg.push_str(
+                " (a desired document holds [[tables]] and [[overrides]] only: director settings, ports and daemons belong in each director's config)",
+            );
+        }
+        ConfigError::field(file, line, "", msg)
+    })?;
+    let cx = Ctx { file, text };
+    if raw.tables.is_empty() {
+        return Err(ConfigError::field(
+            file,
+            None,
+            "tables",
+            "no tables: a desired document needs at least one [[tables]] section",
+        ));
+    }
+    let specs: Vec<TableSpec> = raw
+        .tables
+        .iter()
+        .enumerate()
+        .map(|(i, t)| table(&cx, i, t))
+        .collect::<Result<_, _>>()?;
+    check_unique_names(&cx, &specs, &raw.tables)?;
+    let mut rules = Vec::with_capacity(raw.overrides.len());
+    for (i, o) in raw.overrides.iter().enumerate() {
+        let at = |f: &str| format!("overrides[{i}].{f}");
+        let ip: IpAddr = o.ip.get_ref().parse().map_err(|_| {
+            cx.err(
+                o.ip.span(),
+                at("ip"),
+                format!("expected an IP address, got {:?}", o.ip.get_ref()),
+            )
+        })?;
+        let state = match &o.state {
+            None => None,
+            Some(v) => Some(
+                v.get_ref()
+                    .parse::<BackendState>()
+                    .map_err(|m| cx.err(v.span(), at("state"), m))?,
+            ),
+        };
+        let weight = match &o.weight {
+            None => None,
+            Some(v) => match u32::try_from(*v.get_ref()) {
+                Ok(w) if w <= super::desired::MAX_WEIGHT => Some(w),
+                _ => {
+                    return Err(cx.err(
+                        v.span(),
+                        at("weight"),
+                        format!(
+                            "expected 0..={}, got {}",
+                            super::desired::MAX_WEIGHT,
+                            v.get_ref()
+                        ),
+                    ))
+                }
+            },
+        };
+        let health = match o.health.as_ref().map(|v| (v.get_ref().as_str(), v)) {
+            None => None,
+            Some(("up", _)) => Some(true),
+            Some(("down", _)) => Some(false),
+            Some((other, v)) => {
+                return Err(cx.err(
+                    v.span(),
+                    at("health"),
+                    format!("expected \"up\" or \"down\" (leave it out for the health checks' word), got {other:?}"),
+                ))
+            }
+        };
+        let rule = super::desired::OverrideRule {
+            table: o.table.get_ref().clone(),
+            ip,
+            state,
+            weight,
+            health,
+        };
+        super::desired::check_rule(&specs, &rules, &rule)
+            .map_err(|m| cx.err(o.table.span(), format!("overrides[{i}]"), m))?;
+        rules.push(rule);
+    }
+    Ok((specs, rules))
+}
+
 #[cfg(test)]
 mod console_metrics_tests {
     use super::*;
@@ -924,104 +1024,4 @@ backends = [{ ip = "10.1.0.1" }]
             }
         }
     }
-}
-
-/// Parse a fleet's desired document in native TOML: its tables (validated as in a config
-/// file, line numbers in errors) and its overrides (each naming a table and one of its
-/// backends, at most one per backend). `file` names the document in errors.
-pub fn parse_desired(
-    text: &str,
-    file: &str,
-) -> Result<(Vec<TableSpec>, Vec<super::desired::OverrideRule>), ConfigError> {
-    let raw: RawDesired = toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| {
-            text.as_bytes()[..s.start.min(text.len())]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1
-        });
-        let mut msg = e.message().to_string();
-        if msg.contains("unknown field") {
-            msg.push_str(
-                " (a desired document holds [[tables]] and [[overrides]] only: director settings, ports and daemons belong in each director's config)",
-            );
-        }
-        ConfigError::field(file, line, "", msg)
-    })?;
-    let cx = Ctx { file, text };
-    if raw.tables.is_empty() {
-        return Err(ConfigError::field(
-            file,
-            None,
-            "tables",
-            "no tables: a desired document needs at least one [[tables]] section",
-        ));
-    }
-    let specs: Vec<TableSpec> = raw
-        .tables
-        .iter()
-        .enumerate()
-        .map(|(i, t)| table(&cx, i, t))
-        .collect::<Result<_, _>>()?;
-    check_unique_names(&cx, &specs, &raw.tables)?;
-    let mut rules = Vec::with_capacity(raw.overrides.len());
-    for (i, o) in raw.overrides.iter().enumerate() {
-        let at = |f: &str| format!("overrides[{i}].{f}");
-        let ip: IpAddr = o.ip.get_ref().parse().map_err(|_| {
-            cx.err(
-                o.ip.span(),
-                at("ip"),
-                format!("expected an IP address, got {:?}", o.ip.get_ref()),
-            )
-        })?;
-        let state = match &o.state {
-            None => None,
-            Some(v) => Some(
-                v.get_ref()
-                    .parse::<BackendState>()
-                    .map_err(|m| cx.err(v.span(), at("state"), m))?,
-            ),
-        };
-        let weight = match &o.weight {
-            None => None,
-            Some(v) => match u32::try_from(*v.get_ref()) {
-                Ok(w) if w <= super::desired::MAX_WEIGHT => Some(w),
-                _ => {
-                    return Err(cx.err(
-                        v.span(),
-                        at("weight"),
-                        format!(
-                            "expected 0..={} , got {}",
-                            super::desired::MAX_WEIGHT,
-                            v.get_ref()
-                        ),
-                    ))
-                }
-            },
-        };
-        let health = match o.health.as_ref().map(|v| (v.get_ref().as_str(), v)) {
-            None => None,
-            Some(("up", _)) => Some(true),
-            Some(("down", _)) => Some(false),
-            Some((other, v)) => {
-                return Err(cx.err(
-                    v.span(),
-                    at("health"),
-                    format!("expected \"up\" or \"down\" (leave it out for the health checks' word), got {other:?}"),
-                ))
-            }
-        };
-        let rule = super::desired::OverrideRule {
-            table: o.table.get_ref().clone(),
-            ip,
-            state,
-            weight,
-            health,
-        };
-        super::desired::check_rule(&specs, &rules, &rule)
-            .map_err(|m| cx.err(o.table.span(), format!("overrides[{i}]"), m))?;
-        rules.push(rule);
-    }
-    Ok((specs, rules))
 }

@@ -68,6 +68,9 @@ fn default_request_timeout_ms() -> u64 {
 fn default_max_document_bytes() -> usize {
     DEFAULT_MAX_DOCUMENT_BYTES
 }
+fn default_lease_ttl_ms() -> u64 {
+    3000
+}
 
 /// How to reach etcd and where in it this fleet lives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +91,15 @@ pub struct EtcdSettings {
     pub request_timeout_ms: u64,
     #[serde(default = "default_max_document_bytes")]
     pub max_document_bytes: usize,
+    /// TTL of this process's lease (a director's status key, a checker's candidacy): how
+    /// long after a crash or partition its keys stay, and so how fast a standby checker
+    /// takes over.
+    #[serde(default = "default_lease_ttl_ms")]
+    pub lease_ttl_ms: u64,
+    /// A director's local copy of the last desired document it applied (written
+    /// atomically), so a restart without etcd starts on it. `None`: no copy.
+    #[serde(default)]
+    pub cache: Option<std::path::PathBuf>,
 }
 
 impl EtcdSettings {
@@ -104,6 +116,8 @@ impl EtcdSettings {
             connect_timeout_ms: default_connect_timeout_ms(),
             request_timeout_ms: default_request_timeout_ms(),
             max_document_bytes: default_max_document_bytes(),
+            lease_ttl_ms: default_lease_ttl_ms(),
+            cache: None,
         }
     }
 
@@ -121,6 +135,10 @@ impl EtcdSettings {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_millis(self.lease_ttl_ms)
     }
 
     /// Check every field; the first bad one is named in the error.
@@ -191,6 +209,20 @@ impl EtcdSettings {
                 "request_timeout_ms",
                 format!("{} is outside 100..=300000", self.request_timeout_ms),
             ));
+        }
+        if !(1000..=60_000).contains(&self.lease_ttl_ms) || self.lease_ttl_ms % 1000 != 0 {
+            return Err(err(
+                "lease_ttl_ms",
+                format!(
+                    "{} is not a whole number of seconds in 1000..=60000 (etcd leases count seconds)",
+                    self.lease_ttl_ms
+                ),
+            ));
+        }
+        if let Some(c) = &self.cache {
+            if c.as_os_str().is_empty() || c.to_str().is_some_and(|s| s.ends_with('/')) {
+                return Err(err("cache", format!("{c:?} is not a file path")));
+            }
         }
         if self.max_document_bytes == 0 || self.max_document_bytes > MAX_DOCUMENT_LIMIT {
             return Err(err(
