@@ -49,6 +49,9 @@ use rondo::fleet::bgp::{bird_conf, BgpSettings, Desired};
 use rondo_sim::Scenario;
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
+/// A second VIP (table "api", the same backends): the scenario that makes it unusable on one
+/// director alone checks that only it is withdrawn there.
+const VIP2: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 2);
 /// Directors in the ECMP group at the start; one more host waits for director_joins.
 const DIRECTORS: usize = 2;
 const HOSTS: usize = DIRECTORS + 1;
@@ -117,6 +120,9 @@ struct Tables {
     entries: Vec<(usize, &'static str, bool)>,
     hash_fields: Vec<&'static str>,
     alt_hash_fields: Option<Vec<&'static str>>,
+    /// On this director every backend of table "api" is unhealthy (elsewhere it follows
+    /// `entries`).
+    api_unusable_on: Option<usize>,
 }
 
 impl Tables {
@@ -125,6 +131,7 @@ impl Tables {
             entries: (0..IN_TABLE).map(|b| (b, "active", true)).collect(),
             hash_fields: vec!["src_addr", "src_port"],
             alt_hash_fields: None,
+            api_unusable_on: None,
         }
     }
 
@@ -172,20 +179,27 @@ hash_fields = [{}]
         if let Some(alt) = &self.alt_hash_fields {
             t.push_str(&format!("alt_hash_fields = [{}]\n", list(alt)));
         }
-        t.push_str(&format!(
-            r#"
-[[tables]]
-name = "web"
-hash_key = "12345678901234561234567890123456"
-seed = "34567890123456783456789012345678"
-binds = [{{ ip = "{VIP}", proto = "tcp", port = 80 }}]
-"#
-        ));
-        for (b, state, healthy) in &self.entries {
+        for (name, vip, seed) in [
+            ("web", VIP, "34567890123456783456789012345678"),
+            ("api", VIP2, "45678901234567894567890123456789"),
+        ] {
             t.push_str(&format!(
-                "[[tables.backends]]\nip = \"{}\"\nstate = \"{state}\"\nhealthy = {healthy}\n",
-                backend_ip(*b)
+                r#"
+[[tables]]
+name = "{name}"
+hash_key = "12345678901234561234567890123456"
+seed = "{seed}"
+binds = [{{ ip = "{vip}", proto = "tcp", port = 80 }}]
+"#
             ));
+            let down = name == "api" && self.api_unusable_on == Some(d);
+            for (b, state, healthy) in &self.entries {
+                t.push_str(&format!(
+                    "[[tables.backends]]\nip = \"{}\"\nstate = \"{state}\"\nhealthy = {}\n",
+                    backend_ip(*b),
+                    *healthy && !down
+                ));
+            }
         }
         t.push_str(&format!(
             "\n{}graceful_ms = {GRACEFUL_MS}\ndrain_ms = {DRAIN_MS}\n",
@@ -224,6 +238,8 @@ const UNKNOWN: u8 = 255;
 
 struct Conn {
     long: bool,
+    /// To [`VIP2`] (else [`VIP`]).
+    vip2: bool,
     /// The backend number the server sent on accept.
     backend: AtomicU8,
     outcome: AtomicU8,
@@ -234,9 +250,10 @@ struct Conn {
 }
 
 impl Conn {
-    fn new(long: bool) -> Conn {
+    fn new(long: bool, vip2: bool) -> Conn {
         Conn {
             long,
+            vip2,
             backend: AtomicU8::new(UNKNOWN),
             outcome: AtomicU8::new(Outcome::Open as u8),
             last_progress: Mutex::new(Instant::now()),
@@ -270,11 +287,22 @@ struct Traffic {
     stop: AtomicBool,
     /// No echo progress for this long: stalled ([`STALL`] unless the scenario says).
     stall: Mutex<Option<Duration>>,
+    /// Odd-numbered connections go to [`VIP2`] (only where the scenario is about it).
+    split: AtomicBool,
 }
 
 impl Traffic {
-    fn add(&self, long: bool) -> Arc<Conn> {
-        let c = Arc::new(Conn::new(long));
+    /// Connection `i`'s VIP.
+    fn vip_of(&self, i: usize) -> Ipv4Addr {
+        if self.split.load(Ordering::Relaxed) && i % 2 == 1 {
+            VIP2
+        } else {
+            VIP
+        }
+    }
+
+    fn add(&self, long: bool, vip: Ipv4Addr) -> Arc<Conn> {
+        let c = Arc::new(Conn::new(long, vip == VIP2));
         self.conns.lock().unwrap().push(c.clone());
         c
     }
@@ -284,11 +312,11 @@ impl Traffic {
     }
 }
 
-fn connect(src: Ipv4Addr, timeout: Duration) -> std::io::Result<TcpStream> {
+fn connect(src: Ipv4Addr, vip: Ipv4Addr, timeout: Duration) -> std::io::Result<TcpStream> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
     s.bind(&SocketAddr::from((src, 0)).into())?;
-    s.connect_timeout(&SocketAddr::from((VIP, 80)).into(), timeout)?;
+    s.connect_timeout(&SocketAddr::from((vip, 80)).into(), timeout)?;
     let s: TcpStream = s.into();
     s.set_nodelay(true)?;
     s.set_read_timeout(Some(Duration::from_millis(100)))?;
@@ -334,7 +362,8 @@ fn chunk(seed: u64, seq: u64) -> [u8; CHUNK] {
 /// `life` ends it cleanly).
 fn run_long(t: &Traffic, c: &Conn, src: Ipv4Addr, seed: u64, life: Option<Duration>) {
     let born = Instant::now();
-    let mut s = match connect(src, Duration::from_secs(5)) {
+    let vip = if c.vip2 { VIP2 } else { VIP };
+    let mut s = match connect(src, vip, Duration::from_secs(5)) {
         Ok(s) => s,
         Err(_) => return c.end(Outcome::ConnectFailed),
     };
@@ -389,7 +418,7 @@ fn long_slot(t: Arc<Traffic>, i: usize, lifetime: Option<(u64, u64)>) {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let life = lifetime.map(|(lo, hi)| Duration::from_millis(lo + (seed >> 33) % (hi - lo)));
-        let c = t.add(true);
+        let c = t.add(true, t.vip_of(i));
         run_long(&t, &c, client_addr(i), seed, life);
         if life.is_none() || t.stop.load(Ordering::Relaxed) {
             return;
@@ -399,9 +428,10 @@ fn long_slot(t: Arc<Traffic>, i: usize, lifetime: Option<(u64, u64)>) {
 
 /// One new connection: connect, greeting, one echo, close, all within NEW_TIMEOUT.
 fn new_conn(t: Arc<Traffic>, i: usize) {
-    let c = t.add(false);
+    let vip = t.vip_of(i);
+    let c = t.add(false, vip);
     let deadline = Instant::now() + NEW_TIMEOUT;
-    let mut s = match connect(client_addr(i * 7 + 3), NEW_TIMEOUT) {
+    let mut s = match connect(client_addr(i * 7 + 3), vip, NEW_TIMEOUT) {
         Ok(s) => s,
         Err(_) => return c.end(Outcome::ConnectFailed),
     };
@@ -439,6 +469,8 @@ enum Edit {
 #[derive(Debug, Clone, Copy)]
 enum Event {
     Tables(Edit),
+    /// Every backend of table "api" unhealthy on this director only (`None`: restored).
+    ApiUnusableOn(Option<usize>),
     KillBackend(usize),
     /// SIGKILL its `rondo run` (its BIRD stays up): rondo's lifeline interface dies with
     /// it, and BIRD withdraws the routes tied to it.
@@ -464,6 +496,7 @@ enum Event {
     /// Checked every loop (10 ms) until the router's FIB holds exactly these directors as
     /// nexthops of the VIP; `since` is the change it waits for.
     AwaitFib {
+        vip: Ipv4Addr,
         want: [bool; HOSTS],
         since: Instant,
         /// A director leaves the FIB (its time goes into the report).
@@ -486,6 +519,9 @@ enum Case {
     LinkLoss,
     /// A third director starts and is announced.
     DirectorJoins,
+    /// Every backend of one VIP's table unusable on one director only: that VIP alone is
+    /// withdrawn there (the other VIP stays announced by both), then it comes back.
+    VipUnusableOnOne,
 }
 
 impl Case {
@@ -497,6 +533,7 @@ impl Case {
             Case::HostCrashHold => "host_crash_hold",
             Case::LinkLoss => "link_loss",
             Case::DirectorJoins => "director_joins",
+            Case::VipUnusableOnOne => "vip_unusable_on_one",
         }
     }
 }
@@ -530,6 +567,10 @@ struct Report {
     withdraw_ms: Option<u128>,
     /// A director stopped by SIGTERM exited with status 0.
     term_exit_ok: Option<bool>,
+    /// vip_unusable_on_one: the directors the router's FIB held for [`VIP`] when [`VIP2`]
+    /// had been withdrawn, and at the end; long connections to [`VIP2`] alive at the end.
+    other_vip_fib: Vec<[bool; HOSTS]>,
+    vip2_alive: usize,
     /// The longest time any long connection (not on a killed backend) went without an echo
     /// (the normal gap is INTERVAL plus a round trip).
     max_gap_ms: u128,
@@ -553,7 +594,7 @@ impl Report {
 
     fn line(&self) -> String {
         let mut s = format!(
-            "{:<18} second_chance={:<5} long: opened={} alive={} completed={} broken={} (reset={} stalled={} corrupt={} connect_failed={}) | new: judged={} ok={} | on_killed_backend: long={} new={} seen_broken={} (reset={}) | flows_at_end={:?} new_per_backend={:?} | redirect: rx={} local={} forwarded={} dropped={} | withdrawn_after_ms={} longest_gap_ms={} retrans={} (spurious={}) | {:.1} s",
+            "{:<18} second_chance={:<5} long: opened={} alive={} completed={} broken={} (reset={} stalled={} corrupt={} connect_failed={}) | new: judged={} ok={} | on_killed_backend: long={} new={} seen_broken={} (reset={}) | flows_at_end={:?} new_per_backend={:?} | redirect: rx={} local={} forwarded={} dropped={} | withdrawn_after_ms={} longest_gap_ms={} retrans={} (spurious={}) | vip2_alive={} | {:.1} s",
             self.scenario,
             self.second_chance,
             self.long_opened,
@@ -580,6 +621,7 @@ impl Report {
             self.max_gap_ms,
             self.retrans,
             self.spurious,
+            self.vip2_alive,
             self.secs,
         );
         for (t, c) in &self.changes {
@@ -887,6 +929,7 @@ impl Fleet {
             ns.ip(&["link", "set", &bb, "up"])?;
             ns.ip(&["route", "add", "default", "via", "10.70.0.1"])?;
             ns.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
+            ns.ip(&["addr", "add", &format!("{VIP2}/32"), "dev", "lo"])?;
         }
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let path = |f: String| dir.path().join(f);
@@ -951,7 +994,10 @@ impl Fleet {
         let servers = b
             .iter()
             .enumerate()
-            .map(|(i, ns)| EchoServer::start(&ns.name, SocketAddr::from((VIP, 80)), i as u8))
+            .flat_map(|(i, ns)| {
+                [VIP, VIP2]
+                    .map(|vip| EchoServer::start(&ns.name, SocketAddr::from((vip, 80)), i as u8))
+            })
             .collect();
         let mut f = Fleet {
             directors,
@@ -978,6 +1024,7 @@ impl Fleet {
             f.active[i] = true;
         }
         f.wait_fib(f.active);
+        f.wait_fib_of(VIP2, f.active);
         Ok(f)
     }
 
@@ -998,7 +1045,12 @@ impl Fleet {
 
     /// The directors the router's kernel FIB holds as nexthops of the VIP now.
     fn fib(&self) -> [bool; HOSTS] {
-        let text = self.fib_text();
+        self.fib_of(VIP)
+    }
+
+    /// The same for `vip`.
+    fn fib_of(&self, vip: Ipv4Addr) -> [bool; HOSTS] {
+        let text = self.fib_text_of(vip);
         std::array::from_fn(|d| {
             text.split_whitespace()
                 .collect::<Vec<_>>()
@@ -1007,7 +1059,7 @@ impl Fleet {
         })
     }
 
-    fn fib_text(&self) -> String {
+    fn fib_text_of(&self, vip: Ipv4Addr) -> String {
         let out = std::process::Command::new("ip")
             .args([
                 "-n",
@@ -1015,7 +1067,7 @@ impl Fleet {
                 "-4",
                 "route",
                 "show",
-                &format!("{VIP}/32"),
+                &format!("{vip}/32"),
             ])
             .output()
             .expect("ip route show");
@@ -1024,13 +1076,17 @@ impl Fleet {
 
     /// Wait (up to FIB_TIMEOUT) for the router's FIB to hold exactly `want`.
     fn wait_fib(&self, want: [bool; HOSTS]) {
+        self.wait_fib_of(VIP, want)
+    }
+
+    fn wait_fib_of(&self, vip: Ipv4Addr, want: [bool; HOSTS]) {
         let ok = common::poll(FIB_TIMEOUT, Duration::from_millis(10), || {
-            self.fib() == want
+            self.fib_of(vip) == want
         });
         assert!(
             ok,
-            "the router's FIB for {VIP} never held {want:?}: {}\n{}",
-            self.fib_text(),
+            "the router's FIB for {vip} never held {want:?}: {}\n{}",
+            self.fib_text_of(vip),
             self.diagnostics()
         );
     }
@@ -1113,6 +1169,7 @@ impl Fleet {
             self.tables = Tables::baseline();
             self.push_tables();
         }
+        self.wait_fib_of(VIP2, self.active);
         // Let the last connections' FINs go through.
         std::thread::sleep(Duration::from_millis(300));
     }
@@ -1120,6 +1177,7 @@ impl Fleet {
     /// An AwaitFib for the FIB to match `self.active`, from now.
     fn await_fib(&self, withdrawal: bool) -> Event {
         Event::AwaitFib {
+            vip: VIP,
             want: self.active,
             since: Instant::now(),
             withdrawal,
@@ -1150,10 +1208,12 @@ impl Fleet {
                 tail(&b.log_text(), 20)
             ));
         }
-        s.push_str(&format!(
-            "--- the router's FIB for {VIP}:\n{}",
-            self.fib_text()
-        ));
+        for vip in [VIP, VIP2] {
+            s.push_str(&format!(
+                "--- the router's FIB for {vip}:\n{}",
+                self.fib_text_of(vip)
+            ));
+        }
         s
     }
 
@@ -1176,6 +1236,16 @@ impl Fleet {
             }
             Case::LinkLoss => vec![(CHANGE_AT, Event::LinkDown(0))],
             Case::DirectorJoins => vec![(CHANGE_AT, Event::RestartDirector(DIRECTORS))],
+            Case::VipUnusableOnOne => {
+                traffic.split.store(true, Ordering::Relaxed);
+                vec![
+                    (CHANGE_AT, Event::ApiUnusableOn(Some(0))),
+                    (
+                        CHANGE_AT + Duration::from_secs(3),
+                        Event::ApiUnusableOn(None),
+                    ),
+                ]
+            }
             Case::Sim(s) => match s {
                 Scenario::AddBackend => {
                     // New connections arrive for SETTLE - NEW_TIMEOUT after the activation
@@ -1217,6 +1287,7 @@ impl Fleet {
         let (retrans_before, spurious_before) = tcp_retrans(&self.c.name);
         let mut withdraw_ms = None;
         let mut term_exit_ok = None;
+        let mut other_vip_fib = Vec::new();
         let before = self.counters();
         let mut redirect = RedirectCounters::default();
         let mut killed_delta = |now: &RedirectCounters, was: &RedirectCounters| {
@@ -1263,6 +1334,29 @@ impl Fleet {
                         }
                         self.push_tables();
                         Some(format!("tables: {edit:?}, reloaded on every director"))
+                    }
+                    Event::ApiUnusableOn(d) => {
+                        self.tables.api_unusable_on = d;
+                        self.push_tables();
+                        let mut want = self.active;
+                        if let Some(d) = d {
+                            want[d] = false;
+                        }
+                        events.push((
+                            now,
+                            Event::AwaitFib {
+                                vip: VIP2,
+                                want,
+                                since: Instant::now(),
+                                withdrawal: d.is_some(),
+                            },
+                        ));
+                        Some(match d {
+                            Some(d) => {
+                                format!("every backend of table api unhealthy on director {d} only")
+                            }
+                            None => "table api healthy again on every director".into(),
+                        })
                     }
                     Event::KillBackend(b) => {
                         let mut n = 0;
@@ -1348,11 +1442,12 @@ impl Fleet {
                         Some(format!("director {d}'s link down"))
                     }
                     Event::AwaitFib {
+                        vip,
                         want,
                         since,
                         withdrawal,
                     } => {
-                        if self.fib() != want {
+                        if self.fib_of(vip) != want {
                             events.push((now, e));
                             None
                         } else {
@@ -1360,7 +1455,14 @@ impl Fleet {
                             if withdrawal && withdraw_ms.is_none() {
                                 withdraw_ms = Some(ms);
                             }
-                            Some(format!("the router's FIB holds {want:?} after {ms} ms"))
+                            let mut note =
+                                format!("the router's FIB holds {want:?} for {vip} after {ms} ms");
+                            if vip == VIP2 {
+                                let other = self.fib();
+                                other_vip_fib.push(other);
+                                note.push_str(&format!(" ({VIP}: {other:?})"));
+                            }
+                            Some(note)
                         }
                     }
                     Event::RemoveWhenDrained(b) => {
@@ -1409,10 +1511,14 @@ impl Fleet {
                 killed_delta(now, was);
             }
         }
+        if case == Case::VipUnusableOnOne {
+            other_vip_fib.push(self.fib());
+        }
         let mut r = Report {
             scenario: case.name(),
             withdraw_ms,
             term_exit_ok,
+            other_vip_fib,
             retrans: 0,
             spurious: 0,
             second_chance: self.second_chance,
@@ -1447,6 +1553,7 @@ impl Fleet {
                 match o {
                     Outcome::Open => {
                         r.long_alive += 1;
+                        r.vip2_alive += usize::from(c.vip2);
                         if let Some(n) = r.flows_at_end.get_mut(b) {
                             *n += 1;
                         }
@@ -1547,6 +1654,18 @@ fn judge(r: &Report) -> Vec<String> {
             );
         }
         "alt_hash_migration" => check(r.redirect.forwarded > 0, "second chance never used"),
+        "vip_unusable_on_one" => {
+            check(
+                r.withdraw_ms.is_some(),
+                "the router's FIB kept director 0 for the unusable VIP",
+            );
+            let both = std::array::from_fn(|d| d < DIRECTORS);
+            check(
+                r.other_vip_fib.len() == 3 && r.other_vip_fib.iter().all(|f| *f == both),
+                "the other VIP did not stay announced by every director",
+            );
+            check(r.vip2_alive > 0, "no long connection to the second VIP");
+        }
         "director_restart" | "planned_restart" | "link_loss" | "host_crash_bfd"
         | "host_crash_hold" => {
             check(
@@ -1621,11 +1740,22 @@ fn established_connections_survive_fleet_changes() {
         (Case::HostCrashBfd, true),
         (Case::HostCrashHold, true),
         (Case::DirectorJoins, true),
+        (Case::VipUnusableOnOne, true),
     ]);
+    // E2E_ONLY=name,name runs only those scenarios (a developer's shortcut; CI runs all).
+    let only: Option<Vec<String>> = std::env::var("E2E_ONLY")
+        .ok()
+        .map(|v| v.split(',').map(str::to_string).collect());
     let mut reports = Vec::new();
     let mut failures = Vec::new();
     let mut undisturbed_retrans = None;
     for (s, second_chance) in plan {
+        if only
+            .as_ref()
+            .is_some_and(|o| !o.iter().any(|n| n == s.name()))
+        {
+            continue;
+        }
         fleet.restore(second_chance);
         let r = fleet.run(s);
         println!("{}", r.line());
