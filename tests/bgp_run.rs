@@ -235,10 +235,10 @@ fn run_announces_once_ready_follows_the_decision_and_drains_on_sigterm() {
     assert!(st.success(), "exit {st}: {}", r.log());
     let out = r.out();
     assert!(
-        out.contains("bgp         packets after withdrawal "),
+        out.contains("bgp         VIP packets after withdrawal "),
         "{out}"
     );
-    assert!(r.log().contains("packets arrived after the withdrawal"));
+    assert!(r.log().contains("VIP packets arrived after the withdrawal"));
 }
 
 #[test]

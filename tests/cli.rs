@@ -235,6 +235,13 @@ fn check_config_accepts_every_kind_of_file() {
         s(&root().join("configs/glb/forwarding_table.json")),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A config with [bgp] says what rondo run will do with BIRD.
+    let o = rondo(&["check-config", s(&root().join("configs/af_packet.toml"))]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("bgp: BIRD at /run/bird/bird.ctl, include /etc/bird/rondo.conf (1 community, MED 50, sessions router1); on SIGTERM graceful 1000 ms, drain up to 2000 ms; a worker stalled 1000 ms withdraws"),
+        "{out}"
+    );
     let o = rondo(&["check-config", "/nonexistent/x.toml"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/x.toml"));

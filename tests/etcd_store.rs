@@ -281,9 +281,10 @@ fn watch_survives_etcd_stopped_and_restarted() {
 
 const ROLE: &str = "RONDO_ETCD_TEST_ROLE";
 
-/// Not a test of its own: the body of the child processes below (does nothing unless
-/// started by them).
+/// Not a test of its own: the body of the child processes below, run by them with
+/// `--ignored` (ignored otherwise, so it never counts as a passed test).
 #[test]
+#[ignore = "a child process of the tests in this file, not a test"]
 fn child_role() {
     let Ok(role) = std::env::var(ROLE) else {
         return;
@@ -329,7 +330,13 @@ struct ChildProc {
 impl ChildProc {
     fn spawn(c: &EtcdCluster, role: &str, name: &str) -> ChildProc {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["child_role", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                "child_role",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(ROLE, role)
             .env("RONDO_ETCD_TEST_ENDPOINTS", c.endpoints().join(","))
             .env("RONDO_ETCD_TEST_NAME", name)

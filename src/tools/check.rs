@@ -56,8 +56,12 @@ pub fn run(file: &Path, table: Option<&Path>) -> Result<(), String> {
             let n_tables = cfg.tables.len();
             let binds: usize = cfg.tables.iter().map(|t| t.spec.binds.len()).sum();
             let backends: usize = cfg.tables.iter().map(|t| t.spec.backends.len()).sum();
+            let bgp = cfg.run.bgp.clone();
             Snapshot::compile(*cfg, None, 0).map_err(|e| format!("{}: {e}", file.display()))?;
             println!("{}: OK: {n_tables} table(s), {binds} bind(s), {backends} backend(s)", file.display());
+            if let Some(b) = bgp {
+                println!("{}: {}", file.display(), bgp_line(&b));
+            }
         }
         Loaded::Director(_, rt) => println!(
             "{}: OK: GLB director.conf ({} flow path(s), {} lcore(s)); give --forwarding-table to check it with its table",
@@ -80,4 +84,43 @@ pub fn run(file: &Path, table: Option<&Path>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// What `[bgp]` makes `rondo run` do, in one line (`check-config` prints it).
+fn bgp_line(b: &crate::fleet::bgp::BgpRunSettings) -> String {
+    let s = &b.bird;
+    let mut extra = Vec::new();
+    if !s.communities.is_empty() || !s.large_communities.is_empty() {
+        let n = s.communities.len() + s.large_communities.len();
+        extra.push(format!(
+            "{n} {}",
+            if n == 1 { "community" } else { "communities" }
+        ));
+    }
+    if let Some(m) = s.med {
+        extra.push(format!("MED {m}"));
+    }
+    if !s.sessions.is_empty() {
+        extra.push(format!(
+            "sessions {}",
+            s.sessions
+                .iter()
+                .map(|n| n.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+    }
+    format!(
+        "bgp: BIRD at {}, include {}{}; on SIGTERM graceful {} ms, drain up to {} ms; a worker stalled {} ms withdraws",
+        s.socket.display(),
+        s.include.display(),
+        if extra.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", extra.join(", "))
+        },
+        b.graceful.as_millis(),
+        b.drain.as_millis(),
+        b.stall.as_millis()
+    )
 }

@@ -746,7 +746,7 @@ fn serve<P: Port + 'static>(
         let failures = plane_bgp_failures;
         match drained {
             Some(d) => println!(
-                "bgp         packets after withdrawal {} (drained {} ms{}), apply failures {failures}",
+                "bgp         VIP packets after withdrawal {} (drained {} ms{}), apply failures {failures}",
                 d.after,
                 d.drained.as_millis(),
                 if d.confirmed { "" } else { ", BIRD did not confirm the withdrawal" }
@@ -761,7 +761,10 @@ fn serve<P: Port + 'static>(
 
 /// What the graceful stop saw.
 struct Drained {
-    /// Packets received after the withdrawal was in force.
+    /// VIP packets (forwarded to a backend) after the withdrawal was in force. Not every
+    /// received frame: the BGP session's own packets, BFD and ARP keep arriving on the
+    /// port after the withdrawal and say nothing about whether the router still sends
+    /// VIP traffic here.
     after: u64,
     /// How long forwarding went on after it.
     drained: Duration,
@@ -770,8 +773,9 @@ struct Drained {
 }
 
 /// SIGTERM or `quit` with `[bgp]`: announce GRACEFUL_SHUTDOWN for `graceful_ms`, withdraw
-/// every VIP, then keep forwarding while packets still arrive: up to `drain_ms`, or until
-/// none came for [`DRAIN_QUIET`]. Waits for BIRD at most a few control timeouts per step.
+/// every VIP, then keep forwarding while VIP packets still arrive: up to `drain_ms`, or
+/// until none came for [`DRAIN_QUIET`] (BGP, BFD and ARP frames do not count: they keep
+/// coming while the session is up). Waits for BIRD at most a few control timeouts per step.
 fn graceful_stop(plane: &ControlPlane, s: &BgpRunSettings) -> Drained {
     let rt = plane.runtime();
     let bound = s.bird.timeout * 3 + Duration::from_secs(1);
@@ -801,24 +805,24 @@ fn graceful_stop(plane: &ControlPlane, s: &BgpRunSettings) -> Drained {
         tracing::warn!("BGP: BIRD did not confirm the withdrawal; the lifeline withdraws the routes when rondo exits");
     }
     let t0 = Instant::now();
-    let rx0 = rt.totals().rx_packets;
-    let mut last = (rx0, Instant::now());
+    let vip0 = rt.totals().forwarded;
+    let mut last = (vip0, Instant::now());
     while t0.elapsed() < s.drain && last.1.elapsed() < DRAIN_QUIET {
         std::thread::sleep(Duration::from_millis(10));
-        let rx = rt.totals().rx_packets;
-        if rx != last.0 {
-            last = (rx, Instant::now());
+        let vip = rt.totals().forwarded;
+        if vip != last.0 {
+            last = (vip, Instant::now());
         }
     }
     let d = Drained {
-        after: last.0 - rx0,
+        after: last.0 - vip0,
         drained: t0.elapsed(),
         confirmed,
     };
     tracing::info!(
         packets_after_withdrawal = d.after,
         drained_ms = d.drained.as_millis() as u64,
-        "BGP: withdrawn; {} packets arrived after the withdrawal, forwarded for {} ms more; stopping",
+        "BGP: withdrawn; {} VIP packets arrived after the withdrawal, forwarded for {} ms more; stopping",
         d.after,
         d.drained.as_millis()
     );

@@ -86,23 +86,6 @@ impl DirectorProc {
         }
     }
 
-    /// SIGTERM (a planned stop) and wait for it to exit; its exit status.
-    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
-        let mut c = self.child.take()?;
-        signal(c.id(), "TERM");
-        let mut status = None;
-        let exited = super::poll(START, Duration::from_millis(10), || {
-            status = c.try_wait().ok().flatten();
-            status.is_some()
-        });
-        if !exited {
-            let _ = c.kill();
-            let _ = c.wait();
-            panic!("{}: still running {START:?} after SIGTERM", self.name);
-        }
-        status
-    }
-
     /// Send SIGTERM (a planned stop) and return at once; [`DirectorProc::exited`] tells
     /// when it is gone.
     pub fn send_term(&self) {
