@@ -62,7 +62,7 @@ const NETLINK_SOCK_DIAG: libc::c_int = 4;
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const NLM_F_REQUEST: u16 = 1;
 const NLMSG_ERROR: u16 = 2;
-const NLMSG_HDRLEN: usize = 16;
+use crate::sys::netlink::NLMSG_HDRLEN;
 const REQ_LEN: usize = NLMSG_HDRLEN + 56;
 /// `inet_diag_msg`: family, state, timer, retrans, sockid (48), 5 x u32.
 const DIAG_MSG_LEN: usize = 4 + 48 + 20;
@@ -134,43 +134,37 @@ fn request(flow: &FlowKey, seq: u32) -> Result<[u8; REQ_LEN], DiagError> {
 }
 
 /// Reads the answer to request `seq` out of one datagram: `Some(state)` when found.
-fn parse_answer(mut d: &[u8], seq: u32) -> Result<Option<SocketState>, DiagError> {
-    while d.len() >= NLMSG_HDRLEN {
-        let len = u32::from_ne_bytes([d[0], d[1], d[2], d[3]]) as usize;
-        if len < NLMSG_HDRLEN || len > d.len() {
-            return Err(DiagError::Malformed("message length"));
+fn parse_answer(d: &[u8], seq: u32) -> Result<Option<SocketState>, DiagError> {
+    for m in crate::sys::netlink::messages(d) {
+        let m = m.map_err(|e| DiagError::Malformed(e.what))?;
+        if m.seq != seq {
+            continue;
         }
-        let ty = u16::from_ne_bytes([d[4], d[5]]);
-        let mseq = u32::from_ne_bytes([d[8], d[9], d[10], d[11]]);
-        let body = &d[NLMSG_HDRLEN..len];
-        if mseq == seq {
-            match ty {
-                NLMSG_ERROR => {
-                    let e = body
-                        .get(..4)
-                        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-                        .ok_or(DiagError::Malformed("short error"))?;
-                    return match -e {
-                        0 => Ok(None),
-                        libc::ENOENT => Ok(Some(SocketState::Absent)),
-                        errno => Err(DiagError::Kernel(io::Error::from_raw_os_error(errno))),
-                    };
-                }
-                SOCK_DIAG_BY_FAMILY => {
-                    if body.len() < DIAG_MSG_LEN {
-                        return Err(DiagError::Malformed("short inet_diag_msg"));
-                    }
-                    return Ok(Some(match body[1] {
-                        TCP_LISTEN => SocketState::Listener,
-                        TCP_CLOSE => SocketState::Absent,
-                        _ => SocketState::Flow,
-                    }));
-                }
-                _ => {}
+        let body = m.body;
+        match m.kind {
+            NLMSG_ERROR => {
+                let e = body
+                    .get(..4)
+                    .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+                    .ok_or(DiagError::Malformed("short error"))?;
+                return match -e {
+                    0 => Ok(None),
+                    libc::ENOENT => Ok(Some(SocketState::Absent)),
+                    errno => Err(DiagError::Kernel(io::Error::from_raw_os_error(errno))),
+                };
             }
+            SOCK_DIAG_BY_FAMILY => {
+                if body.len() < DIAG_MSG_LEN {
+                    return Err(DiagError::Malformed("short inet_diag_msg"));
+                }
+                return Ok(Some(match body[1] {
+                    TCP_LISTEN => SocketState::Listener,
+                    TCP_CLOSE => SocketState::Absent,
+                    _ => SocketState::Flow,
+                }));
+            }
+            _ => {}
         }
-        let aligned = (len + 3) & !3;
-        d = d.get(aligned..).unwrap_or(&[]);
     }
     Ok(None)
 }
@@ -541,20 +535,14 @@ mod tests {
         bad[0] = 200;
         assert!(matches!(
             parse_answer(&bad, 5),
-            Err(DiagError::Malformed("message length"))
+            Err(DiagError::Malformed("length runs past the datagram"))
         ));
-        // Every cut of the answer: too short for a header is no answer yet, a header whose
-        // length runs past the datagram is malformed.
-        for n in 0..enoent.len() {
+        // Every cut of the answer: an empty datagram holds no answer; any other cut leaves a
+        // header or a message that does not fit, which is malformed.
+        assert!(matches!(parse_answer(&[], 5), Ok(None)));
+        for n in 1..enoent.len() {
             let r = parse_answer(&enoent[..n], 5);
-            if n < NLMSG_HDRLEN {
-                assert!(matches!(r, Ok(None)), "{n}: {r:?}");
-            } else {
-                assert!(
-                    matches!(r, Err(DiagError::Malformed("message length"))),
-                    "{n}: {r:?}"
-                );
-            }
+            assert!(matches!(r, Err(DiagError::Malformed(_))), "{n}: {r:?}");
         }
     }
 

@@ -14,7 +14,6 @@ use super::socket::{cvt, new_socket, setsockopt};
 
 /// `RTMGRP_LINK`: the multicast group bit of `RTNLGRP_LINK` (group 1).
 const RTMGRP_LINK: u32 = 1;
-const NLMSG_HDRLEN: usize = 16;
 const IFINFOMSG_LEN: usize = 16;
 const RTA_HDRLEN: usize = 4;
 const IFLA_IFNAME: u16 = 3;
@@ -80,32 +79,21 @@ fn align4(n: usize) -> usize {
 /// not fit rejects the whole datagram (no event of it is used).
 pub fn parse_datagram(b: &[u8]) -> Result<Vec<LinkMsg>, LinkParseError> {
     let mut out = Vec::new();
-    let mut at = 0;
-    while at < b.len() {
-        let bad = |what| LinkParseError::Malformed { at, what };
-        if b.len() - at < NLMSG_HDRLEN {
-            return Err(bad("shorter than a netlink header"));
-        }
-        let len = u32_at(b, at) as usize;
-        if len < NLMSG_HDRLEN {
-            return Err(bad("length shorter than its header"));
-        }
-        if len > b.len() - at {
-            return Err(bad("length runs past the datagram"));
-        }
-        let kind = u16_at(b, at + 4);
-        let body = &b[at + NLMSG_HDRLEN..at + len];
-        out.push(match kind {
-            libc::RTM_NEWLINK | libc::RTM_DELLINK => {
-                LinkMsg::Link(parse_link(body, kind == libc::RTM_DELLINK).map_err(bad)?)
-            }
+    for m in super::netlink::messages(b) {
+        let m = m.map_err(|e| LinkParseError::Malformed {
+            at: e.at,
+            what: e.what,
+        })?;
+        out.push(match m.kind {
+            libc::RTM_NEWLINK | libc::RTM_DELLINK => LinkMsg::Link(
+                parse_link(m.body, m.kind == libc::RTM_DELLINK)
+                    .map_err(|what| LinkParseError::Malformed { at: m.at, what })?,
+            ),
             k if k == libc::NLMSG_OVERRUN as u16 || k == libc::NLMSG_ERROR as u16 => {
                 LinkMsg::Overrun
             }
             k => LinkMsg::Other(k),
         });
-        // The last message may omit its alignment padding.
-        at = (at + align4(len)).min(b.len());
     }
     Ok(out)
 }
@@ -252,6 +240,7 @@ impl LinkWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::netlink::NLMSG_HDRLEN;
 
     /// The fuzz seeds (hand-built from rtnetlink(7), see their README) parse as they say.
     #[test]

@@ -1,5 +1,7 @@
 //! Netlink request/answer sockets to the kernel (`rondo redirect`'s `NETLINK_SOCK_DIAG`
-//! lookups): blocking, with a receive timeout, messages built and parsed by the caller.
+//! lookups): blocking, with a receive timeout, messages built by the caller; and
+//! [`messages`], the one walk over the messages of a received datagram (the link watch
+//! and the socket lookups both read theirs with it).
 #![allow(unsafe_code)]
 
 use std::io;
@@ -76,9 +78,131 @@ impl NetlinkSocket {
     }
 }
 
+/// Length of `struct nlmsghdr`.
+pub const NLMSG_HDRLEN: usize = 16;
+
+/// One message of a datagram: its header fields and body (the bytes after the header, up
+/// to the message's length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NlMsg<'a> {
+    /// Its offset in the datagram.
+    pub at: usize,
+    pub kind: u16,
+    pub flags: u16,
+    pub seq: u32,
+    pub body: &'a [u8],
+}
+
+/// A datagram whose messages do not add up; no message past this point is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("netlink message at byte {at}: {what}")]
+pub struct NlMalformed {
+    pub at: usize,
+    pub what: &'static str,
+}
+
+/// The messages of datagram `b`, in order. Total: every byte is a header, a body or
+/// alignment padding (the last message may omit its padding); a length that does not fit
+/// yields one error and ends the walk.
+pub fn messages(b: &[u8]) -> Messages<'_> {
+    Messages { b, at: 0 }
+}
+
+/// Iterator of [`messages`].
+#[derive(Debug, Clone)]
+pub struct Messages<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Iterator for Messages<'a> {
+    type Item = Result<NlMsg<'a>, NlMalformed>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (b, at) = (self.b, self.at);
+        if at >= b.len() {
+            return None;
+        }
+        let fail = |what| Some(Err(NlMalformed { at, what }));
+        let rest = &b[at..];
+        let Some(h) = rest.get(..NLMSG_HDRLEN) else {
+            self.at = b.len();
+            return fail("shorter than a netlink header");
+        };
+        let len = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]) as usize;
+        if len < NLMSG_HDRLEN {
+            self.at = b.len();
+            return fail("length shorter than its header");
+        }
+        if len > rest.len() {
+            self.at = b.len();
+            return fail("length runs past the datagram");
+        }
+        self.at = (at + ((len + 3) & !3)).min(b.len());
+        Some(Ok(NlMsg {
+            at,
+            kind: u16::from_ne_bytes([h[4], h[5]]),
+            flags: u16::from_ne_bytes([h[6], h[7]]),
+            seq: u32::from_ne_bytes([h[8], h[9], h[10], h[11]]),
+            body: &rest[NLMSG_HDRLEN..len],
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn msg(kind: u16, seq: u32, body: &[u8]) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&((NLMSG_HDRLEN + body.len()) as u32).to_ne_bytes());
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.extend_from_slice(&3u16.to_ne_bytes());
+        m.extend_from_slice(&seq.to_ne_bytes());
+        m.extend_from_slice(&[0; 4]);
+        m.extend_from_slice(body);
+        m
+    }
+
+    #[test]
+    fn messages_walk_padding_and_reject_what_does_not_fit() {
+        // Two messages, the first padded to 4 bytes, the last without its padding.
+        let mut d = msg(16, 1, &[1, 2, 3]);
+        d.push(0);
+        d.extend(msg(3, 2, &[9, 9, 9]));
+        let got: Vec<_> = messages(&d).collect::<Result<_, _>>().unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            (got[0].kind, got[0].seq, got[0].body, got[0].flags),
+            (16, 1, &[1u8, 2, 3][..], 3)
+        );
+        assert_eq!(
+            (got[1].at, got[1].kind, got[1].body),
+            (20, 3, &[9u8, 9, 9][..])
+        );
+        assert_eq!(messages(&[]).count(), 0);
+        // Every cut: whole messages, then exactly one error, then nothing.
+        for n in 1..d.len() {
+            let items: Vec<_> = messages(&d[..n]).collect();
+            let errs = items.iter().filter(|r| r.is_err()).count();
+            let whole = if n >= 19 { 1 } else { 0 };
+            if n == 19 || n == 20 {
+                assert_eq!((items.len(), errs), (1, 0), "{n}");
+            } else {
+                assert_eq!((items.len(), errs), (whole + 1, 1), "{n}");
+                assert!(items.last().unwrap().is_err(), "{n}");
+            }
+        }
+        let mut short = msg(1, 1, &[]);
+        short[0] = 8;
+        assert_eq!(
+            messages(&short).next(),
+            Some(Err(NlMalformed {
+                at: 0,
+                what: "length shorter than its header"
+            }))
+        );
+    }
 
     /// `NETLINK_ROUTE` answers an `RTM_GETLINK` request for the loopback (index 1) with a
     /// message of the same sequence number; with nothing asked, a receive times out.
