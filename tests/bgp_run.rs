@@ -20,8 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::bird::{ip, Lab};
 use common::director::{number_after, Session};
-use rondo::drivers::af_packet::{AfPacketOptions, AfPacketPort};
-use rondo::drivers::{BufPool, Burst, Port, TxQueue};
+use rondo::drivers::{Burst, Port, TxQueue};
 
 const VIP1: &str = "10.10.0.1/32";
 const VIP2: &str = "10.10.0.2/32";
@@ -371,17 +370,7 @@ impl Traffic {
         let stop = Arc::new(AtomicBool::new(false));
         let st = stop.clone();
         let thread = common::netns::spawn_in_netns(ns, 0, move || {
-            let mut port = AfPacketPort::open(
-                "rdata",
-                BufPool::new(1024, 2048).unwrap(),
-                AfPacketOptions {
-                    block_size: 1 << 16,
-                    block_count: 8,
-                    ..AfPacketOptions::default()
-                },
-            )
-            .expect("af_packet on rdata");
-            let (_rx, mut tx) = port.take_queues(1).unwrap().pop().unwrap();
+            let (port, _rx, mut tx) = common::veth::test_port("rdata", 1024, 8);
             let mut sent = 0u64;
             while !st.load(Ordering::Relaxed) {
                 let i = (sent % 50_000) as u32;

@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::veth::{Netns, Veth};
 use common::*;
-use rondo::drivers::af_packet::{AfPacketOptions, AfPacketPort};
-use rondo::drivers::{BufPool, Burst, Port, RxQueue, TxQueue};
+use rondo::drivers::{Burst, Port, RxQueue, TxQueue};
 
 /// The director's outer source address: what marks a packet it forwarded.
 const OUTER_SRC: [u8; 4] = [192, 0, 2, 10];
@@ -139,16 +138,7 @@ struct Router {
 
 impl Router {
     fn start(iface: &str, director_mac: [u8; 6]) -> Router {
-        let mut port = AfPacketPort::open(
-            iface,
-            BufPool::new(4096, 2048).unwrap(),
-            AfPacketOptions {
-                block_size: 1 << 16,
-                block_count: 32,
-                ..AfPacketOptions::default()
-            },
-        )
-        .unwrap();
+        let (port, mut rx, mut tx) = common::veth::test_port(iface, 4096, 32);
         let (stop, encapsulated, sent) = (
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicU64::new(0)),
@@ -156,7 +146,6 @@ impl Router {
         );
         let (s, e, n) = (stop.clone(), encapsulated.clone(), sent.clone());
         let thread = std::thread::spawn(move || {
-            let (mut rx, mut tx) = port.take_queues(1).unwrap().pop().unwrap();
             let end = Instant::now() + Duration::from_secs(120);
             let mut i = 0u32;
             let mut burst = Burst::new();

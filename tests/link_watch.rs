@@ -16,8 +16,7 @@ use common::director::{config, Session};
 use common::netns::in_netns;
 use common::veth::{self, Netns, Veth};
 use common::*;
-use rondo::drivers::af_packet::{AfPacketOptions, AfPacketPort};
-use rondo::drivers::{BufPool, Burst, Port, RxQueue, TxQueue};
+use rondo::drivers::{Burst, Port, RxQueue, TxQueue};
 
 /// `rondo run`'s status when its interface is gone (`EX_UNAVAILABLE`).
 const EXIT_PORT_GONE: i32 = 69;
@@ -120,17 +119,7 @@ fn mac_of(iface: &str) -> [u8; 6] {
 /// Send VIP SYNs from the test's end `iface` to `director_mac` until encapsulated frames
 /// come back (a fresh socket each time: the test's own socket is not under test).
 fn forwards(iface: &str, director_mac: [u8; 6]) -> bool {
-    let mut peer = AfPacketPort::open(
-        iface,
-        BufPool::new(1024, 2048).unwrap(),
-        AfPacketOptions {
-            block_size: 1 << 16,
-            block_count: 8,
-            ..AfPacketOptions::default()
-        },
-    )
-    .unwrap();
-    let (mut rx, mut tx) = peer.take_queues(1).unwrap().pop().unwrap();
+    let (peer, mut rx, mut tx) = veth::test_port(iface, 1024, 8);
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut burst = Burst::new();
     let mut i = 0u32;

@@ -15,8 +15,7 @@ use common::veth::{self, Netns, Veth};
 use common::*;
 use rondo::config::load_config;
 use rondo::datapath::PacketBuf;
-use rondo::drivers::af_packet::{AfPacketOptions, AfPacketPort};
-use rondo::drivers::{BufPool, Burst, Port, RxQueue, TxQueue};
+use rondo::drivers::{Burst, Port, RxQueue, TxQueue};
 use rondo::table::ForwardingTable;
 
 const GW: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
@@ -196,17 +195,7 @@ fn scenario(wire: Wire) {
     if !in_ns {
         veth::ip(&["link", "set", &test_iface, "up"]).unwrap();
     }
-    let mut peer = AfPacketPort::open(
-        &test_iface,
-        BufPool::new(4096, 2048).unwrap(),
-        AfPacketOptions {
-            block_size: 1 << 16,
-            block_count: 32,
-            ..AfPacketOptions::default()
-        },
-    )
-    .unwrap();
-    let (mut rx, mut tx) = peer.take_queues(1).unwrap().pop().unwrap();
+    let (peer, mut rx, mut tx) = veth::test_port(&test_iface, 4096, 32);
     let peer_mac = mac_of(&test_iface);
     let send = |tx: &mut rondo::drivers::af_packet::AfPacketTx, frames: &[Vec<u8>]| {
         for chunk in frames.chunks(16) {

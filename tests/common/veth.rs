@@ -129,3 +129,35 @@ impl Drop for Netns {
         }
     }
 }
+
+/// The test's own side of a wire: an AF_PACKET port on `iface` with `frames` buffers of
+/// 2048 bytes and an RX ring of `blocks` 64 KiB blocks, and its one queue pair. Keep the
+/// port: it owns the buffers the queues use.
+pub fn test_port(
+    iface: &str,
+    frames: usize,
+    blocks: usize,
+) -> (
+    rondo::drivers::af_packet::AfPacketPort,
+    rondo::drivers::af_packet::AfPacketRx,
+    rondo::drivers::af_packet::AfPacketTx,
+) {
+    use rondo::drivers::af_packet::{AfPacketOptions, AfPacketPort};
+    use rondo::drivers::Port;
+    let mut port = AfPacketPort::open(
+        iface,
+        rondo::drivers::BufPool::new(frames, 2048).unwrap(),
+        AfPacketOptions {
+            block_size: 1 << 16,
+            block_count: blocks,
+            ..AfPacketOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("af_packet on {iface}: {e}"));
+    let (rx, tx) = port
+        .take_queues(1)
+        .unwrap_or_else(|e| panic!("queues of {iface}: {e}"))
+        .pop()
+        .unwrap();
+    (port, rx, tx)
+}
