@@ -8,3 +8,14 @@ pub mod bgp;
 pub mod docs;
 #[cfg(feature = "etcd")]
 pub mod etcd;
+
+/// A setting of one of the fleet's sections (`[bgp]`, `[fleet]`) was refused: which
+/// section and field, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{section} {field}: {message}")]
+pub struct FieldError {
+    /// How the section is named in messages (`[bgp]`, `etcd settings:`).
+    pub section: &'static str,
+    pub field: String,
+    pub message: String,
+}

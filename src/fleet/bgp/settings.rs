@@ -34,16 +34,12 @@ pub enum Daemon {
     Bird,
 }
 
-/// A `[bgp]` value was refused; says which and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("[bgp] {field}: {message}")]
-pub struct SettingsError {
-    pub field: String,
-    pub message: String,
-}
+/// A refused setting of this section.
+pub type SettingsError = crate::fleet::FieldError;
 
 fn err(field: impl Into<String>, message: impl Into<String>) -> SettingsError {
     SettingsError {
+        section: "[bgp]",
         field: field.into(),
         message: message.into(),
     }

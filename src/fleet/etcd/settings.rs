@@ -30,16 +30,12 @@ pub const MAX_DOCUMENT_LIMIT: usize = 64 << 20;
 /// The default document limit: etcd's default `--max-request-bytes`.
 pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 1_572_864;
 
-/// An etcd setting was refused; says which field and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("etcd settings: {field}: {message}")]
-pub struct SettingsError {
-    pub field: String,
-    pub message: String,
-}
+/// A refused setting of this section.
+pub type SettingsError = crate::fleet::FieldError;
 
 fn err(field: impl Into<String>, message: impl Into<String>) -> SettingsError {
     SettingsError {
+        section: "etcd settings:",
         field: field.into(),
         message: message.into(),
     }
