@@ -219,7 +219,7 @@ write_every_rounds = 3
             e.contains("healthchecks.trigger") && e.contains("1..=1000"),
             "{e}"
         );
-        assert!(e.contains(":12"), "line of the value: {e}");
+        assert!(e.contains("f.toml:11:"), "line of the value: {e}");
         let e = parse(
             &format!("{GOOD}\n[forwarding_table]\nsrc = \"x\"\n"),
             "f.toml",
