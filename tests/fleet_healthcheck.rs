@@ -320,10 +320,6 @@ impl Recorder {
     fn last(&self) -> Option<HealthDoc> {
         self.writes.lock().unwrap().last().map(|w| w.doc.clone())
     }
-
-    fn count(&self) -> usize {
-        self.writes.lock().unwrap().len()
-    }
 }
 
 impl Drop for Recorder {
@@ -433,7 +429,6 @@ fn one_leader_fails_over_without_flips() {
     // 2. SIGTERM the leader: it resigns, the next takes over at once.
     let l2 = rec.last().unwrap();
     let i2 = leader_idx(&l2.leader);
-    let last_before = rec.count();
     let termed_at = Instant::now();
     web.fail_next(TRIGGER - 1);
     checkers[i2].signal("TERM");
@@ -446,13 +441,12 @@ fn one_leader_fails_over_without_flips() {
     let log = checkers[i2].log_text();
     assert!(log.contains("resigned the leadership"), "{log}");
     println!(
-        "SIGTERM {} (term {}): resigned; {} took over (term {}) after {} ms ({} writes before)",
+        "SIGTERM {} (term {}): resigned; {} took over (term {}) after {} ms",
         l2.leader,
         l2.term,
         doc.leader,
         doc.term,
-        ms(sigterm_gap),
-        last_before
+        ms(sigterm_gap)
     );
     assert!(doc.term > l2.term);
     assert!(expected(&doc), "no flip after the SIGTERM: {doc:?}");
@@ -556,7 +550,38 @@ fn one_leader_fails_over_without_flips() {
     assert!(terms.len() >= 4, "four terms: {terms:?}");
     drop(writes);
 
-    // 5. SIGTERM on a standby: it withdraws its candidacy and exits; the leader leads on.
+    // 5. A new desired revision brings new targets; a bad one is refused and the last
+    // good one's backends stay checked.
+    let extra = Listener::open("127.0.0.6", false);
+    let mut more = backends.clone();
+    more.push(("127.0.0.6".to_string(), "tcp", extra.addr.port()));
+    let pushed_at = Instant::now();
+    let rev2 = store
+        .put_document_if(docs::DESIRED, desired(&more).as_bytes(), desired_rev)
+        .unwrap();
+    let (at, doc) = rec.wait_for(
+        "of the new desired revision",
+        Duration::from_secs(10),
+        |w| w.doc.desired_revision == rev2,
+    );
+    assert!(health_of(&doc, "127.0.0.6"), "{doc:?}");
+    println!(
+        "desired revision {rev2} (a backend added): checked and written after {} ms",
+        ms(at - pushed_at)
+    );
+    let rev3 = store
+        .put_document_if(docs::DESIRED, b"[[tables]]\nname = 1\n", rev2)
+        .unwrap();
+    let bad_at = Instant::now();
+    let (_, doc) = rec.wait_for("after the bad revision", Duration::from_secs(10), |w| {
+        w.at >= bad_at + Duration::from_millis(1500)
+    });
+    assert_eq!(doc.desired_revision, rev2, "bad revision {rev3} refused");
+    assert_eq!(doc.backends.len(), 5);
+    let log = checkers[leader_idx(&new_leader)].log_text();
+    assert!(log.contains("desired revision refused"), "{log}");
+
+    // 6. SIGTERM on a standby: it withdraws its candidacy and exits; the leader leads on.
     let s = checkers
         .iter()
         .position(|c| c.name != new_leader && c.child.is_some())
