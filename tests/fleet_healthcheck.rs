@@ -5,7 +5,8 @@
 //! leader (restarted afterwards), a SIGTERMed one (it resigns: no gap) and a partitioned one
 //! (SIGSTOP past its lease, then SIGCONT: it must not write again); no backend's health
 //! flips because of a failover (the dampeners are carried over); a real change (a listener
-//! stopped) is still reported. Times are measured and printed.
+//! stopped) is still reported; a new desired revision brings new targets, a bad one is
+//! refused; an etcd member's SIGKILL changes nothing. Times are measured and printed.
 #![cfg(feature = "etcd")]
 
 mod common;
@@ -345,7 +346,7 @@ fn ms(d: Duration) -> u128 {
 
 #[test]
 fn one_leader_fails_over_without_flips() {
-    let Some(cluster) = EtcdCluster::start(3) else {
+    let Some(mut cluster) = EtcdCluster::start(3) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -514,42 +515,6 @@ fn one_leader_fails_over_without_flips() {
     assert!(health_of(&doc, "127.0.0.2") && !health_of(&doc, "127.0.0.4"));
     assert_eq!(doc.leader, new_leader);
 
-    // Every write: terms only grow, one leader per term, nothing flipped before step 4.
-    let writes = rec.writes.lock().unwrap();
-    let mut terms: Vec<(i64, String)> = Vec::new();
-    for pair in writes.windows(2) {
-        assert!(pair[1].revision > pair[0].revision);
-        assert!(
-            pair[1].doc.term >= pair[0].doc.term,
-            "term went back at revision {}: {} -> {}",
-            pair[1].revision,
-            pair[0].doc.term,
-            pair[1].doc.term
-        );
-    }
-    for w in writes.iter() {
-        match terms.iter().find(|(t, _)| *t == w.doc.term) {
-            Some((_, l)) => assert_eq!(l, &w.doc.leader, "two leaders in term {}", w.doc.term),
-            None => terms.push((w.doc.term, w.doc.leader.clone())),
-        }
-        if w.at < closed_at {
-            assert!(
-                expected(&w.doc),
-                "a backend flipped at revision {} (leader {}): {:?}",
-                w.revision,
-                w.doc.leader,
-                w.doc.backends
-            );
-        }
-    }
-    println!(
-        "{} health writes, terms {:?}: one writer per term, terms only grow, no flip across 3 failovers",
-        writes.len(),
-        terms
-    );
-    assert!(terms.len() >= 4, "four terms: {terms:?}");
-    drop(writes);
-
     // 5. A new desired revision brings new targets; a bad one is refused and the last
     // good one's backends stay checked.
     let extra = Listener::open("127.0.0.6", false);
@@ -596,5 +561,77 @@ fn one_leader_fails_over_without_flips() {
         w.at >= left_at
     });
     assert_eq!(doc.leader, new_leader);
+
+    // 7. SIGKILL the etcd member every checker connected to first: the checking goes on
+    // through the other members (the leadership may move, never to two writers).
+    let state_of = |d: &HealthDoc| {
+        let mut v: Vec<(String, bool)> = d
+            .backends
+            .iter()
+            .map(|b| (b.ip.clone(), b.healthy))
+            .collect();
+        v.sort();
+        v
+    };
+    let before = rec.last().unwrap();
+    cluster.kill(0);
+    let killed_at = Instant::now();
+    let (at, doc) = rec.wait_for(
+        "after the etcd member's SIGKILL",
+        Duration::from_secs(20),
+        |w| w.at >= killed_at + Duration::from_millis(100),
+    );
+    assert_eq!(
+        state_of(&doc),
+        state_of(&before),
+        "no flip when an etcd member dies"
+    );
+    println!(
+        "etcd member m0 SIGKILLed: next health write {} ms later by {} (term {}; before: {}, term {})",
+        ms(at - killed_at),
+        doc.leader,
+        doc.term,
+        before.leader,
+        before.term
+    );
+    std::thread::sleep(Duration::from_millis(2000));
+    assert_eq!(state_of(&rec.last().unwrap()), state_of(&before));
+
+    // Every write: terms only grow, one leader per term, nothing flipped before step 4
+    // (from then on, only 127.0.0.3 changed).
+    let writes = rec.writes.lock().unwrap();
+    let mut terms: Vec<(i64, String)> = Vec::new();
+    for pair in writes.windows(2) {
+        assert!(pair[1].revision > pair[0].revision);
+        assert!(
+            pair[1].doc.term >= pair[0].doc.term,
+            "term went back at revision {}: {} -> {}",
+            pair[1].revision,
+            pair[0].doc.term,
+            pair[1].doc.term
+        );
+    }
+    for w in writes.iter() {
+        match terms.iter().find(|(t, _)| *t == w.doc.term) {
+            Some((_, l)) => assert_eq!(l, &w.doc.leader, "two leaders in term {}", w.doc.term),
+            None => terms.push((w.doc.term, w.doc.leader.clone())),
+        }
+        if w.at < closed_at {
+            assert!(
+                expected(&w.doc),
+                "a backend flipped at revision {} (leader {}): {:?}",
+                w.revision,
+                w.doc.leader,
+                w.doc.backends
+            );
+        }
+    }
+    println!(
+        "{} health writes, terms {:?}: one writer per term, terms only grow, no flip across 3 failovers",
+        writes.len(),
+        terms
+    );
+    assert!(terms.len() >= 4, "four terms at least: {terms:?}");
+    drop(writes);
     drop(up1);
 }
