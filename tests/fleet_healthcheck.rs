@@ -489,6 +489,9 @@ fn one_leader_fails_over_without_flips() {
     }
     let log = checkers[i3].log_text();
     assert!(log.contains("leadership lost"), "{log}");
+    if let Some(line) = log.lines().find(|l| l.contains("leadership lost")) {
+        println!("woken leader's log: {}", line.trim());
+    }
     let standing = log.matches("standing for election").count();
     assert!(standing >= 2, "the woken leader stands again: {log}");
     println!(
