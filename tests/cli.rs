@@ -422,3 +422,39 @@ fn pcap_config_arguments_refuse_both_or_neither() {
         "a TOML config names its own tables",
     );
 }
+
+#[test]
+fn healthcheck_fleet_says_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[healthchecks]\ntrigger = 3\n").unwrap();
+    let o = rondo(&["healthcheck", "--fleet", s(&bad)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("bad.toml") && err.contains("fleet") && err.contains("missing"),
+        "{err}"
+    );
+    let o = rondo(&["healthcheck", "--fleet", s(&bad), "--config", s(&bad)]);
+    assert!(!o.status.success(), "--fleet and --config together");
+    let example = root().join("configs/healthcheck-fleet.toml");
+    #[cfg(not(feature = "etcd"))]
+    {
+        let o = rondo(&["healthcheck", "--fleet", s(&example)]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success());
+        assert!(err.contains("--features etcd"), "{err}");
+    }
+    #[cfg(feature = "etcd")]
+    {
+        let text = std::fs::read_to_string(&example)
+            .unwrap()
+            .replace("prefix = \"/rondo/prod\"", "prefix = \"rondo/prod\"");
+        let f = dir.path().join("relative-prefix.toml");
+        std::fs::write(&f, text).unwrap();
+        let o = rondo(&["healthcheck", "--fleet", s(&f)]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success());
+        assert!(err.contains("fleet.prefix"), "{err}");
+    }
+}

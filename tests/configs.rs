@@ -35,6 +35,11 @@ fn every_example_config_loads_and_compiles() {
             healthcheck_config_loads(f);
             continue;
         }
+        // Nor are the fleet checker's (`rondo healthcheck --fleet`).
+        if f.file_stem().and_then(|s| s.to_str()) == Some("healthcheck-fleet") {
+            fleet_healthcheck_config_loads(f);
+            continue;
+        }
         match f.extension().and_then(|e| e.to_str()) {
             Some("toml")
                 if rondo::redirect::config::is_redirect_config(
@@ -86,6 +91,34 @@ fn healthcheck_config_loads(f: &Path) {
             f.display()
         );
     }
+}
+
+/// A `rondo healthcheck --fleet` config loads; with the etcd feature its `[fleet]` table is
+/// valid etcd settings too.
+fn fleet_healthcheck_config_loads(f: &Path) {
+    let cfg =
+        rondo::health::fleet_config::load(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    assert!(cfg.write_every_rounds >= 1);
+    #[cfg(feature = "etcd")]
+    {
+        let s = cfg
+            .etcd_settings()
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        assert!(!s.name.is_empty());
+    }
+}
+
+#[test]
+fn fleet_healthcheck_example_is_there() {
+    let f = root().join("configs/healthcheck-fleet.toml");
+    let c = rondo::health::fleet_config::load(&f).unwrap();
+    assert_eq!(c.options.trigger, 3);
+    assert_eq!(c.write_every_rounds, 5);
+    assert_eq!(
+        c.fleet.get("name").and_then(|v| v.as_str()),
+        Some("checker-1")
+    );
+    fleet_healthcheck_config_loads(&f);
 }
 
 #[test]

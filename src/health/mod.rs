@@ -15,6 +15,8 @@
 pub mod check;
 pub mod checker;
 pub mod config;
+pub mod fleet_config;
+pub mod fleet_doc;
 pub mod gue;
 pub mod output;
 pub mod state;
@@ -23,7 +25,9 @@ use std::net::IpAddr;
 
 pub use check::{CheckError, CheckKind, Target};
 pub use checker::{Checker, CheckerOptions};
-pub use state::{BackendHealth, CheckOutcome, Dampener, HealthSnapshot, HealthState};
+pub use state::{
+    BackendHealth, CheckOutcome, Dampener, DampenerState, HealthSnapshot, HealthState,
+};
 
 use crate::table::{BackendState, ForwardingTable, TableError, TableSpec};
 

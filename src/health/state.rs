@@ -79,6 +79,36 @@ impl Dampener {
     pub fn reported(&self) -> Option<bool> {
         self.reported
     }
+
+    /// The dampener's state (what a fleet checker leader writes to etcd).
+    pub fn export(&self) -> DampenerState {
+        DampenerState {
+            reported: self.reported,
+            current: self.current,
+            streak: self.streak,
+        }
+    }
+
+    /// Carry on from `state` (exported by another checker): the counts stay this
+    /// dampener's own.
+    pub fn import(&mut self, state: DampenerState) {
+        self.reported = state.reported;
+        self.current = state.current;
+        self.streak = if state.reported.is_some() {
+            state.streak
+        } else {
+            0
+        };
+    }
+}
+
+/// A [`Dampener`]'s state without its counts: the value it reports, the raw value of the
+/// current run and the run's length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DampenerState {
+    pub reported: Option<bool>,
+    pub current: bool,
+    pub streak: u32,
 }
 
 /// The outcome of one check.
@@ -166,6 +196,38 @@ impl HealthState {
             }
         }
         self.targets = targets;
+    }
+
+    /// Every tracked target's dampener state, in target order.
+    pub fn dampeners(&self) -> Vec<(Target, DampenerState)> {
+        self.targets
+            .iter()
+            .map(|(t, s)| (t.clone(), s.dampener.export()))
+            .collect()
+    }
+
+    /// Carry the dampening on from another checker: every tracked target that `state`
+    /// knows (by the target's name, e.g. `tcp 10.0.0.1:22`) takes that state, and every
+    /// tracked backend that `healthy` knows (table, address) takes that health. Returns how
+    /// many targets were seeded.
+    pub fn seed(
+        &mut self,
+        state: impl Fn(&str) -> Option<DampenerState>,
+        healthy: impl Fn(&str, IpAddr) -> Option<bool>,
+    ) -> usize {
+        let mut n = 0;
+        for (t, s) in self.targets.iter_mut() {
+            if let Some(d) = state(&t.to_string()) {
+                s.dampener.import(d);
+                n += 1;
+            }
+        }
+        for e in &mut self.entries {
+            if let Some(h) = healthy(&e.table, e.ip) {
+                e.healthy = h;
+            }
+        }
+        n
     }
 
     /// Every distinct target to check this round.
@@ -560,6 +622,63 @@ mod tests {
         assert!(!st.snapshot().backends[0].healthy);
         let ev = st.record(vec![(http.clone(), ok()), (tcp, ok())]);
         assert!(ev.is_empty(), "http is still dampened after the reload");
+    }
+
+    #[test]
+    fn a_dampener_carries_on_from_an_exported_state() {
+        let mut a = Dampener::new(3);
+        feed(&mut a, "HHFF");
+        let mut b = Dampener::new(3);
+        b.import(a.export());
+        assert_eq!(b.export(), a.export());
+        // One more failure flips both, exactly as the original would.
+        assert_eq!(feed(&mut b, "F"), "F");
+        assert_eq!(feed(&mut a, "F"), "F");
+        let mut fresh = Dampener::new(3);
+        fresh.import(Dampener::new(3).export());
+        assert_eq!(fresh.reported(), None);
+        assert_eq!(
+            feed(&mut fresh, "F"),
+            "F",
+            "an empty state: first result as is"
+        );
+    }
+
+    #[test]
+    fn seeding_a_state_keeps_health_and_pending_flips() {
+        let b = backend("10.0.0.1", None, Some(22), BackendState::Active);
+        let tables = [spec("a", vec![b])];
+        let mut old = HealthState::new(3, &tables);
+        let tcp = old.targets()[0].clone();
+        old.record(vec![(tcp.clone(), fail())]);
+        old.record(vec![(tcp.clone(), ok())]);
+        old.record(vec![(tcp.clone(), ok())]);
+        let exported = old.dampeners();
+        let snap = old.snapshot();
+        let mut new = HealthState::new(3, &tables);
+        let n = new.seed(
+            |name| {
+                exported
+                    .iter()
+                    .find(|(t, _)| t.to_string() == name)
+                    .map(|(_, d)| *d)
+            },
+            |table, ip| {
+                snap.backends
+                    .iter()
+                    .find(|b| b.table == table && b.ip == ip)
+                    .map(|b| b.healthy)
+            },
+        );
+        assert_eq!(n, 1);
+        assert!(
+            !new.snapshot().backends[0].healthy,
+            "down, as the old one said"
+        );
+        // The third success flips it up: the pending run carried over.
+        let ev = new.record(vec![(tcp, ok())]);
+        assert_eq!(ev.len(), 1);
+        assert!(ev[0].healthy);
     }
 
     #[test]

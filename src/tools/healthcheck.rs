@@ -4,6 +4,9 @@
 //! As GLB: the first round always writes; later writes are at least `hold` apart (10 s);
 //! SIGHUP (or SIGUSR1) re-reads the source table and writes after the next round.
 //! SIGTERM/SIGINT stop.
+//!
+//! `--fleet CONFIG`: the fleet's highly available checker instead (see
+//! `healthcheck_fleet.rs`; needs a build with `--features etcd`).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,13 +19,13 @@ use crate::health::output::{run_reload, write_json, Source};
 use crate::health::{CheckerOptions, HealthSnapshot, HealthState};
 
 /// SIGHUP/SIGUSR1 (re-read the source table) and SIGTERM/SIGINT (stop), as flags.
-struct Signals {
-    reload: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
+pub(super) struct Signals {
+    pub(super) reload: Arc<AtomicBool>,
+    pub(super) stop: Arc<AtomicBool>,
 }
 
 impl Signals {
-    fn install() -> std::io::Result<Signals> {
+    pub(super) fn install() -> std::io::Result<Signals> {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
         let s = Signals {
             reload: Arc::new(AtomicBool::new(false)),
@@ -41,15 +44,26 @@ impl Signals {
 #[derive(clap::Args, Debug)]
 pub struct HealthcheckArgs {
     /// GLB's healthcheck config (JSON) or its TOML equivalent (see configs/healthcheck.toml).
-    #[arg(long)]
-    config: PathBuf,
+    #[arg(long, required_unless_present = "fleet", conflicts_with = "fleet")]
+    config: Option<PathBuf>,
     /// Run one round, write the checked table, run the reload command, and exit.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "fleet")]
     once: bool,
+    /// Check for a fleet: one of several instances, the one elected through etcd checks the
+    /// desired document's backends and writes the health document (see
+    /// configs/healthcheck-fleet.toml). Needs a build with `--features etcd`.
+    #[arg(long, value_name = "CONFIG")]
+    fleet: Option<PathBuf>,
 }
 
 pub fn run(args: &HealthcheckArgs) -> Result<(), String> {
-    let cfg = config::load(&args.config).map_err(|e| e.to_string())?;
+    if let Some(path) = &args.fleet {
+        return super::healthcheck_fleet::run(path);
+    }
+    let Some(path) = &args.config else {
+        return Err("rondo healthcheck needs --config FILE or --fleet CONFIG".into());
+    };
+    let cfg = config::load(path).map_err(|e| e.to_string())?;
     let mut source = Source::load(&cfg.src).map_err(|e| e.to_string())?;
     let opts = cfg.options(&source.settings);
     if opts.timeout >= opts.interval {

@@ -5,6 +5,7 @@ mod config_args;
 mod console;
 mod demo;
 mod healthcheck;
+mod healthcheck_fleet;
 mod pcap;
 mod pktgen;
 mod redirect;
