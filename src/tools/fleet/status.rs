@@ -210,8 +210,8 @@ pub fn status(conn: &ConnArgs, as_json: bool) -> Outcome {
     );
     let _ = writeln!(
         o,
-        "{:<20} {:<16} {:>8} {:>8} {:<6} {:<11} {:>6}  {:<24} {}",
-        "DIRECTOR", "HOST", "APPLIED", "SEEN", "SOURCE", "FORWARDING", "AGE", "PORTS", "STATE"
+        "{:<20} {:<16} {:>8} {:>8} {:<6} {:<11} {:>6}  {:<24} STATE",
+        "DIRECTOR", "HOST", "APPLIED", "SEEN", "SOURCE", "FORWARDING", "AGE", "PORTS"
     );
     for r in &reports {
         match &r.status {
