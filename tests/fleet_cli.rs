@@ -553,6 +553,15 @@ fn diff_history_and_rollback() {
     assert_eq!(r.code, 0, "{}", r.out);
     let v: serde_json::Value = serde_json::from_str(r.out.trim()).unwrap();
     assert_eq!(v["tables"][0]["backends_added"][0], "10.1.0.4");
+    // As push would write it: the current override is carried into a file without any.
+    assert!(
+        v["carried"][0]
+            .as_str()
+            .unwrap()
+            .contains("carried 1 override(s)"),
+        "{v}"
+    );
+    assert_eq!(v["overrides"], serde_json::json!([]), "{v}");
     let moved = v["tables"][0]["primary_moved_pct"].as_f64().unwrap();
     assert!(moved > 0.0 && moved < 60.0, "{moved}");
     assert_eq!(f.desired().0, second, "diff writes nothing");

@@ -95,6 +95,10 @@ enum FleetCmd {
     /// previous revision vs the current one).
     Diff {
         file: Option<PathBuf>,
+        /// As `push --replace-overrides` would write FILE (default: as `push`, the current
+        /// overrides carried over into a FILE without any).
+        #[arg(long)]
+        replace_overrides: bool,
         #[arg(long)]
         json: bool,
     },
@@ -293,7 +297,11 @@ fn dispatch(args: &FleetArgs) -> Outcome {
         } => write::set(&args.conn, what, table, ip, words),
         FleetCmd::Clear { what, words } => write::clear(&args.conn, what, words),
         FleetCmd::Rollback { rev } => write::rollback(&args.conn, *rev),
-        FleetCmd::Diff { file, json } => revisions::diff(&args.conn, file.as_deref(), *json),
+        FleetCmd::Diff {
+            file,
+            replace_overrides,
+            json,
+        } => revisions::diff(&args.conn, file.as_deref(), *replace_overrides, *json),
         FleetCmd::History { max, json } => revisions::history(&args.conn, *max, *json),
     }
 }

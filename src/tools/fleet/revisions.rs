@@ -11,9 +11,9 @@ use super::{connect, doc_name, ConnArgs, Fail, Outcome};
 use crate::fleet::docs::DESIRED;
 
 /// `rondo fleet diff [FILE]`.
-pub fn diff(conn: &ConnArgs, file: Option<&Path>, as_json: bool) -> Outcome {
+pub fn diff(conn: &ConnArgs, file: Option<&Path>, replace: bool, as_json: bool) -> Outcome {
     let mut store = connect(conn)?;
-    let (a, b, label) = match file {
+    let (a, b, label, notes) = match file {
         Some(f) => {
             let s = store.settings().max_document_bytes as u64;
             let what = f.display().to_string();
@@ -31,7 +31,18 @@ pub fn diff(conn: &ConnArgs, file: Option<&Path>, as_json: bool) -> Outcome {
                 })?;
             let name = doc_name(&store, DESIRED, cur.mod_revision);
             let a = Doc::parse(cur.bytes, &name).map_err(Fail::Failed)?;
-            (a, b, format!("revision {} -> {what}", cur.mod_revision))
+            // As `push` would write it: the current overrides carried over unless told.
+            let (b, notes) = if replace {
+                (b, vec![])
+            } else {
+                super::write::carry(b, &a, cur.mod_revision, s, &what)?
+            };
+            (
+                a,
+                b,
+                format!("revision {} -> {what}", cur.mod_revision),
+                notes,
+            )
         }
         None => {
             let h = store
@@ -53,6 +64,7 @@ pub fn diff(conn: &ConnArgs, file: Option<&Path>, as_json: bool) -> Outcome {
                         a,
                         b,
                         format!("revision {} -> {}", old.mod_revision, new.mod_revision),
+                        vec![],
                     )
                 }
                 [only] => {
@@ -74,10 +86,13 @@ pub fn diff(conn: &ConnArgs, file: Option<&Path>, as_json: bool) -> Outcome {
     if as_json {
         let v = json!({"compare": label, "tables": table_changes(&a, &b),
             "overrides": compare::override_changes(&a.overrides(), &b.overrides()),
-            "identical": a.bytes == b.bytes});
+            "identical": a.bytes == b.bytes, "carried": notes});
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         println!("{label}:");
+        for n in &notes {
+            println!("{n}");
+        }
         print!("{}", compare::render(&a, &b));
     }
     Ok(true)

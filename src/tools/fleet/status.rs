@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::doc::Doc;
 use super::{connect, doc_name, now_ms, ConnArgs, Fail, Outcome};
-use crate::fleet::docs::{DirectorStatus, HealthDoc, DESIRED, HEALTH, STATUS_DIR};
+use crate::fleet::docs::{DirectorStatus, HealthDoc, DESIRED, HEALTH, STATUS_DIR, STATUS_REFRESH};
 use crate::fleet::etcd::EtcdStore;
 
 /// One key under `directors/`: its report, or why it cannot be read.
@@ -232,6 +232,10 @@ pub fn status(conn: &ConnArgs, as_json: bool) -> Outcome {
                     if !state.starts_with("refused") {
                         let _ = write!(state, "; refused {}: {}", r.revision, r.error);
                     }
+                }
+                let idle = now.saturating_sub(s.updated_ms);
+                if idle > 3 * STATUS_REFRESH.as_millis() as u64 {
+                    let _ = write!(state, "; stale: no report for {}s", idle / 1000);
                 }
                 if let Some(e) = &s.last_error {
                     let _ = write!(state, "; last error: {e}");

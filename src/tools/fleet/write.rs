@@ -54,6 +54,52 @@ fn current_doc(store: &mut EtcdStore) -> Result<(Document, Doc), Fail> {
     Ok((d, doc))
 }
 
+/// `doc` (a file about to be pushed) with `cur`'s overrides carried over when it has
+/// none: in its own format, dropping (and naming) any whose backend is gone. Returns the
+/// document to write and what was carried.
+pub fn carry(
+    doc: Doc,
+    cur: &Doc,
+    cur_rev: i64,
+    limit: u64,
+    what: &str,
+) -> Result<(Doc, Vec<String>), Fail> {
+    let mut notes = Vec::new();
+    if !doc.desired.overrides.is_empty() || cur.desired.overrides.is_empty() {
+        return Ok((doc, notes));
+    }
+    let mut kept = Vec::new();
+    for r in &cur.desired.overrides {
+        match check_rule(&doc.desired.specs, &kept, r) {
+            Ok(()) => kept.push(r.clone()),
+            Err(why) => notes.push(format!("override {} {} dropped: {why}", r.table, r.ip)),
+        }
+    }
+    if !kept.is_empty() {
+        let list: Vec<String> = Overrides::from_rules(&kept)
+            .set
+            .iter()
+            .map(|((t, ip), o)| format!("{t} {ip} ({})", o.describe()))
+            .collect();
+        notes.push(format!(
+            "carried {} override(s) over from revision {cur_rev} (use --replace-overrides to drop them): {}",
+            kept.len(),
+            list.join("; ")
+        ));
+    }
+    let bytes = write_overrides(&doc.bytes, doc.desired.format, &kept)
+        .map_err(|e| Fail::Failed(format!("{what}: carrying the overrides over: {e}")))?;
+    if bytes.len() as u64 > limit {
+        return Err(Fail::Failed(format!(
+            "refused, nothing written: {what} with the carried overrides is {} bytes, over max_document_bytes {limit}",
+            bytes.len()
+        )));
+    }
+    let doc = Doc::parse(bytes, &format!("{what} (with the carried overrides)"))
+        .map_err(|e| Fail::Failed(format!("refused, nothing written: {e}")))?;
+    Ok((doc, notes))
+}
+
 /// `rondo fleet push FILE`.
 pub fn push(conn: &ConnArgs, file: &Path, expect: Option<i64>, replace: bool) -> Outcome {
     let s = settings(conn)?;
@@ -73,48 +119,17 @@ pub fn push(conn: &ConnArgs, file: &Path, expect: Option<i64>, replace: bool) ->
         .as_ref()
         .and_then(|d| Doc::parse(d.bytes.clone(), &doc_name(&store, DESIRED, d.mod_revision)).ok());
     let mut notes = Vec::new();
-    if let (false, true, Some(c)) = (replace, doc.desired.overrides.is_empty(), &cur_doc) {
-        if !c.desired.overrides.is_empty() {
-            let mut kept = Vec::new();
-            for r in &c.desired.overrides {
-                match check_rule(&doc.desired.specs, &kept, r) {
-                    Ok(()) => kept.push(r.clone()),
-                    Err(why) => notes.push(format!("override {} {} dropped: {why}", r.table, r.ip)),
-                }
+    if !replace {
+        match (&cur, &cur_doc) {
+            (Some(_), None) if doc.desired.overrides.is_empty() => notes.push(format!(
+                "the current document (revision {cur_rev}) is invalid: no overrides carried over"
+            )),
+            (_, Some(c)) => {
+                let (carried, n) = carry(doc, c, cur_rev, limit, &what)?;
+                doc = carried;
+                notes.extend(n);
             }
-            if !kept.is_empty() {
-                let list: Vec<String> = kept
-                    .iter()
-                    .map(|r| {
-                        format!(
-                            "{} {} ({})",
-                            r.table,
-                            r.ip,
-                            Overrides::from_rules(std::slice::from_ref(r))
-                                .set
-                                .values()
-                                .next()
-                                .map(|o| o.describe())
-                                .unwrap_or_default()
-                        )
-                    })
-                    .collect();
-                notes.push(format!(
-                    "carried {} override(s) over from revision {cur_rev} (use --replace-overrides to drop them): {}",
-                    kept.len(),
-                    list.join("; ")
-                ));
-            }
-            let bytes = write_overrides(&doc.bytes, doc.desired.format, &kept)
-                .map_err(|e| Fail::Failed(format!("{what}: carrying the overrides over: {e}")))?;
-            if bytes.len() as u64 > limit {
-                return Err(Fail::Failed(format!(
-                    "refused, nothing written: {what} with the carried overrides is {} bytes, over max_document_bytes {limit}",
-                    bytes.len()
-                )));
-            }
-            doc = Doc::parse(bytes, &format!("{what} (with the carried overrides)"))
-                .map_err(|e| Fail::Failed(format!("refused, nothing written: {e}")))?;
+            _ => {}
         }
     }
     if let Some(c) = &cur {
