@@ -780,3 +780,41 @@ fn bad_input_is_refused_with_a_clear_error() {
     assert_eq!(r.code, 0, "{}", r.out);
     assert!(r.out.contains(&rev.to_string()), "{}", r.out);
 }
+
+#[test]
+fn a_dead_etcd_member_is_skipped_and_an_unroutable_endpoint_fails_in_bounded_time() {
+    let Some(mut etcd) = EtcdCluster::start(3) else {
+        return;
+    };
+    etcd.kill(0);
+    let f = Fleet {
+        etcd,
+        prefix: "/rondo/members".into(),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    // The dead member is first in the list: the next one answers.
+    let r = f.run(&["push", path(&f.file("doc.toml", DOC))]);
+    assert_eq!(r.code, 0, "{}", r.out);
+    let r = f.run(&["status"]);
+    assert_eq!(r.code, 0, "{}", r.out);
+    assert!(r.out.contains("desired revision"), "{}", r.out);
+    // An endpoint nothing answers on (TEST-NET-1; refused or silent, depending on the
+    // network): bounded by the connect timeout either way.
+    let t = Instant::now();
+    let o = Command::new(env!("CARGO_BIN_EXE_rondo"))
+        .args([
+            "fleet",
+            "--endpoints",
+            "http://192.0.2.1:2379",
+            "--prefix",
+            "/r",
+            "history",
+        ])
+        .output()
+        .unwrap();
+    let r = run_of(o, t.elapsed());
+    println!("silent endpoint: {} in {:?}: {}", r.code, r.took, r.out);
+    assert_eq!(r.code, 1);
+    assert!(r.out.contains("http://192.0.2.1:2379"), "{}", r.out);
+    assert!(r.took < Duration::from_secs(10), "{:?}", r.took);
+}
