@@ -4,6 +4,7 @@ mod check;
 mod config_args;
 mod console;
 mod demo;
+mod fleet;
 mod healthcheck;
 mod healthcheck_fleet;
 mod pcap;
@@ -66,6 +67,8 @@ enum Cmd {
     Console(console::ConsoleArgs),
     /// Traffic generator: flows to the VIPs at a paced rate, every reply verified against the tables.
     Pktgen(pktgen::PktgenArgs),
+    /// A fleet's desired state in etcd: status, push, set/clear, diff, history, rollback, wait (needs `--features etcd`).
+    Fleet(fleet::FleetArgs),
 }
 
 #[derive(Subcommand)]
@@ -88,15 +91,21 @@ enum TableCmd {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // `rondo fleet` is an operator's command: its output is the answer, logs only warn.
+    let default_log = if matches!(cli.cmd, Cmd::Fleet(_)) {
+        "warn"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RONDO_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Table(TableCmd::Build { input, output }) => table::build(&input, &output),
         Cmd::Table(TableCmd::Show { file, table, row }) => {
@@ -117,6 +126,7 @@ pub fn main() -> ExitCode {
         Cmd::Healthcheck(args) => healthcheck::run(&args),
         Cmd::Redirect(args) => redirect::run(&args),
         Cmd::Pktgen(args) => pktgen::run(&args),
+        Cmd::Fleet(args) => return fleet::main(&args),
         Cmd::Console(args) => match console::run(&args) {
             Ok(true) => Ok(()),
             // The failed command's message is already printed.

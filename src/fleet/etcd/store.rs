@@ -236,6 +236,54 @@ impl EtcdStore {
         self.get_at(key, 0)
     }
 
+    /// The key's value as of store revision `revision` (etcd's history; the returned
+    /// [`Document::mod_revision`] is the write at or before it). `None` when the key did not
+    /// exist then; a compacted revision is a [`EtcdError::Request`] naming it.
+    pub fn get_document_at(
+        &mut self,
+        key: &str,
+        revision: i64,
+    ) -> Result<Option<Document>, EtcdError> {
+        if revision <= 0 {
+            return Err(EtcdError::BadKey {
+                key: key.to_string(),
+                why: "a revision must be at least 1",
+            });
+        }
+        self.get_at(key, revision)
+    }
+
+    /// Every key directly or indirectly under `dir` (relative to the prefix, e.g.
+    /// `directors`), with its value: `(key relative to dir, document)`, in key order. Values
+    /// over `max_document_bytes` are refused as for [`EtcdStore::get_document`]; at most
+    /// 10 000 keys are read.
+    pub fn list(&mut self, dir: &str) -> Result<Vec<(String, Document)>, EtcdError> {
+        let full = format!("{}/", self.full_key(dir)?);
+        let limit = self.settings.max_document_bytes;
+        let k = full.clone();
+        let r = self.run("list", &full, move |c| async move {
+            c.kv_client()
+                .max_decoding_message_size(4 * (limit + ENVELOPE))
+                .get(k, Some(GetOptions::new().with_prefix().with_limit(10_000)))
+                .await
+        });
+        let resp = r.map_err(|e| self.too_large(&full, e))?;
+        let mut out = Vec::new();
+        for kv in resp.kvs() {
+            let name =
+                String::from_utf8_lossy(&kv.key()[full.len().min(kv.key().len())..]).into_owned();
+            if kv.value().len() > limit {
+                return Err(EtcdError::TooLarge {
+                    key: format!("{full}{name}"),
+                    size: format!("of {} bytes", kv.value().len()),
+                    limit,
+                });
+            }
+            out.push((name, doc(kv)));
+        }
+        Ok(out)
+    }
+
     /// Write `bytes` only if the key is still at `expected` (its `mod_revision`; 0: only if
     /// absent). Returns the new revision, or [`EtcdError::Conflict`] with the current one.
     pub fn put_document_if(
