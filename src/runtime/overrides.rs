@@ -184,6 +184,18 @@ impl Overrides {
         Ok(next)
     }
 
+    /// These overrides with the operator's part replaced by `rules` (a fleet's desired
+    /// document: its overrides replace the ones in force wholesale); observations stay.
+    pub fn with_operator(
+        &self,
+        rules: impl IntoIterator<Item = ((String, IpAddr), BackendOverride)>,
+    ) -> Overrides {
+        Overrides {
+            set: rules.into_iter().filter(|(_, o)| !o.is_empty()).collect(),
+            observed: self.observed.clone(),
+        }
+    }
+
     /// Record a health-check result. Returns whether it differs from the previous one.
     pub fn observe(&mut self, table: &str, ip: IpAddr, healthy: bool) -> bool {
         self.observed.insert((table.to_string(), ip), healthy) != Some(healthy)

@@ -42,6 +42,8 @@ pub struct ControlPlane {
     /// BGP announcements (`[bgp]`): what the BGP thread decided and the daemon reports,
     /// and the operator's overrides. Unconfigured unless `rondo run` has `[bgp]`.
     pub bgp: crate::fleet::bgp::shared::BgpShared,
+    /// `[fleet]`: what the fleet thread publishes; unconfigured otherwise.
+    pub fleet: super::fleet::FleetShared,
 }
 
 /// How long a reload waits for its files to be read and its tables built.
@@ -139,6 +141,7 @@ impl ControlPlane {
             endpoints: Mutex::new(Endpoints::default()),
             reloading: Mutex::new(()),
             bgp: Default::default(),
+            fleet: Default::default(),
         }
     }
 
@@ -189,6 +192,19 @@ impl ControlPlane {
         if changed {
             let _ = self.reload("config file changed");
         }
+    }
+
+    /// A fleet director's new desired revision (see [`Control::apply_desired`]); runs one
+    /// at a time with reloads.
+    pub fn apply_desired(
+        &self,
+        cfg: Config,
+        rules: Vec<((String, IpAddr), super::overrides::BackendOverride)>,
+        why: &str,
+    ) -> Result<u64, String> {
+        let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let mut c = self.control();
+        c.apply_desired(&self.rt, cfg, rules, why)
     }
 
     /// See [`Control::change_backend`].
