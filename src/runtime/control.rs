@@ -239,7 +239,7 @@ impl Control {
     pub fn initial_from(
         &mut self,
         cfg: Config,
-        rules: Vec<((String, IpAddr), super::overrides::BackendOverride)>,
+        rules: super::overrides::OperatorRules,
     ) -> Result<Snapshot, String> {
         let started = Instant::now();
         let overrides = Overrides::default().with_operator(rules);
@@ -260,7 +260,7 @@ impl Control {
         &mut self,
         rt: &Runtime,
         cfg: Config,
-        rules: Vec<((String, IpAddr), super::overrides::BackendOverride)>,
+        rules: super::overrides::OperatorRules,
         why: &str,
     ) -> Result<u64, String> {
         self.removed.clear();

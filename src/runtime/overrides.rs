@@ -100,6 +100,10 @@ impl HealthSource {
 
 type Key = (String, IpAddr);
 
+/// Operator overrides as a fleet's desired document gives them: (table, backend) and what
+/// is set ([`Overrides::with_operator`]).
+pub type OperatorRules = Vec<((String, IpAddr), BackendOverride)>;
+
 /// Every override and observation, keyed by (table name, backend address).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {

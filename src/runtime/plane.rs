@@ -199,7 +199,7 @@ impl ControlPlane {
     pub fn apply_desired(
         &self,
         cfg: Config,
-        rules: Vec<((String, IpAddr), super::overrides::BackendOverride)>,
+        rules: super::overrides::OperatorRules,
         why: &str,
     ) -> Result<u64, String> {
         let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());

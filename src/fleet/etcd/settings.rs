@@ -210,7 +210,8 @@ impl EtcdSettings {
                 format!("{} is outside 100..=300000", self.request_timeout_ms),
             ));
         }
-        if !(1000..=60_000).contains(&self.lease_ttl_ms) || !self.lease_ttl_ms.is_multiple_of(1000) {
+        if !(1000..=60_000).contains(&self.lease_ttl_ms) || !self.lease_ttl_ms.is_multiple_of(1000)
+        {
             return Err(err(
                 "lease_ttl_ms",
                 format!(

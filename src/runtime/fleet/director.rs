@@ -37,7 +37,7 @@ use crate::runtime::plane::ControlPlane;
 use crate::table::ForwardingTable;
 
 /// The document's operator overrides, as [`Control::apply_desired`] takes them.
-pub type Rules = Vec<((String, IpAddr), BackendOverride)>;
+pub type Rules = crate::runtime::overrides::OperatorRules;
 
 /// How often a failed etcd step (connect, lease, status write, health read) is retried.
 const RETRY: Duration = Duration::from_secs(1);

@@ -103,6 +103,9 @@ pub fn stop(d: Driver, wait: std::time::Duration) {
     }
 }
 
+/// Every live table's name and fingerprint.
+pub type Fingerprints = Vec<(String, u64)>;
+
 /// What the fleet thread knows, for people and the status document.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FleetView {
@@ -138,7 +141,8 @@ pub struct FleetShared {
     /// Status documents written, and writes that failed.
     pub status_writes: AtomicU64,
     pub status_failures: AtomicU64,
-    fingerprints: Mutex<Option<(u64, Vec<(String, u64)>)>>,
+    /// The fingerprints of one generation.
+    fingerprints: Mutex<Option<(u64, Fingerprints)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -173,14 +177,14 @@ impl FleetShared {
     }
 
     /// Name and fingerprint of every table of `snap` (computed once per generation).
-    pub fn fingerprints(&self, snap: &Snapshot) -> Vec<(String, u64)> {
+    pub fn fingerprints(&self, snap: &Snapshot) -> Fingerprints {
         let mut c = lock(&self.fingerprints);
         if let Some((g, f)) = c.as_ref() {
             if *g == snap.generation {
                 return f.clone();
             }
         }
-        let f: Vec<(String, u64)> = snap
+        let f: Fingerprints = snap
             .tables
             .iter()
             .map(|t| {
