@@ -85,7 +85,7 @@ struct Director {
 }
 
 impl Director {
-    fn new(name: &str, endpoints: &[String]) -> Director {
+    fn new(name: &str, endpoints: &[String], metrics: Option<u16>) -> Director {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("in.pcap");
         write_pcap(&input, &traffic(500));
@@ -106,7 +106,7 @@ idle = "sleep"
 socket = "{}"
 
 [metrics]
-listen = "off"
+listen = "{}"
 
 [director]
 outbound_gateway_mac = "02:00:00:00:00:fe"
@@ -123,6 +123,7 @@ cache = "{}"
 "#,
                 input.display(),
                 socket.display(),
+                metrics.map_or("off".to_string(), |p| format!("127.0.0.1:{p}")),
                 eps.join(", "),
                 dir.path().join("fleet.cache").display()
             ),
@@ -242,6 +243,23 @@ cache = "{}"
         }
     }
 
+    /// `GET /metrics` (d0 has a metrics endpoint).
+    fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let cfg = std::fs::read_to_string(&self.config).unwrap();
+        let addr = cfg
+            .lines()
+            .find_map(|l| l.strip_prefix("listen = \""))
+            .and_then(|l| l.strip_suffix('"'))
+            .expect("a metrics address");
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
     fn cache(&self) -> PathBuf {
         self.dir.path().join("fleet.cache")
     }
@@ -305,7 +323,13 @@ fn summary(name: &str, mut v: Vec<Duration>) {
 
 fn start_three(c: &EtcdCluster) -> Vec<Director> {
     let mut ds: Vec<Director> = (0..3)
-        .map(|i| Director::new(&format!("d{i}"), &c.endpoints()))
+        .map(|i| {
+            let metrics = (i == 0).then(|| {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap().port()
+            });
+            Director::new(&format!("d{i}"), &c.endpoints(), metrics)
+        })
         .collect();
     for d in &mut ds {
         d.start();
@@ -320,7 +344,7 @@ fn three_directors_apply_pushes_and_refuse_a_bad_one() {
     };
     let mut store = EtcdStore::connect(settings(c.endpoints())).unwrap();
     // No desired document, no cache: a director cannot start, and says why.
-    let mut lone = Director::new("lone", &c.endpoints());
+    let mut lone = Director::new("lone", &c.endpoints(), None);
     lone.spawn();
     let st = lone.child.as_mut().unwrap().wait().unwrap();
     assert!(!st.success());
@@ -402,6 +426,79 @@ fn three_directors_apply_pushes_and_refuse_a_bad_one() {
     let rg = push(&mut store, &push_doc(3));
     wait_all(&mut store, &ds, "the next good push", |s| {
         s.applied_revision == rg && s.refused.is_none()
+    });
+    // Metrics: the fingerprint (hex as a label) and the fleet's state.
+    let m = ds[0].metrics();
+    let fp_now = ds[0].fingerprint();
+    for want in [
+        format!("rondo_table_fingerprint{{table=\"web\",fingerprint=\"{fp_now}\"}} 1"),
+        "rondo_fleet_connected 1".to_string(),
+        format!("rondo_fleet_applied_revision {rg}"),
+        "rondo_fleet_refused_total 2".to_string(),
+        "rondo_fleet_from_cache 0".to_string(),
+    ] {
+        assert!(m.contains(&want), "no {want:?} in:\n{m}");
+    }
+    // check-config names the fleet.
+    let out = Command::new(env!("CARGO_BIN_EXE_rondo"))
+        .arg("check-config")
+        .arg(&ds[0].config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && text.contains("fleet: endpoints http://127.0.0.1:")
+            && text.contains("prefix /rondo/fleettest, name d0"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Health from the fleet's checker: 10.1.0.2 down moves rows on every director alike;
+    // unknown backends are ignored; an override's health wins over the document.
+    let health = |backends: &[(&str, bool)]| {
+        let h = docs::HealthDoc {
+            leader: "test".into(),
+            term: 1,
+            desired_revision: rg,
+            round_ms: 0,
+            backends: backends
+                .iter()
+                .map(|(ip, healthy)| docs::BackendHealth {
+                    table: "web".into(),
+                    ip: ip.to_string(),
+                    healthy: *healthy,
+                })
+                .collect(),
+            targets: vec![],
+        };
+        serde_json::to_vec(&h).unwrap()
+    };
+    let t0 = Instant::now();
+    let hr = store
+        .put_document_if(
+            docs::HEALTH,
+            &health(&[("10.1.0.2", false), ("10.9.9.9", false)]),
+            0,
+        )
+        .unwrap();
+    wait_all(&mut store, &ds, "the health document", |s| {
+        s.health_revision == hr && s.tables[0].fingerprint != fp_now
+    });
+    println!(
+        "health document applied by all 3 in {:.0} ms",
+        t0.elapsed().as_secs_f64() * 1e3
+    );
+    let fp_down = ds[0].fingerprint();
+    for d in &ds {
+        assert_eq!(d.fingerprint(), fp_down, "{}", d.name);
+        let b = d.ok("show backends web");
+        assert!(b.contains("10.1.0.2"), "{b}");
+    }
+    let hr2 = store
+        .put_document_if(docs::HEALTH, &health(&[("10.1.0.2", true)]), hr)
+        .unwrap();
+    wait_all(&mut store, &ds, "health back", |s| {
+        s.health_revision == hr2 && s.tables[0].fingerprint == fp_now
     });
     // The cache holds the applied revision.
     let cache = std::fs::read_to_string(ds[0].cache()).unwrap();

@@ -84,9 +84,9 @@ pub(super) fn line(text: &str, at: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use crate::config::native::parse;
     #[cfg(feature = "etcd")]
     use crate::config::native::NativeTables;
-    use crate::config::native::parse;
 
     const HEAD: &str = "[director]\noutbound_gateway_mac = \"02:00:00:00:00:fe\"\noutbound_src_ip = \"192.0.2.10\"\n";
     const FLEET: &str = "[fleet]\nendpoints = [\"http://127.0.0.1:2379\"]\nprefix = \"/rondo/t\"\nname = \"d1\"\ncache = \"/tmp/x.cache\"\n";
