@@ -313,7 +313,28 @@ impl Worker {
                 }
             };
             match ev {
-                Some(Ev::Desired(e)) => self.on_desired(e),
+                Some(Ev::Desired(e)) => {
+                    // Catching up (after an outage, a start on the cache): apply only the
+                    // newest of the revisions already delivered.
+                    let mut evs = vec![e];
+                    if let Some(w) = &self.desired {
+                        evs.extend(w.receiver().try_iter());
+                    }
+                    let last_put = evs
+                        .iter()
+                        .rposition(|e| matches!(e, WatchEvent::Put { .. }));
+                    for (i, e) in evs.into_iter().enumerate() {
+                        match e {
+                            WatchEvent::Put { revision, .. } if Some(i) != last_put => {
+                                tracing::info!(revision, "fleet: revision superseded by a newer one already delivered; skipped");
+                                self.plane
+                                    .fleet
+                                    .update(|v| v.seen_revision = v.seen_revision.max(revision));
+                            }
+                            e => self.on_desired(e),
+                        }
+                    }
+                }
                 Some(Ev::Health(e)) => self.on_health(e),
                 Some(Ev::DesiredEnded) => self.desired = None,
                 Some(Ev::HealthEnded) => self.health = None,

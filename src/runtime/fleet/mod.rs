@@ -320,3 +320,139 @@ pub fn show(plane: &ControlPlane) -> Result<String, String> {
     }
     Ok(o.trim_end().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::config_from_str;
+    use crate::drivers::{mem, BufPool, Port};
+    use crate::runtime::control::Control;
+    use crate::runtime::overrides::{BackendOverride, Change};
+    use crate::runtime::{Runtime, RuntimeOptions};
+    use crate::table::BackendState;
+    use std::net::IpAddr;
+    use std::sync::Arc;
+
+    fn cfg(backends: &str) -> crate::config::Config {
+        config_from_str(&crate::config::testing::web_table(backends), "t.toml").unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_fleet_director_takes_overrides_from_the_document_only() {
+        let three = r#"[{ ip = "10.1.0.1" }, { ip = "10.1.0.2" }, { ip = "10.1.0.3" }]"#;
+        let pool = BufPool::new(256, 2048).unwrap();
+        let (port, _peer) = mem::pair("fleet", 1, 64, pool).unwrap();
+        let mut control = Control::new(None, port.mac());
+        control.set_follows("/rondo/t");
+        let drain = |o: &str| {
+            vec![(
+                ("web".to_string(), ip(o)),
+                BackendOverride {
+                    state: Some(BackendState::Draining),
+                    ..BackendOverride::default()
+                },
+            )]
+        };
+        let snap = control.initial_from(cfg(three), drain("10.1.0.1")).unwrap();
+        let rt = Runtime::start(port, snap, RuntimeOptions::default()).unwrap();
+        let plane = Arc::new(ControlPlane::new(rt, control));
+        let state = |p: &ControlPlane, o: &str| {
+            let s = p.runtime().snapshot();
+            s.tables[0]
+                .table
+                .spec
+                .backends
+                .iter()
+                .find(|b| b.ip == ip(o))
+                .unwrap()
+                .state
+        };
+        assert_eq!(state(&plane, "10.1.0.1"), BackendState::Draining);
+        let fp1 = plane.fleet.fingerprints(&plane.runtime().snapshot());
+        // The next revision's overrides replace the ones in force wholesale.
+        plane
+            .apply_desired(cfg(three), drain("10.1.0.2"), "test")
+            .unwrap();
+        assert_eq!(state(&plane, "10.1.0.1"), BackendState::Active);
+        assert_eq!(state(&plane, "10.1.0.2"), BackendState::Draining);
+        let fp2 = plane.fleet.fingerprints(&plane.runtime().snapshot());
+        assert_ne!(fp1, fp2, "other rows, another fingerprint");
+        // Health observations stay across revisions; an invalid revision is refused.
+        plane
+            .set_health_observation("web", ip("10.1.0.3"), false)
+            .unwrap();
+        let g = plane.runtime().snapshot().generation;
+        let all_inactive: Vec<_> = ["10.1.0.1", "10.1.0.2", "10.1.0.3"]
+            .iter()
+            .map(|o| {
+                (
+                    ("web".to_string(), ip(o)),
+                    BackendOverride {
+                        state: Some(BackendState::Inactive),
+                        ..BackendOverride::default()
+                    },
+                )
+            })
+            .collect();
+        assert!(plane
+            .apply_desired(cfg(three), all_inactive, "bad")
+            .is_err());
+        assert_eq!(
+            plane.runtime().snapshot().generation,
+            g,
+            "running tables kept"
+        );
+        plane
+            .apply_desired(cfg(three), drain("10.1.0.2"), "again")
+            .unwrap();
+        let s = plane.runtime().snapshot();
+        assert!(
+            !s.tables[0].table.spec.backends[2].healthy,
+            "observation kept"
+        );
+        // The console does not change what etcd says.
+        let e = plane
+            .change_backend("web", ip("10.1.0.1"), Change::Weight(3), false, false)
+            .unwrap_err();
+        assert!(
+            e.contains("follows etcd /rondo/t: use rondo fleet set"),
+            "{e}"
+        );
+        assert!(plane
+            .reload("console")
+            .unwrap_err()
+            .contains("follows etcd"));
+        // Not configured: `show fleet` says so; configured: it shows the fingerprints.
+        assert!(show(&plane)
+            .unwrap_err()
+            .contains("does not follow a fleet"));
+        plane.fleet.configure(FleetView {
+            prefix: "/rondo/t".into(),
+            name: "d1".into(),
+            applied_revision: 7,
+            source: "cache".into(),
+            ..FleetView::default()
+        });
+        let t = show(&plane).unwrap();
+        let fp = crate::table::fingerprint::hex(
+            plane.fleet.fingerprints(&plane.runtime().snapshot())[0].1,
+        );
+        assert!(
+            t.contains("NOT connected")
+                && t.contains("applied revision: 7")
+                && t.contains("source: cache")
+                && t.contains(&format!("web {fp}")),
+            "{t}"
+        );
+        let st = status(&plane, 1);
+        assert_eq!(
+            (st.applied_revision, st.tables[0].fingerprint.as_str()),
+            (7, fp.as_str())
+        );
+        plane.shutdown(std::time::Duration::from_secs(5));
+    }
+}
