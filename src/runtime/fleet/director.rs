@@ -520,6 +520,24 @@ impl Worker {
                 self.watch_up = true;
                 self.plane.fleet.update(|v| v.endpoint = Some(endpoint));
                 self.set_connected();
+                self.confirm_cache();
+            }
+        }
+    }
+
+    /// Started on the cache and etcd is back: if etcd's document is still the cached
+    /// revision, the live tables are etcd's (a newer one comes through the watch).
+    fn confirm_cache(&mut self) {
+        if self.plane.fleet.view().source != "cache" {
+            return;
+        }
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        if let Ok(Some(d)) = store.get_document(DESIRED) {
+            if d.mod_revision == self.applied {
+                tracing::info!(revision = self.applied, "fleet: etcd's desired document is the cached revision: the live tables are etcd's");
+                self.plane.fleet.update(|v| v.source = "etcd".into());
             }
         }
     }
