@@ -380,13 +380,15 @@ fn three_directors_apply_pushes_and_refuse_a_bad_one() {
     summary("push applied (1-member etcd)", took);
     // How much of that is the director's own build and swap (its log says).
     let full = std::fs::read_to_string(&ds[0].log).unwrap_or_default();
-    let apply: Vec<&str> = full
+    let apply: Vec<String> = full
         .lines()
         .filter(|l| l.contains("desired revision applied"))
-        .filter_map(|l| l.split("apply_ms=").nth(1))
-        .filter_map(|r| r.split_whitespace().next())
+        .filter_map(|l| {
+            let n = |k: &str| l.split(k).nth(1)?.split_whitespace().next();
+            Some(format!("{}/{}", n("parse_build_ms=")?, n(" apply_ms=")?))
+        })
         .collect();
-    println!("d0 apply_ms (parse, build rows, compile, swap, cache) per revision: {apply:?}");
+    println!("d0 per revision, ms: parsing the document and building its rows / all of it (also the overrides' rebuild, compile, swap, cache): {apply:?}");
     let fp = ds[0].fingerprint();
     assert_ne!(fp, fp0, "the overrides moved rows");
     for d in &ds {

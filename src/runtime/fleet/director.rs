@@ -450,8 +450,11 @@ impl Worker {
                 let t0 = Instant::now();
                 let what = desired_name(&self.s, revision);
                 let why = format!("fleet: {what}");
-                let r = build(&bytes, &what, &self.local)
-                    .and_then(|(cfg, rules)| self.plane.apply_desired(cfg, rules, &why));
+                let mut built_ms = 0;
+                let r = build(&bytes, &what, &self.local).and_then(|(cfg, rules)| {
+                    built_ms = t0.elapsed().as_millis() as u64;
+                    self.plane.apply_desired(cfg, rules, &why)
+                });
                 match r {
                     Ok(g) => {
                         self.applied = revision;
@@ -471,6 +474,7 @@ impl Worker {
                         tracing::info!(
                             revision,
                             generation = g,
+                            parse_build_ms = built_ms,
                             apply_ms = t0.elapsed().as_millis() as u64,
                             "fleet: desired revision applied"
                         );
