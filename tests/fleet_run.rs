@@ -353,6 +353,18 @@ fn three_directors_apply_pushes_and_refuse_a_bad_one() {
         log.contains("/desired does not exist") && log.contains("fleet cache"),
         "{log}"
     );
+    // A corrupt cache is an error naming the file, not a start on it.
+    std::fs::write(lone.cache(), b"{\"format\": 1").unwrap();
+    lone.child = None;
+    lone.spawn();
+    let st = lone.child.as_mut().unwrap().wait().unwrap();
+    assert!(!st.success());
+    let log = lone.log_text();
+    let cache = lone.cache().display().to_string();
+    assert!(
+        log.contains(&format!("fleet cache {cache}: not a fleet cache")),
+        "{log}"
+    );
     let r0 = push(&mut store, &push_doc(0));
     let ds = start_three(&c);
     wait_all(&mut store, &ds, "the first revision", |s| {
