@@ -7,7 +7,8 @@
 //!   fleet`), the metrics and the status document; table fingerprints of the live snapshot
 //!   (cached per generation).
 //! - `cache.rs`: the local copy of the last applied desired document (feature `etcd`).
-//! - `director.rs`: start-up (etcd, else the cache) and the fleet thread (feature `etcd`).
+//! - `startup.rs`: start-up, etcd's document else the cache (feature `etcd`).
+//! - `director.rs`: the fleet thread (feature `etcd`).
 //!
 //! Nothing here touches the workers: tables go live through [`Control::apply_desired`]
 //! (the same validated rebuild-and-swap as a reload), health through
@@ -20,6 +21,8 @@
 pub mod cache;
 #[cfg(feature = "etcd")]
 pub mod director;
+#[cfg(feature = "etcd")]
+pub mod startup;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,7 +38,7 @@ use crate::runtime::plane::ControlPlane;
 pub struct Pending {
     settings: crate::fleet::etcd::EtcdSettings,
     local: crate::config::Config,
-    started: director::Started,
+    started: startup::Started,
 }
 
 /// Without the `etcd` feature no director follows a fleet: this type has no values.
@@ -60,7 +63,7 @@ pub fn initial(
     match cfg.run.fleet.clone() {
         #[cfg(feature = "etcd")]
         Some(settings) => {
-            let (snap, started) = director::start(&settings, &cfg, control)?;
+            let (snap, started) = startup::start(&settings, &cfg, control)?;
             Ok((
                 snap,
                 Some(Pending {
