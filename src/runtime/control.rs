@@ -115,6 +115,10 @@ pub struct ChangeReport {
     pub refusal: Option<String>,
 }
 
+/// What [`Control::observe_health_many`] did: the new generation (`None`: nothing
+/// changed) and the results skipped (table, backend not in the live tables).
+pub type HealthApplied = (Option<u64>, Vec<(String, IpAddr)>);
+
 /// Reload and swap bookkeeping.
 pub struct Control {
     source: Option<ConfigSource>,
@@ -524,6 +528,59 @@ impl Control {
             return Ok(None);
         }
         self.install(rt, effective, &why, started).map(Some)
+    }
+
+    /// Many health results at once (a fleet's health document): each is recorded as
+    /// [`Control::observe_health`] would, unknown tables and backends skipped (returned,
+    /// for the log), and the tables are rebuilt and swapped in once if any effective
+    /// health changed. Returns the new generation (`None`: nothing changed) and the
+    /// skipped results.
+    pub fn observe_health_many(
+        &mut self,
+        rt: &Runtime,
+        results: &[(String, IpAddr, bool)],
+    ) -> Result<HealthApplied, String> {
+        let started = Instant::now();
+        let base = self.base.as_ref().ok_or("no configuration loaded yet")?;
+        let mut skipped = Vec::new();
+        let mut changed = Vec::new();
+        for (table, ip, healthy) in results {
+            if super::overrides::check_backend(base, table, *ip).is_err() {
+                skipped.push((table.clone(), *ip));
+                continue;
+            }
+            let pinned = self
+                .overrides
+                .get(table, *ip)
+                .and_then(|o| o.health)
+                .is_some();
+            if self.overrides.observe(table, *ip, *healthy) && !pinned {
+                changed.push(format!(
+                    "{table} {ip} {}",
+                    if *healthy { "up" } else { "down" }
+                ));
+            }
+        }
+        if changed.is_empty() {
+            return Ok((None, skipped));
+        }
+        let why = format!("health document: {}", changed.join(", "));
+        let effective = match self.overrides.apply(base.clone()) {
+            Ok(c) => c,
+            Err(e) => return Err(self.reject(&why, e)),
+        };
+        let live = rt.snapshot();
+        let same = effective.tables.len() == live.tables.len()
+            && effective
+                .tables
+                .iter()
+                .zip(live.tables.iter())
+                .all(|(e, l)| e.spec == l.table.spec);
+        if same {
+            return Ok((None, skipped));
+        }
+        self.install(rt, effective, &why, started)
+            .map(|g| (Some(g), skipped))
     }
 
     /// Count and log a refused reload; the running snapshot stays.

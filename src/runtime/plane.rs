@@ -237,6 +237,15 @@ impl ControlPlane {
         c.observe_health(&self.rt, table, ip, healthy)
     }
 
+    /// See [`Control::observe_health_many`].
+    pub fn set_health_observations(
+        &self,
+        results: &[(String, IpAddr, bool)],
+    ) -> Result<super::control::HealthApplied, String> {
+        let mut c = self.control();
+        c.observe_health_many(&self.rt, results)
+    }
+
     /// Packets sent per backend since start.
     pub fn sent_totals(&self) -> SentTotals {
         self.ledger.totals(&self.rt.snapshot())

@@ -415,22 +415,30 @@ impl Worker {
         }
     }
 
-    /// Each backend's health as an observation; backends not in the live tables ignored.
+    /// Each backend's health as an observation, all in one rebuild; backends not in the
+    /// live tables ignored.
     fn apply_health(&self, h: &HealthDoc) {
-        for b in &h.backends {
-            let Ok(ip) = b.ip.parse::<IpAddr>() else {
-                tracing::debug!(ip = %b.ip, "fleet: health document names a bad address; ignored");
-                continue;
-            };
-            match self.plane.set_health_observation(&b.table, ip, b.healthy) {
-                Ok(Some(g)) => {
-                    tracing::info!(table = %b.table, backend = %ip, healthy = b.healthy, generation = g, leader = %h.leader, "fleet: health changed; table rebuilt")
+        let results: Vec<(String, IpAddr, bool)> = h
+            .backends
+            .iter()
+            .filter_map(|b| match b.ip.parse::<IpAddr>() {
+                Ok(ip) => Some((b.table.clone(), ip, b.healthy)),
+                Err(_) => {
+                    tracing::debug!(ip = %b.ip, "fleet: health document names a bad address; ignored");
+                    None
                 }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::debug!(table = %b.table, backend = %ip, "fleet: health result ignored: {e}")
+            })
+            .collect();
+        match self.plane.set_health_observations(&results) {
+            Ok((g, skipped)) => {
+                if let Some(g) = g {
+                    tracing::info!(generation = g, leader = %h.leader, "fleet: health changed; tables rebuilt");
+                }
+                for (t, ip) in skipped {
+                    tracing::debug!(table = %t, backend = %ip, "fleet: health result for a backend not in the live tables; ignored");
                 }
             }
+            Err(e) => self.error(format!("applying the health document: {e}")),
         }
     }
 

@@ -417,6 +417,22 @@ mod tests {
             !s.tables[0].table.spec.backends[2].healthy,
             "observation kept"
         );
+        // A health document: one rebuild for all its results, unknown backends skipped,
+        // the same results again change nothing.
+        let g = plane.runtime().snapshot().generation;
+        let doc = vec![
+            ("web".to_string(), ip("10.1.0.1"), false),
+            ("web".to_string(), ip("10.9.9.9"), false),
+            ("nope".to_string(), ip("10.1.0.1"), false),
+            ("web".to_string(), ip("10.1.0.3"), true),
+        ];
+        let (ng, skipped) = plane.set_health_observations(&doc).unwrap();
+        assert_eq!(ng, Some(g + 1));
+        assert_eq!(skipped.len(), 2);
+        let s = plane.runtime().snapshot();
+        let b = &s.tables[0].table.spec.backends;
+        assert!(!b[0].healthy && b[2].healthy, "{b:?}");
+        assert_eq!(plane.set_health_observations(&doc).unwrap().0, None);
         // The console does not change what etcd says.
         let e = plane
             .change_backend("web", ip("10.1.0.1"), Change::Weight(3), false, false)
