@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod control;
 pub mod exception;
+pub mod fleet;
 pub mod ledger;
 pub mod notify;
 pub mod overrides;

@@ -100,6 +100,10 @@ impl HealthSource {
 
 type Key = (String, IpAddr);
 
+/// Operator overrides as a fleet's desired document gives them: (table, backend) and what
+/// is set ([`Overrides::with_operator`]).
+pub type OperatorRules = Vec<((String, IpAddr), BackendOverride)>;
+
 /// Every override and observation, keyed by (table name, backend address).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -182,6 +186,18 @@ impl Overrides {
             next.set.remove(&key);
         }
         Ok(next)
+    }
+
+    /// These overrides with the operator's part replaced by `rules` (a fleet's desired
+    /// document: its overrides replace the ones in force wholesale); observations stay.
+    pub fn with_operator(
+        &self,
+        rules: impl IntoIterator<Item = ((String, IpAddr), BackendOverride)>,
+    ) -> Overrides {
+        Overrides {
+            set: rules.into_iter().filter(|(_, o)| !o.is_empty()).collect(),
+            observed: self.observed.clone(),
+        }
     }
 
     /// Record a health-check result. Returns whether it differs from the previous one.

@@ -499,7 +499,8 @@ fn serve<P: Port + 'static>(
         None => None,
     };
     let mut control = Control::new(Some(p.source.clone()), port.mac());
-    let snap = control.initial()?;
+    // `[fleet]`: the tables come from etcd (or the fleet cache); the thread starts below.
+    let (snap, fleet) = crate::runtime::fleet::initial(&mut control)?;
     let opts = RuntimeOptions {
         workers: p.run.workers.unwrap_or(1),
         cores: p.run.cores.clone(),
@@ -534,6 +535,7 @@ fn serve<P: Port + 'static>(
         ),
         _ => None,
     };
+    let fleet = fleet.map(|f| f.start(plane.clone())).transpose()?;
     let _pid = a
         .pid_file
         .as_deref()
@@ -578,7 +580,15 @@ fn serve<P: Port + 'static>(
             .map_err(|e| format!("cannot start the stdin console: {e}"))?;
     }
     drop(exec);
-    let mut health = HealthWiring::start(&plane);
+    // A fleet director takes health from the fleet's checker (etcd), not from checks of its own.
+    let mut health = if plane.fleet.configured() {
+        tracing::info!(
+            "[fleet]: backend health comes from etcd's health document; no local health checks"
+        );
+        None
+    } else {
+        HealthWiring::start(&plane)
+    };
     match sd_notify("READY=1") {
         Ok(true) => tracing::info!("notified systemd: READY=1"),
         Ok(false) => {}
@@ -681,6 +691,9 @@ fn serve<P: Port + 'static>(
     };
     if let Some(b) = bgp {
         b.stop(Duration::from_secs(2));
+    }
+    if let Some(f) = fleet {
+        crate::runtime::fleet::stop(f, Duration::from_secs(2));
     }
     let elapsed = started.elapsed().as_secs_f64();
     let _ = sd_notify("STOPPING=1");
