@@ -107,7 +107,8 @@ impl Rig {
         };
         let director_mac = mac_of(&v.a);
         ns.adopt(&v.a).unwrap();
-        ns.ip(&["addr", "add", "198.18.0.1/24", "dev", &v.a]).unwrap();
+        ns.ip(&["addr", "add", "198.18.0.1/24", "dev", &v.a])
+            .unwrap();
         ns.ip(&["link", "set", "lo", "up"]).unwrap();
         Some(Rig {
             v,
@@ -135,8 +136,15 @@ impl Rig {
     fn command(&self, cfg: &Path) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.ns.name, env!("CARGO_BIN_EXE_rondo")]);
-        c.args(["run", "--stats-interval", "0", "--console-socket", "off", "--config"])
-            .arg(cfg);
+        c.args([
+            "run",
+            "--stats-interval",
+            "0",
+            "--console-socket",
+            "off",
+            "--config",
+        ])
+        .arg(cfg);
         c
     }
 
@@ -159,7 +167,12 @@ impl Rig {
             .spawn()
             .unwrap();
         let d = Director { child, log };
-        assert_eq!(recv_notify(&listener, &d.log), b"READY=1", "{}", d.log_text());
+        assert_eq!(
+            recv_notify(&listener, &d.log),
+            b"READY=1",
+            "{}",
+            d.log_text()
+        );
         d
     }
 
@@ -169,13 +182,24 @@ impl Rig {
         std::fs::write(&c, src).unwrap();
         let o = self.dir.path().join(format!("{name}.o"));
         let out = Command::new("clang")
-            .args(["-target", "bpf", "-O2", "-g", "-I/usr/include/x86_64-linux-gnu", "-c"])
+            .args([
+                "-target",
+                "bpf",
+                "-O2",
+                "-g",
+                "-I/usr/include/x86_64-linux-gnu",
+                "-c",
+            ])
             .arg(&c)
             .arg("-o")
             .arg(&o)
             .output()
             .expect("clang (the af_xdp feature needs it to build)");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         o
     }
 
@@ -248,7 +272,13 @@ fn sigterm(d: &mut Director) -> std::process::Output {
 
 /// VIP SYNs (50 IPv4, 50 IPv6) and a ping to a VIP come back encapsulated to the
 /// backends the table picks.
-fn check_vip_forwarding(rig: &Rig, d: &Director, peer: &AfPacketPort, rx: &mut AfPacketRx, tx: &mut AfPacketTx) {
+fn check_vip_forwarding(
+    rig: &Rig,
+    d: &Director,
+    peer: &AfPacketPort,
+    rx: &mut AfPacketRx,
+    tx: &mut AfPacketTx,
+) {
     let cfg = load_config(&rig.config_path(), None).unwrap();
     let table: ForwardingTable = cfg.tables[0].clone();
     let mut frames = vec![echo_v4([10, 11, 0, 200], [1, 1, 1, 1], 0x4242)];
@@ -295,17 +325,33 @@ fn check_vip_forwarding(rig: &Rig, d: &Director, peer: &AfPacketPort, rx: &mut A
         got += 1;
         got == 101
     });
-    assert_eq!((got, v6), (101, 50), "all VIP traffic came back encapsulated: {}", d.log_text());
+    assert_eq!(
+        (got, v6),
+        (101, 50),
+        "all VIP traffic came back encapsulated: {}",
+        d.log_text()
+    );
 }
 
 /// ARP and ping to the host address (not a VIP) are answered by the kernel.
-fn check_kernel_answers(rig: &Rig, d: &Director, peer_mac: [u8; 6], peer: &AfPacketPort, rx: &mut AfPacketRx, tx: &mut AfPacketTx) {
+fn check_kernel_answers(
+    rig: &Rig,
+    d: &Director,
+    peer_mac: [u8; 6],
+    peer: &AfPacketPort,
+    rx: &mut AfPacketRx,
+    tx: &mut AfPacketTx,
+) {
     let arp = arp_request(peer_mac, PEER, HOST);
     let mut answered = false;
     for _ in 0..20 {
         send(peer, tx, [0xff; 6], std::slice::from_ref(&arp));
         answered = receive(rx, 1, |f| {
-            f.len() >= 42 && f[12..14] == [0x08, 0x06] && f[20..22] == [0, 2] && f[28..32] == HOST && f[0..6] == peer_mac
+            f.len() >= 42
+                && f[12..14] == [0x08, 0x06]
+                && f[20..22] == [0, 2]
+                && f[28..32] == HOST
+                && f[0..6] == peer_mac
         });
         if answered {
             break;
@@ -318,7 +364,11 @@ fn check_kernel_answers(rig: &Rig, d: &Director, peer_mac: [u8; 6], peer: &AfPac
     for _ in 0..10 {
         send(peer, tx, rig.director_mac, std::slice::from_ref(&ping));
         pong = receive(rx, 1, |f| {
-            f.len() >= 42 && f[12..14] == [0x08, 0x00] && f[23] == 1 && f[26..30] == HOST && f[34] == 0
+            f.len() >= 42
+                && f[12..14] == [0x08, 0x00]
+                && f[23] == 1
+                && f[26..30] == HOST
+                && f[34] == 0
         });
         if pong {
             break;
@@ -332,7 +382,10 @@ fn af_xdp_forwards_vips_and_the_kernel_keeps_the_rest() {
     let Some(rig) = Rig::new('x') else { return };
     let mut d = rig.start();
     let shown = rig.link_show();
-    assert!(shown.contains("xdp"), "program attached while running: {shown}");
+    assert!(
+        shown.contains("xdp"),
+        "program attached while running: {shown}"
+    );
     let (peer, mut rx, mut tx) = veth::test_port(&rig.v.b, 4096, 32);
     let peer_mac = mac_of(&rig.v.b);
     check_vip_forwarding(&rig, &d, &peer, &mut rx, &mut tx);
@@ -342,13 +395,17 @@ fn af_xdp_forwards_vips_and_the_kernel_keeps_the_rest() {
     let out = sigterm(&mut d);
     assert!(out.status.success(), "{}", d.log_text());
     let shown = rig.link_show();
-    assert!(!shown.contains("xdp"), "no XDP program left after SIGTERM: {shown}");
+    assert!(
+        !shown.contains("xdp"),
+        "no XDP program left after SIGTERM: {shown}"
+    );
 }
 
 #[test]
 fn af_xdp_replaces_a_stale_program_of_its_own() {
     let Some(rig) = Rig::new('s') else { return };
-    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bpf/steer.bpf.c")).unwrap();
+    let src =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/bpf/steer.bpf.c")).unwrap();
     let obj = rig.bpf_object("steer", &src);
     if !rig.attach_by_hand(&obj) {
         return;
@@ -377,7 +434,13 @@ fn af_xdp_refuses_a_foreign_xdp_program_and_leaves_it_alone() {
     let out = rig.command(&cfg).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("another XDP program is attached") && err.contains("someone_elses"), "{err}");
+    assert!(
+        err.contains("another XDP program is attached") && err.contains("someone_elses"),
+        "{err}"
+    );
     let shown = rig.link_show();
-    assert!(shown.contains("xdp"), "the foreign program is left attached: {shown}");
+    assert!(
+        shown.contains("xdp"),
+        "the foreign program is left attached: {shown}"
+    );
 }

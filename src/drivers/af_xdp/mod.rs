@@ -47,7 +47,11 @@ pub enum AfXdpError {
         source: std::io::Error,
     },
     #[error("port af_xdp:{iface}: another XDP program is attached (id {id}, name {name:?}); it is not rondo's, so it is left alone: detach it first (`ip link set dev {iface} xdp off`) or use af_packet:{iface}")]
-    Foreign { iface: String, id: u32, name: String },
+    Foreign {
+        iface: String,
+        id: u32,
+        name: String,
+    },
     #[error("port af_xdp:{iface}: loading the XDP program: {reason} (needs root or CAP_BPF+CAP_NET_ADMIN)")]
     Load { iface: String, reason: String },
     #[error("port af_xdp:{iface}: attaching the XDP program: {reason} (does the interface support XDP? try af_packet:{iface})")]

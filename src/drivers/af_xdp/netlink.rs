@@ -68,7 +68,7 @@ fn attr(buf: &mut Vec<u8>, kind: u16, value: &[u8]) {
     buf.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
     buf.extend_from_slice(&kind.to_ne_bytes());
     buf.extend_from_slice(value);
-    while buf.len() % 4 != 0 {
+    while !buf.len().is_multiple_of(4) {
         buf.push(0);
     }
 }
@@ -117,7 +117,10 @@ pub fn attached(ifindex: u32) -> io::Result<Attached> {
         let msg = msg.map_err(|e| io::Error::other(e.to_string()))?;
         match msg.kind {
             NLMSG_ERROR => {
-                let code = msg.body.get(..4).map(|b| i32::from_ne_bytes(b.try_into().unwrap_or([0; 4])));
+                let code = msg
+                    .body
+                    .get(..4)
+                    .map(|b| i32::from_ne_bytes(b.try_into().unwrap_or([0; 4])));
                 if let Some(c) = code.filter(|c| *c != 0) {
                     err = Some(io::Error::from_raw_os_error(-c));
                 }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::datapath::Snapshot;
 use crate::drivers::{
-    BufPool, DriverError, LinkInfo, Port, PortCounters, PortStats, PoolBuf, QueuePair,
+    BufPool, DriverError, LinkInfo, PoolBuf, Port, PortCounters, PortStats, QueuePair,
 };
 use crate::sys::iface::{ifindex, IfCtl};
 use crate::wire::MacAddr;
@@ -105,7 +105,9 @@ impl AfXdpPort {
         };
         let index = ifindex(iface).map_err(os("no such interface"))?;
         let ctl = IfCtl::open().map_err(os("control socket"))?;
-        let (_, mac) = ctl.hwaddr(iface).map_err(os("reading its MAC (SIOCGIFHWADDR)"))?;
+        let (_, mac) = ctl
+            .hwaddr(iface)
+            .map_err(os("reading its MAC (SIOCGIFHWADDR)"))?;
         let mtu = ctl.mtu(iface).map_err(os("reading its MTU (SIOCGIFMTU)"))?;
         let mtu = usize::try_from(mtu).unwrap_or(1500);
         let rx_queues = rx_queue_count(iface);
@@ -156,15 +158,14 @@ impl AfXdpPort {
     fn open_queue(&mut self, q: u32) -> Result<QueuePair<Self>, AfXdpError> {
         let xsk = Xsk::open(self.ifindex, q, self.mode).map_err(|e| {
             let hint = match (e.source.raw_os_error(), e.op) {
-                (Some(libc::ENOBUFS | libc::ENOMEM | libc::EPERM), "XDP_UMEM_REG (UMEM registration; locked-memory limit, ulimit -l?)") => {
-                    " (raise the locked-memory limit: ulimit -l / LimitMEMLOCK=infinity)"
-                }
+                (
+                    Some(libc::ENOBUFS | libc::ENOMEM | libc::EPERM),
+                    "XDP_UMEM_REG (UMEM registration; locked-memory limit, ulimit -l?)",
+                ) => " (raise the locked-memory limit: ulimit -l / LimitMEMLOCK=infinity)",
                 (Some(libc::EOPNOTSUPP), _) if self.mode == XdpMode::Zerocopy => {
                     " (the driver has no zero-copy AF_XDP: use mode=copy or mode=auto)"
                 }
-                (Some(libc::EINVAL), "bind to the queue") => {
-                    " (no such queue on the interface?)"
-                }
+                (Some(libc::EINVAL), "bind to the queue") => " (no such queue on the interface?)",
                 (Some(libc::EPERM | libc::EACCES), _) => " (needs root or CAP_NET_RAW+CAP_BPF)",
                 _ => "",
             };
@@ -263,7 +264,11 @@ impl Port for AfXdpPort {
         for q in 0..n as u32 {
             out.push(self.open_queue(q).map_err(|e| err(e.to_string()))?);
         }
-        let zc = if self.zerocopy == Some(true) { "zero-copy" } else { "copy" };
+        let zc = if self.zerocopy == Some(true) {
+            "zero-copy"
+        } else {
+            "copy"
+        };
         tracing::info!(port = %self.name, queues = n, mode = zc, "AF_XDP sockets bound");
         Ok(out)
     }
@@ -304,7 +309,12 @@ impl Port for AfXdpPort {
     /// `af_xdp/native/zero-copy`, `af_xdp/generic/copy`, ...: the XDP attach mode and the
     /// sockets' mode.
     fn driver(&self) -> String {
-        let mode = match self.loaded.lock().unwrap_or_else(PoisonError::into_inner).mode {
+        let mode = match self
+            .loaded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .mode
+        {
             AttachMode::Native => "native",
             AttachMode::Generic => "generic",
         };

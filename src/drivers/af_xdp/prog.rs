@@ -72,7 +72,11 @@ fn clear_stale(iface: &str, ifindex: u32) -> Result<(), AfXdpError> {
                 name,
             });
         }
-        tracing::warn!(iface, prog_id = id, "a stale rondo XDP program is attached (a director that was killed?): replacing it");
+        tracing::warn!(
+            iface,
+            prog_id = id,
+            "a stale rondo XDP program is attached (a director that was killed?): replacing it"
+        );
         netlink::detach(ifindex, mode).map_err(|source| AfXdpError::Os {
             iface: iface.into(),
             op: "detaching the stale rondo XDP program (another director still running?)",
@@ -168,7 +172,9 @@ pub struct Steering {
 
 impl std::fmt::Debug for Steering {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Steering").field("prefixes", &self.now).finish()
+        f.debug_struct("Steering")
+            .field("prefixes", &self.now)
+            .finish()
     }
 }
 

@@ -11,7 +11,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 use crate::datapath::{PacketBuf, BURST_MAX};
-use crate::drivers::{Burst, BufPool, PoolBuf, PortCounters, RxQueue, TxQueue};
+use crate::drivers::{BufPool, Burst, PoolBuf, PortCounters, RxQueue, TxQueue};
 
 use super::xsk::{kick_tx, wake_rx, Ring, Umem};
 use super::{FRAMES, FRAME_SIZE};

@@ -316,8 +316,9 @@ impl Xsk {
     pub fn open(ifindex: u32, queue: u32, mode: XdpMode) -> Result<Xsk, XskError> {
         let e = |op: &'static str| move |source: io::Error| XskError { op, source };
         // SAFETY: plain socket(2); the result is checked and owned at once.
-        let raw = cvt(unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) })
-            .map_err(e("socket(AF_XDP)"))?;
+        let raw =
+            cvt(unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) })
+                .map_err(e("socket(AF_XDP)"))?;
         // SAFETY: `raw` is a fresh descriptor nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let len = FRAMES as usize * FRAME_SIZE as usize;
@@ -330,10 +331,13 @@ impl Xsk {
             flags: 0,
             tx_metadata_len: 0,
         };
-        setopt(raw, libc::XDP_UMEM_REG, &reg).map_err(e("XDP_UMEM_REG (UMEM registration; locked-memory limit, ulimit -l?)"))?;
+        setopt(raw, libc::XDP_UMEM_REG, &reg).map_err(e(
+            "XDP_UMEM_REG (UMEM registration; locked-memory limit, ulimit -l?)",
+        ))?;
         let size: u32 = RING_SIZE;
         setopt(raw, libc::XDP_UMEM_FILL_RING, &size).map_err(e("XDP_UMEM_FILL_RING"))?;
-        setopt(raw, libc::XDP_UMEM_COMPLETION_RING, &size).map_err(e("XDP_UMEM_COMPLETION_RING"))?;
+        setopt(raw, libc::XDP_UMEM_COMPLETION_RING, &size)
+            .map_err(e("XDP_UMEM_COMPLETION_RING"))?;
         setopt(raw, libc::XDP_RX_RING, &size).map_err(e("XDP_RX_RING"))?;
         setopt(raw, libc::XDP_TX_RING, &size).map_err(e("XDP_TX_RING"))?;
         // SAFETY: all-zero is a valid xdp_mmap_offsets (plain integers).
@@ -356,11 +360,14 @@ impl Xsk {
                 source: io::Error::other("kernel without ring flags (needs Linux 5.4 or later)"),
             });
         }
-        let fill = Ring::map(raw, &off.fr, libc::XDP_UMEM_PGOFF_FILL_RING).map_err(e("mmap of the fill ring"))?;
+        let fill = Ring::map(raw, &off.fr, libc::XDP_UMEM_PGOFF_FILL_RING)
+            .map_err(e("mmap of the fill ring"))?;
         let comp = Ring::map(raw, &off.cr, libc::XDP_UMEM_PGOFF_COMPLETION_RING)
             .map_err(e("mmap of the completion ring"))?;
-        let rx = Ring::map(raw, &off.rx, libc::XDP_PGOFF_RX_RING as u64).map_err(e("mmap of the RX ring"))?;
-        let tx = Ring::map(raw, &off.tx, libc::XDP_PGOFF_TX_RING as u64).map_err(e("mmap of the TX ring"))?;
+        let rx = Ring::map(raw, &off.rx, libc::XDP_PGOFF_RX_RING as u64)
+            .map_err(e("mmap of the RX ring"))?;
+        let tx = Ring::map(raw, &off.tx, libc::XDP_PGOFF_TX_RING as u64)
+            .map_err(e("mmap of the TX ring"))?;
         let mut xsk = Xsk {
             fd,
             umem: Umem { map },
