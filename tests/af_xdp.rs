@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::director::Session;
 use common::veth::{self, Netns, Veth};
 use common::*;
 use rondo::config::load_config;
@@ -27,7 +28,9 @@ const GW: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
 const HOST: [u8; 4] = [198, 18, 0, 1];
 const PEER: [u8; 4] = [198, 18, 0, 2];
 
-fn config(spec: &str) -> String {
+const BINDS: &str = r#"{ ip = "1.1.1.1", proto = "tcp", port = 80 }, { ip = "fdb4:98ce:52d4::42", proto = "tcp", port = 80 }"#;
+
+fn config_binds(spec: &str, binds: &str) -> String {
     format!(
         r#"[[ports]]
 spec = "{spec}"
@@ -44,7 +47,7 @@ outbound_src_ip = "192.0.2.10"
 name = "web"
 hash_key = "12345678901234561234567890123456"
 seed = "34567890123456783456789012345678"
-binds = [{{ ip = "1.1.1.1", proto = "tcp", port = 80 }}, {{ ip = "fdb4:98ce:52d4::42", proto = "tcp", port = 80 }}]
+binds = [{binds}]
 backends = [{{ ip = "10.1.0.1" }}, {{ ip = "10.1.0.2" }}, {{ ip = "10.1.0.3" }}]
 "#
     )
@@ -119,9 +122,20 @@ impl Rig {
     }
 
     fn config_path(&self) -> PathBuf {
-        let p = self.dir.path().join("director.toml");
-        std::fs::write(&p, config(&format!("af_xdp:{}", self.v.a))).unwrap();
+        self.dir.path().join("director.toml")
+    }
+
+    /// Write the config with `binds` (replacing the file at once, as a deploy would).
+    fn write_config(&self, binds: &str) -> PathBuf {
+        let p = self.config_path();
+        let tmp = self.dir.path().join("director.toml.new");
+        std::fs::write(&tmp, config_binds(&format!("af_xdp:{}", self.v.a), binds)).unwrap();
+        std::fs::rename(&tmp, &p).unwrap();
         p
+    }
+
+    fn console(&self) -> PathBuf {
+        self.dir.path().join("console.sock")
     }
 
     /// `ip -d link show` of the director's end, in its namespace.
@@ -136,21 +150,21 @@ impl Rig {
     fn command(&self, cfg: &Path) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.ns.name, env!("CARGO_BIN_EXE_rondo")]);
-        c.args([
-            "run",
-            "--stats-interval",
-            "0",
-            "--console-socket",
-            "off",
-            "--config",
-        ])
-        .arg(cfg);
+        c.args(["run", "--stats-interval", "0", "--metrics-listen", "off"])
+            .arg("--console-socket")
+            .arg(self.console())
+            .arg("--config")
+            .arg(cfg);
         c
     }
 
     /// Start rondo and wait for READY=1.
     fn start(&self) -> Director {
-        let cfg = self.config_path();
+        let cfg = if self.config_path().exists() {
+            self.config_path()
+        } else {
+            self.write_config(BINDS)
+        };
         let notify = self.dir.path().join("notify");
         let _ = std::fs::remove_file(&notify);
         let listener = UnixDatagram::bind(&notify).unwrap();
@@ -392,6 +406,12 @@ fn af_xdp_forwards_vips_and_the_kernel_keeps_the_rest() {
     check_kernel_answers(&rig, &d, peer_mac, &peer, &mut rx, &mut tx);
     let log = d.log_text();
     assert!(log.contains("AF_XDP sockets bound"), "{log}");
+    assert!(rig.console().exists(), "console socket: {log}");
+    let (ok, info) = Session::open(&rig.console()).cmd("show port info all");
+    assert!(
+        ok && info.contains("af_xdp/native/"),
+        "show port info says the XDP and socket modes: {info}"
+    );
     let out = sigterm(&mut d);
     assert!(out.status.success(), "{}", d.log_text());
     let shown = rig.link_show();
@@ -430,7 +450,7 @@ fn af_xdp_refuses_a_foreign_xdp_program_and_leaves_it_alone() {
     if !rig.attach_by_hand(&obj) {
         return;
     }
-    let cfg = rig.config_path();
+    let cfg = rig.write_config(BINDS);
     let out = rig.command(&cfg).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -443,4 +463,70 @@ fn af_xdp_refuses_a_foreign_xdp_program_and_leaves_it_alone() {
         shown.contains("xdp"),
         "the foreign program is left attached: {shown}"
     );
+}
+
+/// Whether a SYN to `vip` comes back encapsulated within a second (a few tries).
+fn steered(
+    rig: &Rig,
+    peer: &AfPacketPort,
+    rx: &mut AfPacketRx,
+    tx: &mut AfPacketTx,
+    vip: [u8; 4],
+    sport: u16,
+) -> bool {
+    for _ in 0..3 {
+        send(
+            peer,
+            tx,
+            rig.director_mac,
+            &[syn_v4([10, 12, 0, 1], vip, sport, 80)],
+        );
+        let seen = receive(rx, 1, |f| {
+            f.len() >= 42 + 20
+                && f[12..14] == [0x08, 0x00]
+                && f[23] == 17
+                && f[36..38] == [0x4c, 0x43]
+                && f.windows(4).any(|w| w == vip)
+        });
+        if seen {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn af_xdp_a_reload_that_adds_and_removes_a_vip_changes_what_is_steered() {
+    let Some(rig) = Rig::new('l') else { return };
+    let mut d = rig.start();
+    let (peer, mut rx, mut tx) = veth::test_port(&rig.v.b, 4096, 32);
+    assert!(
+        steered(&rig, &peer, &mut rx, &mut tx, [1, 1, 1, 1], 4000),
+        "{}",
+        d.log_text()
+    );
+    assert!(
+        !steered(&rig, &peer, &mut rx, &mut tx, [1, 1, 1, 2], 4001),
+        "not a VIP yet"
+    );
+    rig.write_config(r#"{ ip = "1.1.1.2", proto = "tcp", port = 80 }"#);
+    assert!(Command::new("kill")
+        .args(["-HUP", &d.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    wait_until("the reload", 20, || {
+        d.log_text().contains("new forwarding snapshot live")
+    });
+    assert!(
+        steered(&rig, &peer, &mut rx, &mut tx, [1, 1, 1, 2], 4002),
+        "the new VIP is steered: {}",
+        d.log_text()
+    );
+    assert!(
+        !steered(&rig, &peer, &mut rx, &mut tx, [1, 1, 1, 1], 4003),
+        "the removed VIP goes to the kernel"
+    );
+    let out = sigterm(&mut d);
+    assert!(out.status.success(), "{}", d.log_text());
 }
