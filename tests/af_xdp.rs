@@ -536,14 +536,24 @@ fn af_xdp_bad_settings_are_clear_errors_and_leave_nothing_attached() {
     let Some(rig) = Rig::new('b') else { return };
     let cfg = rig.dir.path().join("bad.toml");
     for (spec, says) in [
-        (format!("af_xdp:{},queues=2", rig.v.a), "queues=2: the interface has 1 RX queue"),
+        (
+            format!("af_xdp:{},queues=2", rig.v.a),
+            "queues=2: the interface has 1 RX queue",
+        ),
         ("af_xdp:rdonosuchif".to_string(), "no such interface"),
     ] {
         std::fs::write(&cfg, config_binds(&spec, BINDS)).unwrap();
         let out = rig.command(&cfg).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{spec}: {err}");
-        assert!(err.contains(says) && err.contains("af_xdp:"), "{spec}: {err}");
-        assert!(!rig.link_show().contains("xdp"), "{spec}: nothing attached: {}", rig.link_show());
+        assert!(
+            err.contains(says) && err.contains("af_xdp:"),
+            "{spec}: {err}"
+        );
+        assert!(
+            !rig.link_show().contains("xdp"),
+            "{spec}: nothing attached: {}",
+            rig.link_show()
+        );
     }
 }

@@ -39,7 +39,8 @@ pub const DATA_ROOM: usize = 2048;
 pub struct RunArgs {
     #[command(flatten)]
     config: ConfigArgs,
-    /// Port spec: af_packet:IFACE, pcap:IN[,OUT][,loop], dpdk:DEVARGS (overrides the config);
+    /// Port spec: af_packet:IFACE, af_xdp:IFACE[,queues=N][,mode=M], pcap:IN[,OUT][,loop],
+    /// dpdk:DEVARGS (overrides the config);
     /// fault:PLAN/SPEC injects faults into SPEC's port (a testing aid, see drivers::fault).
     #[arg(long)]
     port: Option<String>,
