@@ -187,3 +187,37 @@ pub fn detach(ifindex: u32, mode_flags: u32) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_xdp_attributes_are_read_and_bad_lengths_stop_the_walk() {
+        let mut inner = Vec::new();
+        attr(&mut inner, IFLA_XDP_ATTACHED, &[1]);
+        attr(&mut inner, IFLA_XDP_PROG_ID, &77u32.to_ne_bytes());
+        let mut outer = Vec::new();
+        attr(&mut outer, 3, b"eth0\0");
+        attr(&mut outer, IFLA_XDP | NLA_F_NESTED, &inner);
+        let mut seen = Vec::new();
+        attrs(&outer, |k, v| {
+            if k == IFLA_XDP {
+                attrs(v, |k, v| seen.push((k, v.to_vec())));
+            }
+        });
+        assert_eq!(
+            seen,
+            [
+                (IFLA_XDP_ATTACHED, vec![1]),
+                (IFLA_XDP_PROG_ID, 77u32.to_ne_bytes().to_vec())
+            ]
+        );
+        // A length past the end, or shorter than a header: nothing more is read.
+        let mut n = 0;
+        attrs(&[200, 0, 1, 0, 9, 9], |_, _| n += 1);
+        attrs(&[2, 0, 1, 0], |_, _| n += 1);
+        assert_eq!(n, 0);
+        assert_eq!(u32_of(&[1, 0]), None);
+    }
+}

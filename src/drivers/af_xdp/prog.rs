@@ -227,3 +227,19 @@ fn mask(a: IpAddr, len: u8) -> (IpAddr, u8) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_keyed_without_host_bits() {
+        let p = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(mask(p("1.1.1.77"), 24), (p("1.1.1.0"), 24));
+        assert_eq!(mask(p("1.1.1.77"), 32), (p("1.1.1.77"), 32));
+        assert_eq!(mask(p("1.1.1.77"), 40), (p("1.1.1.77"), 32));
+        assert_eq!(mask(p("9.9.9.9"), 0), (p("0.0.0.0"), 0));
+        assert_eq!(mask(p("fdb4::42"), 64), (p("fdb4::"), 64));
+        assert_eq!(mask(p("fdb4::42"), 200), (p("fdb4::42"), 128));
+    }
+}
