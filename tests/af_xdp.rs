@@ -31,12 +31,13 @@ const PEER: [u8; 4] = [198, 18, 0, 2];
 const BINDS: &str = r#"{ ip = "1.1.1.1", proto = "tcp", port = 80 }, { ip = "fdb4:98ce:52d4::42", proto = "tcp", port = 80 }"#;
 
 fn config_binds(spec: &str, binds: &str) -> String {
+    let workers = if spec.contains("queues=2") { 2 } else { 1 };
     format!(
         r#"[[ports]]
 spec = "{spec}"
 
 [runtime]
-workers = 1
+workers = {workers}
 idle = "sleep"
 
 [director]
@@ -96,11 +97,57 @@ struct Rig {
     ns: Netns,
     dir: tempfile::TempDir,
     director_mac: [u8; 6],
+    /// The port spec rondo runs on.
+    spec: String,
 }
 
 impl Rig {
     fn new(tag: char) -> Option<Rig> {
-        let v = Veth::new(tag)?;
+        Rig::with_veth(tag, Veth::new(tag)?)
+    }
+
+    /// A rig on a veth pair with `queues` RX and TX queues per end.
+    fn with_queues(tag: char, queues: u32) -> Option<Rig> {
+        if let Err(why) = veth::privileged() {
+            skip(&why);
+            return None;
+        }
+        let pid = std::process::id() % 100_000;
+        let v = Veth {
+            a: format!("rdo{tag}{pid}a"),
+            b: format!("rdo{tag}{pid}b"),
+        };
+        let _ = veth::ip(&["link", "del", &v.a]);
+        let q = queues.to_string();
+        let made = veth::ip(&[
+            "link",
+            "add",
+            &v.a,
+            "numrxqueues",
+            &q,
+            "numtxqueues",
+            &q,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &v.b,
+            "numrxqueues",
+            &q,
+            "numtxqueues",
+            &q,
+        ]);
+        if let Err(e) = made {
+            skip(&format!(
+                "cannot create a veth pair with {queues} queues: {e}"
+            ));
+            return None;
+        }
+        veth::ip(&["link", "set", &v.b, "up"]).unwrap();
+        Rig::with_veth(tag, v)
+    }
+
+    fn with_veth(tag: char, v: Veth) -> Option<Rig> {
         let ns = match Netns::new(tag) {
             Ok(ns) => ns,
             Err(e) => {
@@ -114,6 +161,7 @@ impl Rig {
             .unwrap();
         ns.ip(&["link", "set", "lo", "up"]).unwrap();
         Some(Rig {
+            spec: format!("af_xdp:{}", v.a),
             v,
             ns,
             dir: tempfile::tempdir().unwrap(),
@@ -129,7 +177,7 @@ impl Rig {
     fn write_config(&self, binds: &str) -> PathBuf {
         let p = self.config_path();
         let tmp = self.dir.path().join("director.toml.new");
-        std::fs::write(&tmp, config_binds(&format!("af_xdp:{}", self.v.a), binds)).unwrap();
+        std::fs::write(&tmp, config_binds(&self.spec, binds)).unwrap();
         std::fs::rename(&tmp, &p).unwrap();
         p
     }
@@ -556,4 +604,23 @@ fn af_xdp_bad_settings_are_clear_errors_and_leave_nothing_attached() {
             rig.link_show()
         );
     }
+}
+
+#[test]
+fn af_xdp_two_queues_two_workers() {
+    let Some(mut rig) = Rig::with_queues('q', 2) else {
+        return;
+    };
+    rig.spec = format!("af_xdp:{},queues=2", rig.v.a);
+    let mut d = rig.start();
+    let log = d.log_text();
+    assert!(
+        log.contains("queues=2") && log.contains("workers=2"),
+        "{log}"
+    );
+    let (peer, mut rx, mut tx) = veth::test_port(&rig.v.b, 4096, 32);
+    check_vip_forwarding(&rig, &d, &peer, &mut rx, &mut tx);
+    let out = sigterm(&mut d);
+    assert!(out.status.success(), "{}", d.log_text());
+    assert!(!rig.link_show().contains("xdp"), "{}", rig.link_show());
 }
