@@ -130,9 +130,16 @@ impl AfXdpTx {
         self.comp.cons_release(n);
     }
 
+    /// One `sendto` when the kernel asks for a wakeup, a few more while it says it has
+    /// more to send and descriptors are still waiting (bounded: per burst, not per packet).
     fn kick(&mut self) {
         if self.unkicked && self.tx.needs_wakeup() {
-            kick_tx(self.shared.fd.as_raw_fd());
+            for _ in 0..4 {
+                let more = kick_tx(self.shared.fd.as_raw_fd());
+                if !more || self.tx.prod_outstanding() == 0 {
+                    break;
+                }
+            }
         }
         self.unkicked = false;
     }
@@ -191,8 +198,13 @@ impl TxQueue for AfXdpTx {
         taken
     }
 
+    /// Also kicks again while the kernel has not taken every descriptor (copy mode sends
+    /// a bounded batch per kick), so nothing waits in the ring for the next burst.
     fn flush(&mut self) {
         self.reclaim();
+        if self.tx.prod_outstanding() > 0 {
+            self.unkicked = true;
+        }
         self.kick();
     }
 }

@@ -179,6 +179,13 @@ impl<T: Copy> Ring<T> {
         unsafe { p.write(v) };
     }
 
+    /// Entries published that the kernel has not consumed yet.
+    #[inline]
+    pub fn prod_outstanding(&mut self) -> u32 {
+        self.cached = Self::load(self.consumer);
+        self.local.wrapping_sub(self.cached)
+    }
+
     /// Publish `n` written entries.
     #[inline]
     pub fn prod_submit(&mut self, n: u32) {
@@ -439,12 +446,12 @@ pub fn wake_rx(fd: RawFd) {
     };
 }
 
-/// Kick the kernel's TX side (`sendto` with no data, non-blocking). Errors the caller
-/// cannot act on (EAGAIN, EBUSY, ENOBUFS: the kernel is busy; retried at the next burst)
-/// are ignored.
-pub fn kick_tx(fd: RawFd) {
+/// Kick the kernel's TX side (`sendto` with no data, non-blocking). Returns whether the
+/// kernel says it has more to send (`EAGAIN`: copy mode sends a bounded batch per call).
+/// Other errors (EBUSY, ENOBUFS: the device is busy; ENETDOWN) are left to the next kick.
+pub fn kick_tx(fd: RawFd) -> bool {
     // SAFETY: a zero-length send with null buffer and address: the kernel reads nothing.
-    unsafe {
+    let r = unsafe {
         libc::sendto(
             fd,
             std::ptr::null(),
@@ -454,6 +461,7 @@ pub fn kick_tx(fd: RawFd) {
             0,
         )
     };
+    r < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN)
 }
 
 impl AsRawFd for Xsk {
