@@ -288,7 +288,9 @@ impl Port for AfXdpPort {
         for sock in &self.sockets {
             use std::os::fd::AsRawFd;
             if let Ok(x) = super::xsk::statistics(sock.fd.as_raw_fd()) {
-                s.rx_dropped += x.rx_dropped + x.rx_ring_full + x.rx_fill_ring_empty_descs;
+                // Not rx_fill_ring_empty_descs: a drop for want of a fill entry is already
+                // in rx_dropped, and that counter also counts empty polls that lost nothing.
+                s.rx_dropped += x.rx_dropped + x.rx_ring_full;
                 s.rx_errors += x.rx_invalid_descs;
                 s.tx_errors += x.tx_invalid_descs;
             }
