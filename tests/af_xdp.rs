@@ -624,3 +624,28 @@ fn af_xdp_two_queues_two_workers() {
     assert!(out.status.success(), "{}", d.log_text());
     assert!(!rig.link_show().contains("xdp"), "{}", rig.link_show());
 }
+
+#[test]
+fn af_xdp_forwards_again_after_link_down_and_up() {
+    let Some(rig) = Rig::new('k') else { return };
+    let mut d = rig.start();
+    let (peer, mut rx, mut tx) = veth::test_port(&rig.v.b, 4096, 32);
+    assert!(
+        steered(&rig, &peer, &mut rx, &mut tx, [1, 1, 1, 1], 5000),
+        "{}",
+        d.log_text()
+    );
+    rig.ns.ip(&["link", "set", &rig.v.a, "down"]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    rig.ns.ip(&["link", "set", &rig.v.a, "up"]).unwrap();
+    let back = (0..10).any(|i| steered(&rig, &peer, &mut rx, &mut tx, [1, 1, 1, 1], 5001 + i));
+    assert!(
+        back,
+        "forwarding after the link came back: {}",
+        d.log_text()
+    );
+    assert!(d.child.try_wait().unwrap().is_none(), "still running");
+    let out = sigterm(&mut d);
+    assert!(out.status.success(), "{}", d.log_text());
+    assert!(!rig.link_show().contains("xdp"), "{}", rig.link_show());
+}
