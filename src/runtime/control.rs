@@ -424,32 +424,12 @@ impl Control {
             Some(before) => diff(&before.table, after),
             None => diff(after, after),
         };
-        let not_active: Vec<String> = after
-            .spec
-            .backends
-            .iter()
-            .filter(|b| b.state != BackendState::Active)
-            .map(|b| format!("{} {}", b.ip, b.state.as_str()))
-            .collect();
-        // Changes that leave this backend not active: a state change, or clearing an
-        // override back to a file that says so.
-        let leaves_not_active = match change {
-            Change::State(s) => s != BackendState::Active,
-            Change::Clear => after
-                .spec
-                .backends
-                .iter()
-                .any(|b| b.ip == ip && b.state != BackendState::Active),
-            _ => false,
-        };
-        let refusal = match change {
-            _ if leaves_not_active && not_active.len() > 1 => Some(format!(
-                "this would leave {} backends of table {table:?} not active ({}). Second chance covers one changed hop only: while two backends change at once, a connection whose primary and secondary both move is reset. Finish the other change first (set it active, or remove it from the config file), or add `force` to do it anyway",
-                not_active.len(),
-                not_active.join(", ")
-            )),
-            _ => None,
-        };
+        let refusal = super::overrides::second_change_refusal(
+            after,
+            ip,
+            &[change],
+            "set it active, or remove it from the config file",
+        );
         let mut report = ChangeReport {
             table: table.to_string(),
             ip,

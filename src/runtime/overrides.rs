@@ -111,6 +111,43 @@ pub struct Overrides {
     observed: BTreeMap<Key, bool>,
 }
 
+/// The console's rule for backend changes (also `rondo fleet set`'s): second chance covers
+/// one changed hop, so a change that leaves this backend not active (a state change, or
+/// clearing an override back to a table that says so) while another backend of the table
+/// is not active either is refused unless forced. `after` is the table as the changes
+/// would make it; `finish` says how to finish the other change. The refusal, or `None`.
+pub fn second_change_refusal(
+    after: &ForwardingTable,
+    ip: IpAddr,
+    changes: &[Change],
+    finish: &str,
+) -> Option<String> {
+    let not_active: Vec<String> = after
+        .spec
+        .backends
+        .iter()
+        .filter(|b| b.state != BackendState::Active)
+        .map(|b| format!("{} {}", b.ip, b.state.as_str()))
+        .collect();
+    let leaves_not_active = changes.iter().any(|c| match c {
+        Change::State(s) => *s != BackendState::Active,
+        Change::Clear => after
+            .spec
+            .backends
+            .iter()
+            .any(|b| b.ip == ip && b.state != BackendState::Active),
+        _ => false,
+    });
+    (leaves_not_active && not_active.len() > 1).then(|| {
+        format!(
+            "this would leave {} backends of table {:?} not active ({}). Second chance covers one changed hop only: while two backends change at once, a connection whose primary and secondary both move is reset. Finish the other change first ({finish}), or add `force` to do it anyway",
+            not_active.len(),
+            after.spec.name,
+            not_active.join(", ")
+        )
+    })
+}
+
 /// The table called `name`, or an error listing the tables there are.
 pub fn find_table<'a>(cfg: &'a Config, name: &str) -> Result<&'a ForwardingTable, String> {
     cfg.tables
