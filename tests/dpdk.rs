@@ -29,6 +29,30 @@ fn a_dpdk_port_in_a_build_without_the_feature_names_the_feature() {
     assert!(err.contains("--features dpdk"), "names the feature: {err}");
 }
 
+/// The AF_XDP driver is gated the same way (its own tests are tests/af_xdp.rs); this file
+/// is the one `scripts/test` also runs without features, so the twin check lives here.
+#[cfg(not(feature = "af_xdp"))]
+#[test]
+fn an_af_xdp_port_in_a_build_without_the_feature_names_the_feature() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rondo"))
+        .args([
+            "run",
+            "--config",
+            "configs/director.toml",
+            "--port",
+            "af_xdp:lo",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--features af_xdp"),
+        "names the feature: {err}"
+    );
+}
+
 #[cfg(feature = "dpdk")]
 mod dpdk {
     use std::path::{Path, PathBuf};

@@ -77,6 +77,8 @@ pub fn config_from_str(text: &str, file: &str) -> Result<Config, ConfigError> {
     let tables = match cfg.tables {
         NativeTables::Inline(specs) => build(specs, cfg.settings.row_policy, file)?,
         NativeTables::GlbFile(p) => load_tables(&p)?,
+        // Built from etcd's desired document when `rondo run` starts.
+        NativeTables::Fleet => Vec::new(),
     };
     Ok(Config {
         settings: cfg.settings,

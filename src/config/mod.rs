@@ -5,6 +5,7 @@
 //! and operator overrides, as kept in etcd).
 
 pub mod desired;
+pub mod fleet;
 pub mod glb;
 pub mod load;
 pub mod native;

@@ -45,6 +45,7 @@ struct RawConfig {
     console: Option<RawConsole>,
     metrics: Option<RawMetrics>,
     bgp: Option<Spanned<toml::Table>>,
+    fleet: Option<Spanned<toml::Table>>,
 }
 
 #[derive(Deserialize)]
@@ -182,6 +183,8 @@ pub struct NativeConfig {
 
 pub enum NativeTables {
     Inline(Vec<TableSpec>),
+    /// `[fleet]`: the tables come from etcd `<prefix>/desired` (see `config::fleet`).
+    Fleet,
     /// Path (resolved against the config's folder) of a GLB `.json` or `.bin` table file.
     GlbFile(std::path::PathBuf),
 }
@@ -225,7 +228,25 @@ pub fn parse(text: &str, file: &str) -> Result<NativeConfig, ConfigError> {
     })?;
     let cx = Ctx { file, text };
     let settings = settings(&cx, &raw.director)?;
-    let tables =
+    let fleet = match &raw.fleet {
+        Some(f) => Some(super::fleet::parse(file, text, f)?),
+        None => None,
+    };
+    let tables = if fleet.is_some() {
+        if let Some(p) = &raw.forwarding_table {
+            let line = super::fleet::line(text, p.span().start);
+            return Err(super::fleet::tables_refused(
+                file,
+                Some(line),
+                "forwarding_table",
+            ));
+        }
+        if let Some(t) = raw.tables.first() {
+            let line = super::fleet::line(text, t.name.span().start);
+            return Err(super::fleet::tables_refused(file, Some(line), "tables"));
+        }
+        NativeTables::Fleet
+    } else {
         match (&raw.forwarding_table, raw.tables.is_empty()) {
             (Some(path), true) => {
                 let base = Path::new(file).parent().unwrap_or(Path::new(""));
@@ -251,7 +272,8 @@ pub fn parse(text: &str, file: &str) -> Result<NativeConfig, ConfigError> {
                     .map(|(i, t)| table(&cx, i, t))
                     .collect::<Result<_, _>>()?,
             ),
-        };
+        }
+    };
     if let NativeTables::Inline(specs) = &tables {
         check_unique_names(&cx, specs, &raw.tables)?;
     }
@@ -286,6 +308,7 @@ pub fn parse(text: &str, file: &str) -> Result<NativeConfig, ConfigError> {
         })?;
         run.bgp = Some(s);
     }
+    run.fleet = fleet;
     Ok(NativeConfig {
         settings,
         tables,

@@ -115,6 +115,8 @@ pub struct RunSettings {
     pub metrics: MetricsSettings,
     /// `[bgp]`: announce the VIPs through a BGP daemon (BIRD 2); `None`: no BGP.
     pub bgp: Option<crate::fleet::bgp::BgpRunSettings>,
+    /// `[fleet]`: tables from etcd (see `config::fleet`); `None`: tables from the config.
+    pub fleet: Option<super::fleet::FleetSettings>,
 }
 
 /// `[dpdk]`: EAL arguments and queue/mempool sizes.
@@ -221,6 +223,7 @@ impl Default for RunSettings {
             console: ConsoleSettings::default(),
             metrics: MetricsSettings::default(),
             bgp: None,
+            fleet: None,
         }
     }
 }

@@ -243,6 +243,7 @@ impl Executor {
                 Reply::ok(grammar::complete(&partial, &self.completion_context()).join("\n"))
             }
             Command::ShowBgp => Reply::ok(self.show_bgp()?),
+            Command::ShowFleet => Reply::ok(crate::runtime::fleet::show(&self.plane)?),
             Command::Bgp { withdraw, vip } => Reply::ok(self.bgp_override(s, withdraw, vip)?),
         })
     }

@@ -40,6 +40,8 @@ pub enum Command {
     },
     /// `show bgp`
     ShowBgp,
+    /// `show fleet`
+    ShowFleet,
     /// `bgp withdraw [VIP]` (`true`) / `bgp announce [VIP]` (`false`); no VIP: all.
     Bgp {
         withdraw: bool,
@@ -130,6 +132,16 @@ pub const COMMANDS: &[CommandHelp] = &[
         detail: "The backend's state, weight and health follow the config file (and the \
                  health checks) again. Refused like a state change when the file's state \
                  leaves more than one backend of the table not active, unless `force`.",
+    },
+    CommandHelp {
+        syntax: "show fleet",
+        summary: "[fleet]: etcd connection, applied and seen revision, refusals, fingerprints",
+        detail: "For a director that follows a fleet's desired document in etcd ([fleet]): \
+                 the endpoints, prefix and name, whether etcd is reachable now, the applied \
+                 and newest seen revision, where the live tables came from (etcd or the \
+                 local cache), the last refused revision and why, the last error, and every \
+                 live table's fingerprint (equal on two directors exactly when they forward \
+                 every flow of it alike).",
     },
     CommandHelp {
         syntax: "show bgp",
@@ -388,9 +400,13 @@ fn parse_show(w: &[&str]) -> Result<Command, ParseError> {
             no_more(&w[1..], "show bgp")?;
             Ok(Command::ShowBgp)
         }
+        Some("fleet") => {
+            no_more(&w[1..], "show fleet")?;
+            Ok(Command::ShowFleet)
+        }
         Some(x) => Err(err(
             format!(
-                "show: unknown {}; expected port, fwd, tables, table, backends, config or bgp",
+                "show: unknown {}; expected port, fwd, tables, table, backends, config, bgp or fleet",
                 quote(x)
             ),
             "show",
@@ -673,7 +689,7 @@ pub fn complete(line: &str, ctx: &CompletionContext) -> Vec<String> {
         .filter(|_| words.len() == 1)
         .collect(),
         ["show"] => words_of(&[
-            "backends", "bgp", "config", "fwd", "port", "table", "tables",
+            "backends", "bgp", "config", "fleet", "fwd", "port", "table", "tables",
         ]),
         ["bgp"] => words_of(&["announce", "withdraw"]),
         ["show", "port"] => words_of(&["info", "stats"]),
@@ -832,6 +848,7 @@ mod tests {
             assert_eq!(ok(l), c);
         }
         assert_eq!(ok("show bgp"), Command::ShowBgp);
+        assert_eq!(ok("show fleet"), Command::ShowFleet);
         assert_eq!(
             ok("bgp withdraw"),
             Command::Bgp {
@@ -978,7 +995,7 @@ mod tests {
         assert_eq!(c("s"), ["set", "show", "start", "stop"]);
         assert_eq!(
             c("show "),
-            ["backends", "bgp", "config", "fwd", "port", "table", "tables"]
+            ["backends", "bgp", "config", "fleet", "fwd", "port", "table", "tables"]
         );
         assert_eq!(c("show ta"), ["table", "tables"]);
         assert_eq!(c("show port "), ["info", "stats"]);

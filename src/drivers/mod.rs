@@ -9,9 +9,13 @@
 //! - [`tap`]: the kernel exception path (a TAP interface).
 //! - [`spec`]: parsing `--port` specs.
 //! - [`fault`]: fault injection around any port (a testing aid).
+//! - `af_xdp` (cargo feature `af_xdp`): Linux interfaces through AF_XDP sockets, with an
+//!   XDP program steering only VIP traffic to them.
 //! - `dpdk` (cargo feature `dpdk`): DPDK ethdev ports, mbufs and mempools.
 
 pub mod af_packet;
+#[cfg(feature = "af_xdp")]
+pub mod af_xdp;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod fault;

@@ -1,4 +1,5 @@
-//! Port specs: `mem:NAME`, `pcap:IN[,OUT][,loop][,pps=N]`, `af_packet:IFACE`, `dpdk:DEVARGS`,
+//! Port specs: `mem:NAME`, `pcap:IN[,OUT][,loop][,pps=N]`, `af_packet:IFACE`,
+//! `af_xdp:IFACE[,queues=N][,mode=auto|zerocopy|copy]`, `dpdk:DEVARGS`,
 //! and, as a testing aid, `fault:PLAN/SPEC` (any of those with faults injected, see
 //! [`super::fault`]).
 
@@ -6,6 +7,26 @@ use std::path::PathBuf;
 
 use super::fault::FaultPlan;
 use super::DriverError;
+
+/// How AF_XDP sockets bind: zero-copy where the driver can, else copy (`auto`), or one
+/// of the two insisted on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum XdpMode {
+    #[default]
+    Auto,
+    Zerocopy,
+    Copy,
+}
+
+impl std::fmt::Display for XdpMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            XdpMode::Auto => "auto",
+            XdpMode::Zerocopy => "zerocopy",
+            XdpMode::Copy => "copy",
+        })
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PortSpec {
@@ -22,6 +43,13 @@ pub enum PortSpec {
     },
     /// A Linux interface through AF_PACKET.
     AfPacket { iface: String },
+    /// A Linux interface through AF_XDP sockets (cargo feature `af_xdp`); parsed in every
+    /// build so a build without the feature can say so.
+    AfXdp {
+        iface: String,
+        queues: Option<u32>,
+        mode: XdpMode,
+    },
     /// A DPDK port (PCI address or vdev devargs).
     Dpdk { devargs: String },
     /// Another port with faults injected (a testing aid): `fault:PLAN/SPEC`.
@@ -54,6 +82,20 @@ impl std::fmt::Display for PortSpec {
                 Ok(())
             }
             PortSpec::AfPacket { iface } => write!(f, "af_packet:{iface}"),
+            PortSpec::AfXdp {
+                iface,
+                queues,
+                mode,
+            } => {
+                write!(f, "af_xdp:{iface}")?;
+                if let Some(q) = queues {
+                    write!(f, ",queues={q}")?;
+                }
+                if *mode != XdpMode::Auto {
+                    write!(f, ",mode={mode}")?;
+                }
+                Ok(())
+            }
             PortSpec::Dpdk { devargs } => write!(f, "dpdk:{devargs}"),
             PortSpec::Fault { plan, inner } => write!(f, "fault:{plan}/{inner}"),
         }
@@ -137,11 +179,41 @@ impl std::str::FromStr for PortSpec {
                     inner: Box::new(inner),
                 })
             }
-            "af_xdp" => Err(err(
-                "the af_xdp driver is not built yet; use af_packet:IFACE",
-            )),
+            "af_xdp" => {
+                let usage = "af_xdp:IFACE[,queues=N][,mode=auto|zerocopy|copy]";
+                let mut parts = rest.split(',');
+                let iface = parts.next().unwrap_or("");
+                if iface.is_empty() || iface.len() > 15 || iface.contains(['/', ' ']) {
+                    return Err(err(&format!(
+                        "af_xdp needs an interface name (at most 15 characters): {usage}"
+                    )));
+                }
+                let (mut queues, mut mode) = (None, None);
+                for p in parts {
+                    match p.split_once('=') {
+                        Some(("queues", n)) if queues.is_none() => match n.parse::<u32>() {
+                            Ok(n @ 1..=256) => queues = Some(n),
+                            _ => return Err(err("queues=N: N RX queues, 1..=256")),
+                        },
+                        Some(("mode", m)) if mode.is_none() => {
+                            mode = Some(match m {
+                                "auto" => XdpMode::Auto,
+                                "zerocopy" => XdpMode::Zerocopy,
+                                "copy" => XdpMode::Copy,
+                                _ => return Err(err("mode= takes auto, zerocopy or copy")),
+                            })
+                        }
+                        _ => return Err(err(&format!("unknown or repeated setting {p:?}: {usage}"))),
+                    }
+                }
+                Ok(PortSpec::AfXdp {
+                    iface: iface.to_string(),
+                    queues,
+                    mode: mode.unwrap_or_default(),
+                })
+            }
             _ => Err(err(
-                "unknown driver; expected mem, pcap, af_packet or dpdk (or fault:PLAN/SPEC)",
+                "unknown driver; expected mem, pcap, af_packet, af_xdp or dpdk (or fault:PLAN/SPEC)",
             )),
         }
     }
@@ -162,6 +234,10 @@ mod tests {
             "pcap:a,b,loop,pps=1000",
             "pcap:a,pps=5",
             "af_packet:eth0",
+            "af_xdp:eth0",
+            "af_xdp:eth0,queues=2",
+            "af_xdp:eth0,queues=4,mode=copy",
+            "af_xdp:eth0,mode=zerocopy",
             "dpdk:0000:3b:00.0",
             "dpdk:net_pcap0,rx_pcap=a.pcap",
             "fault:seed=1,tx-refuse@ms=1000..3000/af_packet:eth0",
@@ -182,7 +258,12 @@ mod tests {
             "af_packet:",
             "af_packet:averyveryverylongname",
             "bogus:x",
-            "af_xdp:eth0",
+            "af_xdp:",
+            "af_xdp:eth0,queues=0",
+            "af_xdp:eth0,queues=x",
+            "af_xdp:eth0,mode=fast",
+            "af_xdp:eth0,mode=copy,mode=copy",
+            "af_xdp:eth0,bogus",
             "fault:tx-refuse",
             "fault:bogus/mem:a",
             "fault:tx-fail/mem:",

@@ -3,6 +3,7 @@
 //! publishes: the workers' counters, the port's counters, the live snapshot and the
 //! control statistics.
 
+mod fleet;
 pub mod http;
 pub mod statsd;
 mod stop_thread;
@@ -475,6 +476,7 @@ pub fn render(plane: &ControlPlane) -> String {
     e.family(m, "gauge", "Seconds since the director started.");
     e.sample(m, &[], plane.uptime().as_secs());
     bgp_metrics(&mut e, &plane.bgp);
+    fleet::fleet_metrics(&mut e, plane);
     e.finish()
 }
 

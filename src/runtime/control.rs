@@ -115,6 +115,10 @@ pub struct ChangeReport {
     pub refusal: Option<String>,
 }
 
+/// What [`Control::observe_health_many`] did: the new generation (`None`: nothing
+/// changed) and the results skipped (table, backend not in the live tables).
+pub type HealthApplied = (Option<u64>, Vec<(String, IpAddr)>);
+
 /// Reload and swap bookkeeping.
 pub struct Control {
     source: Option<ConfigSource>,
@@ -136,6 +140,10 @@ pub struct Control {
     pub builds: Arc<BuildStats>,
     /// Packets sent per backend across swaps.
     pub ledger: Arc<SentLedger>,
+    /// `[fleet]`: the etcd prefix this director follows. Its tables and operator overrides
+    /// come from the desired document ([`Control::apply_desired`]): console backend
+    /// changes and reloads are refused.
+    follows: Option<String>,
 }
 
 fn stamps(source: &Option<ConfigSource>) -> FileStamps {
@@ -207,7 +215,61 @@ impl Control {
             reloads_failed: Arc::default(),
             builds: Arc::default(),
             ledger: Arc::default(),
+            follows: None,
         }
+    }
+
+    /// Follow a fleet's desired document under etcd `prefix` (see [`Control::apply_desired`]).
+    pub fn set_follows(&mut self, prefix: &str) {
+        self.follows = Some(prefix.to_string());
+    }
+
+    /// The etcd prefix this director follows, if it is a fleet director.
+    pub fn follows(&self) -> Option<&str> {
+        self.follows.as_deref()
+    }
+
+    fn refuse_if_following(&self) -> Result<(), String> {
+        match &self.follows {
+            Some(p) => Err(format!(
+                "this director follows etcd {p}: use rondo fleet set (its tables and overrides come from {p}/desired)"
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The first snapshot from a config given by the caller (a fleet director's tables
+    /// from its desired document) with the operator overrides `rules`.
+    pub fn initial_from(
+        &mut self,
+        cfg: Config,
+        rules: super::overrides::OperatorRules,
+    ) -> Result<Snapshot, String> {
+        let started = Instant::now();
+        let overrides = Overrides::default().with_operator(rules);
+        let effective = overrides.apply(cfg.clone())?;
+        self.run = Some(cfg.run.clone());
+        self.base = Some(cfg);
+        self.overrides = overrides;
+        let snap = self.compile(effective)?;
+        self.builds.record(started.elapsed());
+        Ok(snap)
+    }
+
+    /// A fleet director's new desired revision: `cfg` (tables built with this director's
+    /// settings) with the document's operator overrides `rules`, which replace the ones in
+    /// force wholesale (health observations stay). Validated, built and swapped in like a
+    /// reload, or refused with the running snapshot kept.
+    pub fn apply_desired(
+        &mut self,
+        rt: &Runtime,
+        cfg: Config,
+        rules: super::overrides::OperatorRules,
+        why: &str,
+    ) -> Result<u64, String> {
+        self.removed.clear();
+        let next = self.overrides.with_operator(rules);
+        self.apply_with(rt, cfg, next, why, Instant::now())
     }
 
     /// Where the configuration comes from (`None`: embedded).
@@ -235,9 +297,13 @@ impl Control {
 
     /// Load the configured source and compile it (the first snapshot).
     pub fn initial(&mut self) -> Result<Snapshot, String> {
-        let started = Instant::now();
         let src = self.source.clone().ok_or("no configuration source")?;
-        let cfg = src.load()?;
+        self.initial_loaded(src.load()?)
+    }
+
+    /// [`Control::initial`] on a config the caller loaded from the source.
+    pub fn initial_loaded(&mut self, cfg: Config) -> Result<Snapshot, String> {
+        let started = Instant::now();
         self.run = Some(cfg.run.clone());
         self.base = Some(cfg.clone());
         let snap = self.compile(cfg)?;
@@ -258,7 +324,18 @@ impl Control {
         why: &str,
         started: Instant,
     ) -> Result<u64, String> {
-        let mut next = self.overrides.clone();
+        let next = self.overrides.clone();
+        self.apply_with(rt, cfg, next, why, started)
+    }
+
+    fn apply_with(
+        &mut self,
+        rt: &Runtime,
+        cfg: Config,
+        mut next: Overrides,
+        why: &str,
+        started: Instant,
+    ) -> Result<u64, String> {
         for (table, ip) in next.prune(&cfg) {
             tracing::warn!(
                 table = %table,
@@ -332,6 +409,7 @@ impl Control {
         dry_run: bool,
     ) -> Result<ChangeReport, String> {
         let started = Instant::now();
+        self.refuse_if_following()?;
         let base = self.base.as_ref().ok_or("no configuration loaded yet")?;
         let next = self.overrides.with(base, table, ip, change)?;
         let why = format!("console: set backend {table} {ip} {change}");
@@ -346,32 +424,12 @@ impl Control {
             Some(before) => diff(&before.table, after),
             None => diff(after, after),
         };
-        let not_active: Vec<String> = after
-            .spec
-            .backends
-            .iter()
-            .filter(|b| b.state != BackendState::Active)
-            .map(|b| format!("{} {}", b.ip, b.state.as_str()))
-            .collect();
-        // Changes that leave this backend not active: a state change, or clearing an
-        // override back to a file that says so.
-        let leaves_not_active = match change {
-            Change::State(s) => s != BackendState::Active,
-            Change::Clear => after
-                .spec
-                .backends
-                .iter()
-                .any(|b| b.ip == ip && b.state != BackendState::Active),
-            _ => false,
-        };
-        let refusal = match change {
-            _ if leaves_not_active && not_active.len() > 1 => Some(format!(
-                "this would leave {} backends of table {table:?} not active ({}). Second chance covers one changed hop only: while two backends change at once, a connection whose primary and secondary both move is reset. Finish the other change first (set it active, or remove it from the config file), or add `force` to do it anyway",
-                not_active.len(),
-                not_active.join(", ")
-            )),
-            _ => None,
-        };
+        let refusal = super::overrides::second_change_refusal(
+            after,
+            ip,
+            &[change],
+            "set it active, or remove it from the config file",
+        );
         let mut report = ChangeReport {
             table: table.to_string(),
             ip,
@@ -452,6 +510,59 @@ impl Control {
         self.install(rt, effective, &why, started).map(Some)
     }
 
+    /// Many health results at once (a fleet's health document): each is recorded as
+    /// [`Control::observe_health`] would, unknown tables and backends skipped (returned,
+    /// for the log), and the tables are rebuilt and swapped in once if any effective
+    /// health changed. Returns the new generation (`None`: nothing changed) and the
+    /// skipped results.
+    pub fn observe_health_many(
+        &mut self,
+        rt: &Runtime,
+        results: &[(String, IpAddr, bool)],
+    ) -> Result<HealthApplied, String> {
+        let started = Instant::now();
+        let base = self.base.as_ref().ok_or("no configuration loaded yet")?;
+        let mut skipped = Vec::new();
+        let mut changed = Vec::new();
+        for (table, ip, healthy) in results {
+            if super::overrides::check_backend(base, table, *ip).is_err() {
+                skipped.push((table.clone(), *ip));
+                continue;
+            }
+            let pinned = self
+                .overrides
+                .get(table, *ip)
+                .and_then(|o| o.health)
+                .is_some();
+            if self.overrides.observe(table, *ip, *healthy) && !pinned {
+                changed.push(format!(
+                    "{table} {ip} {}",
+                    if *healthy { "up" } else { "down" }
+                ));
+            }
+        }
+        if changed.is_empty() {
+            return Ok((None, skipped));
+        }
+        let why = format!("health document: {}", changed.join(", "));
+        let effective = match self.overrides.apply(base.clone()) {
+            Ok(c) => c,
+            Err(e) => return Err(self.reject(&why, e)),
+        };
+        let live = rt.snapshot();
+        let same = effective.tables.len() == live.tables.len()
+            && effective
+                .tables
+                .iter()
+                .zip(live.tables.iter())
+                .all(|(e, l)| e.spec == l.table.spec);
+        if same {
+            return Ok((None, skipped));
+        }
+        self.install(rt, effective, &why, started)
+            .map(|g| (Some(g), skipped))
+    }
+
     /// Count and log a refused reload; the running snapshot stays.
     fn reject(&self, why: &str, e: String) -> String {
         self.reloads_failed.fetch_add(1, Ordering::Relaxed);
@@ -501,6 +612,7 @@ impl Control {
         self.stamps = seen;
         self.pending = None;
         self.removed.clear();
+        self.refuse_if_following()?;
         match loaded {
             Ok(cfg) => {
                 if self.run.as_ref().is_some_and(|r| *r != cfg.run) {
@@ -525,7 +637,8 @@ impl Control {
     /// last load and then stay the same for [`SETTLE`] (as seen at `now`)? A change still
     /// under way restarts the wait, so a file is never loaded half-written.
     pub fn settled_change(&mut self, now: Instant) -> bool {
-        if self.source.is_none() {
+        // A fleet director's tables come from etcd; its file is read at start only.
+        if self.source.is_none() || self.follows.is_some() {
             return false;
         }
         let cur = stamps(&self.source);

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod control;
 pub mod exception;
+pub mod fleet;
 pub mod ledger;
 pub mod notify;
 pub mod overrides;
@@ -176,7 +177,13 @@ pub struct Runtime {
     opts: RuntimeOptions,
     /// Each worker's progress counter as last sampled, and when it was last seen to move.
     progress_seen: std::sync::Mutex<Vec<(u64, std::time::Instant)>>,
+    /// Called with every snapshot about to go live (the af_xdp driver's steering maps
+    /// follow the VIPs with it); set once with [`Runtime::set_on_swap`].
+    on_swap: std::sync::OnceLock<SwapHook>,
 }
+
+/// A hook the runtime calls with each snapshot just before it goes live.
+pub type SwapHook = Box<dyn Fn(&Snapshot) + Send + Sync>;
 
 /// Keep the calling thread (and the threads it starts from now on: console, metrics,
 /// table builds) off the cores the workers are pinned to, when other cores exist. Returns
@@ -267,6 +274,7 @@ impl Runtime {
             port: port.clone(),
             opts: opts.clone(),
             exception: None,
+            on_swap: std::sync::OnceLock::new(),
             progress_seen: std::sync::Mutex::new(vec![
                 (0, std::time::Instant::now());
                 opts.workers
@@ -318,9 +326,20 @@ impl Runtime {
     /// is freed once no worker (and not the caller) holds it.
     pub fn swap(&self, mut snapshot: Snapshot) -> Arc<Snapshot> {
         snapshot.attach_sent_counters(self.shared.workers.len());
+        if let Some(hook) = self.on_swap.get() {
+            hook(&snapshot);
+        }
         let old = self.shared.snapshot.swap(Arc::new(snapshot));
         self.shared.swaps.fetch_add(1, Ordering::Relaxed);
         old
+    }
+
+    /// Call `hook` with the live snapshot now and with every snapshot swapped in from now
+    /// on, before it goes live. Only the first hook set is kept (returns whether this one
+    /// was).
+    pub fn set_on_swap(&self, hook: SwapHook) -> bool {
+        hook(&self.shared.snapshot.load());
+        self.on_swap.set(hook).is_ok()
     }
 
     /// How the runtime was started (workers, cores, idle policy, exception path).

@@ -100,11 +100,52 @@ impl HealthSource {
 
 type Key = (String, IpAddr);
 
+/// Operator overrides as a fleet's desired document gives them: (table, backend) and what
+/// is set ([`Overrides::with_operator`]).
+pub type OperatorRules = Vec<((String, IpAddr), BackendOverride)>;
+
 /// Every override and observation, keyed by (table name, backend address).
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     set: BTreeMap<Key, BackendOverride>,
     observed: BTreeMap<Key, bool>,
+}
+
+/// The console's rule for backend changes (also `rondo fleet set`'s): second chance covers
+/// one changed hop, so a change that leaves this backend not active (a state change, or
+/// clearing an override back to a table that says so) while another backend of the table
+/// is not active either is refused unless forced. `after` is the table as the changes
+/// would make it; `finish` says how to finish the other change. The refusal, or `None`.
+pub fn second_change_refusal(
+    after: &ForwardingTable,
+    ip: IpAddr,
+    changes: &[Change],
+    finish: &str,
+) -> Option<String> {
+    let not_active: Vec<String> = after
+        .spec
+        .backends
+        .iter()
+        .filter(|b| b.state != BackendState::Active)
+        .map(|b| format!("{} {}", b.ip, b.state.as_str()))
+        .collect();
+    let leaves_not_active = changes.iter().any(|c| match c {
+        Change::State(s) => *s != BackendState::Active,
+        Change::Clear => after
+            .spec
+            .backends
+            .iter()
+            .any(|b| b.ip == ip && b.state != BackendState::Active),
+        _ => false,
+    });
+    (leaves_not_active && not_active.len() > 1).then(|| {
+        format!(
+            "this would leave {} backends of table {:?} not active ({}). Second chance covers one changed hop only: while two backends change at once, a connection whose primary and secondary both move is reset. Finish the other change first ({finish}), or add `force` to do it anyway",
+            not_active.len(),
+            after.spec.name,
+            not_active.join(", ")
+        )
+    })
 }
 
 /// The table called `name`, or an error listing the tables there are.
@@ -182,6 +223,18 @@ impl Overrides {
             next.set.remove(&key);
         }
         Ok(next)
+    }
+
+    /// These overrides with the operator's part replaced by `rules` (a fleet's desired
+    /// document: its overrides replace the ones in force wholesale); observations stay.
+    pub fn with_operator(
+        &self,
+        rules: impl IntoIterator<Item = ((String, IpAddr), BackendOverride)>,
+    ) -> Overrides {
+        Overrides {
+            set: rules.into_iter().filter(|(_, o)| !o.is_empty()).collect(),
+            observed: self.observed.clone(),
+        }
     }
 
     /// Record a health-check result. Returns whether it differs from the previous one.

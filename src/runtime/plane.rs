@@ -42,6 +42,8 @@ pub struct ControlPlane {
     /// BGP announcements (`[bgp]`): what the BGP thread decided and the daemon reports,
     /// and the operator's overrides. Unconfigured unless `rondo run` has `[bgp]`.
     pub bgp: crate::fleet::bgp::shared::BgpShared,
+    /// `[fleet]`: what the fleet thread publishes; unconfigured otherwise.
+    pub fleet: super::fleet::FleetShared,
 }
 
 /// How long a reload waits for its files to be read and its tables built.
@@ -139,6 +141,7 @@ impl ControlPlane {
             endpoints: Mutex::new(Endpoints::default()),
             reloading: Mutex::new(()),
             bgp: Default::default(),
+            fleet: Default::default(),
         }
     }
 
@@ -191,6 +194,19 @@ impl ControlPlane {
         }
     }
 
+    /// A fleet director's new desired revision (see [`Control::apply_desired`]); runs one
+    /// at a time with reloads.
+    pub fn apply_desired(
+        &self,
+        cfg: Config,
+        rules: super::overrides::OperatorRules,
+        why: &str,
+    ) -> Result<u64, String> {
+        let _one = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let mut c = self.control();
+        c.apply_desired(&self.rt, cfg, rules, why)
+    }
+
     /// See [`Control::change_backend`].
     pub fn change_backend(
         &self,
@@ -219,6 +235,15 @@ impl ControlPlane {
     ) -> Result<Option<u64>, String> {
         let mut c = self.control();
         c.observe_health(&self.rt, table, ip, healthy)
+    }
+
+    /// See [`Control::observe_health_many`].
+    pub fn set_health_observations(
+        &self,
+        results: &[(String, IpAddr, bool)],
+    ) -> Result<super::control::HealthApplied, String> {
+        let mut c = self.control();
+        c.observe_health_many(&self.rt, results)
     }
 
     /// Packets sent per backend since start.

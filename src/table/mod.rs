@@ -3,8 +3,11 @@
 
 pub mod build;
 pub mod diff;
+pub mod fingerprint;
 pub mod glb_bin;
 pub mod glb_json;
+
+pub use fingerprint::fingerprint;
 
 use std::net::IpAddr;
 

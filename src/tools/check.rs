@@ -52,6 +52,20 @@ pub fn run(file: &Path, table: Option<&Path>) -> Result<(), String> {
         None => load_file(file).map_err(|e| e.to_string())?,
     };
     match loaded {
+        #[cfg(feature = "etcd")]
+        Loaded::Config(cfg) if cfg.run.fleet.is_some() => {
+            if let Some(f) = &cfg.run.fleet {
+                println!(
+                    "{}: OK: fleet director (tables from etcd {}/desired)",
+                    file.display(),
+                    f.prefix
+                );
+                println!("{}", fleet_line(f));
+            }
+            if let Some(b) = &cfg.run.bgp {
+                println!("{}: {}", file.display(), bgp_line(b));
+            }
+        }
         Loaded::Config(cfg) => {
             let n_tables = cfg.tables.len();
             let binds: usize = cfg.tables.iter().map(|t| t.spec.binds.len()).sum();
@@ -122,5 +136,21 @@ fn bgp_line(b: &crate::fleet::bgp::BgpRunSettings) -> String {
         b.graceful.as_millis(),
         b.drain.as_millis(),
         b.stall.as_millis()
+    )
+}
+
+/// `fleet: endpoints ..., prefix ..., name ..., cache ...` for `check-config`.
+#[cfg(feature = "etcd")]
+pub fn fleet_line(f: &crate::fleet::etcd::EtcdSettings) -> String {
+    format!(
+        "fleet: endpoints {}, prefix {}, name {}, cache {}{}",
+        f.endpoints.join(","),
+        f.prefix,
+        f.name,
+        f.cache.as_ref().map_or(
+            "none (a restart without etcd cannot start)".to_string(),
+            |c| c.display().to_string()
+        ),
+        if f.tls.is_some() { ", tls" } else { "" }
     )
 }

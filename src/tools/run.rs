@@ -39,7 +39,8 @@ pub const DATA_ROOM: usize = 2048;
 pub struct RunArgs {
     #[command(flatten)]
     config: ConfigArgs,
-    /// Port spec: af_packet:IFACE, pcap:IN[,OUT][,loop], dpdk:DEVARGS (overrides the config);
+    /// Port spec: af_packet:IFACE, af_xdp:IFACE[,queues=N][,mode=M], pcap:IN[,OUT][,loop],
+    /// dpdk:DEVARGS (overrides the config);
     /// fault:PLAN/SPEC injects faults into SPEC's port (a testing aid, see drivers::fault).
     #[arg(long)]
     port: Option<String>,
@@ -254,8 +255,31 @@ pub fn run(a: &RunArgs) -> Result<Ended, String> {
         PortSpec::AfPacket { iface } => {
             let port = AfPacketPort::open(iface, pool()?, AfPacketOptions::default())
                 .map_err(|e| e.to_string())?;
-            serve_with(port, faults, &p, a, claim)
+            serve_with(port, faults, &p, a, claim, None)
         }
+        #[cfg(feature = "af_xdp")]
+        PortSpec::AfXdp {
+            iface,
+            queues,
+            mode,
+        } => {
+            use crate::drivers::af_xdp::AfXdpPort;
+            let port =
+                AfXdpPort::open(iface, *queues, *mode, pool()?).map_err(|e| e.to_string())?;
+            // The steering maps follow every snapshot made live: a new VIP is steered to
+            // the sockets, a removed one goes back to the kernel.
+            let steering = port.steering();
+            let hook: crate::runtime::SwapHook = Box::new(move |s| {
+                if let Err(e) = steering.update(s) {
+                    tracing::error!("{e}");
+                }
+            });
+            serve_with(port, faults, &p, a, claim, Some(hook))
+        }
+        #[cfg(not(feature = "af_xdp"))]
+        PortSpec::AfXdp { iface, .. } => Err(format!(
+            "port af_xdp:{iface}: this rondo was built without the AF_XDP driver; rebuild with `cargo build --release --features af_xdp` (needs clang and libbpf-dev), or use af_packet:{iface}"
+        )),
         PortSpec::Pcap {
             input,
             output,
@@ -265,7 +289,7 @@ pub fn run(a: &RunArgs) -> Result<Ended, String> {
             let port = PcapPort::open(input, output.as_deref(), *looped, pool()?)
                 .map_err(|e| e.to_string())?
                 .paced(*pps);
-            serve_with(port, faults, &p, a, claim)
+            serve_with(port, faults, &p, a, claim, None)
         }
         PortSpec::Fault { .. } => Err("fault: wrappers do not nest".to_string()),
         PortSpec::Mem { name } => Err(format!(
@@ -283,7 +307,7 @@ pub fn run(a: &RunArgs) -> Result<Ended, String> {
                 },
             )
             .map_err(|e| e.to_string())?;
-            serve_with(port, faults, &p, a, claim)
+            serve_with(port, faults, &p, a, claim, None)
         }
         #[cfg(not(feature = "dpdk"))]
         PortSpec::Dpdk { devargs } => Err(format!(
@@ -299,10 +323,11 @@ fn serve_with<P: Port + 'static>(
     p: &Plan,
     a: &RunArgs,
     claim: Option<&crate::sys::claim::Claim>,
+    on_swap: Option<crate::runtime::SwapHook>,
 ) -> Result<Ended, String> {
     match faults {
-        Some(plan) => serve(FaultPort::new(port, plan.clone()), p, a, claim),
-        None => serve(port, p, a, claim),
+        Some(plan) => serve(FaultPort::new(port, plan.clone()), p, a, claim, on_swap),
+        None => serve(port, p, a, claim, on_swap),
     }
 }
 
@@ -313,6 +338,7 @@ fn serve_with<P: Port + 'static>(
 pub fn claim_name(spec: &PortSpec) -> Option<String> {
     let name = match spec {
         PortSpec::AfPacket { iface } => format!("rondo/port/af_packet:{iface}"),
+        PortSpec::AfXdp { iface, .. } => format!("rondo/port/af_xdp:{iface}"),
         PortSpec::Pcap {
             output: Some(out), ..
         } => {
@@ -359,7 +385,7 @@ fn claim_port(spec: &PortSpec) -> Result<Option<crate::sys::claim::Claim>, Strin
                 None => "another rondo (pid unknown)".into(),
             };
             let what = match spec {
-                PortSpec::AfPacket { iface } => format!(
+                PortSpec::AfPacket { iface } | PortSpec::AfXdp { iface, .. } => format!(
                     "interface {iface} (port {spec}) is already driven by {who} in this network namespace"
                 ),
                 _ => format!("port {spec}: its output file is already written by {who}"),
@@ -482,6 +508,7 @@ fn serve<P: Port + 'static>(
     p: &Plan,
     a: &RunArgs,
     claim: Option<&crate::sys::claim::Claim>,
+    on_swap: Option<crate::runtime::SwapHook>,
 ) -> Result<Ended, String> {
     let signals = SignalFlags::install().map_err(|e| format!("installing signal handlers: {e}"))?;
     // The console socket and the metrics port are had before the data plane starts.
@@ -499,7 +526,8 @@ fn serve<P: Port + 'static>(
         None => None,
     };
     let mut control = Control::new(Some(p.source.clone()), port.mac());
-    let snap = control.initial()?;
+    // `[fleet]`: the tables come from etcd (or the fleet cache); the thread starts below.
+    let (snap, fleet) = crate::runtime::fleet::initial(&mut control)?;
     let opts = RuntimeOptions {
         workers: p.run.workers.unwrap_or(1),
         cores: p.run.cores.clone(),
@@ -521,6 +549,9 @@ fn serve<P: Port + 'static>(
         ..RuntimeOptions::default()
     };
     let rt = Runtime::start(port, snap, opts).map_err(|e| e.to_string())?;
+    if let Some(hook) = on_swap {
+        rt.set_on_swap(hook);
+    }
     if let Some(free) = avoid_worker_cores(rt.options()) {
         tracing::info!(cores = ?free, "control, console and metrics threads run off the worker cores");
     }
@@ -534,6 +565,7 @@ fn serve<P: Port + 'static>(
         ),
         _ => None,
     };
+    let fleet = fleet.map(|f| f.start(plane.clone())).transpose()?;
     let _pid = a
         .pid_file
         .as_deref()
@@ -578,7 +610,15 @@ fn serve<P: Port + 'static>(
             .map_err(|e| format!("cannot start the stdin console: {e}"))?;
     }
     drop(exec);
-    let mut health = HealthWiring::start(&plane);
+    // A fleet director takes health from the fleet's checker (etcd), not from checks of its own.
+    let mut health = if plane.fleet.configured() {
+        tracing::info!(
+            "[fleet]: backend health comes from etcd's health document; no local health checks"
+        );
+        None
+    } else {
+        HealthWiring::start(&plane)
+    };
     match sd_notify("READY=1") {
         Ok(true) => tracing::info!("notified systemd: READY=1"),
         Ok(false) => {}
@@ -681,6 +721,9 @@ fn serve<P: Port + 'static>(
     };
     if let Some(b) = bgp {
         b.stop(Duration::from_secs(2));
+    }
+    if let Some(f) = fleet {
+        crate::runtime::fleet::stop(f, Duration::from_secs(2));
     }
     let elapsed = started.elapsed().as_secs_f64();
     let _ = sd_notify("STOPPING=1");

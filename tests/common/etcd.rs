@@ -194,6 +194,27 @@ impl EtcdCluster {
         self.wait_healthy(i, Duration::from_secs(20));
     }
 
+    /// Start every stopped member again (together: a lone member of a stopped cluster has
+    /// no quorum to be healthy on) and wait until each is healthy.
+    pub fn restart_all(&mut self) {
+        for i in 0..self.members.len() {
+            if self.members[i].child.is_none() {
+                self.spawn(i);
+            }
+        }
+        for i in 0..self.members.len() {
+            self.wait_healthy(i, Duration::from_secs(20));
+        }
+    }
+
+    /// The index of the member that is the raft leader now, if one says so.
+    pub fn leader(&self) -> Option<usize> {
+        (0..self.members.len()).find(|&i| {
+            let (ok, out) = etcdctl(&self.members[i].client_url, &["endpoint", "status"]);
+            ok && out.split(", ").nth(4) == Some("true")
+        })
+    }
+
     pub fn stop_all(&mut self) {
         for i in 0..self.members.len() {
             self.kill(i);

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::config::desired::{parse_desired, Desired, OverrideRule};
-use crate::runtime::overrides::{BackendOverride, Change, Health, MAX_WEIGHT};
+use crate::runtime::overrides::{
+    second_change_refusal, BackendOverride, Change, Health, MAX_WEIGHT,
+};
 use crate::table::{BackendState, ForwardingTable, RowPolicy, TableSpec};
 
 /// The row policy a document is checked with: a native config's default (`hops = 2`).
@@ -182,32 +184,9 @@ impl Overrides {
     }
 }
 
-/// The console's rule (`Control::change_backend`): refuse a change that leaves backend
-/// `ip` not active while another backend of the table is not active either, unless
-/// `force`. `after` is the table with the change made.
+/// The console's refusal rule ([`second_change_refusal`]), for `rondo fleet set`.
 pub fn refusal(after: &ForwardingTable, ip: IpAddr, changes: &[Change]) -> Option<String> {
-    let not_active: Vec<String> = after
-        .spec
-        .backends
-        .iter()
-        .filter(|b| b.state != BackendState::Active)
-        .map(|b| format!("{} {}", b.ip, b.state.as_str()))
-        .collect();
-    let leaves_not_active = changes.iter().any(|c| match c {
-        Change::State(s) => *s != BackendState::Active,
-        Change::Clear => after
-            .spec
-            .backends
-            .iter()
-            .any(|b| b.ip == ip && b.state != BackendState::Active),
-        _ => false,
-    });
-    (leaves_not_active && not_active.len() > 1).then(|| format!(
-        "this would leave {} backends of table {:?} not active ({}). Second chance covers one changed hop only: while two backends change at once, a connection whose primary and secondary both move is reset. Finish the other change first, or add `force` to do it anyway",
-        not_active.len(),
-        after.spec.name,
-        not_active.join(", ")
-    ))
+    second_change_refusal(after, ip, changes, "set it active with `rondo fleet set`")
 }
 
 /// One change word of `set backend`: `state=S`, `weight=W`, `health=up|down|auto`.
