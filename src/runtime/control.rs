@@ -25,7 +25,6 @@ use super::Runtime;
 use crate::config::{load_config, Config, RunSettings};
 use crate::datapath::Snapshot;
 use crate::table::diff::{diff, TableDiff};
-use crate::table::BackendState;
 use crate::wire::MacAddr;
 
 /// Where the configuration comes from.
