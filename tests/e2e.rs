@@ -32,6 +32,8 @@
 //! ```
 
 mod common;
+#[path = "e2e_fleet/mod.rs"]
+mod fleet_mode;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -52,6 +54,8 @@ const VIP: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
 /// A second VIP (table "api", the same backends): the scenario that makes it unusable on one
 /// director alone checks that only it is withdrawn there.
 const VIP2: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 2);
+/// The fleet's etcd prefix in fleet mode (directors fed from etcd).
+const FLEET_PREFIX: &str = "/e2e";
 /// Directors in the ECMP group at the start; one more host waits for director_joins.
 const DIRECTORS: usize = 2;
 const HOSTS: usize = DIRECTORS + 1;
@@ -142,9 +146,10 @@ impl Tables {
             .unwrap_or_else(|| panic!("backend {b} is not in the table"))
     }
 
-    /// Director `d`'s TOML: its port, console socket `dir/dD.sock`, and `[bgp]` on its own
-    /// BIRD (so `rondo run` announces the VIP itself, with its lifeline).
-    fn config(&self, d: usize, dir: &Path) -> String {
+    /// Director `d`'s TOML: its port, console socket `dir/dD.sock`, `[bgp]` on its own
+    /// BIRD (so `rondo run` announces the VIP itself, with its lifeline), and its tables:
+    /// inline, or with `fleet` a `[fleet]` section (tables from etcd instead).
+    fn config(&self, d: usize, dir: &Path, fleet: bool) -> String {
         let list = |v: &[&str]| {
             v.iter()
                 .map(|f| format!("{f:?}"))
@@ -179,6 +184,27 @@ hash_fields = [{}]
         if let Some(alt) = &self.alt_hash_fields {
             t.push_str(&format!("alt_hash_fields = [{}]\n", list(alt)));
         }
+        if fleet {
+            t.push_str(&format!(
+                "\n[fleet]\nendpoints = [\"http://{}:2379\"]\nprefix = \"{FLEET_PREFIX}\"\nname = \"d{d}\"\ncache = \"{}\"\nlease_ttl_ms = 2000\n",
+                router_side(d),
+                dir.join(format!("d{d}.cache")).display()
+            ));
+        } else {
+            t.push_str(&self.tables_toml(Some(d), false));
+        }
+        t.push_str(&format!(
+            "\n{}graceful_ms = {GRACEFUL_MS}\ndrain_ms = {DRAIN_MS}\n",
+            bgp_section(dir, d)
+        ));
+        t
+    }
+
+    /// The `[[tables]]` (web on [`VIP`], api on [`VIP2`], the same backends) as director `d`
+    /// loads them (`None`: the fleet's desired document), with GUE health checks on every
+    /// backend when `checks` (the fleet checker's targets).
+    fn tables_toml(&self, d: Option<usize>, checks: bool) -> String {
+        let mut t = String::new();
         for (name, vip, seed) in [
             ("web", VIP, "34567890123456783456789012345678"),
             ("api", VIP2, "45678901234567894567890123456789"),
@@ -192,19 +218,18 @@ seed = "{seed}"
 binds = [{{ ip = "{vip}", proto = "tcp", port = 80 }}]
 "#
             ));
-            let down = name == "api" && self.api_unusable_on == Some(d);
+            let down = name == "api" && d.is_some() && self.api_unusable_on == d;
             for (b, state, healthy) in &self.entries {
                 t.push_str(&format!(
                     "[[tables.backends]]\nip = \"{}\"\nstate = \"{state}\"\nhealthy = {}\n",
                     backend_ip(*b),
                     *healthy && !down
                 ));
+                if checks {
+                    t.push_str("healthchecks = { gue = 19523 }\n");
+                }
             }
         }
-        t.push_str(&format!(
-            "\n{}graceful_ms = {GRACEFUL_MS}\ndrain_ms = {DRAIN_MS}\n",
-            bgp_section(dir, d)
-        ));
         t
     }
 }
@@ -471,6 +496,15 @@ enum Event {
     Tables(Edit),
     /// Every backend of table "api" unhealthy on this director only (`None`: restored).
     ApiUnusableOn(Option<usize>),
+    /// Fleet mode: `rondo fleet set backend web B state=draining` then `rondo fleet wait`,
+    /// in a thread; checked every loop until it is done.
+    FleetDrain(usize),
+    AwaitFleetCmd,
+    /// Fleet mode: SIGKILL the checker leader; then checked until another one writes.
+    KillCheckerLeader,
+    AwaitNewLeader {
+        since: Instant,
+    },
     KillBackend(usize),
     /// SIGKILL its `rondo run` (its BIRD stays up): rondo's lifeline interface dies with
     /// it, and BIRD withdraws the routes tied to it.
@@ -522,6 +556,9 @@ enum Case {
     /// Every backend of one VIP's table unusable on one director only: that VIP alone is
     /// withdrawn there (the other VIP stays announced by both), then it comes back.
     VipUnusableOnOne,
+    /// Fleet mode (directors fed from etcd, the fleet checker): a backend drained with
+    /// `rondo fleet set`, then the checker leader SIGKILLed; the standby takes over.
+    FleetDrainCheckerKill,
 }
 
 impl Case {
@@ -534,6 +571,7 @@ impl Case {
             Case::LinkLoss => "link_loss",
             Case::DirectorJoins => "director_joins",
             Case::VipUnusableOnOne => "vip_unusable_on_one",
+            Case::FleetDrainCheckerKill => "fleet_drain_checker_kill",
         }
     }
 }
@@ -571,6 +609,14 @@ struct Report {
     /// had been withdrawn, and at the end; long connections to [`VIP2`] alive at the end.
     other_vip_fib: Vec<[bool; HOSTS]>,
     vip2_alive: usize,
+    /// Fleet mode: `rondo fleet set` + `wait` succeeded (and took this long); the checker
+    /// leader's SIGKILL to the first write by another leader; `rondo fleet status` OK at
+    /// the end (every director applied the revision, fingerprints equal); every backend up
+    /// in the final health document.
+    fleet_set: Option<(bool, u128)>,
+    failover_ms: Option<u128>,
+    fleet_status_ok: Option<bool>,
+    health_all_up: Option<bool>,
     /// The longest time any long connection (not on a killed backend) went without an echo
     /// (the normal gap is INTERVAL plus a round trip).
     max_gap_ms: u128,
@@ -624,6 +670,14 @@ impl Report {
             self.vip2_alive,
             self.secs,
         );
+        if let Some((ok, ms)) = self.fleet_set {
+            s.push_str(&format!(
+                " | fleet: set+wait ok={ok} {ms} ms, checker failover_ms={}, status_ok={:?}, all_up={:?}",
+                self.failover_ms.map_or("-".into(), |t| t.to_string()),
+                self.fleet_status_ok,
+                self.health_all_up
+            ));
+        }
         for (t, c) in &self.changes {
             s.push_str(&format!("\n    t={t}ms {c}"));
         }
@@ -681,6 +735,8 @@ struct Fleet {
     bfd: [bool; HOSTS],
     /// Hosts hung by FreezeHost (SIGSTOP), to resume.
     frozen: [bool; HOSTS],
+    /// Fleet mode: etcd and the fleet checkers (the directors then follow etcd).
+    fleet_mode: Option<fleet_mode::FleetMode>,
     dir: tempfile::TempDir,
     c: Netns,
     r: Netns,
@@ -970,7 +1026,8 @@ impl Fleet {
         for (i, ns) in d.iter().enumerate() {
             let socket = path(format!("d{i}.sock"));
             let config = path(format!("d{i}.toml"));
-            std::fs::write(&config, tables.config(i, dir.path())).map_err(|e| e.to_string())?;
+            std::fs::write(&config, tables.config(i, dir.path(), false))
+                .map_err(|e| e.to_string())?;
             directors.push(DirectorProc::new(
                 &format!("director {i}"),
                 &ns.name,
@@ -1010,6 +1067,7 @@ impl Fleet {
             active: [false; HOSTS],
             bfd,
             frozen: [false; HOSTS],
+            fleet_mode: None,
             dir,
             c,
             r,
@@ -1104,9 +1162,12 @@ impl Fleet {
 
     /// Write every director's config and reload the running ones through their consoles.
     fn push_tables(&mut self) {
+        if self.fleet_mode.is_some() {
+            return self.push_desired(true);
+        }
         for (i, d) in self.directors.iter_mut().enumerate() {
             let tmp = d.config.with_extension("tmp");
-            std::fs::write(&tmp, self.tables.config(i, self.dir.path())).unwrap();
+            std::fs::write(&tmp, self.tables.config(i, self.dir.path(), false)).unwrap();
             std::fs::rename(&tmp, &d.config).unwrap();
             if d.running() {
                 d.ok("reload");
@@ -1214,6 +1275,7 @@ impl Fleet {
                 self.fib_text_of(vip)
             ));
         }
+        s.push_str(&self.fleet_diagnostics());
         s
     }
 
@@ -1236,6 +1298,10 @@ impl Fleet {
             }
             Case::LinkLoss => vec![(CHANGE_AT, Event::LinkDown(0))],
             Case::DirectorJoins => vec![(CHANGE_AT, Event::RestartDirector(DIRECTORS))],
+            Case::FleetDrainCheckerKill => vec![
+                (CHANGE_AT, Event::FleetDrain(0)),
+                (CHANGE_AT + Duration::from_secs(3), Event::KillCheckerLeader),
+            ],
             Case::VipUnusableOnOne => {
                 traffic.split.store(true, Ordering::Relaxed);
                 vec![
@@ -1288,6 +1354,10 @@ impl Fleet {
         let mut withdraw_ms = None;
         let mut term_exit_ok = None;
         let mut other_vip_fib = Vec::new();
+        let mut fleet_job: Option<(Instant, JoinHandle<(bool, String)>)> = None;
+        let mut fleet_set = None;
+        let mut old_leader: Option<String> = None;
+        let mut failover_ms = None;
         let before = self.counters();
         let mut redirect = RedirectCounters::default();
         let mut killed_delta = |now: &RedirectCounters, was: &RedirectCounters| {
@@ -1335,6 +1405,73 @@ impl Fleet {
                         self.push_tables();
                         Some(format!("tables: {edit:?}, reloaded on every director"))
                     }
+                    Event::FleetDrain(b) => {
+                        let ns = self.r.name.clone();
+                        let ip = backend_ip(b).to_string();
+                        fleet_job = Some((
+                            Instant::now(),
+                            std::thread::spawn(move || {
+                                let set = fleet_mode::fleet_cmd(
+                                    &ns,
+                                    &["set", "backend", "web", &ip, "state=draining"],
+                                );
+                                if !set.0 {
+                                    return set;
+                                }
+                                let wait =
+                                    fleet_mode::fleet_cmd(&ns, &["wait", "--timeout", "30s"]);
+                                (wait.0, format!("{}{}", set.1, wait.1))
+                            }),
+                        ));
+                        events.push((now, Event::AwaitFleetCmd));
+                        Some(format!(
+                            "rondo fleet set backend web {} state=draining",
+                            backend_ip(b)
+                        ))
+                    }
+                    Event::AwaitFleetCmd => match fleet_job.take() {
+                        Some((t, h)) if h.is_finished() => {
+                            let (ok, out) = h.join().expect("rondo fleet thread");
+                            let ms = t.elapsed().as_millis();
+                            fleet_set = Some((ok, ms));
+                            Some(format!(
+                                "rondo fleet set + wait {} after {ms} ms: {}",
+                                if ok { "done" } else { "FAILED" },
+                                out.trim().lines().last().unwrap_or("")
+                            ))
+                        }
+                        other => {
+                            fleet_job = other;
+                            events.push((now + Duration::from_millis(50), e));
+                            None
+                        }
+                    },
+                    Event::KillCheckerLeader => {
+                        old_leader = self.kill_checker_leader();
+                        events.push((
+                            now,
+                            Event::AwaitNewLeader {
+                                since: Instant::now(),
+                            },
+                        ));
+                        Some(format!(
+                            "checker leader {} SIGKILLed",
+                            old_leader.as_deref().unwrap_or("(none found)")
+                        ))
+                    }
+                    Event::AwaitNewLeader { since } => match self.health() {
+                        Some((leader, term, _)) if Some(&leader) != old_leader.as_ref() => {
+                            let ms = since.elapsed().as_millis();
+                            failover_ms = Some(ms);
+                            Some(format!(
+                                "checker {leader} leads (term {term}), first write {ms} ms after the SIGKILL"
+                            ))
+                        }
+                        _ => {
+                            events.push((now + Duration::from_millis(50), e));
+                            None
+                        }
+                    },
                     Event::ApiUnusableOn(d) => {
                         self.tables.api_unusable_on = d;
                         self.push_tables();
@@ -1514,11 +1651,33 @@ impl Fleet {
         if case == Case::VipUnusableOnOne {
             other_vip_fib.push(self.fib());
         }
+        let (mut fleet_status_ok, mut health_all_up) = (None, None);
+        if case == Case::FleetDrainCheckerKill {
+            // Every director on the same revision and fingerprints (the new leader's
+            // health document applied too), and no backend down in it.
+            let ok = common::poll(Duration::from_secs(15), Duration::from_millis(300), || {
+                fleet_mode::fleet_cmd(&self.r.name, &["status"]).0
+            });
+            let (_, out) = fleet_mode::fleet_cmd(&self.r.name, &["status"]);
+            changes.push((
+                epoch.elapsed().as_millis(),
+                format!(
+                    "rondo fleet status: {}",
+                    out.trim().lines().last().unwrap_or("")
+                ),
+            ));
+            fleet_status_ok = Some(ok);
+            health_all_up = Some(self.health().is_some_and(|h| h.2));
+        }
         let mut r = Report {
             scenario: case.name(),
             withdraw_ms,
             term_exit_ok,
             other_vip_fib,
+            fleet_set,
+            failover_ms,
+            fleet_status_ok,
+            health_all_up,
             retrans: 0,
             spurious: 0,
             second_chance: self.second_chance,
@@ -1654,6 +1813,26 @@ fn judge(r: &Report) -> Vec<String> {
             );
         }
         "alt_hash_migration" => check(r.redirect.forwarded > 0, "second chance never used"),
+        "fleet_drain_checker_kill" => {
+            check(
+                r.fleet_set.is_some_and(|s| s.0),
+                "rondo fleet set / wait failed",
+            );
+            check(r.failover_ms.is_some(), "no checker took over");
+            check(
+                r.fleet_status_ok == Some(true),
+                "rondo fleet status not OK at the end (a director behind or fingerprints differ)",
+            );
+            check(
+                r.health_all_up == Some(true),
+                "a backend is down in the health document after the failover",
+            );
+            check(r.redirect.forwarded > 0, "second chance never used");
+            check(
+                r.flows_at_end[0] > 0,
+                "the draining backend lost its connections",
+            );
+        }
         "vip_unusable_on_one" => {
             check(
                 r.withdraw_ms.is_some(),
@@ -1741,7 +1920,9 @@ fn established_connections_survive_fleet_changes() {
         (Case::HostCrashHold, true),
         (Case::DirectorJoins, true),
         (Case::VipUnusableOnOne, true),
-    ]);
+    ])
+    // Fleet mode last (the directors then follow etcd); it needs rondo built with etcd.
+    .chain(cfg!(feature = "etcd").then_some((Case::FleetDrainCheckerKill, true)));
     // E2E_ONLY=name,name runs only those scenarios (a developer's shortcut; CI runs all).
     let only: Option<Vec<String>> = std::env::var("E2E_ONLY")
         .ok()
@@ -1755,6 +1936,17 @@ fn established_connections_survive_fleet_changes() {
             .is_some_and(|o| !o.iter().any(|n| n == s.name()))
         {
             continue;
+        }
+        if s == Case::FleetDrainCheckerKill && fleet.fleet_mode.is_none() {
+            let t = Instant::now();
+            fleet.restore(second_chance);
+            if let Err(e) = fleet.enter_fleet_mode() {
+                panic!("fleet mode: {e}");
+            }
+            println!(
+                "fleet mode: etcd, desired document pushed, directors restarted on [fleet], checkers elected, in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
         }
         fleet.restore(second_chance);
         let r = fleet.run(s);

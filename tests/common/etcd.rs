@@ -21,6 +21,8 @@ pub struct Member {
 pub struct EtcdCluster {
     pub members: Vec<Member>,
     dir: tempfile::TempDir,
+    /// The network namespace the members run in (`None`: this one).
+    netns: Option<String>,
 }
 
 fn free_ports(n: usize) -> Vec<u16> {
@@ -42,7 +44,20 @@ fn have(bin: &str, arg: &str) -> bool {
 
 /// `etcdctl` against `endpoints`, API v3; returns (success, stdout+stderr).
 pub fn etcdctl(endpoints: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new("etcdctl")
+    etcdctl_in(None, endpoints, args)
+}
+
+/// [`etcdctl`] run inside network namespace `ns` (`None`: this one).
+pub fn etcdctl_in(ns: Option<&str>, endpoints: &str, args: &[&str]) -> (bool, String) {
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "etcdctl"]);
+            c
+        }
+        None => Command::new("etcdctl"),
+    };
+    let out = cmd
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={endpoints}"))
         .arg("--command-timeout=2s")
@@ -100,7 +115,11 @@ impl EtcdCluster {
                 child: None,
             });
         }
-        let mut c = EtcdCluster { members, dir };
+        let mut c = EtcdCluster {
+            members,
+            dir,
+            netns: None,
+        };
         for i in 0..n {
             c.spawn(i);
         }
@@ -108,6 +127,55 @@ impl EtcdCluster {
             c.wait_healthy(i, Duration::from_secs(20));
         }
         Some(c)
+    }
+
+    /// One member inside network namespace `ns`, serving clients on port 2379 of
+    /// 127.0.0.1 and of every address in `ips` (addresses of that namespace), so processes
+    /// in other namespaces reach it over their links. `None` after a skip when etcd is not
+    /// installed.
+    pub fn start_in_netns(ns: &str, ips: &[String]) -> Option<EtcdCluster> {
+        if !have("etcd", "--version") || !have("etcdctl", "version") {
+            super::skip("etcd and etcdctl are not installed (Debian: etcd-server etcd-client)");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir for etcd");
+        let client_url = "http://127.0.0.1:2379".to_string();
+        let urls: Vec<String> = std::iter::once(client_url.clone())
+            .chain(ips.iter().map(|ip| format!("http://{ip}:2379")))
+            .collect();
+        let peer = "http://127.0.0.1:2380".to_string();
+        let args = vec![
+            "--name=m0".to_string(),
+            format!("--data-dir={}", dir.path().join("m0").display()),
+            format!("--listen-client-urls={}", urls.join(",")),
+            format!("--advertise-client-urls={}", urls.join(",")),
+            format!("--listen-peer-urls={peer}"),
+            format!("--initial-advertise-peer-urls={peer}"),
+            format!("--initial-cluster=m0={peer}"),
+            "--initial-cluster-state=new".into(),
+            "--heartbeat-interval=50".into(),
+            "--election-timeout=500".into(),
+        ];
+        let mut c = EtcdCluster {
+            members: vec![Member {
+                name: "m0".into(),
+                client_url,
+                peer_url: peer,
+                args,
+                log: dir.path().join("m0.log"),
+                child: None,
+            }],
+            dir,
+            netns: Some(ns.to_string()),
+        };
+        c.spawn(0);
+        c.wait_healthy(0, Duration::from_secs(20));
+        Some(c)
+    }
+
+    /// `etcdctl` against member `i`, in the members' namespace.
+    pub fn ctl(&self, i: usize, args: &[&str]) -> (bool, String) {
+        etcdctl_in(self.netns.as_deref(), &self.members[i].client_url, args)
     }
 
     fn spawn(&mut self, i: usize) {
@@ -118,7 +186,15 @@ impl EtcdCluster {
             .append(true)
             .open(&m.log)
             .expect("etcd log file");
-        let child = Command::new("etcd")
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "etcd"]);
+                c
+            }
+            None => Command::new("etcd"),
+        };
+        let child = cmd
             .args(&m.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -143,7 +219,7 @@ impl EtcdCluster {
         let end = Instant::now() + timeout;
         let url = &self.members[i].client_url;
         loop {
-            let (ok, _) = etcdctl(url, &["endpoint", "health"]);
+            let (ok, _) = self.ctl(i, &["endpoint", "health"]);
             if ok {
                 return;
             }
@@ -210,7 +286,7 @@ impl EtcdCluster {
     /// The index of the member that is the raft leader now, if one says so.
     pub fn leader(&self) -> Option<usize> {
         (0..self.members.len()).find(|&i| {
-            let (ok, out) = etcdctl(&self.members[i].client_url, &["endpoint", "status"]);
+            let (ok, out) = self.ctl(i, &["endpoint", "status"]);
             ok && out.split(", ").nth(4) == Some("true")
         })
     }
