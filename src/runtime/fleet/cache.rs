@@ -52,11 +52,17 @@ pub fn read(path: &Path, prefix: &str) -> Result<Option<Cached>, CacheError> {
         }
         Err(e) => return Err(e.into()),
     };
+    parse(&bytes, &file, prefix).map(Some)
+}
+
+/// Parse a cache file's bytes (`file` names it in errors): total, any bytes are a cached
+/// document of fleet `prefix` or an error.
+pub fn parse(bytes: &[u8], file: &str, prefix: &str) -> Result<Cached, CacheError> {
     let corrupt = |message: String| CacheError::Corrupt {
-        file: file.clone(),
+        file: file.to_string(),
         message,
     };
-    let c: CacheFile = serde_json::from_slice(&bytes).map_err(|e| {
+    let c: CacheFile = serde_json::from_slice(bytes).map_err(|e| {
         corrupt(format!(
             "not a fleet cache ({e}); expected the JSON rondo writes there (delete the file to start only from etcd)"
         ))
@@ -79,11 +85,11 @@ pub fn read(path: &Path, prefix: &str) -> Result<Option<Cached>, CacheError> {
             c.revision
         )));
     }
-    Ok(Some(Cached {
+    Ok(Cached {
         revision: c.revision,
         saved_ms: c.saved_ms,
         document: c.document.into_bytes(),
-    }))
+    })
 }
 
 /// Write the cache atomically: readers (a restart) see the old copy or the new one whole.

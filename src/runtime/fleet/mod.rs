@@ -17,7 +17,6 @@
 //! [`Control::apply_desired`]: super::control::Control::apply_desired
 //! [`Control::observe_health`]: super::control::Control::observe_health
 
-#[cfg(feature = "etcd")]
 pub mod cache;
 #[cfg(feature = "etcd")]
 pub mod director;
