@@ -23,6 +23,8 @@ pub struct EtcdCluster {
     dir: tempfile::TempDir,
     /// The network namespace the members run in (`None`: this one).
     netns: Option<String>,
+    /// Flags every `etcdctl` of [`EtcdCluster::ctl`] gets (TLS files, a user).
+    ctl_flags: Vec<String>,
 }
 
 fn free_ports(n: usize) -> Vec<u16> {
@@ -49,6 +51,16 @@ pub fn etcdctl(endpoints: &str, args: &[&str]) -> (bool, String) {
 
 /// [`etcdctl`] run inside network namespace `ns` (`None`: this one).
 pub fn etcdctl_in(ns: Option<&str>, endpoints: &str, args: &[&str]) -> (bool, String) {
+    etcdctl_with(ns, &[], endpoints, args)
+}
+
+/// [`etcdctl_in`] with `flags` before the command (`--cacert=...`, `--user=...`).
+pub fn etcdctl_with(
+    ns: Option<&str>,
+    flags: &[String],
+    endpoints: &str,
+    args: &[&str],
+) -> (bool, String) {
     let mut cmd = match ns {
         Some(ns) => {
             let mut c = Command::new("ip");
@@ -62,6 +74,7 @@ pub fn etcdctl_in(ns: Option<&str>, endpoints: &str, args: &[&str]) -> (bool, St
         .arg(format!("--endpoints={endpoints}"))
         .arg("--command-timeout=2s")
         .arg("--dial-timeout=1s")
+        .args(flags)
         .args(args)
         .output()
         .expect("run etcdctl");
@@ -119,6 +132,7 @@ impl EtcdCluster {
             members,
             dir,
             netns: None,
+            ctl_flags: Vec::new(),
         };
         for i in 0..n {
             c.spawn(i);
@@ -167,6 +181,7 @@ impl EtcdCluster {
             }],
             dir,
             netns: Some(ns.to_string()),
+            ctl_flags: Vec::new(),
         };
         c.spawn(0);
         c.wait_healthy(0, Duration::from_secs(20));
@@ -175,7 +190,62 @@ impl EtcdCluster {
 
     /// `etcdctl` against member `i`, in the members' namespace.
     pub fn ctl(&self, i: usize, args: &[&str]) -> (bool, String) {
-        etcdctl_in(self.netns.as_deref(), &self.members[i].client_url, args)
+        etcdctl_with(
+            self.netns.as_deref(),
+            &self.ctl_flags,
+            &self.members[i].client_url,
+            args,
+        )
+    }
+
+    /// One member on loopback serving clients over TLS only (`https://127.0.0.1:PORT`)
+    /// with `server_cert`/`server_key`, requiring a client certificate signed by `ca`;
+    /// `ctl_flags` are what its own `etcdctl` calls need (`--cacert`, `--cert`, `--key`).
+    /// `None` after a skip when etcd is not installed.
+    pub fn start_tls(
+        ca: &std::path::Path,
+        server_cert: &std::path::Path,
+        server_key: &std::path::Path,
+        ctl_flags: Vec<String>,
+    ) -> Option<EtcdCluster> {
+        if !have("etcd", "--version") || !have("etcdctl", "version") {
+            super::skip("etcd and etcdctl are not installed (Debian: etcd-server etcd-client)");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir for etcd");
+        let ports = free_ports(2);
+        let client_url = format!("https://127.0.0.1:{}", ports[0]);
+        let peer = format!("http://127.0.0.1:{}", ports[1]);
+        let args = vec![
+            "--name=m0".to_string(),
+            format!("--data-dir={}", dir.path().join("m0").display()),
+            format!("--listen-client-urls={client_url}"),
+            format!("--advertise-client-urls={client_url}"),
+            format!("--listen-peer-urls={peer}"),
+            format!("--initial-advertise-peer-urls={peer}"),
+            format!("--initial-cluster=m0={peer}"),
+            "--initial-cluster-state=new".into(),
+            format!("--cert-file={}", server_cert.display()),
+            format!("--key-file={}", server_key.display()),
+            format!("--trusted-ca-file={}", ca.display()),
+            "--client-cert-auth".into(),
+        ];
+        let mut c = EtcdCluster {
+            members: vec![Member {
+                name: "m0".into(),
+                client_url,
+                peer_url: peer,
+                args,
+                log: dir.path().join("m0.log"),
+                child: None,
+            }],
+            dir,
+            netns: None,
+            ctl_flags,
+        };
+        c.spawn(0);
+        c.wait_healthy(0, Duration::from_secs(20));
+        Some(c)
     }
 
     fn spawn(&mut self, i: usize) {
