@@ -195,14 +195,35 @@ impl Steering {
                 reason: format!("adding {a}/{l}: {e}"),
             })?;
         }
-        for &(a, l) in self.now.iter().filter(|p| !want.contains(p)) {
-            let _ = match a {
+        // Every removal is tried; one that fails leaves that prefix steered (its packets
+        // reach the workers, which no longer know it: counted as non-VIP), so say so.
+        let mut failed = Vec::new();
+        let gone: Vec<(IpAddr, u8)> = self
+            .now
+            .iter()
+            .filter(|p| !want.contains(p))
+            .copied()
+            .collect();
+        for (a, l) in gone {
+            let r = match a {
                 IpAddr::V4(a) => self.v4.remove(&Key::new(u32::from(l), a.octets())),
                 IpAddr::V6(a) => self.v6.remove(&Key::new(u32::from(l), a.octets())),
             };
+            if let Err(e) = r {
+                failed.push(format!("{a}/{l}: {e}"));
+                want.push((a, l));
+            }
         }
+        want.sort();
         self.now = want;
-        Ok(())
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(AfXdpError::Steering {
+                iface: self.iface.clone(),
+                reason: format!("removing {} (still steered)", failed.join(", ")),
+            })
+        }
     }
 
     /// The prefixes steered now.
