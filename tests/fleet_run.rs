@@ -432,6 +432,30 @@ fn three_directors_apply_pushes_and_refuse_a_bad_one() {
         let f = d.ok("show fleet");
         assert!(f.contains(&format!("refused revision {rb}")), "{f}");
     }
+    // The operator's view: `rondo fleet status` names every director's refusal and its
+    // reason, and exits 1.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rondo"))
+        .args([
+            "fleet",
+            "--endpoints",
+            &c.endpoints().join(","),
+            "--prefix",
+            PREFIX,
+        ])
+        .arg("status")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    println!("rondo fleet status after the bad push:\n{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for d in &ds {
+        assert!(text.contains(&d.name), "{}: {text}", d.name);
+    }
+    assert!(
+        text.contains(&rb.to_string()) && text.contains("backend"),
+        "the refused revision and its reason: {text}"
+    );
     // A bad document (not TOML) too.
     let rj = push(&mut store, "[[tables]\nname = ");
     wait_all(&mut store, &ds, "the second refusal", |s| {
