@@ -244,6 +244,45 @@ fn watch_survives_killing_its_member_in_a_three_member_cluster() {
     eprintln!("watch moved from {connected} to {reconnected:?}");
 }
 
+/// The raft leader dies while a client is connected to a follower: the next reads and
+/// writes, with no retry of the caller's own, ride the election out (etcd answers
+/// "leader changed" or "no leader" meanwhile) and succeed within the request timeout.
+#[test]
+fn killing_the_raft_leader_is_ridden_out_by_the_next_calls() {
+    let Some(mut c) = EtcdCluster::start(3) else {
+        return;
+    };
+    let leader = (0..50)
+        .find_map(|_| {
+            c.leader().or_else(|| {
+                std::thread::sleep(Duration::from_millis(100));
+                None
+            })
+        })
+        .expect("the test cluster has a leader");
+    // Connect to a follower: the endpoints without the leader.
+    let followers: Vec<String> = c
+        .endpoints()
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != leader)
+        .map(|(_, e)| e)
+        .collect();
+    let mut s = EtcdStore::connect(settings(followers, "lk")).unwrap();
+    let rev = s.put_document_if("doc", b"before", 0).unwrap();
+    c.kill(leader);
+    let t = Instant::now();
+    let got = s.get_document("doc").expect("a read across the election");
+    assert_eq!(got.map(|d| d.bytes), Some(b"before".to_vec()));
+    let rev2 = s
+        .put_document_if("doc", b"after", rev)
+        .expect("a compare-and-put across the election");
+    assert!(rev2 > rev);
+    let now = s.get_document("doc").unwrap().unwrap();
+    assert_eq!((now.bytes, now.mod_revision), (b"after".to_vec(), rev2));
+    eprintln!("leader {leader} killed: read and write done {:?} later", t.elapsed());
+}
+
 #[test]
 fn watch_survives_etcd_stopped_and_restarted() {
     let Some(mut c) = EtcdCluster::start(1) else {

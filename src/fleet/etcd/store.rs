@@ -2,7 +2,9 @@
 //!
 //! Every call blocks on the store's own current-thread runtime under
 //! [`EtcdSettings::request_timeout`]. A call that fails on the connection (member dead,
-//! timeout) drops it; the next call reconnects, starting at the next endpoint.
+//! timeout) drops it; the next call reconnects, starting at the next endpoint. A transient
+//! failure (`Unavailable`: a dead member, a leader change, an election under way) is tried
+//! again, on the next member, within that same timeout.
 //!
 //! Leadership: [`EtcdStore::campaign`] uses etcd's election API (v3election) on a
 //! [`Lease`]. A leader must check [`Leadership::is_leader`] before each write, and should
@@ -13,7 +15,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use etcd_client::{Client, Compare, CompareOp, GetOptions, LeaderKey, PutOptions, Txn, TxnOp};
 
@@ -24,6 +26,10 @@ use super::{EtcdError, EtcdSettings};
 
 /// Room for the gRPC framing and the key around a document of the limit's size.
 const ENVELOPE: usize = 64 * 1024;
+
+/// The first pause before a transient failure is tried again; doubled each time.
+const RETRY_FIRST_PAUSE: Duration = Duration::from_millis(50);
+const RETRY_MAX_PAUSE: Duration = Duration::from_millis(500);
 
 /// One revision of a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,46 +147,88 @@ impl EtcdStore {
         Ok(format!("{}/{key}", self.settings.prefix))
     }
 
+    /// Run one request. A transient failure (the member died or lost its leader, an
+    /// election is under way: gRPC `Unavailable` and the like) drops the connection and is
+    /// tried again, on the next member, after a short pause, until
+    /// [`EtcdSettings::request_timeout`] has passed since the first try: a leader change
+    /// (about one election timeout) is ridden out, not reported. Every request here is
+    /// safe to send twice: reads, deletes and plain puts are idempotent and the
+    /// compare-and-put transactions are guarded by their compare (see
+    /// [`EtcdStore::put_document_if`] for the one ambiguity that leaves).
     fn run<T, F, Fut>(&mut self, op: &'static str, key: &str, f: F) -> Result<T, EtcdError>
     where
-        F: FnOnce(Client) -> Fut,
+        F: Fn(Client) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
-        let timeout = self.settings.request_timeout();
-        let client = match &self.client {
-            Some(c) => c.clone(),
-            None => {
-                let (c, i) = self
-                    .rt
-                    .block_on(connect_any(&self.settings, self.endpoint, false))?;
-                tracing::info!(endpoint = %self.settings.endpoints[i], "reconnected to etcd");
-                self.endpoint = i;
-                self.client = Some(c.clone());
-                c
-            }
-        };
-        match self
-            .rt
-            .block_on(async move { tokio::time::timeout(timeout, f(client)).await })
-        {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => {
-                if is_connection_error(&e) {
-                    self.drop_connection();
+        self.run_counting(op, key, f).map(|(v, _)| v)
+    }
+
+    /// [`EtcdStore::run`], also saying how many tries it took (1: no retry).
+    fn run_counting<T, F, Fut>(
+        &mut self,
+        op: &'static str,
+        key: &str,
+        f: F,
+    ) -> Result<(T, u32), EtcdError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let budget = self.settings.request_timeout();
+        let deadline = Instant::now() + budget;
+        let mut pause = RETRY_FIRST_PAUSE;
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            let client = match &self.client {
+                Some(c) => c.clone(),
+                None => {
+                    let (c, i) =
+                        self.rt
+                            .block_on(connect_any(&self.settings, self.endpoint, false))?;
+                    tracing::info!(endpoint = %self.settings.endpoints[i], "reconnected to etcd");
+                    self.endpoint = i;
+                    self.client = Some(c.clone());
+                    c
                 }
-                Err(EtcdError::Request {
-                    op,
-                    key: key.to_string(),
-                    message: e.to_string(),
-                })
-            }
-            Err(_) => {
-                self.drop_connection();
-                Err(EtcdError::Timeout {
-                    op,
-                    key: key.to_string(),
-                    timeout_ms: self.settings.request_timeout_ms,
-                })
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            let fut = f(client);
+            match self
+                .rt
+                .block_on(async move { tokio::time::timeout(left, fut).await })
+            {
+                Ok(Ok(v)) => return Ok((v, tries)),
+                Ok(Err(e)) => {
+                    let transient = is_connection_error(&e);
+                    if transient {
+                        self.drop_connection();
+                    }
+                    let now = Instant::now();
+                    if transient && now + pause < deadline {
+                        tracing::debug!(op, key, error = %e, try_ = tries, "etcd request failed, trying again");
+                        std::thread::sleep(pause);
+                        pause = (pause * 2).min(RETRY_MAX_PAUSE);
+                        continue;
+                    }
+                    return Err(EtcdError::Request {
+                        op,
+                        key: key.to_string(),
+                        message: if tries > 1 {
+                            format!("{e} (after {tries} tries in {} ms)", budget.as_millis())
+                        } else {
+                            e.to_string()
+                        },
+                    });
+                }
+                Err(_) => {
+                    self.drop_connection();
+                    return Err(EtcdError::Timeout {
+                        op,
+                        key: key.to_string(),
+                        timeout_ms: self.settings.request_timeout_ms,
+                    });
+                }
             }
         }
     }
@@ -209,15 +257,18 @@ impl EtcdStore {
         let full = self.full_key(key)?;
         let limit = self.settings.max_document_bytes;
         let k = full.clone();
-        let r = self.run("get", &full, move |c| async move {
-            let mut opts = GetOptions::new();
-            if revision > 0 {
-                opts = opts.with_revision(revision);
+        let r = self.run("get", &full, move |c| {
+            let k = k.clone();
+            async move {
+                let mut opts = GetOptions::new();
+                if revision > 0 {
+                    opts = opts.with_revision(revision);
+                }
+                c.kv_client()
+                    .max_decoding_message_size(limit + ENVELOPE)
+                    .get(k, Some(opts))
+                    .await
             }
-            c.kv_client()
-                .max_decoding_message_size(limit + ENVELOPE)
-                .get(k, Some(opts))
-                .await
         });
         let resp = r.map_err(|e| self.too_large(&full, e))?;
         match resp.kvs().first() {
@@ -261,11 +312,14 @@ impl EtcdStore {
         let full = format!("{}/", self.full_key(dir)?);
         let limit = self.settings.max_document_bytes;
         let k = full.clone();
-        let r = self.run("list", &full, move |c| async move {
-            c.kv_client()
-                .max_decoding_message_size(4 * (limit + ENVELOPE))
-                .get(k, Some(GetOptions::new().with_prefix().with_limit(10_000)))
-                .await
+        let r = self.run("list", &full, move |c| {
+            let k = k.clone();
+            async move {
+                c.kv_client()
+                    .max_decoding_message_size(4 * (limit + ENVELOPE))
+                    .get(k, Some(GetOptions::new().with_prefix().with_limit(10_000)))
+                    .await
+            }
         });
         let resp = r.map_err(|e| self.too_large(&full, e))?;
         let mut out = Vec::new();
@@ -306,7 +360,10 @@ impl EtcdStore {
                 full.clone(),
                 Some(GetOptions::new().with_keys_only()),
             )]);
-        let mut resp = self.run("put", &full, move |mut c| async move { c.txn(txn).await })?;
+        let (mut resp, tries) = self.run_counting("put", &full, move |mut c| {
+            let txn = txn.clone();
+            async move { c.txn(txn).await }
+        })?;
         if resp.succeeded() {
             return Ok(resp.take_header().map(|h| h.revision()).unwrap_or(0));
         }
@@ -320,11 +377,34 @@ impl EtcdStore {
                 _ => None,
             })
             .unwrap_or(0);
+        // A try that failed on a leader change may still have been applied; its retry then
+        // finds its own write. That is success, not a conflict: the key holds exactly these
+        // bytes, written over exactly the revision expected.
+        if tries > 1 && current > 0 && self.is_own_write(key, bytes, expected, current) {
+            tracing::info!(key = %full, revision = current, "an earlier try of this put was applied");
+            return Ok(current);
+        }
         Err(EtcdError::Conflict {
             key: full,
             expected,
             current,
         })
+    }
+
+    /// Does revision `current` of `key` hold `bytes`, written over revision `expected`
+    /// (0: over nothing)?
+    fn is_own_write(&mut self, key: &str, bytes: &[u8], expected: i64, current: i64) -> bool {
+        let Ok(Some(now)) = self.get_at(key, current) else {
+            return false;
+        };
+        if now.mod_revision != current || now.bytes != bytes {
+            return false;
+        }
+        match self.get_at(key, current - 1) {
+            Ok(None) => expected == 0,
+            Ok(Some(before)) => now.version > 1 && before.mod_revision == expected,
+            Err(_) => false,
+        }
     }
 
     fn check_size(&self, full: &str, bytes: &[u8]) -> Result<(), EtcdError> {
@@ -411,8 +491,9 @@ impl EtcdStore {
         self.check_size(&full, bytes)?;
         lease.check_alive()?;
         let (k, v, id) = (full.clone(), bytes.to_vec(), lease.id());
-        let resp = self.run("put", &full, move |mut c| async move {
-            c.put(k, v, Some(PutOptions::new().with_lease(id))).await
+        let resp = self.run("put", &full, move |mut c| {
+            let (k, v) = (k.clone(), v.clone());
+            async move { c.put(k, v, Some(PutOptions::new().with_lease(id))).await }
         })?;
         Ok(resp.header().map(|h| h.revision()).unwrap_or(0))
     }
@@ -421,8 +502,9 @@ impl EtcdStore {
     pub fn delete(&mut self, key: &str) -> Result<(), EtcdError> {
         let full = self.full_key(key)?;
         let k = full.clone();
-        self.run("delete", &full, move |mut c| async move {
-            c.delete(k, None).await
+        self.run("delete", &full, move |mut c| {
+            let k = k.clone();
+            async move { c.delete(k, None).await }
         })?;
         Ok(())
     }
@@ -497,8 +579,9 @@ impl EtcdStore {
     pub fn leader(&mut self, name: &str) -> Result<Option<Vec<u8>>, EtcdError> {
         let election = self.election_key(name)?;
         let e = election.clone();
-        match self.run("leader", &election, move |mut c| async move {
-            c.leader(e).await
+        match self.run("leader", &election, move |mut c| {
+            let e = e.clone();
+            async move { c.leader(e).await }
         }) {
             Ok(r) => Ok(r.kv().map(|kv| kv.value().to_vec())),
             // etcd answers "election: no leader" as an error.
@@ -512,9 +595,12 @@ impl EtcdStore {
     pub fn resign(&mut self, leadership: Leadership) -> Result<(), EtcdError> {
         let election = leadership.election.clone();
         let lk = leadership.leader_key;
-        self.run("resign", &election, move |mut c| async move {
-            c.resign(Some(etcd_client::ResignOptions::new().with_leader(lk)))
-                .await
+        self.run("resign", &election, move |mut c| {
+            let lk = lk.clone();
+            async move {
+                c.resign(Some(etcd_client::ResignOptions::new().with_leader(lk)))
+                    .await
+            }
         })?;
         Ok(())
     }
@@ -544,7 +630,10 @@ impl EtcdStore {
                 leadership.revision(),
             )])
             .and_then([TxnOp::put(full.clone(), bytes.to_vec(), None)]);
-        let mut resp = self.run("put", &full, move |mut c| async move { c.txn(txn).await })?;
+        let mut resp = self.run("put", &full, move |mut c| {
+            let txn = txn.clone();
+            async move { c.txn(txn).await }
+        })?;
         if !resp.succeeded() {
             return Err(not_leader());
         }
