@@ -1,5 +1,5 @@
 //! Port specs: `mem:NAME`, `pcap:IN[,OUT][,loop][,pps=N]`, `af_packet:IFACE`,
-//! `af_xdp:IFACE[,queues=N][,mode=auto|zerocopy|copy]`, `dpdk:DEVARGS`,
+//! `af_xdp:IFACE[,queues=N][,mode=auto|zerocopy|copy][,busy_poll]`, `dpdk:DEVARGS`,
 //! and, as a testing aid, `fault:PLAN/SPEC` (any of those with faults injected, see
 //! [`super::fault`]).
 
@@ -49,6 +49,9 @@ pub enum PortSpec {
         iface: String,
         queues: Option<u32>,
         mode: XdpMode,
+        /// Preferred busy polling (`SO_PREFER_BUSY_POLL`): the worker drives the NIC's
+        /// NAPI from its poll loop instead of waiting for interrupts.
+        busy_poll: bool,
     },
     /// A DPDK port (PCI address or vdev devargs).
     Dpdk { devargs: String },
@@ -86,6 +89,7 @@ impl std::fmt::Display for PortSpec {
                 iface,
                 queues,
                 mode,
+                busy_poll,
             } => {
                 write!(f, "af_xdp:{iface}")?;
                 if let Some(q) = queues {
@@ -93,6 +97,9 @@ impl std::fmt::Display for PortSpec {
                 }
                 if *mode != XdpMode::Auto {
                     write!(f, ",mode={mode}")?;
+                }
+                if *busy_poll {
+                    write!(f, ",busy_poll")?;
                 }
                 Ok(())
             }
@@ -180,7 +187,7 @@ impl std::str::FromStr for PortSpec {
                 })
             }
             "af_xdp" => {
-                let usage = "af_xdp:IFACE[,queues=N][,mode=auto|zerocopy|copy]";
+                let usage = "af_xdp:IFACE[,queues=N][,mode=auto|zerocopy|copy][,busy_poll]";
                 let mut parts = rest.split(',');
                 let iface = parts.next().unwrap_or("");
                 if iface.is_empty() || iface.len() > 15 || iface.contains(['/', ' ']) {
@@ -188,8 +195,12 @@ impl std::str::FromStr for PortSpec {
                         "af_xdp needs an interface name (at most 15 characters): {usage}"
                     )));
                 }
-                let (mut queues, mut mode) = (None, None);
+                let (mut queues, mut mode, mut busy_poll) = (None, None, false);
                 for p in parts {
+                    if p == "busy_poll" && !busy_poll {
+                        busy_poll = true;
+                        continue;
+                    }
                     match p.split_once('=') {
                         Some(("queues", n)) if queues.is_none() => match n.parse::<u32>() {
                             Ok(n @ 1..=256) => queues = Some(n),
@@ -210,6 +221,7 @@ impl std::str::FromStr for PortSpec {
                     iface: iface.to_string(),
                     queues,
                     mode: mode.unwrap_or_default(),
+                    busy_poll,
                 })
             }
             _ => Err(err(
@@ -238,6 +250,7 @@ mod tests {
             "af_xdp:eth0,queues=2",
             "af_xdp:eth0,queues=4,mode=copy",
             "af_xdp:eth0,mode=zerocopy",
+            "af_xdp:eth0,queues=2,mode=copy,busy_poll",
             "dpdk:0000:3b:00.0",
             "dpdk:net_pcap0,rx_pcap=a.pcap",
             "fault:seed=1,tx-refuse@ms=1000..3000/af_packet:eth0",
@@ -264,6 +277,8 @@ mod tests {
             "af_xdp:eth0,mode=fast",
             "af_xdp:eth0,mode=copy,mode=copy",
             "af_xdp:eth0,bogus",
+            "af_xdp:eth0,busy_poll,busy_poll",
+            "af_xdp:eth0,busy_poll=1",
             "fault:tx-refuse",
             "fault:bogus/mem:a",
             "fault:tx-fail/mem:",

@@ -262,10 +262,11 @@ pub fn run(a: &RunArgs) -> Result<Ended, String> {
             iface,
             queues,
             mode,
+            busy_poll,
         } => {
             use crate::drivers::af_xdp::AfXdpPort;
             let port =
-                AfXdpPort::open(iface, *queues, *mode, pool()?).map_err(|e| e.to_string())?;
+                AfXdpPort::open(iface, *queues, *mode, *busy_poll).map_err(|e| e.to_string())?;
             // The steering maps follow every snapshot made live: a new VIP is steered to
             // the sockets, a removed one goes back to the kernel.
             let steering = port.steering();

@@ -1,4 +1,4 @@
-//! Linux interfaces through AF_XDP (`af_xdp:IFACE[,queues=N][,mode=auto|zerocopy|copy]`,
+//! Linux interfaces through AF_XDP (`af_xdp:IFACE[,queues=N][,mode=auto|zerocopy|copy][,busy_poll]`,
 //! cargo feature `af_xdp`).
 //!
 //! - [`prog`]: the project's XDP program (`bpf/steer.bpf.c`, built by build.rs with clang)
@@ -7,16 +7,20 @@
 //!   passes everything else to the kernel: ARP, BGP, SSH to the host work as without us,
 //!   with no TAP. A stale program of ours is replaced (logged), a foreign one is an error.
 //! - [`xsk`]: one AF_XDP socket per worker queue, its UMEM and its four rings, over libc
-//!   (`XDP_UMEM_REG`, ring `mmap`s, `bind` with `XDP_USE_NEED_WAKEUP`); the only `unsafe`.
+//!   (`XDP_UMEM_REG`, ring `mmap`s, `bind` with `XDP_USE_NEED_WAKEUP`); with [`frame`],
+//!   the only `unsafe`.
 //! - [`queue`]: the RX and TX queues the generic worker loop drives in bursts.
 //! - [`AfXdpPort::steering`]: the VIP set of the steering maps; the director sets it from
 //!   every snapshot it makes live.
 //!
-//! First landing: received frames are copied into pool buffers and sent buffers into UMEM
-//! frames (no allocation, lock or syscall per packet; one `sendto` per TX burst when the
-//! kernel asks for it with `need_wakeup`). Handing UMEM frames to the pipeline itself is
-//! the next step.
+//! - [`frame`]: UMEM frames as the pipeline's packet buffers ([`XskBuf`]): a received
+//!   frame is forwarded in place (the GUE headers go into the 256 bytes of headroom the
+//!   kernel leaves in front of it) and sent back out by its address, so user space copies
+//!   nothing on the forwarding path; in zero-copy mode neither does the kernel. No
+//!   allocation, lock or syscall per packet; one `sendto` per TX burst when the kernel
+//!   asks for it (`need_wakeup`), or always with `busy_poll`.
 
+mod frame;
 mod netlink;
 mod port;
 pub mod prog;
@@ -24,10 +28,12 @@ mod queue;
 mod xsk;
 
 pub use crate::drivers::spec::XdpMode;
+pub use frame::XskBuf;
 pub use port::{AfXdpPort, SteeringHandle};
 pub use queue::{AfXdpRx, AfXdpTx};
 
-/// UMEM frames per socket: the first half is RX's (the fill ring), the second TX's.
+/// UMEM frames per socket: half start on the fill ring, the rest are free for the TX ring
+/// and frames in user space.
 pub const FRAMES: u32 = 4096;
 /// Bytes per UMEM frame (a page: aligned chunks).
 pub const FRAME_SIZE: u32 = 4096;

@@ -4,16 +4,16 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::datapath::Snapshot;
-use crate::drivers::{
-    BufPool, DriverError, LinkInfo, PoolBuf, Port, PortCounters, PortStats, QueuePair,
-};
+use crate::datapath::BURST_MAX;
+use crate::drivers::{DriverError, LinkInfo, Port, PortCounters, PortStats, QueuePair};
 use crate::sys::iface::{ifindex, IfCtl};
 use crate::wire::MacAddr;
 
 use super::prog::{load_and_attach, AttachMode, Loaded, Steering};
+use super::frame::XskBuf;
 use super::queue::{AfXdpRx, AfXdpTx, Shared};
-use super::xsk::Xsk;
-use super::{AfXdpError, XdpMode, FRAMES, MAX_QUEUES};
+use super::xsk::{set_busy_poll, Xsk};
+use super::{AfXdpError, XdpMode, MAX_QUEUES};
 
 /// The steering maps of a running port, for the control plane: call
 /// [`SteeringHandle::update`] with every snapshot made live, so a new VIP is steered to
@@ -66,7 +66,7 @@ pub struct AfXdpPort {
     rx_queues: usize,
     want_queues: Option<u32>,
     mode: XdpMode,
-    pool: BufPool,
+    busy_poll: bool,
     counters: Arc<PortCounters>,
     loaded: Mutex<Loaded>,
     steering: SteeringHandle,
@@ -88,12 +88,13 @@ fn rx_queue_count(iface: &str) -> usize {
 
 impl AfXdpPort {
     /// Attach the XDP program to `iface` (replacing a stale one of ours, refusing a
-    /// foreign one). The sockets are made by [`Port::take_queues`].
+    /// foreign one). The sockets are made by [`Port::take_queues`], each with its own
+    /// UMEM, whose frames are the packet buffers.
     pub fn open(
         iface: &str,
         queues: Option<u32>,
         mode: XdpMode,
-        pool: BufPool,
+        busy_poll: bool,
     ) -> Result<AfXdpPort, AfXdpError> {
         let os = |op: &'static str| {
             let iface = iface.to_string();
@@ -136,7 +137,7 @@ impl AfXdpPort {
             rx_queues,
             want_queues: queues,
             mode,
-            pool,
+            busy_poll,
             counters: Arc::new(PortCounters::default()),
             loaded: Mutex::new(loaded),
             steering,
@@ -179,18 +180,29 @@ impl AfXdpPort {
         })?;
         let Xsk {
             fd,
-            umem,
+            frames,
             fill,
             comp,
             rx,
             tx,
             bound,
         } = xsk;
+        if self.busy_poll {
+            use std::os::fd::AsRawFd;
+            set_busy_poll(fd.as_raw_fd(), BURST_MAX as u32).map_err(|e| AfXdpError::Socket {
+                iface: self.iface.clone(),
+                queue: q,
+                op: e.op,
+                source: e.source,
+                hint: " (leave busy_poll out of the port spec on this kernel)",
+            })?;
+        }
         self.zerocopy = Some(self.zerocopy.unwrap_or(true) && bound.zerocopy);
         let shared = Arc::new(Shared {
             fd,
-            umem,
+            frames,
             counters: self.counters.clone(),
+            busy_poll: self.busy_poll,
         });
         {
             use std::os::fd::AsRawFd;
@@ -207,16 +219,11 @@ impl AfXdpPort {
             shared: shared.clone(),
             fill,
             rx,
-            pool: self.pool.clone(),
-            recycle: Vec::with_capacity(FRAMES as usize / 2),
         };
-        let mut free = Vec::with_capacity(FRAMES as usize / 2);
-        free.extend(AfXdpTx::initial_free());
         let tx = AfXdpTx {
             shared,
             tx,
             comp,
-            free,
             unkicked: false,
             max_frame: self.mtu + 18,
         };
@@ -225,7 +232,7 @@ impl AfXdpPort {
 }
 
 impl Port for AfXdpPort {
-    type Buf = PoolBuf;
+    type Buf = XskBuf;
     type Rx = AfXdpRx;
     type Tx = AfXdpTx;
 
@@ -279,8 +286,10 @@ impl Port for AfXdpPort {
         Ok(None)
     }
 
-    fn alloc(&self, frame: &[u8]) -> Option<PoolBuf> {
-        self.pool.get_with(frame)
+    /// A frame of the first socket's UMEM (so sending it on queue 0 copies nothing
+    /// more); `None` before the sockets are made or when no frame is free.
+    fn alloc(&self, frame: &[u8]) -> Option<XskBuf> {
+        self.sockets.first()?.frames.alloc_with(frame)
     }
 
     fn stats(&self) -> PortStats {

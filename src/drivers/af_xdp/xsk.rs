@@ -9,7 +9,9 @@ use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
+use super::frame::Frames;
 use super::{XdpMode, FRAMES, FRAME_SIZE, RING_SIZE};
 
 /// `Err(last OS error)` for a negative return value.
@@ -230,32 +232,24 @@ pub struct Umem {
 }
 
 impl Umem {
-    /// The frame bytes at `addr..addr + len`, or `None` when that is outside the UMEM.
-    #[inline]
-    pub fn frame(&self, addr: u64, len: usize) -> Option<&[u8]> {
-        let a = usize::try_from(addr).ok()?;
-        if a.checked_add(len)? > self.map.len {
-            return None;
-        }
-        // SAFETY: the range is inside the mapping (checked). The frame at `addr` is owned
-        // by the caller's side of the ring protocol (the kernel wrote it and handed it over
-        // on the RX ring, and gets it back only through the fill ring afterwards).
-        Some(unsafe { std::slice::from_raw_parts(self.map.ptr.as_ptr().add(a), len) })
+    /// A fresh anonymous mapping of `FRAMES` frames (registered by [`Xsk::open`]).
+    pub fn anonymous() -> io::Result<Umem> {
+        let len = FRAMES as usize * FRAME_SIZE as usize;
+        Ok(Umem {
+            map: Mapping::map(len, -1, 0, true)?,
+        })
     }
 
-    /// Writable frame bytes at `addr..addr + len` (a TX frame we own), or `None`.
-    #[inline]
-    #[allow(clippy::mut_from_ref)]
-    pub fn frame_mut(&self, addr: u64, len: usize) -> Option<&mut [u8]> {
-        let a = usize::try_from(addr).ok()?;
-        if a.checked_add(len)? > self.map.len {
-            return None;
-        }
-        // SAFETY: inside the mapping (checked). TX frames are owned by exactly one TX queue
-        // (the frames of the RX side are disjoint) and this one is not in the kernel's hands
-        // (it came from the free list, refilled only from the completion ring), so no other
-        // reference to these bytes exists while the slice lives.
-        Some(unsafe { std::slice::from_raw_parts_mut(self.map.ptr.as_ptr().add(a), len) })
+    /// The first byte of the mapping.
+    #[inline(always)]
+    pub fn base(&self) -> NonNull<u8> {
+        self.map.ptr
+    }
+
+    /// Bytes in the mapping.
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.map.len
     }
 }
 
@@ -269,7 +263,7 @@ pub struct Bound {
 #[derive(Debug)]
 pub struct Xsk {
     pub fd: OwnedFd,
-    pub umem: Umem,
+    pub frames: Arc<Frames>,
     pub fill: Ring<u64>,
     pub comp: Ring<u64>,
     pub rx: Ring<libc::xdp_desc>,
@@ -290,6 +284,39 @@ fn setopt<T>(fd: RawFd, name: libc::c_int, v: &T) -> io::Result<()> {
         )
     })
     .map(|_| ())
+}
+
+// SOL_SOCKET options of <asm-generic/socket.h> (x86-64 and arm64), Linux >= 5.11.
+const SO_BUSY_POLL: libc::c_int = 46;
+const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+
+/// Preferred busy polling on a bound socket: the kernel defers the NIC's interrupts and
+/// runs its NAPI poll (up to `budget` frames) when the application calls into it, every
+/// empty poll and TX burst (`SO_PREFER_BUSY_POLL`, `SO_BUSY_POLL` 20 µs,
+/// `SO_BUSY_POLL_BUDGET`).
+pub fn set_busy_poll(fd: RawFd, budget: u32) -> Result<(), XskError> {
+    let set = |name: libc::c_int, v: libc::c_int, op: &'static str| {
+        // SAFETY: `v` is a live c_int, its exact size is passed.
+        cvt(unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                name,
+                (&v as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        })
+        .map(|_| ())
+        .map_err(|source| XskError { op, source })
+    };
+    set(SO_PREFER_BUSY_POLL, 1, "SO_PREFER_BUSY_POLL (busy_poll; needs Linux 5.11)")?;
+    set(SO_BUSY_POLL, 20, "SO_BUSY_POLL (busy_poll)")?;
+    set(
+        SO_BUSY_POLL_BUDGET,
+        budget as libc::c_int,
+        "SO_BUSY_POLL_BUDGET (busy_poll; needs CAP_NET_ADMIN above the default budget)",
+    )
 }
 
 /// The XDP statistics of a socket (`XDP_STATISTICS`).
@@ -328,11 +355,10 @@ impl Xsk {
                 .map_err(e("socket(AF_XDP)"))?;
         // SAFETY: `raw` is a fresh descriptor nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let len = FRAMES as usize * FRAME_SIZE as usize;
-        let map = Mapping::map(len, -1, 0, true).map_err(e("mmap of the UMEM"))?;
+        let umem = Umem::anonymous().map_err(e("mmap of the UMEM"))?;
         let reg = libc::xdp_umem_reg {
-            addr: map.ptr.as_ptr() as u64,
-            len: len as u64,
+            addr: umem.base().as_ptr() as u64,
+            len: umem.len() as u64,
             chunk_size: FRAME_SIZE,
             headroom: 0,
             flags: 0,
@@ -377,18 +403,21 @@ impl Xsk {
             .map_err(e("mmap of the TX ring"))?;
         let mut xsk = Xsk {
             fd,
-            umem: Umem { map },
+            frames: Arc::new(Frames::new(umem)),
             fill,
             comp,
             rx,
             tx,
             bound: Bound { zerocopy: false },
         };
-        // Fill before bind, so the first frames find buffers. RX owns the first half of
-        // the frames, TX the second.
-        let n = xsk.fill.prod_room(FRAMES / 2);
-        for i in 0..n {
-            xsk.fill.prod_write(i, u64::from(i) * u64::from(FRAME_SIZE));
+        // Fill before bind, so the first frames find buffers: half the frames; the other
+        // half stays free for frames in user space and on the TX ring.
+        let mut n = 0;
+        let room = xsk.fill.prod_room(FRAMES / 2);
+        while n < room {
+            let Some(f) = xsk.frames.pop() else { break };
+            xsk.fill.prod_write(n, f);
+            n += 1;
         }
         xsk.fill.prod_submit(n);
         let flags = libc::XDP_USE_NEED_WAKEUP
