@@ -303,8 +303,10 @@ mod tests {
     fn into_desc_hands_over_only_frames_of_the_same_umem() {
         let (f, g) = (frames(), frames());
         let b = f.alloc_with(&[1, 2, 3]).unwrap();
-        let b = b.into_desc(&g).err().expect("another UMEM: refused");
-        let (addr, len) = b.into_desc(&f).ok().expect("its own UMEM");
+        let b = b.into_desc(&g).expect_err("another UMEM: refused");
+        let Ok((addr, len)) = b.into_desc(&f) else {
+            panic!("its own UMEM: handed over")
+        };
         assert_eq!((addr % u64::from(FRAME_SIZE), len), (TX_HEADROOM as u64, 3));
         assert_eq!(f.available(), FRAMES as usize - 1, "the kernel has it now");
         assert!(f.push(addr));
