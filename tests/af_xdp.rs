@@ -649,3 +649,113 @@ fn af_xdp_forwards_again_after_link_down_and_up() {
     assert!(out.status.success(), "{}", d.log_text());
     assert!(!rig.link_show().contains("xdp"), "{}", rig.link_show());
 }
+
+/// Run the director as `wrap` says (setpriv, prlimit) and check it exits 1 with an error
+/// naming the port and `says`, leaving nothing attached.
+fn refused_with(rig: &Rig, wrap: &[&str], says: &[&str]) {
+    let cfg = rig.write_config(BINDS);
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &rig.ns.name]).args(wrap);
+    c.args([env!("CARGO_BIN_EXE_rondo"), "run", "--stats-interval", "0"])
+        .args(["--metrics-listen", "off", "--console-socket"])
+        .arg(rig.console())
+        .arg("--config")
+        .arg(&cfg);
+    let out = c.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{wrap:?}: {err}");
+    for s in says {
+        assert!(err.contains(s), "{wrap:?}: wanted {s:?} in: {err}");
+    }
+    assert!(
+        !rig.link_show().contains("xdp"),
+        "{wrap:?}: nothing attached: {}",
+        rig.link_show()
+    );
+}
+
+#[test]
+fn af_xdp_without_permission_locked_memory_or_zero_copy_says_why() {
+    let Some(mut rig) = Rig::new('p') else { return };
+    // No capabilities at all (root's uid, but an empty bounding set): loading BPF fails.
+    refused_with(
+        &rig,
+        &[
+            "setpriv",
+            "--bounding-set",
+            "-all",
+            "--inh-caps",
+            "-all",
+            "--",
+        ],
+        &["af_xdp:", "loading the XDP program", "CAP_BPF"],
+    );
+    // No CAP_IPC_LOCK and a 64 KiB locked-memory limit: the 16 MiB UMEM cannot be
+    // registered.
+    refused_with(
+        &rig,
+        &[
+            "setpriv",
+            "--bounding-set",
+            "-ipc_lock",
+            "--inh-caps",
+            "-ipc_lock",
+            "--",
+            "prlimit",
+            "--memlock=65536:65536",
+            "--",
+        ],
+        &["af_xdp:", "XDP_UMEM_REG", "locked-memory limit"],
+    );
+    // veth has no zero-copy AF_XDP.
+    rig.spec = format!("af_xdp:{},mode=zerocopy", rig.v.a);
+    refused_with(&rig, &[], &["af_xdp:", "zero-copy", "mode=copy"]);
+}
+
+#[test]
+fn af_xdp_pktgen_on_af_xdp_verifies_every_reply() {
+    let Some(rig) = Rig::new('g') else { return };
+    let mut d = rig.start();
+    let mac = rig
+        .director_mac
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let out = Command::new(env!("CARGO_BIN_EXE_rondo"))
+        .args(["pktgen", "--config"])
+        .arg(rig.config_path())
+        .args(["--port", &format!("af_xdp:{}", rig.v.b), "--dst-mac", &mac])
+        .args([
+            "--rate",
+            "20000",
+            "--duration",
+            "1",
+            "--flows",
+            "64",
+            "--quiet",
+        ])
+        .args(["--clients", "10.200.0.0/16"])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}\n{}", d.log_text());
+    assert!(
+        text.contains("AF_XDP sockets bound") && text.contains("OK"),
+        "{text}"
+    );
+    let peer = Command::new("ip")
+        .args(["-d", "link", "show", "dev", &rig.v.b])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&peer.stdout).contains("xdp"),
+        "pktgen detached its program"
+    );
+    let out = sigterm(&mut d);
+    assert!(out.status.success(), "{}", d.log_text());
+}

@@ -280,7 +280,10 @@ fn killing_the_raft_leader_is_ridden_out_by_the_next_calls() {
     assert!(rev2 > rev);
     let now = s.get_document("doc").unwrap().unwrap();
     assert_eq!((now.bytes, now.mod_revision), (b"after".to_vec(), rev2));
-    eprintln!("leader {leader} killed: read and write done {:?} later", t.elapsed());
+    eprintln!(
+        "leader {leader} killed: read and write done {:?} later",
+        t.elapsed()
+    );
 }
 
 #[test]

@@ -409,4 +409,7 @@ pub enum DriverError {
     #[cfg(feature = "dpdk")]
     #[error(transparent)]
     Dpdk(#[from] dpdk::DpdkError),
+    #[cfg(feature = "af_xdp")]
+    #[error(transparent)]
+    AfXdp(#[from] af_xdp::AfXdpError),
 }

@@ -17,7 +17,9 @@ use crate::wire::MacAddr;
 #[derive(clap::Args, Debug)]
 #[command(
     after_help = "Ports: af_packet:IFACE sends and receives on an interface (the director's \
-output comes back on it and is verified); pcap:OUT writes what would be sent to a capture (no \
+output comes back on it and is verified); af_xdp:IFACE[,mode=M][,busy_poll] does the same through \
+one AF_XDP socket (builds with the af_xdp feature; every IP frame of the interface goes to it, \
+ARP stays the kernel's); pcap:OUT writes what would be sent to a capture (no \
 verification). mem ports exist only in-process (the pktgen library with mem::pair, see \
 tests/pktgen.rs); dpdk:DEVARGS (builds with the dpdk feature) sends and receives on one queue \
 of a DPDK port. --replay sends a capture's frames instead of built flows.\n\
@@ -30,7 +32,7 @@ pub struct PktgenArgs {
     /// With a GLB director.conf: its forwarding table.
     #[arg(long)]
     forwarding_table: Option<PathBuf>,
-    /// af_packet:IFACE, dpdk:DEVARGS or pcap:OUT.
+    /// af_packet:IFACE, af_xdp:IFACE, dpdk:DEVARGS or pcap:OUT.
     #[arg(long)]
     port: String,
     /// The director port's MAC: destination of generated frames and the source its
@@ -243,7 +245,7 @@ fn go(a: &PktgenArgs) -> Result<Report, PktgenError> {
     };
     let (kind, rest) = a.port.split_once(':').ok_or_else(|| {
         usage(format!(
-            "--port {:?}: expected af_packet:IFACE or pcap:OUT",
+            "--port {:?}: expected af_packet:IFACE, af_xdp:IFACE or pcap:OUT",
             a.port
         ))
     })?;
@@ -252,6 +254,38 @@ fn go(a: &PktgenArgs) -> Result<Report, PktgenError> {
             let pool = BufPool::new(8192, 2048).map_err(PktgenError::Setup)?;
             let port = AfPacketPort::open(rest, pool, AfPacketOptions::default())?;
             drive(port, a, &cfg, spec, &opts, dst_mac, dash)?
+        }
+        #[cfg(feature = "af_xdp")]
+        "af_xdp" => {
+            use crate::drivers::af_xdp::AfXdpPort;
+            let (iface, mode, busy_poll) = match a.port.parse::<crate::drivers::PortSpec>() {
+                Ok(crate::drivers::PortSpec::AfXdp {
+                    iface,
+                    queues: None | Some(1),
+                    mode,
+                    busy_poll,
+                }) => (iface, mode, busy_poll),
+                Ok(_) => return Err(usage("pktgen sends on one queue: queues=1 or none".into())),
+                Err(e) => return Err(usage(e.to_string())),
+            };
+            let port = AfXdpPort::open(&iface, Some(1), mode, busy_poll)
+                .map_err(|e| PktgenError::Setup(e.to_string()))?;
+            // The generator's interface: every IPv4 and IPv6 frame (the director's
+            // encapsulated replies go to backend addresses, not VIPs) comes to the socket;
+            // ARP and the rest stay the kernel's.
+            port.steering()
+                .set(&[
+                    (std::net::Ipv4Addr::UNSPECIFIED.into(), 0),
+                    (std::net::Ipv6Addr::UNSPECIFIED.into(), 0),
+                ])
+                .map_err(|e| PktgenError::Setup(e.to_string()))?;
+            drive(port, a, &cfg, spec, &opts, dst_mac, dash)?
+        }
+        #[cfg(not(feature = "af_xdp"))]
+        "af_xdp" => {
+            return Err(usage(
+                "this rondo was built without the AF_XDP driver; rebuild with `cargo build --release --features af_xdp`".into(),
+            ))
         }
         #[cfg(feature = "dpdk")]
         "dpdk" if !rest.is_empty() => {

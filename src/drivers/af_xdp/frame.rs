@@ -179,7 +179,10 @@ impl PacketBuf for XskBuf {
         // SAFETY: start + len <= FRAME_SIZE (kept by every method), the frame is mapped
         // and owned by this buffer alone; the slice borrows self.
         unsafe {
-            std::slice::from_raw_parts(self.ptr.as_ptr().add(self.start as usize), self.len as usize)
+            std::slice::from_raw_parts(
+                self.ptr.as_ptr().add(self.start as usize),
+                self.len as usize,
+            )
         }
     }
     #[inline(always)]
@@ -251,7 +254,9 @@ mod tests {
     use super::*;
 
     fn frames() -> Arc<Frames> {
-        Arc::new(Frames::new(Umem::anonymous().expect("an anonymous UMEM mapping")))
+        Arc::new(Frames::new(
+            Umem::anonymous().expect("an anonymous UMEM mapping"),
+        ))
     }
 
     #[test]
@@ -295,8 +300,14 @@ mod tests {
         assert_eq!(out.len(), 130);
         assert_eq!(&out[60..], &[7u8; 70][..]);
         assert!(b.reframe(0, 131, 0).is_none(), "longer than the frame");
-        assert!(b.reframe(0, 10, 10_000).is_none(), "more headroom than there is");
-        assert!(f.alloc_with(&[0u8; 4000]).is_none(), "does not fit after the headroom");
+        assert!(
+            b.reframe(0, 10, 10_000).is_none(),
+            "more headroom than there is"
+        );
+        assert!(
+            f.alloc_with(&[0u8; 4000]).is_none(),
+            "does not fit after the headroom"
+        );
     }
 
     #[test]

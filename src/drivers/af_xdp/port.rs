@@ -9,8 +9,8 @@ use crate::drivers::{DriverError, LinkInfo, Port, PortCounters, PortStats, Queue
 use crate::sys::iface::{ifindex, IfCtl};
 use crate::wire::MacAddr;
 
-use super::prog::{load_and_attach, AttachMode, Loaded, Steering};
 use super::frame::XskBuf;
+use super::prog::{load_and_attach, AttachMode, Loaded, Steering};
 use super::queue::{AfXdpRx, AfXdpTx, Shared};
 use super::xsk::{set_busy_poll, Xsk};
 use super::{AfXdpError, XdpMode, MAX_QUEUES};
@@ -269,7 +269,7 @@ impl Port for AfXdpPort {
         }
         let mut out = Vec::with_capacity(n);
         for q in 0..n as u32 {
-            out.push(self.open_queue(q).map_err(|e| err(e.to_string()))?);
+            out.push(self.open_queue(q)?);
         }
         let zc = if self.zerocopy == Some(true) {
             "zero-copy"

@@ -310,7 +310,11 @@ pub fn set_busy_poll(fd: RawFd, budget: u32) -> Result<(), XskError> {
         .map(|_| ())
         .map_err(|source| XskError { op, source })
     };
-    set(SO_PREFER_BUSY_POLL, 1, "SO_PREFER_BUSY_POLL (busy_poll; needs Linux 5.11)")?;
+    set(
+        SO_PREFER_BUSY_POLL,
+        1,
+        "SO_PREFER_BUSY_POLL (busy_poll; needs Linux 5.11)",
+    )?;
     set(SO_BUSY_POLL, 20, "SO_BUSY_POLL (busy_poll)")?;
     set(
         SO_BUSY_POLL_BUDGET,
