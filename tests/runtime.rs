@@ -594,3 +594,36 @@ fn a_runtime_started_paused_forwards_nothing_until_resumed() {
     });
     rt.shutdown();
 }
+
+/// The swap hook sees each snapshot before it is live (the old one still is) and after
+/// (it is): what the af_xdp steering relies on to narrow first and widen last.
+#[test]
+fn the_swap_hook_runs_before_and_after_each_swap() {
+    use rondo::runtime::SwapPhase;
+    let cfg = load_config(&root().join("configs/director.toml"), None).unwrap();
+    let pool = BufPool::new(256, 2048).unwrap();
+    let (port, _peer) = mem::pair("hook", 1, 64, pool).unwrap();
+    let first = Snapshot::compile(cfg.clone(), None, 1).unwrap();
+    let rt = Arc::new(Runtime::start(port, first, opts(1)).unwrap());
+    let seen: Arc<std::sync::Mutex<Vec<(SwapPhase, bool)>>> = Arc::default();
+    let (s, r) = (seen.clone(), rt.clone());
+    // Whether the snapshot handed to the hook is the live one at that moment.
+    let hook: rondo::runtime::SwapHook = Box::new(move |phase, snap| {
+        let live = std::ptr::eq(&*r.snapshot(), snap);
+        s.lock().unwrap().push((phase, live));
+    });
+    assert!(rt.set_on_swap(hook));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(SwapPhase::Before, true), (SwapPhase::After, true)],
+        "the live snapshot at once, both phases"
+    );
+    seen.lock().unwrap().clear();
+    rt.swap(Snapshot::compile(cfg, None, 1).unwrap());
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(SwapPhase::Before, false), (SwapPhase::After, true)]
+    );
+    // The hook holds the runtime: stop its workers by hand.
+    rt.stop();
+}

@@ -177,13 +177,24 @@ pub struct Runtime {
     opts: RuntimeOptions,
     /// Each worker's progress counter as last sampled, and when it was last seen to move.
     progress_seen: std::sync::Mutex<Vec<(u64, std::time::Instant)>>,
-    /// Called with every snapshot about to go live (the af_xdp driver's steering maps
-    /// follow the VIPs with it); set once with [`Runtime::set_on_swap`].
+    /// Called with every snapshot before and after it goes live (the af_xdp driver's
+    /// steering maps follow the VIPs with it); set once with [`Runtime::set_on_swap`].
     on_swap: std::sync::OnceLock<SwapHook>,
 }
 
-/// A hook the runtime calls with each snapshot just before it goes live.
-pub type SwapHook = Box<dyn Fn(&Snapshot) + Send + Sync>;
+/// A hook the runtime calls with each snapshot just before it goes live and just after.
+pub type SwapHook = Box<dyn Fn(SwapPhase, &Snapshot) + Send + Sync>;
+
+/// When a [`SwapHook`] is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwapPhase {
+    /// The snapshot is about to go live; the workers still run the old one. (Steering
+    /// stops sending what the new snapshot drops here.)
+    Before,
+    /// The workers take the snapshot from their next burst on. (Steering starts sending
+    /// what it adds here.)
+    After,
+}
 
 /// Keep the calling thread (and the threads it starts from now on: console, metrics,
 /// table builds) off the cores the workers are pinned to, when other cores exist. Returns
@@ -326,19 +337,26 @@ impl Runtime {
     /// is freed once no worker (and not the caller) holds it.
     pub fn swap(&self, mut snapshot: Snapshot) -> Arc<Snapshot> {
         snapshot.attach_sent_counters(self.shared.workers.len());
-        if let Some(hook) = self.on_swap.get() {
-            hook(&snapshot);
+        let hook = self.on_swap.get();
+        if let Some(hook) = hook {
+            hook(SwapPhase::Before, &snapshot);
         }
-        let old = self.shared.snapshot.swap(Arc::new(snapshot));
+        let new = Arc::new(snapshot);
+        let old = self.shared.snapshot.swap(new.clone());
         self.shared.swaps.fetch_add(1, Ordering::Relaxed);
+        if let Some(hook) = hook {
+            hook(SwapPhase::After, &new);
+        }
         old
     }
 
-    /// Call `hook` with the live snapshot now and with every snapshot swapped in from now
-    /// on, before it goes live. Only the first hook set is kept (returns whether this one
-    /// was).
+    /// Call `hook` with the live snapshot now (both phases) and with every snapshot swapped
+    /// in from now on, before and after it goes live. Only the first hook set is kept
+    /// (returns whether this one was).
     pub fn set_on_swap(&self, hook: SwapHook) -> bool {
-        hook(&self.shared.snapshot.load());
+        let live = self.shared.snapshot.load_full();
+        hook(SwapPhase::Before, &live);
+        hook(SwapPhase::After, &live);
         self.on_swap.set(hook).is_ok()
     }
 

@@ -270,8 +270,15 @@ pub fn run(a: &RunArgs) -> Result<Ended, String> {
             // The steering maps follow every snapshot made live: a new VIP is steered to
             // the sockets, a removed one goes back to the kernel.
             let steering = port.steering();
-            let hook: crate::runtime::SwapHook = Box::new(move |s| {
-                if let Err(e) = steering.update(s) {
+            // Removed VIPs stop being steered before the snapshot without them goes live,
+            // new ones start after the snapshot with them is live: no VIP packet reaches a
+            // worker whose tables do not know it.
+            let hook: crate::runtime::SwapHook = Box::new(move |phase, s| {
+                let r = match phase {
+                    crate::runtime::SwapPhase::Before => steering.narrow_to(s),
+                    crate::runtime::SwapPhase::After => steering.update(s),
+                };
+                if let Err(e) = r {
                     tracing::error!("{e}");
                 }
             });

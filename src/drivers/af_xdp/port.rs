@@ -10,7 +10,7 @@ use crate::sys::iface::{ifindex, IfCtl};
 use crate::wire::MacAddr;
 
 use super::frame::XskBuf;
-use super::prog::{load_and_attach, AttachMode, Loaded, Steering};
+use super::prog::{self, load_and_attach, AttachMode, Loaded, Steering};
 use super::queue::{AfXdpRx, AfXdpTx, Shared};
 use super::xsk::{set_busy_poll, Xsk};
 use super::{AfXdpError, XdpMode, MAX_QUEUES};
@@ -27,6 +27,19 @@ impl SteeringHandle {
     /// Steer exactly the bind prefixes of `snapshot`'s tables.
     pub fn update(&self, snapshot: &Snapshot) -> Result<(), AfXdpError> {
         self.set(&vip_prefixes(snapshot))
+    }
+
+    /// Before `snapshot` goes live: stop steering the prefixes it no longer has (their
+    /// packets go to the kernel, as they will once it is live), add nothing yet (the
+    /// workers do not know the new ones until it is live).
+    pub fn narrow_to(&self, snapshot: &Snapshot) -> Result<(), AfXdpError> {
+        let want = vip_prefixes(snapshot);
+        let keep: Vec<(IpAddr, u8)> = self
+            .prefixes()
+            .into_iter()
+            .filter(|p| want.iter().any(|w| prog::mask(w.0, w.1) == *p))
+            .collect();
+        self.set(&keep)
     }
 
     /// Steer exactly `prefixes`.

@@ -234,7 +234,7 @@ impl Steering {
 
 /// `addr/len` with the host bits cleared (the LPM trie compares prefix bits only, but one
 /// key per prefix keeps removal exact).
-fn mask(a: IpAddr, len: u8) -> (IpAddr, u8) {
+pub(super) fn mask(a: IpAddr, len: u8) -> (IpAddr, u8) {
     match a {
         IpAddr::V4(v) => {
             let l = len.min(32);
