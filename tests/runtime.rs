@@ -627,3 +627,49 @@ fn the_swap_hook_runs_before_and_after_each_swap() {
     // The hook holds the runtime: stop its workers by hand.
     rt.stop();
 }
+
+/// `--log-format json`: every log line on stderr is one JSON object with a timestamp,
+/// a level, a target and the message with its fields; stdout (the summary) is unchanged.
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let o = rondo()
+        .args([
+            "--log-format",
+            "json",
+            "demo",
+            "--seconds",
+            "1",
+            "--clients",
+            "64",
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("OK: every packet"), "{out}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines.len() >= 2, "{err}");
+    for l in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        for k in ["timestamp", "level", "target"] {
+            assert!(v.get(k).is_some_and(|x| x.is_string()), "{k} in {l}");
+        }
+        assert!(v["fields"]["message"].is_string(), "{l}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"message\":\"data plane started\"")),
+        "{err}"
+    );
+    // A bad value is a usage error naming the choices.
+    let o = rondo()
+        .args(["--log-format", "xml", "demo"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("text") && err.contains("json"), "{err}");
+}

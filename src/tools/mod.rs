@@ -37,8 +37,20 @@ pub const EXIT_PORT_GONE: u8 = 69;
     about = "Userspace L4 load-balancer director, GLB Director compatible"
 )]
 struct Cli {
+    /// Log lines as text (the default) or as one JSON object per line, for log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     cmd: Cmd,
+}
+
+/// How log lines are written (to stderr; the level is `RONDO_LOG`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// `2026-12-07T08:00:00.000000Z  INFO target: message key=value`.
+    Text,
+    /// `{"timestamp":"...","level":"INFO","fields":{"message":"...",...},"target":"..."}`.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -98,14 +110,17 @@ pub fn main() -> ExitCode {
     } else {
         "info"
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RONDO_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RONDO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
     let result = match cli.cmd {
         Cmd::Table(TableCmd::Build { input, output }) => table::build(&input, &output),
         Cmd::Table(TableCmd::Show { file, table, row }) => {
