@@ -299,7 +299,7 @@ fn datapath_imports_run_one_way() {
         "buf" | "counters" | "burst" | "flow" | "outer" | "rows" => Some(0),
         "snapshot" => Some(1),
         "encap" | "classify" => Some(2),
-        "express" => Some(3),
+        "express" | "explain" => Some(3),
         "pipeline" => Some(4),
         "mod" => Some(5),
         _ => None,

@@ -19,7 +19,7 @@ pub use load::{
 };
 pub use settings::{
     ConsoleSettings, DirectorSettings, DpdkSettings, Endpoint, HashFields, MetricsSettings,
-    RunSettings, DEFAULT_CONSOLE_SOCKET, DEFAULT_METRICS_LISTEN,
+    RunSettings, DEFAULT_CONSOLE_SOCKET, DEFAULT_METRICS_LISTEN, DEFAULT_SRC_MAC,
 };
 
 use crate::table::ForwardingTable;

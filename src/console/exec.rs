@@ -181,6 +181,12 @@ impl Executor {
             Command::ShowTable { name, row } => Reply::ok(self.table(&name, row)?),
             Command::ShowBackends(t) => Reply::ok(self.backends(t.as_deref())?),
             Command::ShowConfig => Reply::ok(self.config()),
+            Command::ShowFlow(q) => Reply::ok(
+                crate::datapath::explain::explain(&rt.snapshot(), &q)
+                    .to_string()
+                    .trim_end()
+                    .to_string(),
+            ),
             Command::SetBackend {
                 table,
                 ip,

@@ -30,6 +30,8 @@ pub enum Command {
     },
     ShowBackends(Option<String>),
     ShowConfig,
+    /// `show flow SRC[:PORT] DST[:PORT] tcp|udp`: where that flow goes now.
+    ShowFlow(crate::datapath::explain::FlowQuery),
     /// `set backend ...` and `clear backend ...` (which is [`Change::Clear`]).
     SetBackend {
         table: String,
@@ -98,6 +100,16 @@ pub const COMMANDS: &[CommandHelp] = &[
         syntax: "show table NAME [row ROW]",
         summary: "a table's binds and backends with their share of rows; one row's hops",
         detail: "ROW is 0..65535, decimal or 0x-prefixed hex.",
+    },
+    CommandHelp {
+        syntax: "show flow SRC[:PORT] DST[:PORT] tcp|udp",
+        summary: "where a flow goes on the live tables: bind, hash, row, hops, backend",
+        detail: "The bind it matches (or why none), the hash fields and their bytes, the \
+                 hash and the row, every hop with its state and health, the alternate \
+                 hash's hops, the backend the packet is sent to and where a new connection \
+                 lands. The same answer as `rondo table lookup` on the config file, but on \
+                 the snapshot in force (console changes and health included). IPv6 with a \
+                 port: [ADDR]:PORT.",
     },
     CommandHelp {
         syntax: "show backends [TABLE]",
@@ -396,6 +408,18 @@ fn parse_show(w: &[&str]) -> Result<Command, ParseError> {
             no_more(&w[1..], "show config")?;
             Ok(Command::ShowConfig)
         }
+        Some("flow") => {
+            let usage = "show flow";
+            match &w[1..] {
+                [src, dst, proto] => crate::datapath::explain::FlowQuery::parse(src, dst, proto)
+                    .map(Command::ShowFlow)
+                    .map_err(|e| err(format!("show flow: {e}"), usage)),
+                _ => Err(err(
+                    "show flow: expected SRC[:PORT] DST[:PORT] tcp|udp",
+                    usage,
+                )),
+            }
+        }
         Some("bgp") => {
             no_more(&w[1..], "show bgp")?;
             Ok(Command::ShowBgp)
@@ -406,7 +430,7 @@ fn parse_show(w: &[&str]) -> Result<Command, ParseError> {
         }
         Some(x) => Err(err(
             format!(
-                "show: unknown {}; expected port, fwd, tables, table, backends, config, bgp or fleet",
+                "show: unknown {}; expected port, fwd, tables, table, backends, flow, config, bgp or fleet",
                 quote(x)
             ),
             "show",
@@ -689,8 +713,9 @@ pub fn complete(line: &str, ctx: &CompletionContext) -> Vec<String> {
         .filter(|_| words.len() == 1)
         .collect(),
         ["show"] => words_of(&[
-            "backends", "bgp", "config", "fleet", "fwd", "port", "table", "tables",
+            "backends", "bgp", "config", "fleet", "flow", "fwd", "port", "table", "tables",
         ]),
+        ["show", "flow", _, _] => words_of(&["tcp", "udp"]),
         ["bgp"] => words_of(&["announce", "withdraw"]),
         ["show", "port"] => words_of(&["info", "stats"]),
         ["clear", "port"] => words_of(&["stats"]),
@@ -791,6 +816,22 @@ mod tests {
             Command::ShowBackends(Some("web".into()))
         );
         assert_eq!(ok("show config"), Command::ShowConfig);
+        assert_eq!(
+            ok("show flow 10.0.0.1:5000 1.1.1.1:80 tcp"),
+            Command::ShowFlow(
+                crate::datapath::explain::FlowQuery::parse("10.0.0.1:5000", "1.1.1.1:80", "tcp")
+                    .unwrap()
+            )
+        );
+        for bad_flow in [
+            "show flow",
+            "show flow 10.0.0.1 1.1.1.1",
+            "show flow 10.0.0.1 1.1.1.1 icmp",
+            "show flow x 1.1.1.1 tcp",
+            "show flow 10.0.0.1 1.1.1.1 tcp extra",
+        ] {
+            assert!(parse(bad_flow).is_err(), "{bad_flow}");
+        }
         let ip: IpAddr = "10.1.0.1".parse().unwrap();
         assert_eq!(
             ok("set backend web 10.1.0.1 state draining force dry-run"),
@@ -995,8 +1036,9 @@ mod tests {
         assert_eq!(c("s"), ["set", "show", "start", "stop"]);
         assert_eq!(
             c("show "),
-            ["backends", "bgp", "config", "fleet", "fwd", "port", "table", "tables"]
+            ["backends", "bgp", "config", "fleet", "flow", "fwd", "port", "table", "tables"]
         );
+        assert_eq!(c("show flow 10.0.0.1 1.1.1.1:80 "), ["tcp", "udp"]);
         assert_eq!(c("show ta"), ["table", "tables"]);
         assert_eq!(c("show port "), ["info", "stats"]);
         assert_eq!(c("show port stats "), ["all", "0"]);

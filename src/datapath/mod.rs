@@ -24,6 +24,7 @@ pub mod burst;
 pub mod classify;
 pub mod counters;
 pub mod encap;
+pub mod explain;
 mod express;
 pub mod flow;
 mod outer;

@@ -24,6 +24,16 @@ pub fn kill_process_group(pgid: u32) -> io::Result<()> {
     }
 }
 
+/// Let SIGPIPE end the process, as it does every Unix filter (`rondo table show ... |
+/// head`): Rust ignores SIGPIPE, so a print to a closed pipe would panic instead. Only for
+/// commands whose sole output is stdout; servers keep it ignored (a client hanging up
+/// must not kill them).
+pub fn default_sigpipe() {
+    // SAFETY: signal(2) with SIG_DFL installs no handler of ours; it only changes what the
+    // kernel does on SIGPIPE for this process.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -99,6 +99,23 @@ enum TableCmd {
     },
     /// What changing A into B moves: rows whose primary/secondary change, shares before/after.
     Diff { a: PathBuf, b: PathBuf },
+    /// Where a flow goes: the bind it matches (or why none), the hash fields and input, the
+    /// row, every hop with its state and health, the alternate hash's hops, and the backend
+    /// that gets the packet.
+    Lookup {
+        /// A config (TOML, or GLB director.conf with --forwarding-table) or a table file
+        /// alone (forwarding_table.json / .bin: GLB's default hash_fields).
+        file: PathBuf,
+        /// The client: ADDR[:PORT] ([V6]:PORT for IPv6 with a port).
+        src: String,
+        /// The VIP: ADDR[:PORT].
+        dst: String,
+        /// tcp or udp.
+        proto: String,
+        /// With a GLB director.conf: its forwarding table.
+        #[arg(long)]
+        forwarding_table: Option<PathBuf>,
+    },
 }
 
 /// Entry point of the binary.
@@ -121,12 +138,22 @@ pub fn main() -> ExitCode {
             .init(),
         LogFormat::Json => logs.json().with_ansi(false).init(),
     }
+    if matches!(cli.cmd, Cmd::Table(_) | Cmd::CheckConfig { .. }) {
+        crate::sys::process::default_sigpipe();
+    }
     let result = match cli.cmd {
         Cmd::Table(TableCmd::Build { input, output }) => table::build(&input, &output),
         Cmd::Table(TableCmd::Show { file, table, row }) => {
             table::show(&file, table.as_deref(), row)
         }
         Cmd::Table(TableCmd::Diff { a, b }) => table::diff(&a, &b),
+        Cmd::Table(TableCmd::Lookup {
+            file,
+            src,
+            dst,
+            proto,
+            forwarding_table,
+        }) => table::lookup(&file, forwarding_table.as_deref(), &src, &dst, &proto),
         Cmd::CheckConfig {
             file,
             forwarding_table,

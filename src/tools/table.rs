@@ -161,3 +161,58 @@ pub fn diff(a: &Path, b: &Path) -> Result<(), String> {
     print!("{}", diff_tables(&tables_of(a)?, &tables_of(b)?));
     Ok(())
 }
+
+/// The config a lookup runs against: a config file (TOML, or GLB `director.conf` with
+/// `forwarding_table`), or a table file alone with GLB's default settings (`hash_fields`:
+/// the source address); the second value says which.
+fn lookup_config(
+    file: &Path,
+    forwarding_table: Option<&Path>,
+) -> Result<(crate::config::Config, &'static str), String> {
+    if forwarding_table.is_none() {
+        if let Loaded::Tables(tables) = load_file(file).map_err(|e| e.to_string())? {
+            let settings = crate::config::DirectorSettings {
+                gateway_mac: crate::wire::MacAddr([0; 6]),
+                src_mac: crate::config::DEFAULT_SRC_MAC,
+                src_ipv4: std::net::Ipv4Addr::UNSPECIFIED,
+                src_ipv6: Some(std::net::Ipv6Addr::UNSPECIFIED),
+                forward_icmp_ping_responses: false,
+                hash_fields: crate::config::HashFields::default(),
+                alt_hash_fields: None,
+                row_policy: RowPolicy::Glb,
+            };
+            let config = crate::config::Config {
+                settings,
+                tables,
+                run: crate::config::RunSettings::default(),
+            };
+            return Ok((
+                config,
+                "a table file alone: GLB's default hash_fields (src_addr); give the director's config for its own",
+            ));
+        }
+    }
+    crate::config::load_config(file, forwarding_table)
+        .map(|c| (c, ""))
+        .map_err(|e| e.to_string())
+}
+
+/// `rondo table lookup FILE SRC[:PORT] DST[:PORT] PROTO`: where the flow goes.
+pub fn lookup(
+    file: &Path,
+    forwarding_table: Option<&Path>,
+    src: &str,
+    dst: &str,
+    proto: &str,
+) -> Result<(), String> {
+    use crate::datapath::explain::{explain, FlowQuery};
+    let q = FlowQuery::parse(src, dst, proto).map_err(|e| e.to_string())?;
+    let (config, note) = lookup_config(file, forwarding_table)?;
+    let snap = crate::datapath::Snapshot::compile(config, None, 0)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    if !note.is_empty() {
+        println!("({note})");
+    }
+    print!("{}", explain(&snap, &q));
+    Ok(())
+}
