@@ -6,8 +6,8 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use super::ring::{page_size, rx_ring_req, tx_frame_size, tx_ring_req, Ring};
-use super::rx::{kernel_drops, AfPacketRx};
+use super::ring::{page_size, rx_ring_req, tx_frame_size, tx_ring_req, Ring, RxReq};
+use super::rx::{kernel_drops, AfPacketRx, V2Walk, V3Walk, Walk};
 use super::tx::AfPacketTx;
 use super::{uapi, AfPacketOptions, L2_OVERHEAD, MAX_QUEUES};
 use crate::drivers::{
@@ -405,29 +405,33 @@ impl AfPacketPort {
             setsockopt(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
                 .map_err(|e| self.err("attaching the start-up filter", e))?;
         }
-        setsockopt(
-            &fd,
-            libc::SOL_PACKET,
-            uapi::PACKET_VERSION,
-            &uapi::TPACKET_V3,
-        )
-        .map_err(|e| self.err("selecting TPACKET_V3", e))?;
+        let (version, what) = match req {
+            RxReq::V2(_) => (uapi::TPACKET_V2, "selecting TPACKET_V2"),
+            RxReq::V3(_) => (uapi::TPACKET_V3, "selecting TPACKET_V3"),
+        };
+        setsockopt(&fd, libc::SOL_PACKET, uapi::PACKET_VERSION, &version)
+            .map_err(|e| self.err(what, e))?;
         // Linux >= 4.20; older kernels are covered by the sll_pkttype check.
         let _ = setsockopt(&fd, libc::SOL_PACKET, uapi::PACKET_IGNORE_OUTGOING, &1i32);
-        if let Err(e) = setsockopt(&fd, libc::SOL_PACKET, uapi::PACKET_RX_RING, &req) {
+        let set = match &req {
+            RxReq::V2(r) => setsockopt(&fd, libc::SOL_PACKET, uapi::PACKET_RX_RING, r),
+            RxReq::V3(r) => setsockopt(&fd, libc::SOL_PACKET, uapi::PACKET_RX_RING, r),
+        };
+        if let Err(e) = set {
             if e.raw_os_error() == Some(libc::ENOMEM) {
                 return Err(port_err(
                     &self.name,
                     format!(
                         "setting up the RX ring: not enough memory for {} blocks of {} bytes \
                          (lower block_count or block_size) ({e})",
-                        req.block_nr, req.block_size
+                        req.block_count(),
+                        req.block_size()
                     ),
                 ));
             }
             return Err(self.err("setting up the RX ring (PACKET_RX_RING)", e));
         }
-        let ring_len = req.block_size as usize * req.block_nr as usize;
+        let ring_len = req.block_size() * req.block_count();
         let ring = Ring::map(&fd, ring_len).map_err(|e| self.err("mapping the RX ring", e))?;
         bind_ll(&fd, self.ifindex, libc::ETH_P_ALL as u16)
             .map_err(|e| self.err("binding to the interface", e))?;
@@ -448,15 +452,27 @@ impl AfPacketPort {
                 .map_err(|e| self.err("enabling promiscuous mode", e))?;
         }
         let fd = Arc::new(fd);
+        let walk = match req {
+            RxReq::V2(r) => Walk::V2(V2Walk {
+                block_size: r.block_size as usize,
+                frame_size: r.frame_size as usize,
+                per_block: (r.block_size / r.frame_size) as usize,
+                frames: r.frame_nr as usize,
+                next: 0,
+            }),
+            RxReq::V3(r) => Walk::V3(V3Walk {
+                block_size: r.block_size as usize,
+                block_count: r.block_nr as usize,
+                block: 0,
+                in_block: false,
+                pkts_left: 0,
+                offset: 0,
+            }),
+        };
         let rx = AfPacketRx {
             ring,
             fd,
-            block_size: req.block_size as usize,
-            block_count: req.block_nr as usize,
-            block: 0,
-            in_block: false,
-            pkts_left: 0,
-            offset: 0,
+            walk,
             pool: self.pool.clone(),
             counters: self.counters.clone(),
         };
