@@ -665,6 +665,7 @@ fn v2_frames_longer_than_a_slot_are_counted_errors_and_the_ring_moves() {
     assert_eq!(send_all(&port_b, &mut qb[0].1, &frames), frames.len());
     let got = collect(&mut [&mut qa[0].0], 51, 6, Duration::from_secs(3));
     assert_eq!(got[0], frames[3..].to_vec());
+    assert_eq!(port_a.rx_slot_max(), Some(1982));
     let s = port_a.stats();
     assert_eq!(s.rx_errors, 3, "{s:?}");
     assert_eq!(s.rx_dropped, 0, "{s:?}");

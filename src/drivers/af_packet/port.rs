@@ -6,10 +6,12 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use super::ring::{page_size, rx_ring_req, tx_frame_size, tx_ring_req, Ring, RxReq};
+use super::ring::{
+    page_size, rx_frame_size_v2, rx_ring_req, tx_frame_size, tx_ring_req, Ring, RxReq,
+};
 use super::rx::{kernel_drops, AfPacketRx, V2Walk, V3Walk, Walk};
 use super::tx::AfPacketTx;
-use super::{uapi, AfPacketOptions, L2_OVERHEAD, MAX_QUEUES};
+use super::{uapi, AfPacketOptions, RxRing, ETH_HLEN, L2_OVERHEAD, MAX_QUEUES};
 use crate::drivers::{
     BufPool, DriverError, LinkInfo, PoolBuf, Port, PortCounters as Counters, PortStats,
 };
@@ -219,6 +221,14 @@ impl AfPacketPort {
         self.tx_frame_size - uapi::V2_DATA
     }
 
+    /// The longest frame a `TPACKET_V2` RX slot holds (sized at open for the MTU then);
+    /// `None` with a V3 ring, whose frames are only bounded by the block.
+    pub fn rx_slot_max(&self) -> Option<usize> {
+        (self.opts.rx_ring == RxRing::V2).then(|| {
+            rx_frame_size_v2(self.opts.frame_size, self.open_mtu) - (uapi::V2_RX_NETOFF - ETH_HLEN)
+        })
+    }
+
     /// Read the interface MTU again and publish it to the TX queues, which refuse longer
     /// frames from their next burst on (`tx_too_big`). A change is logged once. One ioctl:
     /// control side only, never per packet. Returns the MTU now in force.
@@ -237,23 +247,24 @@ impl AfPacketPort {
         let old = self.mtu.swap(new, Ordering::Relaxed);
         if old != new {
             let ring_max = self.tx_ring_max_frame();
-            if new + L2_OVERHEAD > ring_max {
-                tracing::info!(
-                    port = %self.name,
-                    old,
-                    new,
-                    ring_max,
-                    "interface MTU changed; the TX ring slots, sized for MTU {} at start, hold                      frames of at most {ring_max} bytes: longer ones stay refused (tx_too_big)                      until the port is reopened (restart)",
+            let tx = if new + L2_OVERHEAD > ring_max {
+                format!(
+                    "the TX ring slots, sized for MTU {} at start, hold frames of at most \
+                     {ring_max} bytes: longer ones stay refused (tx_too_big) until the port is \
+                     reopened (restart)",
                     self.open_mtu
-                );
+                )
             } else {
-                tracing::info!(
-                    port = %self.name,
-                    old,
-                    new,
-                    "interface MTU changed; frames longer than the new MTU are refused                      (tx_too_big)"
-                );
-            }
+                "frames longer than the new MTU are refused (tx_too_big)".to_string()
+            };
+            let rx = match self.rx_slot_max() {
+                Some(max) if new + L2_OVERHEAD > max => format!(
+                    "; the V2 RX slots hold received frames of at most {max} bytes: longer \
+                     ones are cut short and counted as rx_errors until a restart"
+                ),
+                _ => String::new(),
+            };
+            tracing::info!(port = %self.name, old, new, "interface MTU changed; {tx}{rx}");
         }
         new
     }
