@@ -13,7 +13,7 @@ mod common;
 
 use common::veth::{ip, is_root, privileged, skip, Veth};
 use rondo::datapath::PacketBuf;
-use rondo::drivers::af_packet::{AfPacketOptions, AfPacketPort, AfPacketRx, AfPacketTx};
+use rondo::drivers::af_packet::{AfPacketOptions, AfPacketPort, AfPacketRx, AfPacketTx, RxRing};
 use rondo::drivers::tap::TapDevice;
 use rondo::drivers::{BufPool, Burst, DriverError, PoolBuf, Port, RxQueue, TxQueue};
 use rondo::sys::poll::poll_readable;
@@ -28,18 +28,37 @@ fn pool() -> BufPool {
     BufPool::new(8192, 2048).unwrap()
 }
 
-fn small_rings() -> AfPacketOptions {
+/// Both receive ring kinds: the tests that receive run once with each (fresh ports on the
+/// same veth pair).
+const RINGS: [RxRing; 2] = [RxRing::V2, RxRing::V3];
+
+/// 64 KiB blocks: 64 of them with V3 (4 MiB, frames packed), 128 with V2 (8 MiB, 4096
+/// slots of 2 KiB), so either holds the 4000 frames the fanout test sends unread.
+fn small_rings(rx: RxRing) -> AfPacketOptions {
     AfPacketOptions {
+        rx_ring: rx,
         block_size: 1 << 16,
-        block_count: 64,
+        block_count: match rx {
+            RxRing::V2 => 128,
+            RxRing::V3 => 64,
+        },
         ..AfPacketOptions::default()
     }
 }
 
-fn open(iface: &str, queues: usize) -> (AfPacketPort, Vec<(AfPacketRx, AfPacketTx)>) {
-    let mut port =
-        AfPacketPort::open(iface, pool(), small_rings()).unwrap_or_else(|e| panic!("{e}"));
+fn open(iface: &str, queues: usize, rx: RxRing) -> (AfPacketPort, Vec<(AfPacketRx, AfPacketTx)>) {
+    open_with(iface, queues, small_rings(rx))
+}
+
+fn open_with(
+    iface: &str,
+    queues: usize,
+    opts: AfPacketOptions,
+) -> (AfPacketPort, Vec<(AfPacketRx, AfPacketTx)>) {
+    let rx = opts.rx_ring;
+    let mut port = AfPacketPort::open(iface, pool(), opts).unwrap_or_else(|e| panic!("{e}"));
     let q = port.take_queues(queues).unwrap_or_else(|e| panic!("{e}"));
+    assert!(q.iter().all(|(r, _)| r.rx_ring() == rx));
     (port, q)
 }
 
@@ -166,8 +185,15 @@ fn collect_if(
 #[test]
 fn frames_cross_a_veth_pair_both_ways() {
     let Some(v) = Veth::new('x') else { return };
-    let (port_a, mut qa) = open(&v.a, 1);
-    let (port_b, mut qb) = open(&v.b, 1);
+    for rx in RINGS {
+        frames_cross(&v, rx);
+    }
+}
+
+fn frames_cross(v: &Veth, rx: RxRing) {
+    println!("frames_cross: rx={rx}");
+    let (port_a, mut qa) = open(&v.a, 1, rx);
+    let (port_b, mut qb) = open(&v.b, 1, rx);
     let (rx_a, tx_a) = &mut qa[0];
     let (rx_b, tx_b) = &mut qb[0];
 
@@ -238,9 +264,16 @@ fn read_mac(iface: &str) -> rondo::wire::MacAddr {
 #[test]
 fn fanout_spreads_flows_over_queues_without_loss() {
     let Some(v) = Veth::new('f') else { return };
-    let (port_a, mut qa) = open(&v.a, 2);
+    for rx in RINGS {
+        fanout_spreads(&v, rx);
+    }
+}
+
+fn fanout_spreads(v: &Veth, rx: RxRing) {
+    println!("fanout_spreads: rx={rx}");
+    let (port_a, mut qa) = open(&v.a, 2, rx);
     assert!(port_a.fanout_group().is_some());
-    let (port_b, mut qb) = open(&v.b, 1);
+    let (port_b, mut qb) = open(&v.b, 1, rx);
     let frames: Vec<Vec<u8>> = (0..4000u32)
         .map(|i| udp_flow(4, (i % 256) as u16, i))
         .collect();
@@ -344,8 +377,16 @@ fn fragments(d: u8, len: usize) -> Vec<Vec<u8>> {
 #[test]
 fn drops_are_counted_and_the_ring_recovers() {
     let Some(v) = Veth::new('r') else { return };
+    for rx in RINGS {
+        drops_counted(&v, rx);
+    }
+}
+
+fn drops_counted(v: &Veth, rx: RxRing) {
+    println!("drops_counted: rx={rx}");
     // A tiny ring (2 blocks) and a pool of 16 buffers.
     let opts = AfPacketOptions {
+        rx_ring: rx,
         block_size: 1 << 16,
         block_count: 2,
         ..AfPacketOptions::default()
@@ -353,7 +394,7 @@ fn drops_are_counted_and_the_ring_recovers() {
     let small = BufPool::new(16, 2048).unwrap();
     let mut port_a = AfPacketPort::open(&v.a, small.clone(), opts).unwrap();
     let mut qa = port_a.take_queues(1).unwrap();
-    let (port_b, mut qb) = open(&v.b, 1);
+    let (port_b, mut qb) = open(&v.b, 1, rx);
 
     // Nobody reads A while B sends far more than its ring holds: the kernel drops.
     let frames: Vec<Vec<u8>> = (0..3000u32).map(|i| marked(8, i, 200)).collect();
@@ -400,8 +441,15 @@ fn tags_seen(rx: &mut AfPacketRx, tag: u8, wait: Duration) -> Vec<u32> {
 #[test]
 fn frames_the_peer_refuses_are_dropped_counted_and_the_ring_moves() {
     let Some(v) = Veth::new('m') else { return };
-    let (port_a, mut qa) = open(&v.a, 1);
-    let (_port_b, mut qb) = open(&v.b, 1);
+    for rx in RINGS {
+        peer_refuses(&v, rx);
+    }
+}
+
+fn peer_refuses(v: &Veth, rx: RxRing) {
+    println!("peer_refuses: rx={rx}");
+    let (port_a, mut qa) = open(&v.a, 1, rx);
+    let (_port_b, mut qb) = open(&v.b, 1, rx);
     // The peer's MTU is below the big frames: the veth drops them and the kernel gives
     // each back to the ring with ENOBUFS, again on every kick.
     ip(&["link", "set", &v.b, "mtu", "500"]).unwrap();
@@ -457,8 +505,18 @@ fn tagged(tag: u8, seq: u32, len: usize) -> Vec<u8> {
 #[test]
 fn mtu_changes_after_start_are_tracked_and_oversize_frames_counted() {
     let Some(v) = Veth::new('u') else { return };
-    let (port_a, mut qa) = open(&v.a, 1);
-    let (_port_b, mut qb) = open(&v.b, 1);
+    for rx in RINGS {
+        mtu_changes(&v, rx);
+    }
+}
+
+fn mtu_changes(v: &Veth, rx: RxRing) {
+    println!("mtu_changes: rx={rx}");
+    for end in [&v.a, &v.b] {
+        ip(&["link", "set", end, "mtu", "1500"]).unwrap();
+    }
+    let (port_a, mut qa) = open(&v.a, 1, rx);
+    let (_port_b, mut qb) = open(&v.b, 1, rx);
     assert_eq!(port_a.mtu(), 1500);
     // Lowered after start: the port notices when its control side polls (stats does).
     ip(&["link", "set", &v.a, "mtu", "600"]).unwrap();
@@ -513,9 +571,26 @@ fn mtu_changes_after_start_are_tracked_and_oversize_frames_counted() {
 #[test]
 fn a_raised_mtu_lets_bigger_frames_go_up_to_what_the_ring_holds() {
     let Some(v) = Veth::new('w') else { return };
+    for rx in RINGS {
+        raised_mtu(&v, rx);
+    }
+}
+
+fn raised_mtu(v: &Veth, rx: RxRing) {
+    println!("raised_mtu: rx={rx}");
+    ip(&["link", "set", &v.b, "mtu", "1500"]).unwrap();
     ip(&["link", "set", &v.a, "mtu", "600"]).unwrap();
-    let (port_a, mut qa) = open(&v.a, 1);
-    let (_port_b, mut qb) = open(&v.b, 1);
+    let (port_a, mut qa) = open(&v.a, 1, rx);
+    // B's V2 slots are sized at open for MTU 1500; 4 KiB slots hold the 2016-byte frames
+    // sent below (with V3 frame_size only sizes B's TX slots).
+    let (_port_b, mut qb) = open_with(
+        &v.b,
+        1,
+        AfPacketOptions {
+            frame_size: 4096,
+            ..small_rings(rx)
+        },
+    );
     assert_eq!(port_a.mtu(), 600);
     // Raised after start: frames that now fit go.
     ip(&["link", "set", &v.a, "mtu", "1500"]).unwrap();
@@ -557,11 +632,56 @@ fn a_raised_mtu_lets_bigger_frames_go_up_to_what_the_ring_holds() {
     assert_eq!(port_a.mtu(), 4000);
 }
 
+/// With V2 the RX slots are sized at open for the MTU then: a frame longer than a slot
+/// holds (the MTU raised later) is cut short by the kernel, counted as an RX error and
+/// never delivered, and the frames behind it are.
+#[test]
+fn v2_frames_longer_than_a_slot_are_counted_errors_and_the_ring_moves() {
+    let Some(v) = Veth::new('l') else { return };
+    let (port_a, mut qa) = open_with(
+        &v.a,
+        1,
+        AfPacketOptions {
+            frame_size: 2048,
+            ..small_rings(RxRing::V2)
+        },
+    );
+    let (port_b, mut qb) = open_with(
+        &v.b,
+        1,
+        AfPacketOptions {
+            frame_size: 4096,
+            ..small_rings(RxRing::V3)
+        },
+    );
+    for end in [&v.a, &v.b] {
+        ip(&["link", "set", end, "mtu", "4000"]).unwrap();
+    }
+    let _ = port_b.stats();
+    // 2048-byte slots hold 2048 - 66 bytes of frame.
+    let mut frames: Vec<Vec<u8>> = (0..3u32).map(|i| marked(51, i, 2016)).collect();
+    frames.extend((3..6u32).map(|i| marked(51, i, 1982)));
+    frames.extend((6..9u32).map(|i| marked(51, i, 100)));
+    assert_eq!(send_all(&port_b, &mut qb[0].1, &frames), frames.len());
+    let got = collect(&mut [&mut qa[0].0], 51, 6, Duration::from_secs(3));
+    assert_eq!(got[0], frames[3..].to_vec());
+    assert_eq!(port_a.rx_slot_max(), Some(1982));
+    let s = port_a.stats();
+    assert_eq!(s.rx_errors, 3, "{s:?}");
+    assert_eq!(s.rx_dropped, 0, "{s:?}");
+}
+
 #[test]
 fn throughput_over_veth() {
     let Some(v) = Veth::new('t') else { return };
-    let (_port_a, mut qa) = open(&v.a, 1);
-    let (port_b, mut qb) = open(&v.b, 1);
+    for rx in RINGS {
+        throughput(&v, rx);
+    }
+}
+
+fn throughput(v: &Veth, kind: RxRing) {
+    let (_port_a, mut qa) = open(&v.a, 1, kind);
+    let (port_b, mut qb) = open(&v.b, 1, kind);
     let rx = &mut qa[0].0;
     let tx = &mut qb[0].1;
     let n = 200_000u32;
@@ -588,7 +708,7 @@ fn throughput_over_veth() {
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "throughput: {recvd} of {sent} 64-byte frames in {secs:.3} s = {:.0} frames/s (send and receive on one thread)",
+        "throughput: {recvd} of {sent} 64-byte frames in {secs:.3} s = {:.0} frames/s (rx={kind}; send and receive on one thread)",
         f64::from(recvd) / secs
     );
     assert_eq!(recvd, n, "lost frames (stats {:?})", _port_a.stats());
@@ -639,7 +759,7 @@ fn bad_ring_options_are_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains(&v.a) && e.contains("block_size"), "{e}");
-    let mut port = AfPacketPort::open(&v.a, pool(), small_rings()).unwrap();
+    let mut port = AfPacketPort::open(&v.a, pool(), small_rings(RxRing::default())).unwrap();
     let e = port.take_queues(0).unwrap_err().to_string();
     assert!(
         e.contains("0 queues asked, between 1 and 256 possible"),

@@ -52,6 +52,11 @@ fn every_example_config_loads_and_compiles() {
             Some("toml") => {
                 tomls += 1;
                 let cfg = load_config(f, None).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+                // The port specs parse as `rondo run` parses them (af_packet's rx=, ...).
+                for spec in &cfg.run.ports {
+                    spec.parse::<rondo::drivers::PortSpec>()
+                        .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+                }
                 Snapshot::compile(cfg, None, 0).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
             }
             Some("json") | Some("conf") => {

@@ -77,8 +77,9 @@ fn arp_request(src_mac: [u8; 6], src_ip: [u8; 4], target: [u8; 4]) -> Vec<u8> {
 /// How the director meets the wire in a scenario.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Wire {
-    /// Rondo's af_packet driver on a veth, rondo in a namespace.
-    AfPacket,
+    /// Rondo's af_packet driver on a veth, rondo in a namespace, with the receive ring the
+    /// spec names (`None`: no `rx=`, the default, TPACKET_V2).
+    AfPacket(Option<&'static str>),
     /// DPDK's net_af_packet on a veth, rondo in a namespace (one queue pair: kernel
     /// frames of the exception path leave through the worker's queue).
     #[cfg(feature = "dpdk")]
@@ -90,7 +91,17 @@ enum Wire {
 
 #[test]
 fn director_on_a_veth_forwards_vips_and_hands_the_rest_to_the_kernel() {
-    scenario(Wire::AfPacket);
+    scenario(Wire::AfPacket(None));
+}
+
+#[test]
+fn director_with_a_v2_rx_ring_forwards_through_a_veth() {
+    scenario(Wire::AfPacket(Some("v2")));
+}
+
+#[test]
+fn director_with_a_v3_rx_ring_forwards_through_a_veth() {
+    scenario(Wire::AfPacket(Some("v3")));
 }
 
 #[cfg(feature = "dpdk")]
@@ -115,7 +126,9 @@ fn dpdk_section() -> String {
 
 fn scenario(wire: Wire) {
     let tag = match wire {
-        Wire::AfPacket => 'r',
+        Wire::AfPacket(None) => 'r',
+        Wire::AfPacket(Some("v2")) => 's',
+        Wire::AfPacket(Some(_)) => 'v',
         #[cfg(feature = "dpdk")]
         Wire::DpdkAfPacket => 'd',
         #[cfg(feature = "dpdk")]
@@ -135,14 +148,14 @@ fn scenario(wire: Wire) {
     let mut in_ns = true;
     // The director's MAC, the interface the test sends and receives on, the port spec.
     let (director_mac, test_iface, text) = match wire {
-        Wire::AfPacket => {
+        Wire::AfPacket(rx) => {
             let mac = mac_of(&v.a);
             ns.adopt(&v.a).unwrap();
-            (
-                mac,
-                v.b.clone(),
-                config(&tap, &format!("af_packet:{}", v.a)),
-            )
+            let spec = match rx {
+                Some(r) => format!("af_packet:{},rx={r}", v.a),
+                None => format!("af_packet:{}", v.a),
+            };
+            (mac, v.b.clone(), config(&tap, &spec))
         }
         #[cfg(feature = "dpdk")]
         Wire::DpdkAfPacket => {
@@ -190,6 +203,17 @@ fn scenario(wire: Wire) {
         .unwrap();
     let mut d = Director { child, log };
     assert_eq!(recv_notify(&listener, &d.log), b"READY=1");
+    // The director says which receive ring it opened (the default is V2).
+    #[allow(irrefutable_let_patterns)] // without the dpdk feature, the only kind of wire
+    if let Wire::AfPacket(rx) = wire {
+        let log = std::fs::read_to_string(&d.log).unwrap_or_default();
+        let want = format!("rx={}", rx.unwrap_or("v2"));
+        assert!(
+            log.lines()
+                .any(|l| l.contains("af_packet receive ring") && l.contains(&want)),
+            "no {want} in the log: {log}"
+        );
+    }
 
     // The test's side of the wire.
     if !in_ns {

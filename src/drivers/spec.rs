@@ -1,10 +1,11 @@
-//! Port specs: `mem:NAME`, `pcap:IN[,OUT][,loop][,pps=N]`, `af_packet:IFACE`,
+//! Port specs: `mem:NAME`, `pcap:IN[,OUT][,loop][,pps=N]`, `af_packet:IFACE[,rx=v2|v3]`,
 //! `af_xdp:IFACE[,queues=N][,mode=auto|zerocopy|copy][,busy_poll]`, `dpdk:DEVARGS`,
 //! and, as a testing aid, `fault:PLAN/SPEC` (any of those with faults injected, see
 //! [`super::fault`]).
 
 use std::path::PathBuf;
 
+use super::af_packet::RxRing;
 use super::fault::FaultPlan;
 use super::DriverError;
 
@@ -41,8 +42,10 @@ pub enum PortSpec {
         looped: bool,
         pps: Option<u64>,
     },
-    /// A Linux interface through AF_PACKET.
-    AfPacket { iface: String },
+    /// A Linux interface through AF_PACKET; `rx`: the receive ring kind (`rx=v2`, low
+    /// latency, or `rx=v3`, blocks), `None` for the driver's default
+    /// ([`RxRing::default`]).
+    AfPacket { iface: String, rx: Option<RxRing> },
     /// A Linux interface through AF_XDP sockets (cargo feature `af_xdp`); parsed in every
     /// build so a build without the feature can say so.
     AfXdp {
@@ -84,7 +87,13 @@ impl std::fmt::Display for PortSpec {
                 }
                 Ok(())
             }
-            PortSpec::AfPacket { iface } => write!(f, "af_packet:{iface}"),
+            PortSpec::AfPacket { iface, rx } => {
+                write!(f, "af_packet:{iface}")?;
+                if let Some(r) = rx {
+                    write!(f, ",rx={r}")?;
+                }
+                Ok(())
+            }
             PortSpec::AfXdp {
                 iface,
                 queues,
@@ -155,13 +164,31 @@ impl std::str::FromStr for PortSpec {
                 })
             }
             "af_packet" => {
-                if rest.is_empty() || rest.len() > 15 || rest.contains(['/', ' ', ',']) {
-                    return Err(err(
-                        "af_packet needs an interface name (at most 15 characters): af_packet:eth0",
-                    ));
+                let usage = "af_packet:IFACE[,rx=v2|v3]";
+                let mut parts = rest.split(',');
+                let iface = parts.next().unwrap_or("");
+                if iface.is_empty() || iface.len() > 15 || iface.contains(['/', ' ']) {
+                    return Err(err(&format!(
+                        "af_packet needs an interface name (at most 15 characters): {usage}, e.g. af_packet:eth0"
+                    )));
+                }
+                let mut rx = None;
+                for p in parts {
+                    match p.split_once('=') {
+                        Some(("rx", r)) if rx.is_none() => {
+                            rx = Some(r.parse::<RxRing>().map_err(|e| {
+                                err(&format!(
+                                    "{e} (v2: a frame is read as soon as it arrives, the \
+                                     default; v3: blocks, handed over full or after 1 ms)"
+                                ))
+                            })?)
+                        }
+                        _ => return Err(err(&format!("unknown or repeated setting {p:?}: {usage}"))),
+                    }
                 }
                 Ok(PortSpec::AfPacket {
-                    iface: rest.to_string(),
+                    iface: iface.to_string(),
+                    rx,
                 })
             }
             "dpdk" if !rest.is_empty() => Ok(PortSpec::Dpdk {
@@ -246,6 +273,9 @@ mod tests {
             "pcap:a,b,loop,pps=1000",
             "pcap:a,pps=5",
             "af_packet:eth0",
+            "af_packet:eth0,rx=v2",
+            "af_packet:eth0,rx=v3",
+            "fault:seed=2,rx-drop@rate=5/af_packet:eth0,rx=v3",
             "af_xdp:eth0",
             "af_xdp:eth0,queues=2",
             "af_xdp:eth0,queues=4,mode=copy",
@@ -270,6 +300,12 @@ mod tests {
             "pcap:a,pps=1,pps=2",
             "af_packet:",
             "af_packet:averyveryverylongname",
+            "af_packet:,rx=v2",
+            "af_packet:eth0,",
+            "af_packet:eth0,rx=v4",
+            "af_packet:eth0,rx=",
+            "af_packet:eth0,rx=v2,rx=v3",
+            "af_packet:eth0,bogus",
             "bogus:x",
             "af_xdp:",
             "af_xdp:eth0,queues=0",
@@ -287,5 +323,15 @@ mod tests {
             let e = bad.parse::<PortSpec>().unwrap_err().to_string();
             assert!(e.contains(&format!("{bad:?}")), "{e}");
         }
+        let p: PortSpec = "af_packet:eth0,rx=v3".parse().unwrap();
+        assert_eq!(
+            p,
+            PortSpec::AfPacket {
+                iface: "eth0".into(),
+                rx: Some(RxRing::V3)
+            }
+        );
+        let e = "af_packet:eth0,rx=v4".parse::<PortSpec>().unwrap_err();
+        assert!(e.to_string().contains("expected v2 or v3"), "{e}");
     }
 }

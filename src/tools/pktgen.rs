@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::config::load_config;
 use crate::drivers::af_packet::{AfPacketOptions, AfPacketPort};
-use crate::drivers::{BufPool, Port};
+use crate::drivers::{BufPool, Port, PortSpec};
 use crate::pktgen::{
     self, flows, FlowSpec, MemPeerRx, Mix, Options, PcapOut, PktgenError, PortRx, PortTx, Range,
     Report, Size, Verifier,
@@ -16,10 +16,11 @@ use crate::wire::MacAddr;
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Ports: af_packet:IFACE sends and receives on an interface (the director's \
-output comes back on it and is verified); af_xdp:IFACE[,mode=M][,busy_poll] does the same through \
-one AF_XDP socket (builds with the af_xdp feature; every IP frame of the interface goes to it, \
-ARP stays the kernel's); pcap:OUT writes what would be sent to a capture (no \
+    after_help = "Ports: af_packet:IFACE[,rx=v2|v3] sends and receives on an interface (the \
+director's output comes back on it and is verified; rx= picks the receive ring as for rondo run); \
+af_xdp:IFACE[,mode=M][,busy_poll] does the same through one AF_XDP socket (builds with the \
+af_xdp feature; every IP frame of the interface goes to it, ARP stays the kernel's); pcap:OUT \
+writes what would be sent to a capture (no \
 verification). mem ports exist only in-process (the pktgen library with mem::pair, see \
 tests/pktgen.rs); dpdk:DEVARGS (builds with the dpdk feature) sends and receives on one queue \
 of a DPDK port. --replay sends a capture's frames instead of built flows.\n\
@@ -32,7 +33,7 @@ pub struct PktgenArgs {
     /// With a GLB director.conf: its forwarding table.
     #[arg(long)]
     forwarding_table: Option<PathBuf>,
-    /// af_packet:IFACE, af_xdp:IFACE, dpdk:DEVARGS or pcap:OUT.
+    /// af_packet:IFACE[,rx=v2|v3], af_xdp:IFACE, dpdk:DEVARGS or pcap:OUT.
     #[arg(long)]
     port: String,
     /// The director port's MAC: destination of generated frames and the source its
@@ -251,8 +252,18 @@ fn go(a: &PktgenArgs) -> Result<Report, PktgenError> {
     })?;
     let report = match kind {
         "af_packet" => {
+            let rx_ring = match a.port.parse::<PortSpec>() {
+                Ok(PortSpec::AfPacket { rx, .. }) => rx.unwrap_or_default(),
+                Ok(other) => return Err(usage(format!("--port {other}: not an af_packet port"))),
+                Err(e) => return Err(usage(format!("--port: {e}"))),
+            };
             let pool = BufPool::new(8192, 2048).map_err(PktgenError::Setup)?;
-            let port = AfPacketPort::open(rest, pool, AfPacketOptions::default())?;
+            let iface = rest.split(',').next().unwrap_or(rest);
+            let afp = AfPacketOptions {
+                rx_ring,
+                ..AfPacketOptions::default()
+            };
+            let port = AfPacketPort::open(iface, pool, afp)?;
             drive(port, a, &cfg, spec, &opts, dst_mac, dash)?
         }
         #[cfg(feature = "af_xdp")]

@@ -39,7 +39,7 @@ pub const DATA_ROOM: usize = 2048;
 pub struct RunArgs {
     #[command(flatten)]
     config: ConfigArgs,
-    /// Port spec: af_packet:IFACE, af_xdp:IFACE[,queues=N][,mode=M], pcap:IN[,OUT][,loop],
+    /// Port spec: af_packet:IFACE[,rx=v2|v3], af_xdp:IFACE[,queues=N][,mode=M], pcap:IN[,OUT][,loop],
     /// dpdk:DEVARGS (overrides the config);
     /// fault:PLAN/SPEC injects faults into SPEC's port (a testing aid, see drivers::fault).
     #[arg(long)]
@@ -252,9 +252,13 @@ pub fn run(a: &RunArgs) -> Result<Ended, String> {
     let claim = claim_port(spec)?;
     let claim = claim.as_ref();
     match spec {
-        PortSpec::AfPacket { iface } => {
-            let port = AfPacketPort::open(iface, pool()?, AfPacketOptions::default())
-                .map_err(|e| e.to_string())?;
+        PortSpec::AfPacket { iface, rx } => {
+            let opts = AfPacketOptions {
+                rx_ring: rx.unwrap_or_default(),
+                ..AfPacketOptions::default()
+            };
+            let port = AfPacketPort::open(iface, pool()?, opts).map_err(|e| e.to_string())?;
+            tracing::info!(port = %port.name(), rx = %port.options().rx_ring, "af_packet receive ring");
             serve_with(port, faults, &p, a, claim, None)
         }
         #[cfg(feature = "af_xdp")]
@@ -345,7 +349,7 @@ fn serve_with<P: Port + 'static>(
 /// --in-memory); in-memory ports live inside one process.
 pub fn claim_name(spec: &PortSpec) -> Option<String> {
     let name = match spec {
-        PortSpec::AfPacket { iface } => format!("rondo/port/af_packet:{iface}"),
+        PortSpec::AfPacket { iface, .. } => format!("rondo/port/af_packet:{iface}"),
         PortSpec::AfXdp { iface, .. } => format!("rondo/port/af_xdp:{iface}"),
         PortSpec::Pcap {
             output: Some(out), ..
@@ -393,7 +397,7 @@ fn claim_port(spec: &PortSpec) -> Result<Option<crate::sys::claim::Claim>, Strin
                 None => "another rondo (pid unknown)".into(),
             };
             let what = match spec {
-                PortSpec::AfPacket { iface } | PortSpec::AfXdp { iface, .. } => format!(
+                PortSpec::AfPacket { iface, .. } | PortSpec::AfXdp { iface, .. } => format!(
                     "interface {iface} (port {spec}) is already driven by {who} in this network namespace"
                 ),
                 _ => format!("port {spec}: its output file is already written by {who}"),

@@ -6,10 +6,12 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use super::ring::{page_size, rx_ring_req, tx_frame_size, tx_ring_req, Ring};
-use super::rx::{kernel_drops, AfPacketRx};
+use super::ring::{
+    page_size, rx_frame_size_v2, rx_ring_req, tx_frame_size, tx_ring_req, Ring, RxReq,
+};
+use super::rx::{kernel_drops, AfPacketRx, V2Walk, V3Walk, Walk};
 use super::tx::AfPacketTx;
-use super::{uapi, AfPacketOptions, L2_OVERHEAD, MAX_QUEUES};
+use super::{uapi, AfPacketOptions, RxRing, ETH_HLEN, L2_OVERHEAD, MAX_QUEUES};
 use crate::drivers::{
     BufPool, DriverError, LinkInfo, PoolBuf, Port, PortCounters as Counters, PortStats,
 };
@@ -219,6 +221,14 @@ impl AfPacketPort {
         self.tx_frame_size - uapi::V2_DATA
     }
 
+    /// The longest frame a `TPACKET_V2` RX slot holds (sized at open for the MTU then);
+    /// `None` with a V3 ring, whose frames are only bounded by the block.
+    pub fn rx_slot_max(&self) -> Option<usize> {
+        (self.opts.rx_ring == RxRing::V2).then(|| {
+            rx_frame_size_v2(self.opts.frame_size, self.open_mtu) - (uapi::V2_RX_NETOFF - ETH_HLEN)
+        })
+    }
+
     /// Read the interface MTU again and publish it to the TX queues, which refuse longer
     /// frames from their next burst on (`tx_too_big`). A change is logged once. One ioctl:
     /// control side only, never per packet. Returns the MTU now in force.
@@ -237,23 +247,24 @@ impl AfPacketPort {
         let old = self.mtu.swap(new, Ordering::Relaxed);
         if old != new {
             let ring_max = self.tx_ring_max_frame();
-            if new + L2_OVERHEAD > ring_max {
-                tracing::info!(
-                    port = %self.name,
-                    old,
-                    new,
-                    ring_max,
-                    "interface MTU changed; the TX ring slots, sized for MTU {} at start, hold                      frames of at most {ring_max} bytes: longer ones stay refused (tx_too_big)                      until the port is reopened (restart)",
+            let tx = if new + L2_OVERHEAD > ring_max {
+                format!(
+                    "the TX ring slots, sized for MTU {} at start, hold frames of at most \
+                     {ring_max} bytes: longer ones stay refused (tx_too_big) until the port is \
+                     reopened (restart)",
                     self.open_mtu
-                );
+                )
             } else {
-                tracing::info!(
-                    port = %self.name,
-                    old,
-                    new,
-                    "interface MTU changed; frames longer than the new MTU are refused                      (tx_too_big)"
-                );
-            }
+                "frames longer than the new MTU are refused (tx_too_big)".to_string()
+            };
+            let rx = match self.rx_slot_max() {
+                Some(max) if new + L2_OVERHEAD > max => format!(
+                    "; the V2 RX slots hold received frames of at most {max} bytes: longer \
+                     ones are cut short and counted as rx_errors until a restart"
+                ),
+                _ => String::new(),
+            };
+            tracing::info!(port = %self.name, old, new, "interface MTU changed; {tx}{rx}");
         }
         new
     }
@@ -405,29 +416,33 @@ impl AfPacketPort {
             setsockopt(&fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
                 .map_err(|e| self.err("attaching the start-up filter", e))?;
         }
-        setsockopt(
-            &fd,
-            libc::SOL_PACKET,
-            uapi::PACKET_VERSION,
-            &uapi::TPACKET_V3,
-        )
-        .map_err(|e| self.err("selecting TPACKET_V3", e))?;
+        let (version, what) = match req {
+            RxReq::V2(_) => (uapi::TPACKET_V2, "selecting TPACKET_V2"),
+            RxReq::V3(_) => (uapi::TPACKET_V3, "selecting TPACKET_V3"),
+        };
+        setsockopt(&fd, libc::SOL_PACKET, uapi::PACKET_VERSION, &version)
+            .map_err(|e| self.err(what, e))?;
         // Linux >= 4.20; older kernels are covered by the sll_pkttype check.
         let _ = setsockopt(&fd, libc::SOL_PACKET, uapi::PACKET_IGNORE_OUTGOING, &1i32);
-        if let Err(e) = setsockopt(&fd, libc::SOL_PACKET, uapi::PACKET_RX_RING, &req) {
+        let set = match &req {
+            RxReq::V2(r) => setsockopt(&fd, libc::SOL_PACKET, uapi::PACKET_RX_RING, r),
+            RxReq::V3(r) => setsockopt(&fd, libc::SOL_PACKET, uapi::PACKET_RX_RING, r),
+        };
+        if let Err(e) = set {
             if e.raw_os_error() == Some(libc::ENOMEM) {
                 return Err(port_err(
                     &self.name,
                     format!(
                         "setting up the RX ring: not enough memory for {} blocks of {} bytes \
                          (lower block_count or block_size) ({e})",
-                        req.block_nr, req.block_size
+                        req.block_count(),
+                        req.block_size()
                     ),
                 ));
             }
             return Err(self.err("setting up the RX ring (PACKET_RX_RING)", e));
         }
-        let ring_len = req.block_size as usize * req.block_nr as usize;
+        let ring_len = req.block_size() * req.block_count();
         let ring = Ring::map(&fd, ring_len).map_err(|e| self.err("mapping the RX ring", e))?;
         bind_ll(&fd, self.ifindex, libc::ETH_P_ALL as u16)
             .map_err(|e| self.err("binding to the interface", e))?;
@@ -448,15 +463,27 @@ impl AfPacketPort {
                 .map_err(|e| self.err("enabling promiscuous mode", e))?;
         }
         let fd = Arc::new(fd);
+        let walk = match req {
+            RxReq::V2(r) => Walk::V2(V2Walk {
+                block_size: r.block_size as usize,
+                frame_size: r.frame_size as usize,
+                per_block: (r.block_size / r.frame_size) as usize,
+                frames: r.frame_nr as usize,
+                next: 0,
+            }),
+            RxReq::V3(r) => Walk::V3(V3Walk {
+                block_size: r.block_size as usize,
+                block_count: r.block_nr as usize,
+                block: 0,
+                in_block: false,
+                pkts_left: 0,
+                offset: 0,
+            }),
+        };
         let rx = AfPacketRx {
             ring,
             fd,
-            block_size: req.block_size as usize,
-            block_count: req.block_nr as usize,
-            block: 0,
-            in_block: false,
-            pkts_left: 0,
-            offset: 0,
+            walk,
             pool: self.pool.clone(),
             counters: self.counters.clone(),
         };

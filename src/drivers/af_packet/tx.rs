@@ -52,7 +52,7 @@ const REFUSED_LOG_EVERY: Duration = Duration::from_secs(1);
 impl AfPacketTx {
     #[inline]
     fn slot_offset(&self, i: usize) -> usize {
-        (i / self.per_block) * self.block_size + (i % self.per_block) * self.frame_size
+        super::ring::slot_offset(i, self.per_block, self.block_size, self.frame_size)
     }
 
     /// Ask the kernel to send every queued slot (never blocks; a bounded number of

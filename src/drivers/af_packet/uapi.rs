@@ -27,7 +27,7 @@ pub const PACKET_FANOUT_FLAG_IGNORE_OUTGOING: u32 = 0x4000;
 /// `sll_pkttype` of a frame this host sent.
 pub const PACKET_OUTGOING: u8 = 4;
 
-// RX (V3 block status and frame status).
+// RX (V3 block status, V2 and V3 frame status).
 pub const TP_STATUS_KERNEL: u32 = 0;
 pub const TP_STATUS_USER: u32 = 1;
 /// The L4 checksum was left to the NIC (`CHECKSUM_PARTIAL`: a frame sent by another
@@ -62,12 +62,23 @@ pub const SLL_PKTTYPE: usize = 10;
 /// `TPACKET3_HDRLEN`: header plus `sockaddr_ll` (20 bytes).
 pub const TPACKET3_HDRLEN: usize = 48 + 20;
 
-/// `struct tpacket2_hdr`: tp_status at 0, tp_len at 4; the frame starts at
+/// `struct tpacket2_hdr` (32 bytes): tp_status at 0, tp_len at 4; a TX frame starts at
 /// `TPACKET2_HDRLEN - sizeof(struct sockaddr_ll)` = 32.
+pub const V2_STATUS: usize = 0;
 pub const V2_LEN: usize = 4;
 pub const V2_DATA: usize = 32;
+/// RX fields of `struct tpacket2_hdr`, then `struct sockaddr_ll` (16-byte aligned).
+pub const V2_SNAPLEN: usize = 8;
+pub const V2_MAC: usize = 12;
+pub const V2_VLAN_TCI: usize = 24;
+pub const V2_VLAN_TPID: usize = 26;
+pub const V2_SLL: usize = 32;
 /// `TPACKET2_HDRLEN`.
 pub const TPACKET2_HDRLEN: usize = 32 + 20;
+/// Where the kernel puts the network header of a received frame in a V2 slot:
+/// `TPACKET_ALIGN(TPACKET2_HDRLEN + 16)` (for link headers up to 16 bytes; the MAC header
+/// sits just before it).
+pub const V2_RX_NETOFF: usize = (TPACKET2_HDRLEN + 16).div_ceil(16) * 16;
 
 /// `struct tpacket_req3`.
 #[repr(C)]
@@ -92,13 +103,13 @@ pub struct TpacketReq {
     pub frame_nr: u32,
 }
 
-/// `struct tpacket_stats_v3`.
+/// `struct tpacket_stats`: what `PACKET_STATISTICS` returns for a V2 ring, and the first
+/// two fields of `struct tpacket_stats_v3` (the kernel copies no more than asked for).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
-pub struct TpacketStatsV3 {
+pub struct TpacketStats {
     pub packets: u32,
     pub drops: u32,
-    pub freeze_q_cnt: u32,
 }
 
 /// `struct packet_mreq`.
@@ -118,6 +129,6 @@ unsafe impl SockOpt for TpacketReq3 {}
 // SAFETY: as above.
 unsafe impl SockOpt for TpacketReq {}
 // SAFETY: as above.
-unsafe impl SockOpt for TpacketStatsV3 {}
+unsafe impl SockOpt for TpacketStats {}
 // SAFETY: as above.
 unsafe impl SockOpt for PacketMreq {}
