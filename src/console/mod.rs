@@ -3,7 +3,7 @@
 //!
 //! - [`grammar`]: commands, help, completion.
 //! - [`exec`]: runs commands against the [`crate::runtime::plane::ControlPlane`].
-//! - [`server`]: the socket (mode 0600), one thread per session, bounded lines and sessions.
+//! - [`server`]: the socket (mode 0660 group `rondo` when that group exists, else 0600), one thread per session, bounded lines and sessions.
 //! - [`client`]: the interactive client (line editing, history, completion) and `-c`.
 //!
 //! Protocol: the client sends one command per line (LF, at most [`MAX_LINE`] bytes, UTF-8).

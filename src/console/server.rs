@@ -1,4 +1,6 @@
-//! The console socket: a unix stream socket of mode 0600, one thread per session.
+//! The console socket: a unix stream socket of mode 0660 and group `rondo` when that group
+//! exists (its members may use the console; the Debian package makes it), of mode 0600
+//! otherwise (the director's user only); one thread per session.
 //!
 //! Input is bounded: lines longer than [`MAX_LINE`] bytes are answered with an error and
 //! skipped, bytes that are not UTF-8 likewise, and at most `max_clients` sessions are
@@ -55,10 +57,31 @@ fn io<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(std::io::Error) -> Co
     }
 }
 
-/// Bind `path` with mode 0600 from the first moment: the socket is made in a fresh
-/// directory of mode 0700 next to it, restricted, and renamed into place. A stale socket
-/// (nobody listening) is replaced; a live one or any other file is an error.
+/// The group whose members may use the console socket, when it exists.
+pub const CONSOLE_GROUP: &str = "rondo";
+
+/// Who may use the socket: mode 0660 and group `group` when a group of that name exists
+/// (and we may give the socket to it: we are root or one of its members), 0600 otherwise.
+fn socket_access(group: &str) -> (u32, Option<nix::unistd::Gid>) {
+    match nix::unistd::Group::from_name(group) {
+        Ok(Some(g)) => (0o660, Some(g.gid)),
+        Ok(None) => (0o600, None),
+        Err(e) => {
+            tracing::warn!(group, "cannot look up group: {e}; console socket is 0600");
+            (0o600, None)
+        }
+    }
+}
+
+/// Bind `path` with its final mode from the first moment (see [`socket_access`]): the
+/// socket is made in a fresh directory of mode 0700 next to it, restricted, and renamed
+/// into place. A stale socket (nobody listening) is replaced; a live one or any other file
+/// is an error.
 fn bind(path: &Path) -> Result<(UnixListener, u64), ConsoleError> {
+    bind_for(path, CONSOLE_GROUP)
+}
+
+fn bind_for(path: &Path, group: &str) -> Result<(UnixListener, u64), ConsoleError> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -95,8 +118,21 @@ fn bind(path: &Path) -> Result<(UnixListener, u64), ConsoleError> {
     let tmp = tmp_dir.join("s");
     let result = (|| {
         let l = UnixListener::bind(&tmp).map_err(io(path, "bind"))?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-            .map_err(io(path, "chmod 0600"))?;
+        let mode = match socket_access(group) {
+            (mode, Some(gid)) => match std::os::unix::fs::chown(&tmp, None, Some(gid.as_raw())) {
+                Ok(()) => mode,
+                Err(e) => {
+                    tracing::warn!(
+                        group,
+                        "cannot give the console socket to group {group}: {e}; it is 0600"
+                    );
+                    0o600
+                }
+            },
+            (mode, None) => mode,
+        };
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+            .map_err(io(path, "chmod"))?;
         std::fs::rename(&tmp, path).map_err(io(path, "move into place"))?;
         let ino = std::fs::metadata(path).map_err(io(path, "stat"))?.ino();
         Ok((l, ino))
@@ -600,10 +636,34 @@ mod tests {
     }
 
     #[test]
+    fn socket_is_for_the_console_group_when_it_exists_else_private() {
+        let dir = tempfile::tempdir().unwrap();
+        // A group that exists and that we may give files to: our own effective group.
+        let gid = nix::unistd::getegid();
+        let ours = nix::unistd::Group::from_gid(gid).unwrap().unwrap().name;
+        let p = dir.path().join("grp.sock");
+        let (_l, _) = bind_for(&p, &ours).unwrap();
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, 0o660);
+        assert_eq!(m.gid(), gid.as_raw());
+        // No such group: owner only.
+        let q = dir.path().join("own.sock");
+        let (_l2, _) = bind_for(&q, "rondo-no-such-group-for-tests").unwrap();
+        assert_eq!(
+            std::fs::metadata(&q).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            socket_access("rondo-no-such-group-for-tests"),
+            (0o600, None)
+        );
+    }
+
+    #[test]
     fn socket_is_private_and_stale_ones_are_replaced_but_not_live_ones() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("sub/rondo.sock");
-        let (l, _) = bind(&p).unwrap();
+        let (l, _) = bind_for(&p, "rondo-no-such-group-for-tests").unwrap();
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert!(matches!(bind(&p), Err(ConsoleError::InUse { .. })));

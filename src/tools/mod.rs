@@ -5,6 +5,7 @@ mod config_args;
 mod console;
 mod demo;
 mod fleet;
+mod gen_docs;
 mod healthcheck;
 mod healthcheck_fleet;
 mod pcap;
@@ -81,6 +82,9 @@ enum Cmd {
     Pktgen(pktgen::PktgenArgs),
     /// A fleet's desired state in etcd: status, push, set/clear, diff, history, rollback, wait (needs `--features etcd`).
     Fleet(fleet::FleetArgs),
+    /// Write the man pages and shell completions (made from this command line) into a folder.
+    #[command(hide = true)]
+    GenDocs(gen_docs::GenDocsArgs),
 }
 
 #[derive(Subcommand)]
@@ -169,6 +173,7 @@ pub fn main() -> ExitCode {
         Cmd::Redirect(args) => redirect::run(&args),
         Cmd::Pktgen(args) => pktgen::run(&args),
         Cmd::Fleet(args) => return fleet::main(&args),
+        Cmd::GenDocs(args) => gen_docs::run(&args),
         Cmd::Console(args) => match console::run(&args) {
             Ok(true) => Ok(()),
             // The failed command's message is already printed.

@@ -70,7 +70,7 @@ pub struct RunArgs {
     /// capture through a device that never says it is finished, e.g. DPDK net_pcap).
     #[arg(long)]
     stop_when_idle: Option<f64>,
-    /// Console socket (mode 0600), or "off" (overrides [console] socket; default /run/rondo/rondo.sock).
+    /// Console socket (mode 0660 group rondo when that group exists, else 0600), or "off" (overrides [console] socket; default /run/rondo/rondo.sock).
     #[arg(long, value_name = "PATH|off")]
     console_socket: Option<String>,
     /// Console on standard input, like testpmd -i; `quit` there stops the director.
