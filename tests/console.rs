@@ -167,11 +167,17 @@ fn every_command_answers_and_changes_go_through_the_rebuild() {
     let mut draining_hop_seen = false;
     for i in 0..64 {
         let f = d.ok(&format!("show flow 10.0.0.{i}:4000 1.1.1.1:80 tcp"));
-        assert!(f.contains("(table web)") && f.contains("lands on 10.1.0."), "{f}");
+        assert!(
+            f.contains("(table web)") && f.contains("lands on 10.1.0."),
+            "{f}"
+        );
         assert!(!f.contains("lands on 10.1.0.1"), "{f}");
         draining_hop_seen |= f.contains("10.1.0.1 (backend 0, draining, healthy)");
     }
-    assert!(draining_hop_seen, "the drained backend is still a hop of some rows");
+    assert!(
+        draining_hop_seen,
+        "the drained backend is still a hop of some rows"
+    );
     let f = d.ok("show flow 10.0.0.1:4000 1.1.1.1:22 tcp");
     assert!(f.contains("no bind of it takes tcp port 22"), "{f}");
     assert!(d.fails("show flow 10.0.0.1 1.1.1.1 sctp").contains("sctp"));

@@ -142,3 +142,69 @@ fn bad_params_are_an_error() {
     };
     assert!(run(Scenario::Drain, p).is_err());
 }
+
+/// Client affinity (issue 22, item 4): hashed on the client address, every client keeps one
+/// backend until a change moves it, each change moves a client at most once, and no client
+/// comes back to a backend it left; hashed on address and port, clients spread over every
+/// backend (the harness can tell the difference).
+#[test]
+fn sticky_clients_keep_one_backend_and_move_once_per_change() {
+    use rondo_sim::{affinity, AffinityParams, Plan};
+    for plan in [Plan::Separate, Plan::Replace] {
+        let r = affinity(AffinityParams {
+            plan,
+            ..AffinityParams::default()
+        })
+        .unwrap();
+        println!("{r}");
+        assert!(r.connections >= 2000, "{r}");
+        assert_eq!(r.run.broken() + r.run.new_failed, 0, "{r}");
+        assert!(r.run.new_judged >= 2000, "{r}");
+        assert_eq!(r.split_before_change, 0, "{r}");
+        assert_eq!(r.moved_more_per_change, 0, "{r}");
+        assert_eq!(r.returned, 0, "{r}");
+        assert!(r.flapped_in_rollout <= r.clients / 10, "{r}");
+        // Backend 0 held about a quarter of the clients, and they all moved.
+        assert!(r.moved_once + r.moved_more >= r.clients / 8, "{r}");
+        assert!(r.kept_one >= r.clients / 3, "{r}");
+        if plan == Plan::Replace {
+            assert_eq!(
+                r.moved_more, 0,
+                "one change moves a client once at most\n{r}"
+            );
+        }
+        let five = affinity(AffinityParams {
+            plan,
+            sticky: false,
+            ..AffinityParams::default()
+        })
+        .unwrap();
+        println!("{five}");
+        assert_eq!(five.run.broken() + five.run.new_failed, 0, "{five}");
+        assert!(five.kept_one < r.kept_one / 4, "{five}\n{r}");
+        assert!(five.split_before_change > five.clients / 2, "{five}");
+    }
+}
+
+/// With every director swapping at once (no rollout window), not even one client goes back
+/// and forth.
+#[test]
+fn sticky_clients_never_flap_when_directors_swap_together() {
+    use rondo_sim::{affinity, AffinityParams, Params};
+    let d = AffinityParams::default();
+    let r = affinity(AffinityParams {
+        base: Params {
+            stagger_ms: 0,
+            ..d.base
+        },
+        ..d
+    })
+    .unwrap();
+    println!("{r}");
+    assert_eq!(
+        (r.returned, r.flapped_in_rollout, r.moved_more_per_change),
+        (0, 0, 0),
+        "{r}"
+    );
+    assert!(r.moved_once >= r.clients / 8, "{r}");
+}

@@ -42,6 +42,9 @@ pub struct Backend {
     pub sockets: SocketSet<'static>,
     policy: Policy,
     pub stats: BackendStats,
+    /// Client ends (address, port) of every connection opening (a SYN without ACK) this
+    /// backend took into its own stack, in order: where each connection landed.
+    pub accepted: Vec<(Ipv4Addr, u16)>,
 }
 
 /// The backend's socket set, as the decision sees the kernel.
@@ -116,6 +119,7 @@ impl Backend {
                 subnet_broadcasts: rondo::redirect::decide::SubnetBroadcasts::default(),
             },
             stats: BackendStats::default(),
+            accepted: Vec::new(),
         };
         b.replenish();
         Ok(b)
@@ -137,6 +141,9 @@ impl Backend {
             Decision::Local { inner, .. } => match payload.get(inner) {
                 Some(p) => {
                     self.stats.local += 1;
+                    if let Some(end) = syn_from(p) {
+                        self.accepted.push(end);
+                    }
                     self.dev.rx.push_back(p.to_vec());
                     None
                 }
@@ -246,6 +253,17 @@ impl Backend {
             })
             .collect()
     }
+}
+
+/// The client end (source address, port) of an IPv4 TCP connection opening (SYN, no ACK).
+fn syn_from(ip: &[u8]) -> Option<(Ipv4Addr, u16)> {
+    let p = Ipv4Packet::new_checked(ip).ok()?;
+    if p.protocol() != ip_proto::TCP {
+        return None;
+    }
+    let tcp = ip.get(p.header_len()..)?;
+    let flags = *tcp.get(13)?;
+    (flags & 0x12 == 0x02).then(|| (p.src_addr(), u16::from_be_bytes([tcp[0], tcp[1]])))
 }
 
 /// Outer IPv4/UDP of a GUE datagram: (outer facts, UDP source port, TOS, UDP payload).

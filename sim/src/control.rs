@@ -25,6 +25,8 @@ pub struct Control {
     pub entries: Vec<Entry>,
     pub hash_fields: Vec<&'static str>,
     pub alt_hash_fields: Option<Vec<&'static str>>,
+    /// Hops per row (the config's `hops`).
+    pub hops: usize,
     /// Bumped by every compile, so snapshots can be told apart.
     pub generation: u64,
 }
@@ -42,6 +44,7 @@ impl Control {
                 .collect(),
             hash_fields: vec!["src_addr", "src_port"],
             alt_hash_fields: None,
+            hops: 2,
             generation: 0,
         }
     }
@@ -67,6 +70,7 @@ impl Control {
         if let Some(alt) = &self.alt_hash_fields {
             let _ = writeln!(t, "alt_hash_fields = [{}]", list(alt));
         }
+        let _ = writeln!(t, "hops = {}", self.hops);
         let _ = writeln!(t, "\n[[tables]]\nname = \"sim\"");
         let _ = writeln!(t, "hash_key = \"12345678901234561234567890123456\"");
         let _ = writeln!(t, "seed = \"34567890123456783456789012345678\"");

@@ -13,12 +13,15 @@
 //! - [`backend`]: a backend: second chance over its smoltcp sockets, an echo server.
 //! - [`client`]: a client host: long-lived streaming connections and short new ones.
 //! - [`scenario`]: the scenarios and the runner that counts broken connections.
+//! - [`affinity`]: client affinity: where each client's connections land while the fleet
+//!   changes.
 //!
 //! [`Snapshot`]: rondo::datapath::Snapshot
 //! [`process_burst`]: rondo::datapath::process_burst
 //! [`decide`]: rondo::redirect::decide::decide
 //! [`forward::build`]: rondo::redirect::forward::build
 
+pub mod affinity;
 pub mod backend;
 pub mod client;
 pub mod control;
@@ -26,6 +29,7 @@ pub mod director;
 pub mod net;
 pub mod scenario;
 
+pub use affinity::{affinity, AffinityParams, AffinityReport, Plan};
 pub use scenario::{run, Params, Report, Scenario};
 
 /// Why a simulation could not be set up or run.

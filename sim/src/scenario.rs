@@ -195,17 +195,19 @@ impl fmt::Display for Report {
 
 /// A table edit, applied to the control config and then reloaded by every director.
 #[derive(Debug, Clone, Copy)]
-enum Edit {
+pub(crate) enum Edit {
     Add(usize),
     State(usize, BackendState),
     Healthy(usize, bool),
     Remove(usize),
+    /// One change: the first backend drains and the second joins as `filling`.
+    Replace(usize, usize),
     Nothing,
     Migrate,
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Event {
+pub(crate) enum Event {
     Edit(Edit),
     Reload(usize),
     KillBackend(usize),
@@ -238,26 +240,26 @@ impl Rng {
     }
 }
 
-struct Sim {
-    p: Params,
-    now: i64,
-    control: Control,
-    directors: Vec<Director>,
+pub(crate) struct Sim {
+    pub(crate) p: Params,
+    pub(crate) now: i64,
+    pub(crate) control: Control,
+    pub(crate) directors: Vec<Director>,
     /// Directors ECMP sends to.
     ecmp: Vec<usize>,
-    backends: Vec<Backend>,
-    clients: Vec<Client>,
+    pub(crate) backends: Vec<Backend>,
+    pub(crate) clients: Vec<Client>,
     wire: Vec<(Hop, Vec<u8>)>,
-    events: Vec<(i64, Event)>,
-    changes: Vec<(i64, String)>,
-    last_change: i64,
+    pub(crate) events: Vec<(i64, Event)>,
+    pub(crate) changes: Vec<(i64, String)>,
+    pub(crate) last_change: i64,
     rng: Rng,
     /// Long connections get a lifetime (and are replaced) when set: (min, max) ms.
     lifetime: Option<(i64, i64)>,
 }
 
 impl Sim {
-    fn new(p: Params, lifetime: Option<(i64, i64)>) -> Result<Sim, SimError> {
+    pub(crate) fn new(p: Params, lifetime: Option<(i64, i64)>) -> Result<Sim, SimError> {
         if p.directors == 0 || p.backends < 2 || p.clients == 0 || p.traffic.request == 0 {
             return Err(SimError::Params(format!(
                 "need directors >= 1, backends >= 2, clients >= 1, request > 0: {p:?}"
@@ -293,7 +295,7 @@ impl Sim {
         })
     }
 
-    fn at(&mut self, t: i64, e: Event) {
+    pub(crate) fn at(&mut self, t: i64, e: Event) {
         self.events.push((t, e));
     }
 
@@ -324,6 +326,16 @@ impl Sim {
                         }
                     }
                     Edit::Remove(b) => c.entries.retain(|e| e.backend != b),
+                    Edit::Replace(old, new) => {
+                        if let Some(e) = c.entry_mut(old) {
+                            e.state = BackendState::Draining;
+                        }
+                        c.entries.push(Entry {
+                            backend: new,
+                            state: BackendState::Filling,
+                            healthy: true,
+                        });
+                    }
                     Edit::Nothing => {}
                     Edit::Migrate => {
                         c.alt_hash_fields = Some(c.hash_fields.clone());
@@ -379,7 +391,7 @@ impl Sim {
         Ok(())
     }
 
-    fn tick(&mut self) -> Result<(), SimError> {
+    pub(crate) fn tick(&mut self) -> Result<(), SimError> {
         self.now += 1;
         let now = Instant::from_millis(self.now);
         let due: Vec<Event> = {
@@ -462,9 +474,9 @@ impl Sim {
             .count()
     }
 
-    fn report(&self, scenario: Scenario) -> Report {
+    pub(crate) fn report(&self, name: &'static str) -> Report {
         let mut r = Report {
-            scenario: scenario.name(),
+            scenario: name,
             second_chance: self.p.second_chance,
             virtual_ms: self.now,
             changes: self.changes.clone(),
@@ -592,5 +604,5 @@ pub fn run(scenario: Scenario, p: Params) -> Result<Report, SimError> {
         sim.changes
             .push((sim.now, "run ended with changes still pending".to_string()));
     }
-    Ok(sim.report(scenario))
+    Ok(sim.report(scenario.name()))
 }
