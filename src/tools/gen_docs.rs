@@ -50,9 +50,21 @@ pub fn generate(out: &Path) -> Result<(usize, usize), String> {
             .map_err(|e| format!("{}: {e}", man_dir.display()))?;
         pages += 1;
     }
+    // clap_complete offers hidden subcommands too: complete a copy without them.
+    // (`cmd` is built: its --help and --version are among its arguments already.)
+    let mut visible = clap::Command::new("rondo")
+        .version(env!("CARGO_PKG_VERSION"))
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .disable_help_subcommand(true)
+        .args(cmd.get_arguments().cloned())
+        .subcommands(cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
+    if let Some(about) = cmd.get_about() {
+        visible = visible.about(about.clone());
+    }
     let mut completions = 0;
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-        clap_complete::generate_to(shell, &mut cmd, "rondo", &comp_dir)
+        clap_complete::generate_to(shell, &mut visible, "rondo", &comp_dir)
             .map_err(|e| format!("{}: {e}", comp_dir.display()))?;
         completions += 1;
     }
