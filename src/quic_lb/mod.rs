@@ -24,6 +24,7 @@
 //! - [`header`]: the destination CID of a UDP payload (QUIC long and short headers,
 //!   version invariant), zero-copy.
 //! - [`server_id`]: [`ServerId`], a small `Copy` value (1..=15 bytes).
+//! - `quinn` (feature `quinn`): a quinn-proto `ConnectionIdGenerator`.
 //!
 //! Everything that reads bytes from the network ([`QuicLbConfig::decode`],
 //! [`QuicLbConfigs::decode`], [`header::parse`]) is total: any input gives an answer, never
@@ -42,6 +43,8 @@ pub mod config;
 pub mod feistel;
 pub mod header;
 mod hex;
+#[cfg(feature = "quinn")]
+pub mod quinn;
 pub mod server_id;
 
 pub use self::cid::{
