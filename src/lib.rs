@@ -16,6 +16,8 @@
 //! - [`metrics`]: Prometheus over HTTP and the statsd push.
 //! - [`pktgen`]: `rondo pktgen`: traffic generator and verifier of the director's output.
 //! - [`redirect`]: the backend side (`rondo redirect`): GUE second chance, decapsulation to a TUN.
+//! - [`quic_lb`]: QUIC-LB (draft-ietf-quic-load-balancers-21): routable QUIC connection IDs,
+//!   their configurations, encoding, decoding and the QUIC header's DCID; a leaf library.
 //! - [`tools`]: the `rondo` subcommands.
 //! - [`sys`]: CPU and OS primitives: interfaces and ioctls, TUN/TAP, sockets, netlink,
 //!   `recvmmsg` batches, poll; what drivers and `rondo redirect` share of the OS.
@@ -36,6 +38,7 @@ pub mod hash;
 pub mod health;
 pub mod metrics;
 pub mod pktgen;
+pub mod quic_lb;
 pub mod redirect;
 pub mod runtime;
 pub mod sys;

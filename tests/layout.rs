@@ -1,6 +1,7 @@
 //! The floor plan of the source tree: imports run one way. Inside `src/datapath/` the
 //! order is `pipeline -> express -> {encap, classify} -> snapshot -> leaves`; `src/hash/`
-//! and `src/sys/` never both use each other, and no modules of either import in a circle.
+//! and `src/sys/` never both use each other, and no modules of either import in a circle;
+//! `src/quic_lb/` (the QUIC-LB codec) imports nothing else of Rondo.
 //!
 //! Read from the source text (module paths only, comments left out): a reference
 //! `super::x` (at a file's top level), `crate::datapath::x`, `crate::hash::x` or
@@ -312,6 +313,41 @@ fn datapath_imports_run_one_way() {
             assert!(
                 rt < rf || (rf == 0 && rt == 0),
                 "{from} imports {t}, against the floor plan"
+            );
+        }
+    }
+}
+
+#[test]
+fn quic_lb_is_a_leaf() {
+    // The QUIC-LB codec is a library the datapath uses, not the other way round: it
+    // imports no other part of Rondo (no `crate::x` but `crate::quic_lb`, and `mod.rs`,
+    // whose `super` is the crate root, no `super::`).
+    let mods = modules("quic_lb");
+    for m in ["mod", "cid", "config", "feistel", "header", "server_id"] {
+        assert!(mods.iter().any(|(n, _)| n == m), "quic_lb::{m} not found");
+    }
+    for (name, text) in &mods {
+        for (no, line) in text.lines().enumerate() {
+            let code = match line.find("//") {
+                Some(i) => &line[..i],
+                None => line,
+            };
+            for (i, _) in code.match_indices("crate::") {
+                assert!(
+                    code[i + "crate::".len()..].starts_with("quic_lb"),
+                    "quic_lb::{name} line {}: {}",
+                    no + 1,
+                    line.trim()
+                );
+            }
+            if name == "mod" {
+                assert!(!code.contains("super::"), "quic_lb::mod line {}", no + 1);
+            }
+            assert!(
+                !code.contains("super::super::"),
+                "quic_lb::{name} line {}: reaches out of quic_lb",
+                no + 1
             );
         }
     }

@@ -191,6 +191,8 @@ fn debian_package_builds_lints_installs_and_removes_cleanly() {
         "console",
         "pktgen",
         "fleet",
+        "quic-lb",
+        "quic-lb-keygen",
     ] {
         let name = if page == "rondo" {
             "rondo".to_string()

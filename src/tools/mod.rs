@@ -10,6 +10,7 @@ mod healthcheck;
 mod healthcheck_fleet;
 mod pcap;
 mod pktgen;
+mod quic_lb;
 mod redirect;
 mod report;
 mod run;
@@ -80,6 +81,12 @@ enum Cmd {
     Console(console::ConsoleArgs),
     /// Traffic generator: flows to the VIPs at a paced rate, every reply verified against the tables.
     Pktgen(pktgen::PktgenArgs),
+    /// QUIC-LB connection IDs (draft-ietf-quic-load-balancers-21): keygen, encode, decode.
+    ///
+    /// `--config` is a file or the snippet itself: `quic_lb = { config_id = 0,
+    /// server_id_len = 3, nonce_len = 13, key = "32 hex digits" }` (as `keygen` prints
+    /// it), an array of two of them while keys rotate, or the inline table alone.
+    QuicLb(quic_lb::QuicLbArgs),
     /// A fleet's desired state in etcd: status, push, set/clear, diff, history, rollback, wait (needs `--features etcd`).
     Fleet(fleet::FleetArgs),
     /// Write the man pages and shell completions (made from this command line) into a folder.
@@ -142,7 +149,10 @@ pub fn main() -> ExitCode {
             .init(),
         LogFormat::Json => logs.json().with_ansi(false).init(),
     }
-    if matches!(cli.cmd, Cmd::Table(_) | Cmd::CheckConfig { .. }) {
+    if matches!(
+        cli.cmd,
+        Cmd::Table(_) | Cmd::CheckConfig { .. } | Cmd::QuicLb(_)
+    ) {
         crate::sys::process::default_sigpipe();
     }
     let result = match cli.cmd {
@@ -172,6 +182,7 @@ pub fn main() -> ExitCode {
         Cmd::Healthcheck(args) => healthcheck::run(&args),
         Cmd::Redirect(args) => redirect::run(&args),
         Cmd::Pktgen(args) => pktgen::run(&args),
+        Cmd::QuicLb(args) => quic_lb::run(&args),
         Cmd::Fleet(args) => return fleet::main(&args),
         Cmd::GenDocs(args) => gen_docs::run(&args),
         Cmd::Console(args) => match console::run(&args) {
