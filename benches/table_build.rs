@@ -16,6 +16,7 @@ fn specs(backends: usize, tables: usize, weighted: bool) -> Vec<TableSpec> {
     (0..tables)
         .map(|t| TableSpec {
             name: format!("bench{t}"),
+            quic_lb: None,
             hash_key: [t as u8; 16],
             seed: Some(core::array::from_fn(|i| (i * 31 + t) as u8)),
             binds: vec![Bind {

@@ -41,6 +41,7 @@ fn spec_table(backends: Vec<Backend>) -> TableSpec {
         seed: Some(parse_hex_key("49a3d861d661ae5ab06ed9326871a2f5").unwrap()),
         binds: vec![bind("1.1.1.1")],
         backends,
+        quic_lb: None,
     }
 }
 
@@ -552,6 +553,7 @@ fn arb_table() -> impl Strategy<Value = ForwardingTable> {
                 seed: None,
                 binds,
                 backends,
+                quic_lb: None,
             };
             ForwardingTable::from_parts(spec, RowPolicy::Glb, 2, rows.into_boxed_slice()).unwrap()
         })
@@ -668,6 +670,7 @@ fn arb_spec() -> impl Strategy<Value = TableSpec> {
             hash_key,
             seed: Some(seed),
             binds,
+            quic_lb: None,
             backends: backends
                 .into_iter()
                 .map(|(mut b, weight, port, uri)| {

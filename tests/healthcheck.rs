@@ -296,6 +296,7 @@ fn spec(port: u16) -> TableSpec {
         hash_key: KEY,
         seed: Some(*b"fedcba9876543210"),
         binds: vec![],
+        quic_lb: None,
         backends: vec![
             backend("127.0.0.1", Some(port)),
             backend("127.0.0.2", None),

@@ -102,6 +102,7 @@ fn query(vips: Vec<IpAddr>) -> impl Strategy<Value = FlowQuery> {
                 dst,
                 dport,
                 proto: if tcp { Proto::Tcp } else { Proto::Udp },
+                cid: None,
             }
         })
 }

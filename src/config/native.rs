@@ -29,7 +29,10 @@ use super::{
 };
 use crate::config::settings::DEFAULT_SRC_MAC;
 use crate::hash::parse_hex_key;
-use crate::table::{Backend, BackendState, Bind, HealthChecks, Proto, RowPolicy, TableSpec};
+use crate::quic_lb::{QuicLbConfigs, QuicLbSpec, ServerId};
+use crate::table::{
+    Backend, BackendState, Bind, HealthChecks, Proto, QuicLbTable, RowPolicy, TableSpec,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,6 +122,9 @@ struct RawTable {
     binds: Vec<RawBind>,
     #[serde(default)]
     backends: Vec<RawBackend>,
+    /// QUIC-LB configurations for the table's UDP binds: one table, or an array of one or
+    /// two while keys rotate.
+    quic_lb: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -140,6 +146,8 @@ struct RawBackend {
     weight: Option<Spanned<i64>>,
     #[serde(default)]
     healthchecks: RawHealthChecks,
+    /// QUIC-LB server ID, hex (tables with `quic_lb` only).
+    server_id: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -809,13 +817,123 @@ fn table(cx: &Ctx, i: usize, t: &RawTable) -> Result<TableSpec, ConfigError> {
             },
         });
     }
+    let quic_lb = quic_lb_table(cx, &at, t, &binds, &backends)?;
     Ok(TableSpec {
         name,
         hash_key,
         seed: Some(seed),
         binds,
         backends,
+        quic_lb,
     })
+}
+
+/// A table's `quic_lb` and its backends' `server_id`s: at most two configurations at
+/// distinct codepoints, one server ID length, at least one UDP bind, every server ID of that
+/// length and none twice.
+fn quic_lb_table(
+    cx: &Ctx,
+    at: &dyn Fn(&str) -> String,
+    t: &RawTable,
+    binds: &[Bind],
+    backends: &[Backend],
+) -> Result<Option<QuicLbTable>, ConfigError> {
+    let Some(specs) = &t.quic_lb else {
+        if let Some((j, b)) = t
+            .backends
+            .iter()
+            .enumerate()
+            .find_map(|(j, b)| Some((j, b.server_id.as_ref()?)))
+        {
+            return Err(cx.err(
+                b.span(),
+                at(&format!("backends[{j}].server_id")),
+                "a server ID needs the table's `quic_lb` configurations",
+            ));
+        }
+        return Ok(None);
+    };
+    let field = at("quic_lb");
+    let values = match specs.get_ref() {
+        toml::Value::Array(a) => a.clone(),
+        v @ toml::Value::Table(_) => vec![v.clone()],
+        _ => {
+            return Err(cx.err(
+                specs.span(),
+                field,
+                "expected a configuration table { config_id, server_id_len, nonce_len, key } or an array of one or two",
+            ))
+        }
+    };
+    let list = values
+        .into_iter()
+        .enumerate()
+        .map(|(k, v)| {
+            v.try_into::<QuicLbSpec>().map_err(|e| {
+                cx.err(
+                    specs.span(),
+                    format!("{field}[{k}]"),
+                    e.message().trim_end().to_string(),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let configs = QuicLbConfigs::from_specs(list.iter())
+        .map_err(|e| cx.err(specs.span(), field.clone(), e.to_string()))?;
+    let Some(sid_len) = configs.iter().next().map(|c| c.server_id_len()) else {
+        return Err(cx.err(
+            specs.span(),
+            field,
+            "expected one or two configurations, got none",
+        ));
+    };
+    if let Some(c) = configs.iter().find(|c| c.server_id_len() != sid_len) {
+        return Err(cx.err(
+            specs.span(),
+            field,
+            format!(
+                "every configuration needs the same server_id_len (a backend has one server ID): {sid_len} and {} (config_id {})",
+                c.server_id_len(),
+                c.config_id()
+            ),
+        ));
+    }
+    if !binds.iter().any(|b| b.proto == Proto::Udp) {
+        return Err(cx.err(
+            specs.span(),
+            field,
+            "QUIC-LB routes UDP: the table has no udp bind",
+        ));
+    }
+    let mut server_ids: Vec<(IpAddr, ServerId)> = Vec::new();
+    for (j, (raw, b)) in t.backends.iter().zip(backends).enumerate() {
+        let Some(hex) = &raw.server_id else { continue };
+        let f = at(&format!("backends[{j}].server_id"));
+        let id = ServerId::from_hex(hex.get_ref())
+            .map_err(|e| cx.err(hex.span(), f.clone(), e.to_string()))?;
+        if id.len() != sid_len {
+            return Err(cx.err(
+                hex.span(),
+                f,
+                format!(
+                    "server ID {id} has {} bytes: the table's quic_lb server_id_len is {sid_len}",
+                    id.len()
+                ),
+            ));
+        }
+        if let Some((other, _)) = server_ids.iter().find(|(_, o)| *o == id) {
+            return Err(cx.err(
+                hex.span(),
+                f,
+                format!("server ID {id} is already backend {other}'s"),
+            ));
+        }
+        server_ids.push((b.ip, id));
+    }
+    Ok(Some(QuicLbTable {
+        configs: list,
+        server_ids,
+    }))
 }
 
 /// Parse a fleet's desired document in native TOML: its tables (validated as in a config

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::grammar::{self, quote, Command, CompletionContext, PortSel};
 use super::Reply;
 use crate::datapath::counters::ExceptionReason;
+use crate::datapath::counters::QuicOutcome;
 use crate::datapath::{CoreCounters, DropReason};
 use crate::drivers::PortStats;
 use crate::runtime::control::ChangeReport;
@@ -632,6 +633,11 @@ impl Executor {
             for r in DropReason::ALL {
                 if all || c.drop_count(r) > 0 {
                     let _ = writeln!(o, "    drop {:<27}{:>12}", r.name(), c.drop_count(r));
+                }
+            }
+            for q in QuicOutcome::ALL {
+                if c.quic_count(q) > 0 {
+                    let _ = writeln!(o, "    quic {:<27}{:>12}", q.name(), c.quic_count(q));
                 }
             }
         };

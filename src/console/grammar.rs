@@ -30,7 +30,8 @@ pub enum Command {
     },
     ShowBackends(Option<String>),
     ShowConfig,
-    /// `show flow SRC[:PORT] DST[:PORT] tcp|udp`: where that flow goes now.
+    /// `show flow SRC[:PORT] DST[:PORT] tcp|udp [cid HEX]`: where that flow (a QUIC packet
+    /// with that destination connection ID) goes now.
     ShowFlow(crate::datapath::explain::FlowQuery),
     /// `set backend ...` and `clear backend ...` (which is [`Change::Clear`]).
     SetBackend {
@@ -102,7 +103,7 @@ pub const COMMANDS: &[CommandHelp] = &[
         detail: "ROW is 0..65535, decimal or 0x-prefixed hex.",
     },
     CommandHelp {
-        syntax: "show flow SRC[:PORT] DST[:PORT] tcp|udp",
+        syntax: "show flow SRC[:PORT] DST[:PORT] tcp|udp [cid HEX]",
         summary: "where a flow goes on the live tables: bind, hash, row, hops, backend",
         detail: "The bind it matches (or why none), the hash fields and their bytes, the \
                  hash and the row, every hop with its state and health, the alternate \
@@ -414,8 +415,14 @@ fn parse_show(w: &[&str]) -> Result<Command, ParseError> {
                 [src, dst, proto] => crate::datapath::explain::FlowQuery::parse(src, dst, proto)
                     .map(Command::ShowFlow)
                     .map_err(|e| err(format!("show flow: {e}"), usage)),
+                [src, dst, proto, cid_word, cid] if cid_word.eq_ignore_ascii_case("cid") => {
+                    crate::datapath::explain::FlowQuery::parse(src, dst, proto)
+                        .and_then(|q| q.with_cid(cid))
+                        .map(Command::ShowFlow)
+                        .map_err(|e| err(format!("show flow: {e}"), usage))
+                }
                 _ => Err(err(
-                    "show flow: expected SRC[:PORT] DST[:PORT] tcp|udp",
+                    "show flow: expected SRC[:PORT] DST[:PORT] tcp|udp [cid HEX]",
                     usage,
                 )),
             }
@@ -827,6 +834,9 @@ mod tests {
             "show flow",
             "show flow 10.0.0.1 1.1.1.1",
             "show flow 10.0.0.1 1.1.1.1 icmp",
+            "show flow 10.0.0.1 1.1.1.1 tcp cid 0a0b",
+            "show flow 10.0.0.1 1.1.1.1 udp cid zz",
+            "show flow 10.0.0.1 1.1.1.1 udp nonce 0a",
             "show flow x 1.1.1.1 tcp",
             "show flow 10.0.0.1 1.1.1.1 tcp extra",
         ] {

@@ -172,7 +172,13 @@ fn hashed(
 #[inline(always)]
 pub fn classify_into(snap: &Snapshot, frame: &[u8], out: FlowOut<'_>) -> Result<(), Verdict> {
     match common_v4(frame) {
-        Some(c) => c.meta.ported(snap, out, c.proto, c.sport, c.dport),
+        Some(c) => {
+            // The L4 segment of an option-less IPv4 packet (bounds checked by common_v4).
+            let l4 = frame
+                .get(c.meta.l3_off + 20..c.meta.l3_off + c.meta.total)
+                .unwrap_or_default();
+            c.meta.ported(snap, out, c.proto, c.sport, c.dport, l4)
+        }
         None => classify_general(snap, frame, out),
     }
 }
@@ -371,6 +377,8 @@ fn finish<const N: usize>(
         hash: 0,
         alt_hash: 0,
         hint,
+        pin: 0,
+        quic: 0,
     };
     hash_input(out.input, t.sip_key, snap.hash, key);
     if let Some(f) = snap.alt_hash {
@@ -499,10 +507,11 @@ where
         let min = if proto == TCP { 20 } else { 8 };
         let (sport, dport) =
             ports(l4, min).ok_or_else(|| vip_drop(self.is_vip(snap), DropReason::TruncatedL4))?;
-        self.ported(snap, out, proto, sport, dport)
+        self.ported(snap, out, proto, sport, dport, l4)
     }
 
-    /// TCP or UDP with its ports read.
+    /// TCP or UDP with its ports read; `l4` is the whole segment (a UDP packet to a
+    /// QUIC-LB table is routed by the connection ID in it).
     #[inline(always)]
     fn ported(
         &self,
@@ -511,6 +520,7 @@ where
         proto: u8,
         sport: u16,
         dport: u16,
+        l4: &[u8],
     ) -> Result<(), Verdict> {
         let table = <[u8; N]>::lookup(snap, self.dst, proto, dport)
             .ok_or(Verdict::Exception(ExceptionReason::NoBind))?;
@@ -520,7 +530,23 @@ where
             sport,
             dport,
         };
-        self.flow(snap, out, table, &key, sport)
+        let quic = match snap.tables[usize::from(table)].quic() {
+            Some(q) if proto == UDP => Some(q.route(l4)),
+            _ => None,
+        };
+        let FlowOut { flow, input, alt } = out;
+        let out = FlowOut {
+            flow: &mut *flow,
+            input,
+            alt,
+        };
+        self.flow(snap, out, table, &key, sport)?;
+        if let Some((pin, outcome)) = quic {
+            // QuicRoute pins only backends whose index + 1 fits (checked when compiled).
+            flow.pin = pin.map_or(0, |b| (b + 1) as u16);
+            flow.quic = outcome.code();
+        }
+        Ok(())
     }
 
     /// Frag-needed / packet-too-big: the quote is a packet a backend sent from the VIP,

@@ -86,6 +86,66 @@ pub enum Verdict {
     Drop(DropReason),
 }
 
+/// How a packet to a QUIC-LB bind (a UDP bind of a table with `quic_lb`) was routed: by
+/// the server ID in its destination connection ID, or by the flow hash (the draft's
+/// fallback) and why. Forwarded either way; each outcome has its own counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum QuicOutcome {
+    /// The DCID names a usable backend of the table: it is the first hop.
+    Routed,
+    /// Not a QUIC packet the director can read (empty, truncated, a DCID over 20 bytes, a
+    /// short header whose codepoint no configuration gives a length): hashed.
+    NotQuic,
+    /// A Version Negotiation packet: hashed.
+    VersionNegotiation,
+    /// Codepoint 7, a server without a configuration: hashed.
+    Unroutable,
+    /// A codepoint without a configuration here (client-chosen Initial and 0-RTT DCIDs,
+    /// mostly): hashed.
+    UnknownConfig,
+    /// Shorter than the configuration's CIDs: hashed.
+    TooShort,
+    /// A server ID no backend of the table has: hashed.
+    UnknownServer,
+    /// The server ID of an unhealthy or inactive backend: hashed.
+    UnusableServer,
+}
+
+impl QuicOutcome {
+    pub const COUNT: usize = 8;
+    pub const ALL: [QuicOutcome; Self::COUNT] = [
+        QuicOutcome::Routed,
+        QuicOutcome::NotQuic,
+        QuicOutcome::VersionNegotiation,
+        QuicOutcome::Unroutable,
+        QuicOutcome::UnknownConfig,
+        QuicOutcome::TooShort,
+        QuicOutcome::UnknownServer,
+        QuicOutcome::UnusableServer,
+    ];
+
+    /// Stable snake_case name for counters, metrics and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            QuicOutcome::Routed => "routed",
+            QuicOutcome::NotQuic => "not_quic",
+            QuicOutcome::VersionNegotiation => "version_negotiation",
+            QuicOutcome::Unroutable => "unroutable",
+            QuicOutcome::UnknownConfig => "unknown_config",
+            QuicOutcome::TooShort => "too_short",
+            QuicOutcome::UnknownServer => "unknown_server",
+            QuicOutcome::UnusableServer => "unusable_server",
+        }
+    }
+
+    /// The outcome a [`Flow`](super::flow::Flow) carries as `quic` (0: no QUIC-LB bind).
+    #[inline(always)]
+    pub(crate) fn code(self) -> u8 {
+        self as u8 + 1
+    }
+}
+
 /// Why a packet went to the exception path (counted, not an error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -131,6 +191,8 @@ pub struct CoreCounters {
     pub drops: [u64; DropReason::COUNT],
     /// Packets forwarded with 4 hops (alt_hash_fields in use).
     pub alt_hashed: u64,
+    /// Packets to QUIC-LB binds, per [`QuicOutcome`] (forwarded or dropped after).
+    pub quic: [u64; QuicOutcome::COUNT],
     pub bursts: u64,
     /// Forwarded packets the TX queue still refused after retries (dropped, counted).
     pub tx_refused: u64,
@@ -155,6 +217,9 @@ impl CoreCounters {
     }
     pub fn exception_count(&self, r: ExceptionReason) -> u64 {
         self.exceptions[r as usize]
+    }
+    pub fn quic_count(&self, o: QuicOutcome) -> u64 {
+        self.quic[o as usize]
     }
     /// Received packets with no verdict counted: `rx_packets - forwarded - exceptions -
     /// drops`. Zero whenever the counters were published whole (a worker publishes after
@@ -181,6 +246,9 @@ impl CoreCounters {
         for (a, b) in self.drops.iter_mut().zip(o.drops) {
             *a += b;
         }
+        for (a, b) in self.quic.iter_mut().zip(o.quic) {
+            *a += b;
+        }
         self.alt_hashed += o.alt_hashed;
         self.bursts += o.bursts;
         self.tx_refused += o.tx_refused;
@@ -189,7 +257,8 @@ impl CoreCounters {
     }
 
     /// Number of u64 words in [`CoreCounters::to_words`].
-    pub const WORDS: usize = FIXED + ExceptionReason::COUNT + DropReason::COUNT;
+    pub const WORDS: usize =
+        FIXED + ExceptionReason::COUNT + DropReason::COUNT + QuicOutcome::COUNT;
 
     /// All counters as words, for publishing through atomics.
     pub fn to_words(&self) -> [u64; Self::WORDS] {
@@ -207,7 +276,9 @@ impl CoreCounters {
         ];
         w[..FIXED].copy_from_slice(&fixed);
         w[FIXED..FIXED + ExceptionReason::COUNT].copy_from_slice(&self.exceptions);
-        w[FIXED + ExceptionReason::COUNT..].copy_from_slice(&self.drops);
+        let quic = FIXED + ExceptionReason::COUNT + DropReason::COUNT;
+        w[FIXED + ExceptionReason::COUNT..quic].copy_from_slice(&self.drops);
+        w[quic..].copy_from_slice(&self.quic);
         w
     }
 
@@ -227,8 +298,10 @@ impl CoreCounters {
         };
         c.exceptions
             .copy_from_slice(&w[FIXED..FIXED + ExceptionReason::COUNT]);
+        let quic = FIXED + ExceptionReason::COUNT + DropReason::COUNT;
         c.drops
-            .copy_from_slice(&w[FIXED + ExceptionReason::COUNT..]);
+            .copy_from_slice(&w[FIXED + ExceptionReason::COUNT..quic]);
+        c.quic.copy_from_slice(&w[quic..]);
         c
     }
 }
@@ -257,6 +330,10 @@ mod tests {
         c.tx_refused = 3;
         c.rx_bytes = 9;
         c.kernel_tx_dropped = 4;
+        c.quic[QuicOutcome::UnusableServer as usize] = 11;
+        for (i, o) in QuicOutcome::ALL.iter().enumerate() {
+            assert_eq!(*o as usize, i, "{}", o.name());
+        }
         assert_eq!(
             CoreCounters::from_words(&c.to_words()).to_words(),
             c.to_words()

@@ -9,9 +9,10 @@ use super::buf::PacketBuf;
 use super::counters::DropReason;
 use super::flow::Flow;
 use super::outer::{
-    Family, OuterTemplate, ETH, IP4_CSUM, IP4_DST, IP4_TOTAL, IP6_DST, IP6_PAYLOAD, PAIR_LEN,
-    UDP_GUE, V4_LEN, V6_LEN,
+    Family, OuterTemplate, ETH, IP4_CSUM, IP4_DST, IP4_TOTAL, IP6_DST, IP6_PAYLOAD, MAX_HOPS,
+    PAIR_LEN, UDP_GUE, V4_LEN, V6_LEN,
 };
+use super::quic::pinned_hops;
 use super::rows::{ExpressTable, PairRow};
 use super::snapshot::{CompiledTable, Snapshot};
 use crate::sys::prefetch;
@@ -36,10 +37,27 @@ pub fn encapsulate<B: PacketBuf>(
     match table.express() {
         Some(x) => x.encapsulate_inner(Inner::of(flow), flow.hash, buf),
         None => {
-            let row = table.table.row(flow.hash as u16);
+            let mut pinned = [0u32; MAX_HOPS];
+            let row = hops_of(table, flow, &mut pinned);
             encap_any(table, flow, row, alt_row(snap, table, flow), buf)
         }
     }
+}
+
+/// The hops of `flow`'s row, or, for a flow a QUIC-LB connection ID pinned to a backend
+/// ([`Flow::pin`]), that backend followed by the row's others (written to `pinned`).
+#[inline(always)]
+fn hops_of<'a>(
+    table: &'a CompiledTable,
+    flow: &Flow,
+    pinned: &'a mut [u32; MAX_HOPS],
+) -> &'a [u32] {
+    let row = table.table.row(flow.hash as u16);
+    if flow.pin == 0 {
+        return row;
+    }
+    let n = pinned_hops(u32::from(flow.pin - 1), row, pinned);
+    &pinned[..n]
 }
 
 /// Start loading what [`encapsulate`] reads of the flow's table: its resolved row, or the
@@ -107,7 +125,8 @@ pub fn encapsulate_without_shortcut<B: PacketBuf>(
     buf: &mut B,
 ) -> Result<u32, DropReason> {
     let table = &snap.tables[usize::from(flow.table)];
-    let row = table.table.row(flow.hash as u16);
+    let mut pinned = [0u32; MAX_HOPS];
+    let row = hops_of(table, flow, &mut pinned);
     encap_any(table, flow, row, alt_row(snap, table, flow), buf)
 }
 

@@ -14,7 +14,8 @@ use crate::hash::SipKey;
 use crate::table::{Backend, BackendState, Bind, Proto};
 
 use super::classify::classify;
-use super::counters::Verdict;
+use super::counters::{QuicOutcome, Verdict};
+use super::quic::pinned_hops;
 use super::snapshot::Snapshot;
 
 /// The flow to explain.
@@ -25,6 +26,37 @@ pub struct FlowQuery {
     pub dst: IpAddr,
     pub dport: u16,
     pub proto: Proto,
+    /// A QUIC destination connection ID: the frame carries a short header with it (UDP).
+    pub cid: Option<Cid>,
+}
+
+/// A connection ID of up to 20 bytes, by value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cid {
+    len: u8,
+    bytes: [u8; crate::quic_lb::MAX_CID_LEN],
+}
+
+impl Cid {
+    /// From hex (`:` between bytes allowed), 1 to 20 bytes.
+    pub fn from_hex(hex: &str) -> Result<Cid, QueryError> {
+        let mut bytes = [0u8; crate::quic_lb::MAX_CID_LEN + 1];
+        match crate::quic_lb::parse_hex(hex, &mut bytes) {
+            Ok(n) if (1..=crate::quic_lb::MAX_CID_LEN).contains(&n) => {
+                let mut c = Cid {
+                    len: n as u8,
+                    bytes: [0; crate::quic_lb::MAX_CID_LEN],
+                };
+                c.bytes[..n].copy_from_slice(&bytes[..n]);
+                Ok(c)
+            }
+            _ => Err(QueryError::Cid(hex.into())),
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
 }
 
 /// Why a query could not be asked.
@@ -34,6 +66,10 @@ pub enum QueryError {
     Addr { what: &'static str, text: String },
     #[error("protocol {0:?}: expected tcp or udp")]
     Proto(String),
+    #[error("connection ID {0:?}: expected 1 to 20 bytes of hex")]
+    Cid(String),
+    #[error("a connection ID goes with udp (QUIC)")]
+    CidNeedsUdp,
     #[error("source {src} and destination {dst} are not of one address family")]
     Families { src: IpAddr, dst: IpAddr },
 }
@@ -67,15 +103,34 @@ impl FlowQuery {
             dst: dst_ip,
             dport,
             proto,
+            cid: None,
         })
     }
 
-    /// A TCP SYN (or an 8-byte UDP datagram) of this flow, as it would arrive: untagged
-    /// Ethernet, no IP options.
+    /// The same flow carrying QUIC destination connection ID `hex` (UDP only).
+    pub fn with_cid(mut self, hex: &str) -> Result<FlowQuery, QueryError> {
+        if self.proto != Proto::Udp {
+            return Err(QueryError::CidNeedsUdp);
+        }
+        self.cid = Some(Cid::from_hex(hex)?);
+        Ok(self)
+    }
+
+    /// A TCP SYN (or an 8-byte UDP datagram, or a QUIC short header packet with the
+    /// query's CID) of this flow, as it would arrive: untagged Ethernet, no IP options.
     pub fn frame(&self) -> Vec<u8> {
+        // A short header: first octet (form 0, fixed bit 1), the DCID, 16 bytes of
+        // "protected payload".
+        let quic: Vec<u8> = match &self.cid {
+            Some(c) => std::iter::once(0x41)
+                .chain(c.as_bytes().iter().copied())
+                .chain([0u8; 16])
+                .collect(),
+            None => Vec::new(),
+        };
         let l4_len = match self.proto {
             Proto::Tcp => 20,
-            Proto::Udp => 8,
+            Proto::Udp => 8 + quic.len(),
         };
         let mut f = vec![0u8; 14];
         f[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
@@ -89,7 +144,10 @@ impl FlowQuery {
                 l4[13] = 0x02; // SYN
                 l4[14..16].copy_from_slice(&65535u16.to_be_bytes());
             }
-            Proto::Udp => l4[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes()),
+            Proto::Udp => {
+                l4[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+                l4[8..].copy_from_slice(&quic);
+            }
         }
         match (self.src, self.dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => {
@@ -167,7 +225,18 @@ pub struct Hashed {
     pub hops: Vec<Hop>,
 }
 
+/// How QUIC-LB routed a flow: the outcome and, when its CID named a usable backend, the
+/// hops it is sent with instead of the row's (that backend first, then the row's others).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuicAnswer {
+    pub outcome: QuicOutcome,
+    pub hops: Vec<Hop>,
+}
+
 /// The answer for one flow.
+// Made once per question (a tool's and the console's), never per packet: the size of the
+// forwarded variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     /// Forwarded: through `table`'s `bind`, to `hashed.hops[0]` first.
@@ -179,6 +248,8 @@ pub enum Answer {
         /// The alternate hash's row (`alt_hash_fields`), whose hops follow in the GUE hop
         /// list; `None` without `alt_hash_fields`.
         alt: Option<Hashed>,
+        /// A UDP packet to a QUIC-LB table: how its connection ID routed it.
+        quic: Option<QuicAnswer>,
     },
     /// Not forwarded: the pipeline's verdict and why.
     NotForwarded {
@@ -192,7 +263,9 @@ impl Answer {
     /// The backend the director sends the packet to (the row's first hop).
     pub fn sent_to(&self) -> Option<IpAddr> {
         match self {
-            Answer::Forwarded { hashed, .. } => hashed.hops.first().map(|h| h.ip),
+            Answer::Forwarded { hashed, quic, .. } => {
+                Self::hops(hashed, quic).first().map(|h| h.ip)
+            }
             Answer::NotForwarded { .. } => None,
         }
     }
@@ -201,12 +274,22 @@ impl Answer {
     /// lands: the ones before it hand unknown flows on).
     pub fn first_usable(&self) -> Option<&Hop> {
         match self {
-            Answer::Forwarded { hashed, alt, .. } => hashed
-                .hops
+            Answer::Forwarded {
+                hashed, alt, quic, ..
+            } => Self::hops(hashed, quic)
                 .iter()
                 .chain(alt.iter().flat_map(|a| a.hops.iter()))
                 .find(|h| h.usable()),
             Answer::NotForwarded { .. } => None,
+        }
+    }
+
+    /// The hops the packet is sent with (before the alternate hash's): QUIC-LB's when its
+    /// CID routed it, else the row's.
+    fn hops<'a>(hashed: &'a Hashed, quic: &'a Option<QuicAnswer>) -> &'a [Hop] {
+        match quic {
+            Some(q) if !q.hops.is_empty() => &q.hops,
+            _ => &hashed.hops,
         }
     }
 }
@@ -337,8 +420,24 @@ pub fn explain(snap: &Snapshot, q: &FlowQuery) -> Answer {
         .alt_hash_fields
         .as_ref()
         .map(|f| hashed(f, flow.alt_hash));
+    let quic = (flow.quic != 0).then(|| {
+        let outcome = QuicOutcome::ALL[usize::from(flow.quic - 1) % QuicOutcome::COUNT];
+        let hops = if flow.pin == 0 {
+            Vec::new()
+        } else {
+            let mut pinned = [0u32; 16];
+            let row = t.table.row(flow.hash as u16);
+            let n = pinned_hops(u32::from(flow.pin - 1), row, &mut pinned);
+            pinned[..n]
+                .iter()
+                .map(|&i| hop(&spec.backends, i))
+                .collect()
+        };
+        QuicAnswer { outcome, hops }
+    });
     Answer::Forwarded {
         query: *q,
+        quic,
         table: spec.name.clone(),
         bind: bind_of(&spec.binds, q).unwrap_or(Bind {
             addr: q.dst,
@@ -387,17 +486,26 @@ impl fmt::Display for Hashed {
         writeln!(f, "  hash     {:#018x}", self.hash)?;
         writeln!(f, "  row      {}", self.row)?;
         for (n, h) in self.hops.iter().enumerate() {
-            writeln!(
-                f,
-                "  hop {}    {} (backend {}, {}, {})",
-                n + 1,
-                h.ip,
-                h.index,
-                state_name(h.state),
-                if h.healthy { "healthy" } else { "unhealthy" }
-            )?;
+            writeln!(f, "  hop {}    {}", n + 1, HopText(h))?;
         }
         Ok(())
+    }
+}
+
+/// `IP (backend N, state, health)`.
+struct HopText<'a>(&'a Hop);
+
+impl fmt::Display for HopText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let h = self.0;
+        write!(
+            f,
+            "{} (backend {}, {}, {})",
+            h.ip,
+            h.index,
+            state_name(h.state),
+            if h.healthy { "healthy" } else { "unhealthy" }
+        )
     }
 }
 
@@ -417,6 +525,7 @@ impl fmt::Display for Answer {
                 bind,
                 hashed,
                 alt,
+                quic,
             } => {
                 writeln!(
                     f,
@@ -444,6 +553,25 @@ impl fmt::Display for Answer {
                         write!(f, "{a}")?;
                     }
                     None => writeln!(f, "  alt_hash_fields: none")?,
+                }
+                if let Some(qa) = quic {
+                    let cid = q
+                        .cid
+                        .map(|c| crate::quic_lb::to_hex(c.as_bytes()))
+                        .unwrap_or_else(|| "none".into());
+                    match qa.outcome {
+                        QuicOutcome::Routed => {
+                            writeln!(f, "  quic-lb  routed: DCID {cid} names a usable backend, sent with these hops instead of the row's:")?;
+                            for (n, h) in qa.hops.iter().enumerate() {
+                                writeln!(f, "  hop {}    {}", n + 1, HopText(h))?;
+                            }
+                        }
+                        o => writeln!(
+                            f,
+                            "  quic-lb  hashed ({}): DCID {cid} names no usable backend, the row's hops stand",
+                            o.name()
+                        )?,
+                    }
                 }
                 if let Some(to) = self.sent_to() {
                     writeln!(f, "  sent to  {to} (hop 1)")?;

@@ -118,6 +118,12 @@ pub struct Flow {
     pub alt_hash: u64,
     /// GLB's flow hint, mixed into the UDP source port.
     pub hint: u16,
+    /// QUIC-LB: the backend its connection ID names, as its index in the table plus one
+    /// (0: none, the row's hops as they are).
+    pub pin: u16,
+    /// QUIC-LB: the [`QuicOutcome`](super::counters::QuicOutcome) code (0: not a packet to
+    /// a QUIC-LB bind).
+    pub quic: u8,
 }
 
 impl Flow {
@@ -130,5 +136,7 @@ impl Flow {
         hash: 0,
         alt_hash: 0,
         hint: 0,
+        pin: 0,
+        quic: 0,
     };
 }

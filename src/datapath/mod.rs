@@ -29,6 +29,7 @@ mod express;
 pub mod flow;
 mod outer;
 pub mod pipeline;
+pub mod quic;
 mod rows;
 pub mod snapshot;
 

@@ -4,7 +4,7 @@
 use super::buf::PacketBuf;
 use super::burst::{Bits, BURST_MAX};
 use super::classify::{classify_into, FlowOut};
-use super::counters::{CoreCounters, Verdict};
+use super::counters::{CoreCounters, QuicOutcome, Verdict};
 use super::encap::{encapsulate, prefetch_hops};
 use super::express::Lane;
 use super::flow::{with_field_set, Flow};
@@ -214,6 +214,11 @@ fn process_in<B: PacketBuf, S: SentSink>(
         lane.encapsulate(pkts, hashes, verdicts, region, ctr);
     for i in Bits(general) {
         let Some(p) = pkts.get_mut(i) else { break };
+        if let Some(q) = flows[i].quic.checked_sub(1) {
+            if verdicts[i] == Verdict::Forward {
+                ctr.quic[usize::from(q) % QuicOutcome::COUNT] += 1;
+            }
+        }
         match verdicts[i] {
             Verdict::Forward => match encapsulate(snap, &flows[i], p) {
                 Ok(primary) => {

@@ -12,10 +12,17 @@ use crate::wire::ethernet::MacAddr;
 
 use super::flow::FieldSet;
 use super::outer::{BackendV4, Family, OuterTemplate, MAX_HOPS};
+use super::quic::QuicRoute;
 use super::rows::ExpressTable;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
+    #[error("table {table:?}: {source}")]
+    Quic {
+        table: String,
+        #[source]
+        source: super::quic::QuicRouteError,
+    },
     #[error("table {table:?} mixes IPv4 and IPv6 backends ({v4} and {v6}); a hop list carries one address family, split it into two tables")]
     MixedFamilies {
         table: String,
@@ -59,9 +66,16 @@ pub struct CompiledTable {
     /// The table with its rows resolved, for the express lane (express tables only: 1 MiB
     /// each).
     express: Option<ExpressTable>,
+    /// QUIC-LB routing for the table's UDP binds (tables with `quic_lb`; never express).
+    pub(crate) quic: Option<Box<QuicRoute>>,
 }
 
 impl CompiledTable {
+    /// The table's QUIC-LB routing, if it has `quic_lb`.
+    pub fn quic(&self) -> Option<&QuicRoute> {
+        self.quic.as_deref()
+    }
+
     /// The table as the pipeline's express lane takes it: `Some` for IPv4 backends, two
     /// hops (primary and secondary) and no alternate hash fields, which is when the
     /// snapshot resolved its rows.
@@ -557,8 +571,19 @@ impl Snapshot {
                 })
                 .collect();
             let sip_key = crate::hash::SipKey::from_bytes(&table.spec.hash_key).halves();
+            let quic = QuicRoute::compile(&table.spec)
+                .map_err(|source| SnapshotError::Quic {
+                    table: table.spec.name.clone(),
+                    source,
+                })?
+                .map(Box::new);
+            // A QUIC-LB table's UDP packets need their CID read: the general path.
             let express = match table.pairs() {
-                Some(pairs) if family == Family::V4 && settings.alt_hash_fields.is_none() => {
+                Some(pairs)
+                    if family == Family::V4
+                        && settings.alt_hash_fields.is_none()
+                        && quic.is_none() =>
+                {
                     ExpressTable::resolve(&outer, pairs, &addrs_v4, sip_key, sent_base)
                 }
                 _ => None,
@@ -570,6 +595,7 @@ impl Snapshot {
                 addrs_v6,
                 sent_base,
                 express,
+                quic,
                 table,
             });
             sent_base += compiled.last().map_or(0, |t| t.table.spec.backends.len());

@@ -524,6 +524,7 @@ mod tests {
             seed: Some([1; 16]),
             binds: vec![],
             backends,
+            quic_lb: None,
         }
     }
 

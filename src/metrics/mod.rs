@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use crate::datapath::counters::ExceptionReason;
+use crate::datapath::counters::QuicOutcome;
 use crate::datapath::{CoreCounters, DropReason};
 use crate::runtime::plane::ControlPlane;
 use crate::table::diff::shares;
@@ -276,6 +277,15 @@ pub fn render(plane: &ControlPlane) -> String {
     e.family(m, "counter", "Packets dropped by all workers, per reason.");
     for r in DropReason::ALL {
         e.sample(m, &[("reason", r.name())], total.drop_count(r));
+    }
+    let m = "rondo_quic_packets_total";
+    e.family(
+        m,
+        "counter",
+        "Packets to QUIC-LB binds forwarded, per outcome: routed by the server ID in the connection ID, or hashed and why.",
+    );
+    for o in QuicOutcome::ALL {
+        e.sample(m, &[("outcome", o.name())], total.quic_count(o));
     }
 
     if let Some(x) = rt.exception_stats() {

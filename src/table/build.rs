@@ -588,6 +588,7 @@ mod tests {
             seed: Some(parse_hex_key("49a3d861d661ae5ab06ed9326871a2f5").unwrap()),
             binds: vec![],
             backends,
+            quic_lb: None,
         }
     }
 

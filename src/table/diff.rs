@@ -134,6 +134,7 @@ mod tests {
             seed: Some([2; 16]),
             binds: vec![],
             backends,
+            quic_lb: None,
         };
         ForwardingTable::build(spec, RowPolicy::Native { hops: 2 }).unwrap()
     }

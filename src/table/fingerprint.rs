@@ -67,6 +67,30 @@ pub fn fingerprint(t: &ForwardingTable) -> u64 {
         b.push(state_byte(be.state));
         b.push(u8::from(be.healthy));
     }
+    // QUIC-LB routes packets too (appended only when present: other tables keep their
+    // fingerprints).
+    if let Some(q) = &spec.quic_lb {
+        b.push(b'Q');
+        for c in &q.configs {
+            for v in [c.config_id, c.server_id_len, c.nonce_len] {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+            b.push(u8::from(c.encode_length));
+            let key = c
+                .key
+                .as_deref()
+                .unwrap_or("")
+                .to_ascii_lowercase()
+                .replace(':', "");
+            b.extend_from_slice(&(key.len() as u32).to_le_bytes());
+            b.extend_from_slice(key.as_bytes());
+        }
+        for (ip, id) in &q.server_ids {
+            push_ip(&mut b, *ip);
+            b.push(id.len() as u8);
+            b.extend_from_slice(id.as_bytes());
+        }
+    }
     KEY.hash(&b)
 }
 

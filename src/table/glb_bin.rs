@@ -589,6 +589,7 @@ fn decode_table(r: &Reader, t: usize, base: usize) -> Result<ForwardingTable, Ta
         seed: None,
         binds,
         backends,
+        quic_lb: None,
     };
     ForwardingTable::from_parts(spec, RowPolicy::Glb, 2, rows.into_boxed_slice()).map_err(|e| {
         TableError::Format {
@@ -631,6 +632,7 @@ mod tests {
                     healthchecks: HealthChecks::default(),
                 },
             ],
+            quic_lb: None,
         };
         ForwardingTable::build(spec, RowPolicy::Glb).unwrap()
     }

@@ -247,6 +247,7 @@ fn parse_table(file: &str, i: usize, v: &Value) -> Result<TableSpec, TableError>
         seed: Some(seed),
         binds,
         backends,
+        quic_lb: None,
     })
 }
 

@@ -149,6 +149,18 @@ pub struct TableSpec {
     pub seed: Option<[u8; 16]>,
     pub binds: Vec<Bind>,
     pub backends: Vec<Backend>,
+    /// QUIC-LB on the table's UDP binds (native tables only; `None` for GLB tables).
+    pub quic_lb: Option<QuicLbTable>,
+}
+
+/// A table's QUIC-LB settings: the configurations every UDP bind of the table decodes
+/// destination connection IDs with (at most two, for key rotation; all with one server ID
+/// length), and the server ID of each backend that has one. Validated when parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuicLbTable {
+    pub configs: Vec<crate::quic_lb::QuicLbSpec>,
+    /// (backend address, its server ID); a backend without one is reached by the hash only.
+    pub server_ids: Vec<(IpAddr, crate::quic_lb::ServerId)>,
 }
 
 /// How rows are chosen from the rendezvous order.

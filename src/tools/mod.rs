@@ -126,6 +126,10 @@ enum TableCmd {
         /// With a GLB director.conf: its forwarding table.
         #[arg(long)]
         forwarding_table: Option<PathBuf>,
+        /// A QUIC packet with this destination connection ID (hex; udp): how QUIC-LB
+        /// routes it.
+        #[arg(long)]
+        cid: Option<String>,
     },
 }
 
@@ -167,7 +171,15 @@ pub fn main() -> ExitCode {
             dst,
             proto,
             forwarding_table,
-        }) => table::lookup(&file, forwarding_table.as_deref(), &src, &dst, &proto),
+            cid,
+        }) => table::lookup(
+            &file,
+            forwarding_table.as_deref(),
+            &src,
+            &dst,
+            &proto,
+            cid.as_deref(),
+        ),
         Cmd::CheckConfig {
             file,
             forwarding_table,

@@ -1,6 +1,7 @@
 use std::fmt::Write as _;
 
 use crate::datapath::counters::ExceptionReason;
+use crate::datapath::counters::QuicOutcome;
 use crate::datapath::{CoreCounters, DropReason};
 
 /// Counters per verdict and reason, one per line; zero reasons omitted. Then every other
@@ -29,6 +30,11 @@ pub fn format_counters(c: &CoreCounters) -> String {
     for r in DropReason::ALL {
         if c.drop_count(r) > 0 {
             let _ = writeln!(o, "  {:<22}{:>12}", r.name(), c.drop_count(r));
+        }
+    }
+    for q in QuicOutcome::ALL {
+        if c.quic_count(q) > 0 {
+            let _ = writeln!(o, "quic {:<22}{:>12} packets", q.name(), c.quic_count(q));
         }
     }
     let _ = writeln!(o, "tx_refused  {:>12} packets", c.tx_refused);

@@ -204,9 +204,13 @@ pub fn lookup(
     src: &str,
     dst: &str,
     proto: &str,
+    cid: Option<&str>,
 ) -> Result<(), String> {
     use crate::datapath::explain::{explain, FlowQuery};
-    let q = FlowQuery::parse(src, dst, proto).map_err(|e| e.to_string())?;
+    let mut q = FlowQuery::parse(src, dst, proto).map_err(|e| e.to_string())?;
+    if let Some(cid) = cid {
+        q = q.with_cid(cid).map_err(|e| e.to_string())?;
+    }
     let (config, note) = lookup_config(file, forwarding_table)?;
     let snap = crate::datapath::Snapshot::compile(config, None, 0)
         .map_err(|e| format!("{}: {e}", file.display()))?;
