@@ -357,7 +357,7 @@ def fig_reload(data, meta):
     dur = num(data.get("duration"))
     for r in data.get("runs", []):
         pts = [(num(t), num(v)) for t, v in r.get("points", [])]
-        pts = [(t, v) for t, v in pts if t is not None and v is not None and (dur is None or t <= dur + 0.25)]
+        pts = [(t, v) for t, v in pts if t is not None and v is not None and (dur is None or t <= dur + 0.05)]
         ev = [num(t) for t in r.get("events", [])]
         runs.append((r.get("label", "?"), pts, [t for t in ev if t is not None]))
     if not any(p for _, p, _ in runs):
