@@ -201,23 +201,24 @@ fn debian_package_builds_lints_installs_and_removes_cleanly() {
         };
         want.push(format!("/usr/share/man/man1/{name}.1.gz"));
     }
-    // Monitoring, made elsewhere: checked once the repository has it.
-    for (src, dst) in [
-        ("monitoring/grafana", "/usr/share/rondo/grafana"),
-        ("monitoring/prometheus", "/usr/share/rondo/prometheus"),
+    // Monitoring (tests/dashboards.rs checks the files themselves): the dashboard and the
+    // alerting rules by name, and whatever else the repository's folders hold.
+    want.push("/usr/share/rondo/grafana/rondo.json".into());
+    want.push("/usr/share/rondo/prometheus/rondo-alerts.yml".into());
+    for (src, dst, ext) in [
+        ("monitoring/grafana", "/usr/share/rondo/grafana", ".json"),
+        (
+            "monitoring/prometheus",
+            "/usr/share/rondo/prometheus",
+            ".yml",
+        ),
     ] {
-        let shipped: Vec<String> = std::fs::read_dir(root().join(src))
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.ends_with(".json") || n.ends_with(".yml") || n.ends_with(".yaml"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if shipped.is_empty() {
-            eprintln!("note: {src}/ has nothing yet; {dst}/ is not in the package");
+        for e in std::fs::read_dir(root().join(src)).unwrap_or_else(|e| panic!("{src}: {e}")) {
+            let n = e.unwrap().file_name().to_string_lossy().into_owned();
+            if n.ends_with(ext) {
+                want.push(format!("{dst}/{n}"));
+            }
         }
-        want.extend(shipped.iter().map(|n| format!("{dst}/{n}")));
     }
     let missing: Vec<&String> = want.iter().filter(|p| !files.contains(*p)).collect();
     assert!(
@@ -287,6 +288,22 @@ fn debian_package_builds_lints_installs_and_removes_cleanly() {
     for page in ["rondo", "rondo-run"] {
         let p = format!("/usr/share/man/man1/{page}.1.gz");
         assert!(Path::new(&p).is_file(), "{p}");
+    }
+    for (installed, repo) in [
+        (
+            "/usr/share/rondo/grafana/rondo.json",
+            "monitoring/grafana/rondo.json",
+        ),
+        (
+            "/usr/share/rondo/prometheus/rondo-alerts.yml",
+            "monitoring/prometheus/rondo-alerts.yml",
+        ),
+    ] {
+        assert_eq!(
+            std::fs::read(installed).unwrap_or_else(|e| panic!("{installed}: {e}")),
+            std::fs::read(root().join(repo)).unwrap(),
+            "{installed} is not the repository's {repo}"
+        );
     }
 
     // The units as installed, where systemd-analyze runs (it needs no running systemd).
