@@ -18,8 +18,9 @@ use super::counters::QuicOutcome;
 #[derive(Debug, Clone)]
 pub struct QuicRoute {
     configs: QuicLbConfigs,
-    /// (server ID, backend index), sorted by server ID.
-    by_id: Box<[(ServerId, u32)]>,
+    /// (server ID as a [`id_key`], backend index), sorted: an integer binary search per
+    /// packet (comparing `ServerId`s byte array by byte array cost a third of the path).
+    by_id: Box<[(u128, u32)]>,
     /// Per backend index: it may take packets named for it (healthy, and active, filling
     /// or draining: a draining backend keeps its connections).
     usable: Box<[bool]>,
@@ -30,6 +31,8 @@ pub struct QuicRoute {
 pub enum QuicRouteError {
     #[error("quic_lb: {0}")]
     Config(#[from] crate::quic_lb::ConfigError),
+    #[error("quic_lb: backend {0}'s server ID is another backend's too")]
+    Duplicate(IpAddr),
     #[error("quic_lb: server ID of {0}, which is not a backend of the table")]
     NotABackend(IpAddr),
     #[error("quic_lb: server ID of {0}, backend {1} of the table: QUIC-LB routes to the first 65535 backends only")]
@@ -54,9 +57,13 @@ impl QuicRoute {
             if i >= usize::from(u16::MAX) {
                 return Err(QuicRouteError::BackendIndex(*ip, i));
             }
-            by_id.push((*id, i as u32));
+            by_id.push((id_key(id), i as u32));
         }
         by_id.sort_unstable();
+        if let Some(w) = by_id.windows(2).find(|w| w[0].0 == w[1].0) {
+            let ip = spec.backends[w[1].1 as usize].ip;
+            return Err(QuicRouteError::Duplicate(ip));
+        }
         let usable = spec
             .backends
             .iter()
@@ -75,11 +82,14 @@ impl QuicRoute {
     }
 
     /// The backend (index) with server ID `id`, if any.
+    #[inline]
     pub fn backend_of(&self, id: &ServerId) -> Option<u32> {
-        self.by_id
-            .binary_search_by(|(k, _)| k.cmp(id))
-            .ok()
-            .map(|i| self.by_id[i].1)
+        let k = id_key(id);
+        let i = self.by_id.partition_point(|(x, _)| *x < k);
+        match self.by_id.get(i) {
+            Some(&(x, b)) if x == k => Some(b),
+            _ => None,
+        }
     }
 
     /// Route the UDP datagram `udp` (header and payload): the pinned backend's index, or
@@ -110,6 +120,17 @@ impl QuicRoute {
             Decoded::TooShort => (None, QuicOutcome::TooShort),
         }
     }
+}
+
+/// A server ID as one integer: its length in the top byte, its bytes after it (1..=15), so
+/// that equal keys are equal IDs.
+#[inline(always)]
+fn id_key(id: &ServerId) -> u128 {
+    let mut b = [0u8; 16];
+    let bytes = id.as_bytes();
+    b[0] = bytes.len() as u8;
+    b[1..1 + bytes.len()].copy_from_slice(bytes);
+    u128::from_be_bytes(b)
 }
 
 /// Hops for a packet pinned to backend `pin`: `pin` first, then the row's hops other than
