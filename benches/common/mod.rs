@@ -68,7 +68,7 @@ binds = [{ ip = "1.1.3.1", proto = "udp", port = 443 }]
     if let Some(q) = quic_lb {
         text.push_str(&format!("quic_lb = {q}\n"));
     }
-    let sid_len = quic_lb.map(|q| sid_len_of(q)).unwrap_or(0);
+    let sid_len = quic_lb.map(sid_len_of).unwrap_or(0);
     for i in 0..64usize {
         text.push_str(&format!("[[tables.backends]]\nip = \"10.0.0.{}\"\n", i + 1));
         if sid_len > 0 {
