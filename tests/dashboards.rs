@@ -529,17 +529,7 @@ fn plain_scrape() -> Scrape {
         "[metrics]\nlisten = \"127.0.0.1:0\"\n",
         &[],
     );
-    let mut cfg = String::new();
-    d.wait_for("the metrics endpoint in show config", || {
-        cfg = d.ok("show config");
-        cfg.contains("http://")
-    });
-    let addr: SocketAddr = cfg
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split("/metrics").next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("{cfg}"));
+    let addr = d.metrics_addr();
     d.wait_for("traffic", || d.forwarded() > 100);
     Scrape::parse(&http_get(addr))
 }

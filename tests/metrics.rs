@@ -128,18 +128,7 @@ fn metrics_match_the_packets_actually_sent() {
         ),
         &[],
     );
-    // The console comes up before the metrics endpoint: wait until the config shows it.
-    let mut cfg = String::new();
-    d.wait_for("the metrics endpoint in show config", || {
-        cfg = d.ok("show config");
-        cfg.contains("http://")
-    });
-    let addr: SocketAddr = cfg
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split("/metrics").next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("{cfg}"));
+    let addr = d.metrics_addr();
     let fwd = |m: &BTreeMap<String, f64>| sum(m, "rondo_worker_forwarded_packets_total{");
     d.wait_for("traffic", || fwd(&scrape(addr)) > 1000);
     // A table change under traffic: per-backend counts carry across the swap.

@@ -26,20 +26,29 @@ pub fn snapshot(mac: Option<MacAddr>) -> Snapshot {
     Snapshot::compile(config_from_str(&text, "bench.toml").unwrap(), mac, 1).unwrap()
 }
 
+/// A 60-byte frame from client `i` (one of 1024 spread source addresses) to `dst`:
+/// Ethernet to `dst_mac`, an IPv4 header of protocol `proto` and total length `total`, the
+/// rest zero for the caller's L4 header.
+fn client_frame(i: u32, dst_mac: [u8; 6], proto: u8, total: u8, dst: [u8; 4]) -> Vec<u8> {
+    let src = (0x0a00_0000u32 + i.wrapping_mul(2_654_435_761) % 0x00ff_ffff).to_be_bytes();
+    let mut f = vec![0u8; 60];
+    f[0..6].copy_from_slice(&dst_mac);
+    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    let ip = &mut f[14..34];
+    ip.copy_from_slice(&[
+        0x45, 0, 0, total, 0, 1, 0x40, 0, 64, proto, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ]);
+    ip[12..16].copy_from_slice(&src);
+    ip[16..20].copy_from_slice(&dst);
+    f
+}
+
 /// 1024 different clients sending a SYN to 1.1.1.1:80 at `dst_mac`, each frame 60 bytes.
 pub fn frames(dst_mac: [u8; 6]) -> Vec<Vec<u8>> {
     (0..1024u32)
         .map(|i| {
-            let src = (0x0a00_0000u32 + i.wrapping_mul(2_654_435_761) % 0x00ff_ffff).to_be_bytes();
-            let mut f = vec![0u8; 60];
-            f[0..6].copy_from_slice(&dst_mac);
-            f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
-            f[12..14].copy_from_slice(&[0x08, 0x00]);
-            let ip = &mut f[14..34];
-            ip.copy_from_slice(&[
-                0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1,
-            ]);
-            ip[12..16].copy_from_slice(&src);
+            let mut f = client_frame(i, dst_mac, 6, 40, [1, 1, 1, 1]);
             let tcp = &mut f[34..54];
             tcp[0..2].copy_from_slice(&(1024 + (i as u16)).to_be_bytes());
             tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
@@ -100,16 +109,7 @@ pub fn quic_frames(quic_lb: &str) -> Vec<Vec<u8>> {
         .unwrap();
     (0..1024u32)
         .map(|i| {
-            let src = (0x0a00_0000u32 + i.wrapping_mul(2_654_435_761) % 0x00ff_ffff).to_be_bytes();
-            let mut f = vec![0u8; 60];
-            f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
-            f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
-            f[12..14].copy_from_slice(&[0x08, 0x00]);
-            let ip = &mut f[14..34];
-            ip.copy_from_slice(&[
-                0x45, 0, 0, 46, 0, 1, 0x40, 0, 64, 17, 0, 0, 0, 0, 0, 0, 1, 1, 3, 1,
-            ]);
-            ip[12..16].copy_from_slice(&src);
+            let mut f = client_frame(i, [2, 0, 0, 0, 0, 1], 17, 46, [1, 1, 3, 1]);
             let udp = &mut f[34..42];
             udp[0..2].copy_from_slice(&(1024 + (i as u16)).to_be_bytes());
             udp[2..4].copy_from_slice(&443u16.to_be_bytes());

@@ -144,6 +144,12 @@ impl QuicOutcome {
     pub(crate) fn code(self) -> u8 {
         self as u8 + 1
     }
+
+    /// The outcome of a [`QuicOutcome::code`]; `None` for 0 (not a QUIC-LB packet).
+    #[inline(always)]
+    pub(crate) fn from_code(code: u8) -> Option<QuicOutcome> {
+        Self::ALL.get(usize::from(code.checked_sub(1)?)).copied()
+    }
 }
 
 /// Why a packet went to the exception path (counted, not an error).

@@ -36,28 +36,28 @@ pub fn encapsulate<B: PacketBuf>(
     let table = &snap.tables[usize::from(flow.table)];
     match table.express() {
         Some(x) => x.encapsulate_inner(Inner::of(flow), flow.hash, buf),
-        None => {
-            let mut pinned = [0u32; MAX_HOPS];
-            let row = hops_of(table, flow, &mut pinned);
-            encap_any(table, flow, row, alt_row(snap, table, flow), buf)
-        }
+        None => encap_hops(snap, table, flow, buf),
     }
 }
 
-/// The hops of `flow`'s row, or, for a flow a QUIC-LB connection ID pinned to a backend
-/// ([`Flow::pin`]), that backend followed by the row's others (written to `pinned`).
+/// [`encap_any`] with the hops of `flow`'s row or, for a flow a QUIC-LB connection ID
+/// pinned to a backend ([`Flow::pin`]), that backend followed by the row's others. The
+/// pinned list is built on the stack only for pinned flows.
 #[inline(always)]
-fn hops_of<'a>(
-    table: &'a CompiledTable,
+fn encap_hops<B: PacketBuf>(
+    snap: &Snapshot,
+    table: &CompiledTable,
     flow: &Flow,
-    pinned: &'a mut [u32; MAX_HOPS],
-) -> &'a [u32] {
+    buf: &mut B,
+) -> Result<u32, DropReason> {
     let row = table.table.row(flow.hash as u16);
+    let alt = alt_row(snap, table, flow);
     if flow.pin == 0 {
-        return row;
+        return encap_any(table, flow, row, alt, buf);
     }
-    let n = pinned_hops(u32::from(flow.pin - 1), row, pinned);
-    &pinned[..n]
+    let mut pinned = [0u32; MAX_HOPS];
+    let n = pinned_hops(u32::from(flow.pin - 1), row, &mut pinned);
+    encap_any(table, flow, &pinned[..n], alt, buf)
 }
 
 /// Start loading what [`encapsulate`] reads of the flow's table: its resolved row, or the
@@ -125,9 +125,7 @@ pub fn encapsulate_without_shortcut<B: PacketBuf>(
     buf: &mut B,
 ) -> Result<u32, DropReason> {
     let table = &snap.tables[usize::from(flow.table)];
-    let mut pinned = [0u32; MAX_HOPS];
-    let row = hops_of(table, flow, &mut pinned);
-    encap_any(table, flow, row, alt_row(snap, table, flow), buf)
+    encap_hops(snap, table, flow, buf)
 }
 
 /// The hops of `alt_hash` when the snapshot has alternate hash fields, else none.

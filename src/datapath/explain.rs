@@ -420,8 +420,7 @@ pub fn explain(snap: &Snapshot, q: &FlowQuery) -> Answer {
         .alt_hash_fields
         .as_ref()
         .map(|f| hashed(f, flow.alt_hash));
-    let quic = (flow.quic != 0).then(|| {
-        let outcome = QuicOutcome::ALL[usize::from(flow.quic - 1) % QuicOutcome::COUNT];
+    let quic = QuicOutcome::from_code(flow.quic).map(|outcome| {
         let hops = if flow.pin == 0 {
             Vec::new()
         } else {

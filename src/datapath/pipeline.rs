@@ -214,9 +214,9 @@ fn process_in<B: PacketBuf, S: SentSink>(
         lane.encapsulate(pkts, hashes, verdicts, region, ctr);
     for i in Bits(general) {
         let Some(p) = pkts.get_mut(i) else { break };
-        if let Some(q) = flows[i].quic.checked_sub(1) {
-            if verdicts[i] == Verdict::Forward {
-                ctr.quic[usize::from(q) % QuicOutcome::COUNT] += 1;
+        if verdicts[i] == Verdict::Forward {
+            if let Some(q) = QuicOutcome::from_code(flows[i].quic) {
+                ctr.quic[q as usize] += 1;
             }
         }
         match verdicts[i] {

@@ -214,6 +214,21 @@ impl Director {
         number_after(all, "Forwarded:")
     }
 
+    /// The metrics endpoint's address, once `show config` names it (the console comes up
+    /// before the endpoint does).
+    pub fn metrics_addr(&self) -> std::net::SocketAddr {
+        let mut cfg = String::new();
+        self.wait_for("the metrics endpoint in show config", || {
+            cfg = self.ok("show config");
+            cfg.contains("http://")
+        });
+        cfg.split("http://")
+            .nth(1)
+            .and_then(|r| r.split("/metrics").next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("{cfg}"))
+    }
+
     /// Wait until `f` holds (bounded by [`DEADLINE`]).
     pub fn wait_for(&self, what: &str, mut f: impl FnMut() -> bool) {
         let end = Instant::now() + DEADLINE;
