@@ -249,6 +249,34 @@ fn backend_example_has_what_it_says() {
     );
 }
 
+/// The QUIC backend example is backend 10.3.0.1 of the QUIC director example: the same
+/// configurations (keys included) and that backend's server ID, so the two stay in step.
+#[test]
+fn quic_backend_example_matches_the_quic_director_example() {
+    let b = rondo::redirect::config::load(&root().join("configs/backend-quic.toml")).unwrap();
+    let q = b.quic_lb.expect("[redirect.quic_lb]");
+    let d = load_config(&root().join("configs/quic.toml"), None).unwrap();
+    let t = d.tables[0]
+        .spec
+        .quic_lb
+        .as_ref()
+        .expect("the table's quic_lb");
+    assert_eq!(
+        q.configs,
+        rondo::quic_lb::QuicLbConfigs::from_specs(t.configs.iter()).unwrap()
+    );
+    let me: std::net::IpAddr = "10.3.0.1".parse().unwrap();
+    assert!(b.addresses.contains(&me));
+    assert_eq!(
+        t.server_ids
+            .iter()
+            .find(|(ip, _)| *ip == me)
+            .map(|(_, id)| *id),
+        Some(q.server_id)
+    );
+    assert_eq!(q.ports, vec![443]);
+}
+
 #[test]
 fn good_config_passes() {
     let (code, err) = check(GOOD, "toml");

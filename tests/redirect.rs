@@ -574,3 +574,200 @@ fn a_subnet_broadcast_hop_is_a_bad_hop_address() {
         assert_eq!(counter(&out, name), want, "{name} in:\n{out}");
     }
 }
+
+const QUIC_KEY: [u8; 16] = [
+    0x95, 0x09, 0x83, 0x48, 0x2b, 0x06, 0x92, 0xf7, 0x8f, 0x60, 0x57, 0xba, 0xee, 0x94, 0x11, 0x8c,
+];
+
+/// A QUIC-LB CID (config 1: 2-byte server IDs, 6-byte nonces, AES) for server ID `sid`.
+fn quic_cid(sid: [u8; 2]) -> Vec<u8> {
+    use rondo::quic_lb::{QuicLbConfig, RandomNonce, ServerId};
+    let c = QuicLbConfig::new(1, 2, 6, Some(&QUIC_KEY)).unwrap();
+    let mut out = [0u8; 20];
+    let n = c
+        .encode(
+            &ServerId::new(&sid).unwrap(),
+            &mut RandomNonce::new(),
+            &mut out,
+        )
+        .unwrap();
+    out[..n].to_vec()
+}
+
+/// Ethernet + IPv4 + UDP `src:sport -> VIP:dport` carrying `payload`, checksummed.
+fn udp_frame(src: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let (s, d) = (src.octets(), VIP.octets());
+    let len = (8 + payload.len()) as u16;
+    let mut u = Vec::new();
+    u.extend_from_slice(&sport.to_be_bytes());
+    u.extend_from_slice(&dport.to_be_bytes());
+    u.extend_from_slice(&len.to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(payload);
+    let c = csum(&[&s, &d, &[0, 17], &len.to_be_bytes(), &u]);
+    u[6..8].copy_from_slice(&c.to_be_bytes());
+    let mut f = eth(0x0800);
+    f.extend(ipv4_hdr(s, d, 17, u.len(), 1, 0x4000));
+    f.extend(u);
+    f
+}
+
+/// QUIC's second chance behind a director that hashes (no `quic_lb` in its table, as GLB):
+/// B1 runs `rondo redirect` with `[redirect.quic_lb]` and server ID 0001; a QUIC packet
+/// whose CID names 0002 (B2's) goes on to B2, one naming 0001 reaches B1's server, as do
+/// an Initial naming 0002 (a new connection stays where the director sent it) and the same
+/// bytes to a port that is not QUIC's.
+#[test]
+fn quic_packets_follow_their_connection_id_to_the_next_hop() {
+    if let Err(why) = privileged() {
+        return skip(&why);
+    }
+    if !std::path::Path::new("/dev/net/tun").exists() {
+        return skip("no /dev/net/tun");
+    }
+    let nd = Netns::new('Q').expect("netns Q (director)");
+    let n1 = Netns::new('3').expect("netns B1");
+    let n2 = Netns::new('4').expect("netns B2");
+    // 10.78.0.0/24 here, so that the test can run beside redirect_in_network_namespaces.
+    let (b1, b2) = (Ipv4Addr::new(10, 78, 0, 2), Ipv4Addr::new(10, 78, 0, 3));
+    nd.ip(&["link", "add", "br0", "type", "bridge"]).unwrap();
+    for (dl, bl, ns, a) in [("q1", "b1", &n1, b1), ("q2", "b2", &n2, b2)] {
+        nd.ip(&[
+            "link", "add", dl, "type", "veth", "peer", "name", bl, "netns", &ns.name,
+        ])
+        .unwrap();
+        nd.ip(&["link", "set", dl, "master", "br0", "up"]).unwrap();
+        ns.ip(&["link", "set", bl, "up"]).unwrap();
+        ns.ip(&["link", "set", "lo", "up"]).unwrap();
+        ns.ip(&["addr", "add", &format!("{a}/24"), "dev", bl])
+            .unwrap();
+    }
+    nd.ip(&["link", "set", "br0", "up"]).unwrap();
+    nd.ip(&["addr", "add", "10.78.0.1/24", "dev", "br0"])
+        .unwrap();
+    n1.ip(&["addr", "add", "10.200.0.1/32", "dev", "lo"])
+        .unwrap();
+    n1.ip(&["route", "add", "10.99.0.0/24", "via", "10.78.0.1"])
+        .unwrap();
+    for ns in [&nd, &n1] {
+        for kv in [
+            "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.default.rp_filter=0",
+        ] {
+            sysctl(ns, kv);
+        }
+    }
+
+    // The director hashes UDP 443 (no quic_lb): a client whose row is (B1, B2).
+    let toml = DIRECTOR_TOML
+        .replace("10.77.0.", "10.78.0.")
+        .replace(
+            "{ ip = \"fd77:200::1\", proto = \"tcp\", port = 80 }",
+            "{ ip = \"10.200.0.1\", proto = \"udp\", port = 443 }, { ip = \"10.200.0.1\", proto = \"udp\", port = 8443 }",
+        );
+    let cfg = rondo::config::config_from_str(&toml, "director.toml").unwrap();
+    let snap = Snapshot::compile(cfg, None, 0).unwrap();
+    let short = |sid: [u8; 2]| {
+        let mut p = vec![0x41];
+        p.extend(quic_cid(sid));
+        p.extend_from_slice(&[0x5a; 40]);
+        p
+    };
+    let client = (1..=254)
+        .map(|i| Ipv4Addr::new(10, 99, 0, i))
+        .find(|&c| {
+            let (_, dst, hops) = encapsulate(&snap, &udp_frame(c, 5000, 443, &short([0, 1])));
+            let (_, dst2, hops2) = encapsulate(&snap, &udp_frame(c, 5000, 8443, &short([0, 1])));
+            (dst, hops.as_slice(), dst2, hops2.as_slice()) == (b1, &[b2][..], b1, &[b2][..])
+        })
+        .expect("a client hashed to (B1, B2) on both ports");
+
+    // B1: a UDP server on VIP:443 and VIP:8443, then rondo redirect with QUIC-LB on 443.
+    let (srv, srv_other) = in_netns(&n1.name, || {
+        (
+            UdpSocket::bind((VIP, 443)).unwrap(),
+            UdpSocket::bind((VIP, 8443)).unwrap(),
+        )
+    });
+    for s in [&srv, &srv_other] {
+        s.set_read_timeout(Some(WAIT)).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("backend.toml");
+    std::fs::write(
+        &conf,
+        "[redirect]\nlisten = [\"0.0.0.0:19523\"]\ndirectors = [\"10.78.0.1\"]\n\
+         backends = [\"10.78.0.2\", \"10.78.0.3\"]\ntun = \"rdotun2\"\nstats_interval_secs = 0\n\
+         [redirect.quic_lb]\nserver_id = \"0001\"\nports = [443]\n\
+         configs = [{ config_id = 1, server_id_len = 2, nonce_len = 6, key = \"950983482b0692f78f6057baee94118c\" }]\n",
+    )
+    .unwrap();
+    let redirect = Redirect::start(&n1, &conf);
+    let raw_out = in_netns(&nd.name, || raw_socket(libc::AF_INET, libc::IPPROTO_RAW));
+    let recorder = in_netns(&n2.name, move || UdpSocket::bind((b2, 19523)).unwrap());
+    recorder.set_read_timeout(Some(WAIT)).unwrap();
+    let to_b1 = SocketAddr::new(IpAddr::V4(b1), 19523);
+    let mut b = [0u8; 2048];
+
+    // 1. Our own server ID: the server on B1 gets it.
+    let ours = short([0, 1]);
+    let (pkt, _, _) = encapsulate(&snap, &udp_frame(client, 5000, 443, &ours));
+    raw_out.send_to(&pkt, to_b1).unwrap();
+    let (n, from) = srv.recv_from(&mut b).expect("B1's server gets its own CID");
+    assert_eq!(
+        (&b[..n], from),
+        (&ours[..], SocketAddr::new(IpAddr::V4(client), 5000))
+    );
+
+    // 2. B2's server ID: forwarded to B2, next_hop 1, nothing else changed.
+    let (pkt, _, _) = encapsulate(&snap, &udp_frame(client, 5000, 443, &short([0, 2])));
+    raw_out.send_to(&pkt, to_b1).unwrap();
+    let (n, _) = recorder
+        .recv_from(&mut b)
+        .expect("B2 gets the CID naming it");
+    let orig = &pkt[28..];
+    assert_eq!(n, orig.len());
+    assert_eq!((b[6], b[7]), (1, 1), "next_hop incremented, hop_count kept");
+    assert_eq!((&b[..6], &b[7..n]), (&orig[..6], &orig[7..]));
+
+    // 3. An Initial whose DCID names B2: a new connection, kept on B1.
+    let mut initial = vec![0xc0, 0, 0, 0, 1];
+    let cid = quic_cid([0, 2]);
+    initial.push(cid.len() as u8);
+    initial.extend(&cid);
+    initial.push(0);
+    initial.extend_from_slice(&[0x5a; 40]);
+    let (pkt, _, _) = encapsulate(&snap, &udp_frame(client, 5000, 443, &initial));
+    raw_out.send_to(&pkt, to_b1).unwrap();
+    let (n, _) = srv.recv_from(&mut b).expect("B1's server gets the Initial");
+    assert_eq!(&b[..n], &initial[..]);
+
+    // 4. B2's CID to port 8443 (not a QUIC port here): plain UDP, local.
+    let other = short([0, 2]);
+    let (pkt, _, _) = encapsulate(&snap, &udp_frame(client, 5000, 8443, &other));
+    raw_out.send_to(&pkt, to_b1).unwrap();
+    let (n, _) = srv_other
+        .recv_from(&mut b)
+        .expect("UDP off the QUIC ports stays");
+    assert_eq!(&b[..n], &other[..]);
+
+    recorder
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(
+        recorder.recv_from(&mut b).is_err(),
+        "only one packet went to B2"
+    );
+    let out = redirect.stop();
+    for (name, want) in [
+        ("rx", 4),
+        ("local_quic_own", 1),
+        ("local_quic_initial", 1),
+        ("local_udp", 1),
+        ("forwarded", 1),
+        ("forwarded_quic", 1),
+        ("dropped", 0),
+    ] {
+        assert_eq!(counter(&out, name), want, "{name} in:\n{out}");
+    }
+}

@@ -8,8 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use libfuzzer_sys::fuzz_target;
 use rondo::redirect::forward::{self, Received};
+use rondo::quic_lb::{QuicLbConfig, QuicLbConfigs, ServerId};
 use rondo::redirect::{
-    decide, AddrSet, Decision, FlowKey, Outer, Policy, SocketLookup, SocketState,
+    decide, AddrSet, Decision, FlowKey, Outer, Policy, QuicPolicy, SocketLookup, SocketState,
 };
 use rondo::wire::{Ipv4Packet, Ipv6Packet, UdpPacket};
 
@@ -24,6 +25,16 @@ impl SocketLookup for Kernel {
     }
     fn syncookies_in_use(&mut self) -> bool {
         self.cookies
+    }
+}
+
+fn quic_policy(encrypted: bool) -> QuicPolicy {
+    let key = [0x42u8; 16];
+    let c = QuicLbConfig::new(1, 2, 6, encrypted.then_some(&key[..])).unwrap();
+    QuicPolicy {
+        configs: QuicLbConfigs::new([c]).unwrap(),
+        server_id: ServerId::new(&[0, 1]).unwrap(),
+        ports: vec![443],
     }
 }
 
@@ -57,6 +68,8 @@ fuzz_target!(|data: &[u8]| {
         own: vec![Ipv4Addr::new(10, 0, 0, 9).into()],
         hop_limit: if ctl & 2 != 0 { 8 } else { 30 },
         subnet_broadcasts: rondo::redirect::decide::SubnetBroadcasts::default(),
+        // QUIC-LB on UDP 443 (plaintext, or AES when bit 3 is set) for half the inputs.
+        quic: (ctl & 4 != 0).then(|| quic_policy(ctl & 8 != 0)),
     };
     let outer = Outer {
         src: if ctl & 4 != 0 { peer } else { director },

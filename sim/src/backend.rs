@@ -117,6 +117,7 @@ impl Backend {
                 own: vec![IpAddr::V4(backend_ip(index))],
                 hop_limit: 3,
                 subnet_broadcasts: rondo::redirect::decide::SubnetBroadcasts::default(),
+                quic: None,
             },
             stats: BackendStats::default(),
             accepted: Vec::new(),

@@ -167,6 +167,27 @@ impl QuicLbConfig {
     }
 }
 
+/// Equal when every setting and the key are (the key schedule follows from the key).
+impl PartialEq for QuicLbConfig {
+    fn eq(&self, o: &Self) -> bool {
+        (
+            self.config_id,
+            self.server_id_len,
+            self.nonce_len,
+            self.encode_length,
+            self.key,
+        ) == (
+            o.config_id,
+            o.server_id_len,
+            o.nonce_len,
+            o.encode_length,
+            o.key,
+        )
+    }
+}
+
+impl Eq for QuicLbConfig {}
+
 /// Never prints the key.
 impl core::fmt::Debug for QuicLbConfig {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -273,7 +294,7 @@ impl QuicLbSpec {
 /// The configurations a director decodes with: at most two (the one in use and the next,
 /// while keys rotate; draft section 3.1), each at its own codepoint. A CID's first octet
 /// picks the configuration.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QuicLbConfigs {
     configs: [Option<QuicLbConfig>; 2],
     /// Codepoint -> index into `configs` (`NONE` for none).

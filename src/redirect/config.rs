@@ -13,6 +13,13 @@
 //! syncookie_window_secs = 120               # see `redirect::diag`
 //! stats_interval_secs = 10                  # a stats line in the log (0: none)
 //! second_chance = true                      # false: every packet local, nothing forwarded (experiments only)
+//!
+//! [redirect.quic_lb]                        # optional: QUIC's second chance by connection ID
+//! server_id = "0001"                        # this backend's QUIC-LB server ID (hex), as in the directors' table
+//! ports = [443]                             # inner UDP destination ports that carry QUIC (default [443])
+//! configs = [                               # one or two, exactly the directors' table `quic_lb`
+//!   { config_id = 1, server_id_len = 2, nonce_len = 6, key = "950983482b0692f78f6057baee94118c" },
+//! ]
 //! ```
 //! Errors name the file, the line, the field and what was expected.
 
@@ -24,7 +31,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::decide::AddrSet;
+use super::quic::{QuicPolicy, DEFAULT_PORT};
 use crate::config::{parse_ip_or_cidr, ConfigError};
+use crate::quic_lb::{QuicLbConfigs, QuicLbSpec, ServerId};
 use crate::wire::gue;
 
 /// Default TUN interface name.
@@ -53,6 +62,9 @@ pub struct RedirectConfig {
     /// nothing is forwarded ([`super::decide::AlwaysLocal`]): only for showing what breaks
     /// without it.
     pub second_chance: bool,
+    /// QUIC-LB (`[redirect.quic_lb]`): QUIC datagrams whose CID names another server get
+    /// their second chance ([`super::quic`]).
+    pub quic_lb: Option<QuicPolicy>,
 }
 
 impl RedirectConfig {
@@ -79,6 +91,7 @@ impl RedirectConfig {
             syncookie_window: Duration::from_secs(120),
             stats_interval: Duration::from_secs(10),
             second_chance: true,
+            quic_lb: None,
         }
     }
 }
@@ -103,6 +116,15 @@ struct RawRedirect {
     syncookie_window_secs: Option<Spanned<i64>>,
     stats_interval_secs: Option<Spanned<i64>>,
     second_chance: Option<bool>,
+    quic_lb: Option<RawQuicLb>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuicLb {
+    server_id: Option<Spanned<String>>,
+    ports: Option<Spanned<Vec<i64>>>,
+    configs: Option<Spanned<toml::Value>>,
 }
 
 fn line_of(text: &str, at: usize) -> usize {
@@ -267,7 +289,116 @@ pub fn parse(text: &str, file: &str) -> Result<RedirectConfig, ConfigError> {
     if let Some(b) = r.second_chance {
         c.second_chance = b;
     }
+    if let Some(q) = &r.quic_lb {
+        c.quic_lb = Some(quic_lb(q, &err, file)?);
+    }
     Ok(c)
+}
+
+/// `[redirect.quic_lb]`: one or two configurations at distinct codepoints, all of the
+/// server ID's length, and at least one port.
+fn quic_lb(
+    q: &RawQuicLb,
+    err: &dyn Fn(std::ops::Range<usize>, &str, String) -> ConfigError,
+    file: &str,
+) -> Result<QuicPolicy, ConfigError> {
+    let missing = |field: &str, what: &str| {
+        ConfigError::field(
+            file,
+            None,
+            format!("redirect.quic_lb.{field}"),
+            format!("missing: {what}"),
+        )
+    };
+    let Some(sid) = &q.server_id else {
+        return Err(missing(
+            "server_id",
+            "this backend's QUIC-LB server ID in hex, as the directors' table gives it, e.g. server_id = \"0001\"",
+        ));
+    };
+    let server_id = ServerId::from_hex(sid.get_ref())
+        .map_err(|e| err(sid.span(), "redirect.quic_lb.server_id", e.to_string()))?;
+    let Some(specs) = &q.configs else {
+        return Err(missing(
+            "configs",
+            "the QUIC-LB configurations the servers issue CIDs with (the directors' table `quic_lb`), e.g. configs = [{ config_id = 1, server_id_len = 2, nonce_len = 6, key = \"...\" }]",
+        ));
+    };
+    let field = "redirect.quic_lb.configs";
+    let values = match specs.get_ref() {
+        toml::Value::Array(a) => a.clone(),
+        v @ toml::Value::Table(_) => vec![v.clone()],
+        _ => {
+            return Err(err(
+                specs.span(),
+                field,
+                "expected a configuration table { config_id, server_id_len, nonce_len, key } or an array of one or two".into(),
+            ))
+        }
+    };
+    let list = values
+        .into_iter()
+        .enumerate()
+        .map(|(k, v)| {
+            v.try_into::<QuicLbSpec>().map_err(|e| {
+                err(
+                    specs.span(),
+                    &format!("{field}[{k}]"),
+                    e.message().trim_end().to_string(),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let configs = QuicLbConfigs::from_specs(list.iter())
+        .map_err(|e| err(specs.span(), field, e.to_string()))?;
+    if configs.is_empty() {
+        return Err(err(
+            specs.span(),
+            field,
+            "expected one or two configurations, got none".into(),
+        ));
+    }
+    if let Some(c) = configs
+        .iter()
+        .find(|c| c.server_id_len() != server_id.len())
+    {
+        return Err(err(
+            specs.span(),
+            field,
+            format!(
+                "config_id {} has server_id_len {}: the server ID {server_id} has {} bytes",
+                c.config_id(),
+                c.server_id_len(),
+                server_id.len()
+            ),
+        ));
+    }
+    let ports = match &q.ports {
+        None => vec![DEFAULT_PORT],
+        Some(p) if p.get_ref().is_empty() => {
+            return Err(err(
+                p.span(),
+                "redirect.quic_lb.ports",
+                "expected at least one UDP port, or leave `ports` out (443)".into(),
+            ))
+        }
+        Some(p) => p
+            .get_ref()
+            .iter()
+            .map(|&n| {
+                u16::try_from(n)
+                    .ok()
+                    .filter(|&n| n != 0)
+                    .ok_or_else(|| format!("expected UDP ports 1..=65535, got {n}"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|m| err(p.span(), "redirect.quic_lb.ports", m))?,
+    };
+    Ok(QuicPolicy {
+        configs,
+        server_id,
+        ports,
+    })
 }
 
 /// Read and parse a backend config file.
@@ -338,6 +469,61 @@ second_chance = false
             (DEFAULT_TUN, DEFAULT_HOP_LIMIT)
         );
         assert!(c.second_chance);
+    }
+
+    const BASE: &str = "[redirect]\ndirectors = [\"10.0.1.1\"]\nbackends = [\"10.0.0.0/24\"]\n";
+
+    #[test]
+    fn a_quic_lb_section_parses() {
+        let text = format!(
+            "{BASE}[redirect.quic_lb]\nserver_id = \"0a0b\"\nports = [443, 8443]\nconfigs = [\n  {{ config_id = 1, server_id_len = 2, nonce_len = 6, key = \"950983482b0692f78f6057baee94118c\" }},\n  {{ config_id = 2, server_id_len = 2, nonce_len = 14 }},\n]\n"
+        );
+        let q = parse(&text, "b.toml").unwrap().quic_lb.unwrap();
+        assert_eq!(q.server_id.as_bytes(), &[0x0a, 0x0b]);
+        assert_eq!(q.ports, vec![443, 8443]);
+        assert_eq!(q.configs.len(), 2);
+        assert!(q.configs.get(1).unwrap().key().is_some());
+        assert!(q.configs.get(2).unwrap().key().is_none());
+        // One configuration as a table, ports defaulting to 443.
+        let text = format!(
+            "{BASE}[redirect.quic_lb]\nserver_id = \"0a0b\"\nconfigs = {{ config_id = 0, server_id_len = 2, nonce_len = 4 }}\n"
+        );
+        let q = parse(&text, "b.toml").unwrap().quic_lb.unwrap();
+        assert_eq!((q.ports.as_slice(), q.configs.len()), (&[443u16][..], 1));
+        assert!(parse(BASE, "b.toml").unwrap().quic_lb.is_none());
+    }
+
+    #[test]
+    fn quic_lb_errors_name_the_field() {
+        let cfg = "{ config_id = 1, server_id_len = 2, nonce_len = 6 }";
+        let cases: &[(&str, &str, &str)] = &[
+            (&format!("configs = [{cfg}]"), "redirect.quic_lb.server_id", "missing"),
+            ("server_id = \"0a0b\"", "redirect.quic_lb.configs", "missing"),
+            (&format!("server_id = \"zz\"\nconfigs = [{cfg}]"), "redirect.quic_lb.server_id", "hex"),
+            (&format!("server_id = \"0a0b0c\"\nconfigs = [{cfg}]"), "redirect.quic_lb.configs", "server ID 0a0b0c has 3 bytes"),
+            ("server_id = \"0a0b\"\nconfigs = []", "redirect.quic_lb.configs", "got none"),
+            ("server_id = \"0a0b\"\nconfigs = 5", "redirect.quic_lb.configs", "expected a configuration table"),
+            (&format!("server_id = \"0a0b\"\nconfigs = [{cfg}, {cfg}]"), "redirect.quic_lb.configs", "config_id 1"),
+            ("server_id = \"0a0b\"\nconfigs = [{ config_id = 7, server_id_len = 2, nonce_len = 6 }]", "redirect.quic_lb.configs", "config_id"),
+            ("server_id = \"0a0b\"\nconfigs = [{ config_id = 1, server_id_len = 2, nonce_len = 6, key = \"00ff\" }]", "redirect.quic_lb.configs", "16"),
+            ("server_id = \"0a0b\"\nconfigs = [{ config_id = 1, server_id_len = 2, nonce_len = 6, kee = 1 }]", "redirect.quic_lb.configs[0]", "unknown field"),
+            (&format!("server_id = \"0a0b\"\nports = [0]\nconfigs = [{cfg}]"), "redirect.quic_lb.ports", "1..=65535"),
+            (&format!("server_id = \"0a0b\"\nports = [70000]\nconfigs = [{cfg}]"), "redirect.quic_lb.ports", "1..=65535"),
+            (&format!("server_id = \"0a0b\"\nports = []\nconfigs = [{cfg}]"), "redirect.quic_lb.ports", "at least one"),
+        ];
+        for (lines, field, want) in cases {
+            let text = format!("{BASE}[redirect.quic_lb]\n{lines}\n");
+            let e = parse(&text, "b.toml").unwrap_err().to_string();
+            assert!(e.starts_with("b.toml"), "{lines}: {e}");
+            assert!(e.contains(field) && e.contains(want), "{lines}: {e}");
+        }
+        let e = parse(
+            &format!("{BASE}[redirect.quic_lb]\nserverid = 1\n"),
+            "b.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown field"), "{e}");
     }
 
     #[test]

@@ -15,7 +15,11 @@
 //! | 4 | hop_count above the configured hop limit | drop `hop_limit` |
 //! | 5 | next_hop > hop_count (no sender ever produces it) | drop `next_hop_out_of_range` |
 //! | 6 | inner packet truncated, bad header, IP version not the GUE proto's | drop `truncated_inner` / `bad_inner_header` / `inner_version_mismatch` |
-//! | 7 | inner UDP | local `udp` |
+//! | 7 | inner UDP, not to a QUIC port (or no `quic_lb` configured) | local `udp` |
+//! | 7a | inner UDP to a QUIC port: an Initial or 0-RTT packet | local `quic_initial` |
+//! | 7b | ... a DCID carrying our QUIC-LB server ID | local `quic_own` |
+//! | 7c | ... a DCID carrying another server ID | as a TCP packet without a socket: rows 15-21 |
+//! | 7d | ... anything else (not QUIC, no server ID in the DCID) | local `udp` |
 //! | 8 | inner ICMP other than frag-needed / Packet Too Big (the GUE health check) | local `icmp` |
 //! | 9 | frag-needed / PTB: the quoted header, reversed, is the flow (no flags); a quote of a non-TCP packet is local `icmp`; a quote too short for the ports is dropped `truncated_inner` | as TCP below |
 //! | 10 | other inner protocol | drop `unsupported_inner_proto` |
@@ -32,6 +36,7 @@
 //! | 21 | otherwise | forward to `hops[i]`, `next_hop = i + 1` |
 //!
 //! Rows 1, 4, 5, 11, 17-20 are Rondo's additions to GLB's checks (GLB trusts its network);
+//! rows 7a-7d are QUIC's second chance (QUIC-LB, [`super::quic`]);
 //! rows 7-10 and 12-16 are GLB's glb-redirect. Row 18 keeps GLB's outcome while cutting a
 //! useless round trip: a hop that already had the packet has already decided to pass it on.
 //!
@@ -45,9 +50,10 @@ use core::fmt;
 use core::net::{IpAddr, Ipv4Addr};
 use core::ops::Range;
 
+use super::quic::{QuicClass, QuicPolicy};
 use crate::wire::{
     self, icmpv4, icmpv6, ip_proto, ipv6, tcp, Error as WireError, GuePacket, HopFamily,
-    Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet, TcpPacket,
+    Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket,
 };
 
 /// A set of addresses given as CIDRs (`10.0.0.0/8`, `fd00::/8`, `192.0.2.7`).
@@ -103,6 +109,9 @@ pub struct Policy {
     /// interface on 10.1.2.0/24): never a hop. Read from the interfaces off the packet
     /// path and refreshed by the service; looked up without allocation.
     pub subnet_broadcasts: SubnetBroadcasts,
+    /// QUIC-LB: QUIC's second chance by connection ID (rows 7a-7d); `None`: every UDP
+    /// datagram is local.
+    pub quic: Option<QuicPolicy>,
 }
 
 /// A small fixed set of IPv4 directed broadcast addresses ([`Policy::subnet_broadcasts`]):
@@ -248,10 +257,12 @@ pub enum LocalReason {
     Syncookie,
     LastResort,
     SelfHop,
+    QuicInitial,
+    QuicOwn,
 }
 
 impl LocalReason {
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 9;
     pub const ALL: [LocalReason; Self::COUNT] = [
         LocalReason::Udp,
         LocalReason::Icmp,
@@ -260,6 +271,8 @@ impl LocalReason {
         LocalReason::Syncookie,
         LocalReason::LastResort,
         LocalReason::SelfHop,
+        LocalReason::QuicInitial,
+        LocalReason::QuicOwn,
     ];
 
     /// Counter label.
@@ -272,6 +285,8 @@ impl LocalReason {
             LocalReason::Syncookie => "syncookie",
             LocalReason::LastResort => "last_resort",
             LocalReason::SelfHop => "self_hop",
+            LocalReason::QuicInitial => "quic_initial",
+            LocalReason::QuicOwn => "quic_own",
         }
     }
 
@@ -400,14 +415,21 @@ pub enum Decision {
         next_hop: u8,
         /// Hops skipped because they already had the packet (row 18).
         skipped: u8,
+        /// A QUIC packet whose CID names another server (row 7c), not a TCP flow.
+        quic: bool,
     },
     Drop(GueDropReason),
 }
 
 /// The inner packet, reduced to what the decision needs.
-enum Inner {
+enum Inner<'a> {
     Local(LocalReason),
-    Tcp { flow: FlowKey, flags: u8 },
+    /// A UDP datagram: its UDP header and payload.
+    Udp(&'a [u8]),
+    Tcp {
+        flow: FlowKey,
+        flags: u8,
+    },
 }
 
 /// Decide what to do with `payload`, the UDP payload (GUE header and inner packet) of a
@@ -467,6 +489,16 @@ fn decide_inner<L: SocketLookup + ?Sized>(
     };
     let (flow, flags) = match inner {
         Inner::Local(why) => return Ok(local(why)),
+        Inner::Udp(l4) => {
+            return Ok(match quic_class(policy.quic.as_ref(), l4) {
+                QuicClass::Initial => local(LocalReason::QuicInitial),
+                QuicClass::Own => local(LocalReason::QuicOwn),
+                QuicClass::Unroutable => local(LocalReason::Udp),
+                QuicClass::OtherServer => {
+                    next_hops(&gue, outer, policy, range.clone(), next_hop, true)?
+                }
+            })
+        }
         Inner::Tcp { flow, flags } => (flow, flags),
     };
     if flags & tcp::flags::SYN != 0 {
@@ -482,6 +514,36 @@ fn decide_inner<L: SocketLookup + ?Sized>(
     if pure_ack && state == SocketState::Listener && kernel.syncookies_in_use() {
         return Ok(local(LocalReason::Syncookie));
     }
+    next_hops(&gue, outer, policy, range, next_hop, false)
+}
+
+/// The class of an inner UDP datagram (`l4`: its header and payload) under `quic`: not
+/// QUIC ([`QuicClass::Unroutable`]) without a QUIC-LB policy, off its ports, or with a
+/// UDP header that does not parse (the kernel drops that one).
+#[inline]
+fn quic_class(quic: Option<&QuicPolicy>, l4: &[u8]) -> QuicClass {
+    let Some(q) = quic else {
+        return QuicClass::Unroutable;
+    };
+    match UdpPacket::new_checked(l4) {
+        Ok(u) if q.is_quic_port(u.dst_port()) => q.classify(u.payload()),
+        _ => QuicClass::Unroutable,
+    }
+}
+
+/// Rows 15-21: where a packet goes that this backend does not hold (a TCP flow without a
+/// socket, a QUIC CID of another server).
+fn next_hops(
+    gue: &GuePacket<&[u8]>,
+    outer: &Outer,
+    policy: &Policy,
+    range: Range<usize>,
+    next_hop: u8,
+    quic: bool,
+) -> Result<Decision, GueDropReason> {
+    let src = outer.src.to_canonical();
+    let dst = outer.dst.to_canonical();
+    let hop_count = gue.hop_count();
     let mut skipped = 0u8;
     for i in next_hop..hop_count {
         let Some(hop) = gue.hop(usize::from(i)) else {
@@ -515,6 +577,7 @@ fn decide_inner<L: SocketLookup + ?Sized>(
             to: hop,
             next_hop: i + 1,
             skipped,
+            quic,
         });
     }
     Ok(Decision::Local {
@@ -548,7 +611,7 @@ pub fn routable_unicast(a: IpAddr) -> bool {
 }
 
 /// Ports of a quoted (cut-short) L4 header, reversed into the flow the quote belongs to.
-fn quoted_flow(qsrc: IpAddr, qdst: IpAddr, l4: &[u8]) -> Result<Inner, GueDropReason> {
+fn quoted_flow(qsrc: IpAddr, qdst: IpAddr, l4: &[u8]) -> Result<Inner<'static>, GueDropReason> {
     let (qsport, qdport) = wire::l4_ports(l4).map_err(|_| GueDropReason::TruncatedInner)?;
     Ok(Inner::Tcp {
         flow: FlowKey {
@@ -561,7 +624,7 @@ fn quoted_flow(qsrc: IpAddr, qdst: IpAddr, l4: &[u8]) -> Result<Inner, GueDropRe
     })
 }
 
-fn tcp_flow(src: IpAddr, dst: IpAddr, l4: &[u8]) -> Result<Inner, GueDropReason> {
+fn tcp_flow(src: IpAddr, dst: IpAddr, l4: &[u8]) -> Result<Inner<'static>, GueDropReason> {
     let t = TcpPacket::new_checked(l4).map_err(GueDropReason::from_inner)?;
     Ok(Inner::Tcp {
         flow: FlowKey {
@@ -575,14 +638,17 @@ fn tcp_flow(src: IpAddr, dst: IpAddr, l4: &[u8]) -> Result<Inner, GueDropReason>
 }
 
 /// The inner IPv4 packet: what it is and its length.
-fn inner_v4(b: &[u8]) -> Result<(Inner, usize), GueDropReason> {
+fn inner_v4(b: &[u8]) -> Result<(Inner<'_>, usize), GueDropReason> {
     let ip = Ipv4Packet::new_checked(b).map_err(GueDropReason::from_inner)?;
     let len = usize::from(ip.total_len());
     let (src, dst) = (IpAddr::V4(ip.src_addr()), IpAddr::V4(ip.dst_addr()));
     let proto = ip.protocol();
     let l4 = ip.payload();
     let inner = match proto {
-        ip_proto::UDP => Inner::Local(LocalReason::Udp),
+        // A fragment is no whole datagram to read a CID from (QUIC never fragments).
+        ip_proto::UDP if ip.is_fragment() => Inner::Local(LocalReason::Udp),
+        // The same bytes as `l4`, borrowed from `b` rather than from `ip`.
+        ip_proto::UDP => Inner::Udp(b.get(ip.header_len()..len.min(b.len())).unwrap_or(&[])),
         ip_proto::ICMP if ip.frag_offset() != 0 => Inner::Local(LocalReason::Icmp),
         ip_proto::ICMP => {
             let icmp = Icmpv4Packet::new_checked(l4).map_err(GueDropReason::from_inner)?;
@@ -609,7 +675,7 @@ fn inner_v4(b: &[u8]) -> Result<(Inner, usize), GueDropReason> {
 }
 
 /// The inner IPv6 packet: what it is and its length.
-fn inner_v6(b: &[u8]) -> Result<(Inner, usize), GueDropReason> {
+fn inner_v6(b: &[u8]) -> Result<(Inner<'_>, usize), GueDropReason> {
     let ip = Ipv6Packet::new_checked(b).map_err(GueDropReason::from_inner)?;
     let len = ipv6::HEADER_LEN + usize::from(ip.payload_len());
     let (src, dst) = (IpAddr::V6(ip.src_addr()), IpAddr::V6(ip.dst_addr()));
@@ -617,7 +683,8 @@ fn inner_v6(b: &[u8]) -> Result<(Inner, usize), GueDropReason> {
     let non_first = upper.fragment.is_some_and(|f| f.is_non_first());
     let l4 = ip.packet().get(upper.offset..len).unwrap_or(&[]);
     let inner = match upper.next_header {
-        ip_proto::UDP => Inner::Local(LocalReason::Udp),
+        ip_proto::UDP if upper.fragment.is_some() => Inner::Local(LocalReason::Udp),
+        ip_proto::UDP => Inner::Udp(b.get(upper.offset..len).unwrap_or(&[])),
         ip_proto::ICMPV6 if non_first => Inner::Local(LocalReason::Icmp),
         ip_proto::ICMPV6 => {
             let icmp = Icmpv6Packet::new_checked(l4).map_err(GueDropReason::from_inner)?;
@@ -677,6 +744,7 @@ mod tests {
             own: vec![],
             hop_limit: 8,
             subnet_broadcasts: SubnetBroadcasts::default(),
+            quic: None,
         }
     }
 
@@ -950,6 +1018,160 @@ mod tests {
         }
     }
 
+    fn quic_policy() -> Policy {
+        use crate::quic_lb::{QuicLbConfig, QuicLbConfigs, ServerId};
+        let c = QuicLbConfig::new(1, 2, 6, Some(&[9u8; 16])).unwrap();
+        Policy {
+            quic: Some(QuicPolicy {
+                configs: QuicLbConfigs::new([c]).unwrap(),
+                server_id: ServerId::new(&[0, 1]).unwrap(),
+                ports: vec![443],
+            }),
+            ..policy()
+        }
+    }
+
+    /// A QUIC short header packet whose DCID carries server ID `sid`, to VIP:`dport`.
+    fn quic_udp(sid: &[u8], dport: u16) -> Vec<u8> {
+        use crate::quic_lb::{RandomNonce, ServerId};
+        let p = quic_policy();
+        let c = p.quic.as_ref().unwrap().configs.get(1).unwrap().clone();
+        let mut cid = [0u8; 20];
+        let n = c
+            .encode(
+                &ServerId::new(sid).unwrap(),
+                &mut RandomNonce::new(),
+                &mut cid,
+            )
+            .unwrap();
+        let mut payload = vec![0x41];
+        payload.extend_from_slice(&cid[..n]);
+        payload.extend_from_slice(&[0x5a; 30]);
+        let mut u = vec![0u8; 8 + payload.len()];
+        u[8..].copy_from_slice(&payload);
+        UdpRepr {
+            src_port: 50000,
+            dst_port: dport,
+            payload_len: payload.len(),
+        }
+        .emit(&mut UdpPacket::new_unchecked(&mut u[..]))
+        .unwrap();
+        u
+    }
+
+    #[test]
+    fn quic_follows_the_server_id_in_its_connection_id() {
+        let q = quic_policy();
+        let v4 = |l4: &[u8]| ip4(CLIENT, VIP, ip_proto::UDP, l4);
+        let v6 = |l4: &[u8]| ip6(CLIENT6, VIP6, ip_proto::UDP, l4);
+        // Ours: local, the kernel never asked.
+        let mut k = fake(SocketState::Absent);
+        let d = decide(
+            &gue4(&v4(&quic_udp(&[0, 1], 443)), 4, &[PEER], 0),
+            &from(DIRECTOR),
+            &q,
+            &mut k,
+        );
+        assert_eq!(why(&d), Some(LocalReason::QuicOwn));
+        assert!(k.asked.is_empty());
+        // Another server's: second chance on the next hop, counted as QUIC.
+        let d = decide(
+            &gue4(&v4(&quic_udp(&[0, 2], 443)), 4, &[PEER], 0),
+            &from(DIRECTOR),
+            &q,
+            &mut k,
+        );
+        assert_eq!(
+            d,
+            Decision::Forward {
+                to: IpAddr::V4(PEER),
+                next_hop: 1,
+                skipped: 0,
+                quic: true
+            }
+        );
+        let mut c = RedirectCounters::default();
+        c.count(&d);
+        assert_eq!((c.forwarded, c.forwarded_quic), (1, 1));
+        let p6 = gue6(&v6(&quic_udp(&[0, 2], 443)), 41, &[PEER6], 0);
+        let d = decide(&p6, &from6(DIRECTOR6), &q, &mut k);
+        assert!(
+            matches!(
+                d,
+                Decision::Forward {
+                    quic: true,
+                    next_hop: 1,
+                    ..
+                }
+            ),
+            "{d:?}"
+        );
+        // ... and at the last hop, the last resort; a hop that is us, self_hop.
+        let d = decide(
+            &gue4(&v4(&quic_udp(&[0, 2], 443)), 4, &[ME], 1),
+            &from(PEER),
+            &q,
+            &mut k,
+        );
+        assert_eq!(why(&d), Some(LocalReason::LastResort));
+        let d = decide(
+            &gue4(&v4(&quic_udp(&[0, 2], 443)), 4, &[ME], 0),
+            &from(DIRECTOR),
+            &q,
+            &mut k,
+        );
+        assert_eq!(why(&d), Some(LocalReason::SelfHop));
+        // Another port, or no QUIC-LB configured: plain UDP, local.
+        let d = decide(
+            &gue4(&v4(&quic_udp(&[0, 2], 8443)), 4, &[PEER], 0),
+            &from(DIRECTOR),
+            &q,
+            &mut k,
+        );
+        assert_eq!(why(&d), Some(LocalReason::Udp));
+        let d = decide(
+            &gue4(&v4(&quic_udp(&[0, 2], 443)), 4, &[PEER], 0),
+            &from(DIRECTOR),
+            &policy(),
+            &mut k,
+        );
+        assert_eq!(why(&d), Some(LocalReason::Udp));
+        // A UDP fragment, a truncated UDP header: local UDP, never forwarded.
+        let mut frag = v4(&quic_udp(&[0, 2], 443));
+        frag[6] |= 0x20; // more fragments
+        let d = decide(&gue4(&frag, 4, &[PEER], 0), &from(DIRECTOR), &q, &mut k);
+        assert_eq!(why(&d), Some(LocalReason::Udp));
+        let d = decide(
+            &gue4(&ip4(CLIENT, VIP, ip_proto::UDP, &[1, 2, 3]), 4, &[PEER], 0),
+            &from(DIRECTOR),
+            &q,
+            &mut k,
+        );
+        assert_eq!(why(&d), Some(LocalReason::Udp));
+        // An Initial whose DCID happens to name another server stays (a new connection).
+        let mut initial = quic_udp(&[0, 2], 443);
+        initial[8] = 0xc0;
+        let cid = initial[9..18].to_vec();
+        let mut payload = vec![0xc0, 0, 0, 0, 1, 9];
+        payload.extend_from_slice(&cid);
+        payload.extend_from_slice(&[0, 0x5a, 0x5a]);
+        initial.truncate(8);
+        initial.extend_from_slice(&payload);
+        let udp_len = initial.len() as u16;
+        initial[4..6].copy_from_slice(&udp_len.to_be_bytes());
+        let d = decide(
+            &gue4(&v4(&initial), 4, &[PEER], 0),
+            &from(DIRECTOR),
+            &q,
+            &mut k,
+        );
+        assert_eq!(why(&d), Some(LocalReason::QuicInitial));
+        assert!(
+            k.asked.is_empty(),
+            "QUIC never asks the kernel about sockets"
+        );
+    }
+
     #[test]
     fn exhausted_hops_are_the_last_resort() {
         for hops in [0, 1, 3] {
@@ -974,7 +1196,8 @@ mod tests {
                 Decision::Forward {
                     to,
                     next_hop: 1,
-                    skipped: 0
+                    skipped: 0,
+                    quic: false
                 }
             );
         }
@@ -986,7 +1209,8 @@ mod tests {
             Decision::Forward {
                 to: IpAddr::V4(PEER2),
                 next_hop: 2,
-                skipped: 0
+                skipped: 0,
+                quic: false
             }
         );
     }
@@ -1551,11 +1775,12 @@ mod tests {
         /// Any bytes from any address: a decision, never a panic; a forward always advances
         /// next_hop within hop_count, to an allowed address.
         #[test]
-        fn any_bytes_get_a_decision(bytes in prop::collection::vec(any::<u8>(), 0..200), v6 in any::<bool>(), state in 0u8..3, cookies in any::<bool>()) {
+        fn any_bytes_get_a_decision(bytes in prop::collection::vec(any::<u8>(), 0..200), v6 in any::<bool>(), state in 0u8..3, cookies in any::<bool>(), quic in any::<bool>()) {
             let o = if v6 { from6(DIRECTOR6) } else { from(DIRECTOR) };
             let mut k = fake([SocketState::Flow, SocketState::Listener, SocketState::Absent][usize::from(state)]);
             k.cookies = cookies;
-            match decide(&bytes, &o, &policy(), &mut k) {
+            let p = if quic { quic_policy() } else { policy() };
+            match decide(&bytes, &o, &p, &mut k) {
                 Decision::Forward { to, next_hop, .. } => {
                     prop_assert!(next_hop > bytes[6] && next_hop <= bytes[7]);
                     prop_assert!(policy().backends.contains(to));

@@ -13,6 +13,10 @@
 //! - forwarded packets get a new outer header from us to the next hop with `next_hop`
 //!   advanced ([`forward`]) and leave through a raw socket.
 //!
+//! QUIC has a second chance too ([`quic`]): a QUIC datagram whose connection ID carries
+//! another server's QUIC-LB server ID goes to the next hop, as a TCP packet without a
+//! kernel socket does.
+//!
 //! GLB's GUE health check (`01 04 00 00 00 00 00 00` + an ICMP echo request to us) is an
 //! inner ICMP packet: it is delivered locally and the kernel answers the echo itself.
 //!
@@ -24,6 +28,7 @@ pub mod config;
 pub mod decide;
 pub mod diag;
 pub mod forward;
+pub mod quic;
 pub mod service;
 pub mod socket;
 pub mod tun;
@@ -35,6 +40,7 @@ pub use decide::{
     decide, AddrSet, Decision, FlowKey, GueDropReason, LocalReason, Outer, Policy, SocketLookup,
     SocketState,
 };
+pub use quic::{QuicClass, QuicPolicy};
 pub use service::{Redirect, RedirectError};
 
 /// Per-decision counters of `rondo redirect` (the director's are
@@ -45,6 +51,8 @@ pub struct RedirectCounters {
     pub rx_bytes: u64,
     pub local: [u64; LocalReason::COUNT],
     pub forwarded: u64,
+    /// Of `forwarded`: QUIC packets whose CID named another server.
+    pub forwarded_quic: u64,
     /// Hops passed over because they already had the packet (decision row 18).
     pub revisit_skipped: u64,
     pub drops: [u64; GueDropReason::COUNT],
@@ -62,8 +70,9 @@ impl RedirectCounters {
                 self.local[why.index()] += 1;
                 self.revisit_skipped += u64::from(*skipped);
             }
-            Decision::Forward { skipped, .. } => {
+            Decision::Forward { skipped, quic, .. } => {
                 self.forwarded += 1;
+                self.forwarded_quic += u64::from(*quic);
                 self.revisit_skipped += u64::from(*skipped);
             }
             Decision::Drop(r) => self.drops[r.index()] += 1,
@@ -102,6 +111,9 @@ impl RedirectCounters {
             }
         }
         let _ = writeln!(o, "forwarded   {:>12} packets", self.forwarded);
+        if self.forwarded_quic > 0 {
+            let _ = writeln!(o, "  forwarded_quic        {:>12}", self.forwarded_quic);
+        }
         let _ = writeln!(o, "  revisit_skipped       {:>12}", self.revisit_skipped);
         let _ = writeln!(o, "dropped     {:>12} packets", self.total_drops());
         for r in GueDropReason::ALL {

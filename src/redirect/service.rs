@@ -178,6 +178,8 @@ impl Redirect {
             own: cfg.addresses.clone(),
             hop_limit: cfg.hop_limit,
             subnet_broadcasts: local_subnet_broadcasts(),
+            // Second chance off: QUIC is local too (nothing is forwarded).
+            quic: cfg.quic_lb.clone().filter(|_| cfg.second_chance),
         };
         Ok(Redirect {
             policy,

@@ -22,8 +22,17 @@ pub fn run(file: &Path, table: Option<&Path>) -> Result<(), String> {
         if crate::redirect::config::is_redirect_config(text) {
             let c = crate::redirect::config::parse(text, &file.display().to_string())
                 .map_err(|e| e.to_string())?;
+            let quic = match &c.quic_lb {
+                Some(q) => format!(
+                    ", QUIC-LB server ID {} on UDP {:?} ({} configuration(s))",
+                    q.server_id,
+                    q.ports,
+                    q.configs.len()
+                ),
+                None => String::new(),
+            };
             println!(
-                "{}: OK: backend config (rondo redirect): {} listen address(es), {} director net(s), {} backend net(s), TUN {}",
+                "{}: OK: backend config (rondo redirect): {} listen address(es), {} director net(s), {} backend net(s), TUN {}{quic}",
                 file.display(),
                 c.listen.len(),
                 c.directors.nets().len(),

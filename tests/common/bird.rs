@@ -218,7 +218,10 @@ impl Lab {
                  {chan} {{ {filters} }};\n}}\n"
             )
         };
-        let bfd = "protocol bfd { interface \"*\" { min rx interval 50 ms; min tx interval 50 ms; multiplier 3; }; }\n";
+        // BFD at 200 ms x 5 (1 s to declare a peer down): 50 ms x 3 flapped while CI built
+        // and ran other tests on the 2-vCPU machine, and a BFD flap takes the BGP session
+        // (and its routes) down with it. No test here measures BFD's detection time.
+        let bfd = "protocol bfd { interface \"*\" { min rx interval 200 ms; min tx interval 200 ms; multiplier 5; }; }\n";
         // The director's bird.conf as an operator writes it: the include and the export
         // filter it defines are the only lines about Rondo.
         let include = lab.include();
