@@ -900,3 +900,41 @@ fn tap_name_errors_name_the_tap() {
     assert!(e.contains(&v.a) && e.contains("not a TAP"), "{e}");
     println!("error reads: {e}");
 }
+
+/// `RxQueue::wait` blocks in poll(2) on the ring and wakes when a frame comes: a frame sent
+/// while the queue waits (with a 20 s limit) is read right after the wait returns. A wait
+/// that never woke would take the full 20 s per call; one that did not block at all would
+/// still pass here, which the pktgen latency figures in perf/ show instead.
+#[test]
+fn wait_wakes_when_a_frame_arrives() {
+    let Some(v) = Veth::new('z') else { return };
+    for rx in RINGS {
+        println!("wait_wakes: rx={rx}");
+        let (_port_a, mut qa) = open(&v.a, 1, rx);
+        let (port_b, mut qb) = open(&v.b, 1, rx);
+        let (rx_a, _) = &mut qa[0];
+        let (_, tx_b) = &mut qb.remove(0);
+        let limit = Duration::from_secs(20);
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::thread::sleep(Duration::from_millis(200));
+                assert_eq!(send_all(&port_b, tx_b, &[marked(9, 1, 100)]), 1);
+            });
+            let mut burst = Burst::new();
+            'outer: loop {
+                rx_a.wait(limit);
+                assert!(
+                    start.elapsed() < limit,
+                    "the wait did not wake for the frame"
+                );
+                rx_a.rx_burst(&mut burst);
+                for b in burst.drain() {
+                    if mark_of(b.data()) == Some((9, 1)) {
+                        break 'outer;
+                    }
+                }
+            }
+        });
+    }
+}

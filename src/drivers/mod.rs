@@ -214,6 +214,13 @@ pub trait RxQueue: Send {
     }
     /// Called once on the worker thread after its last burst.
     fn detach_thread(&mut self) {}
+    /// Wait until a packet may be ready or about `timeout` passes, for a thread with
+    /// nothing to do that must answer fast when something comes (pktgen's receiver). A
+    /// queue with a descriptor blocks in poll(2) and wakes when a frame arrives; the
+    /// default sleeps (at most 50 µs: a queue without a descriptor cannot be woken).
+    fn wait(&mut self, timeout: std::time::Duration) {
+        std::thread::sleep(timeout.min(std::time::Duration::from_micros(50)));
+    }
 }
 
 /// Transmit side of one queue, owned by one worker (or the exception thread).

@@ -377,6 +377,13 @@ impl AsRawFd for AfPacketRx {
 impl RxQueue for AfPacketRx {
     type Buf = PoolBuf;
 
+    fn wait(&mut self, timeout: std::time::Duration) {
+        // POLLIN when the frame at the ring's head belongs to user space (V2) or a block
+        // was retired (V3). An error only ends the wait early: the next burst reports it.
+        let ms = i32::try_from(timeout.as_millis().max(1)).unwrap_or(i32::MAX);
+        let _ = crate::sys::poll::poll_readable(self.fd.as_raw_fd(), ms);
+    }
+
     fn rx_burst(&mut self, out: &mut Burst<PoolBuf>) -> usize {
         let mut t = Tally::default();
         match &mut self.walk {

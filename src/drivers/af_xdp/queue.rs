@@ -35,6 +35,10 @@ pub struct AfXdpRx {
 impl RxQueue for AfXdpRx {
     type Buf = XskBuf;
 
+    fn wait(&mut self, timeout: std::time::Duration) {
+        self.poll_rx(timeout);
+    }
+
     fn rx_burst(&mut self, out: &mut Burst<XskBuf>) -> usize {
         self.refill();
         let want = out.room().min(BURST_MAX) as u32;
@@ -71,6 +75,17 @@ impl RxQueue for AfXdpRx {
 }
 
 impl AfXdpRx {
+    /// See [`RxQueue::wait`]: poll(2) on the socket (POLLIN when the RX ring has
+    /// descriptors; in need-wakeup mode the poll also drives the kernel's receive).
+    fn poll_rx(&mut self, timeout: std::time::Duration) {
+        self.refill();
+        if self.rx.cons_ready(1) > 0 {
+            return;
+        }
+        let ms = i32::try_from(timeout.as_millis().max(1)).unwrap_or(i32::MAX);
+        let _ = crate::sys::poll::poll_readable(self.shared.fd.as_raw_fd(), ms);
+    }
+
     /// Keep the fill ring full from the free frames.
     #[inline]
     fn refill(&mut self) {
