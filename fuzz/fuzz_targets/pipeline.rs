@@ -2,6 +2,8 @@
 //! gets exactly one verdict, and a forwarded packet is well-formed GUE. The common-case
 //! shortcuts (classifier and two-hop IPv4 encapsulation) must give exactly what the general
 //! code gives, and so must a burst through the express lane (no alternate hash fields).
+//! With QUIC-LB on the UDP binds (plaintext CIDs, so that mutated server IDs still decode),
+//! the same holds, and a forwarded packet goes only to backends the table names.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -43,6 +45,36 @@ fn plain_snapshot() -> &'static Snapshot {
         let cfg = rondo::config::config_from_str(&text, "fuzz.toml").unwrap();
         Snapshot::compile(cfg, None, 1).unwrap()
     })
+}
+
+/// The table with QUIC-LB on its UDP binds: plaintext 2-byte server IDs, 4-byte nonces.
+fn quic_snapshot() -> &'static Snapshot {
+    static S: OnceLock<Snapshot> = OnceLock::new();
+    S.get_or_init(|| {
+        let text = CONFIG
+            .replace(
+                "[[tables.backends]]\nip = \"10.0.0.1\"\n",
+                "quic_lb = { config_id = 0, server_id_len = 2, nonce_len = 4 }\n[[tables.backends]]\nip = \"10.0.0.1\"\nserver_id = \"0001\"\n",
+            )
+            .replace(
+                "ip = \"10.0.0.2\"\n",
+                "ip = \"10.0.0.2\"\nserver_id = \"0002\"\n",
+            );
+        let cfg = rondo::config::config_from_str(&text, "fuzz.toml").unwrap();
+        assert!(cfg.tables[0].spec.quic_lb.is_some());
+        Snapshot::compile(cfg, None, 1).unwrap()
+    })
+}
+
+/// The outer IPv4 destination and GUE hops of a forwarded frame: all backends of the table.
+fn only_table_backends(out: &[u8]) {
+    let backends = [[10, 0, 0, 1], [10, 0, 0, 2]];
+    assert!(backends.contains(&[out[30], out[31], out[32], out[33]]), "outer destination");
+    let hops = usize::from(out[49]);
+    for i in 0..hops {
+        let h = &out[50 + 4 * i..54 + 4 * i];
+        assert!(backends.iter().any(|b| b == h), "hop {i}: {h:?}");
+    }
 }
 
 /// The shortcuts against the general code, on one frame.
@@ -107,6 +139,28 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(ve[i], gv, "frame {i}: express lane verdict");
         if matches!(gv, Verdict::Forward | Verdict::Exception(_)) {
             assert_eq!(express[i].data(), &gb[..], "frame {i}: express lane bytes");
+        }
+    }
+    // QUIC-LB: the burst adds up, each frame gets what it gets alone, and goes nowhere but
+    // to the table's backends.
+    let quic = quic_snapshot();
+    let mut qb: Vec<HeapBuf> = frames.iter().map(|f| HeapBuf::from_frame(f)).collect();
+    let mut qv = vec![Verdict::Forward; qb.len()];
+    let mut qc = CoreCounters::default();
+    process_burst(quic, &mut qb, &mut qv, &mut qc);
+    assert_eq!(
+        qc.forwarded + qc.total_drops() + qc.total_exceptions(),
+        qb.len() as u64
+    );
+    for (i, f) in frames.iter().enumerate() {
+        same_as_general(quic, f);
+        let mut one = [HeapBuf::from_frame(f)];
+        let mut v1 = [Verdict::Forward];
+        process_burst(quic, &mut one, &mut v1, &mut CoreCounters::default());
+        assert_eq!(v1[0], qv[i], "frame {i}: QUIC verdict alone differs from in the burst");
+        if qv[i] == Verdict::Forward {
+            assert_eq!(one[0].data(), qb[i].data(), "frame {i}: QUIC bytes differ");
+            only_table_backends(qb[i].data());
         }
     }
     for (i, f) in frames.iter().enumerate() {
