@@ -32,8 +32,9 @@
 //!   change breaks nothing here either (every director has the same rows).
 //! - `redirect` (GLB's director, QUIC-aware backends): directors without `quic_lb`, backends
 //!   with `[redirect.quic_lb]`, whose second chance sends a QUIC packet naming another
-//!   server to the next GUE hop: a backend added or drained must break nothing; rebinding
-//!   may break (the new 4-tuple's row need not hold the owner); counted, not judged.
+//!   server to the next GUE hop: a backend added or drained, or a director change, must
+//!   break nothing; rebinding may break (the new 4-tuple's row holds the owner as one of
+//!   its two hops about half the time); counted, not judged.
 //!
 //! Each scenario keeps [`LONG`] long-lived connections (one quinn endpoint, so one UDP
 //! socket, each), each echoing a [`CHUNK`]-byte chunk on one bidirectional stream every
@@ -160,9 +161,7 @@ fn quic_lb_toml() -> String {
 }
 
 /// The modes the test runs, in order.
-// TODO(third mode, `redirect`): add Mode::Redirect once `rondo redirect` reads
-// `[redirect.quic_lb]` (being added on main).
-const MODES: [Mode; 2] = [Mode::On, Mode::Off];
+const MODES: [Mode; 3] = [Mode::On, Mode::Off, Mode::Redirect];
 
 /// Who reads CIDs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +171,6 @@ enum Mode {
     /// Nobody: the hash alone, and redirects without second chance.
     Off,
     /// The redirects (`[redirect.quic_lb]`), behind directors that hash.
-    #[allow(dead_code)] // not in MODES yet
     Redirect,
 }
 
@@ -776,7 +774,7 @@ impl Report {
 
     fn line(&self) -> String {
         let mut s = format!(
-            "{:<16} quic_lb={:<8} long: opened={} alive={} broken={} (closed={} stalled={} corrupt={} connect_failed={}) rebound={} | new: judged={} ok={} | lived_on={:?} alive_on={:?} broken_on={:?} new_per_backend={:?} | directors: routed={} hashed={} | redirect: rx={} local={} forwarded={} dropped={} | lost_packets={} longest_gap_ms={} | {:.1} s",
+            "{:<16} quic_lb={:<8} long: opened={} alive={} broken={} (closed={} stalled={} corrupt={} connect_failed={}) rebound={} | new: judged={} ok={} | lived_on={:?} alive_on={:?} broken_on={:?} new_per_backend={:?} | directors: routed={} hashed={} | redirect: rx={} local={} forwarded={} (quic={}) dropped={} | lost_packets={} longest_gap_ms={} | {:.1} s",
             self.scenario,
             self.mode,
             self.long_opened,
@@ -798,6 +796,7 @@ impl Report {
             self.redirect.rx,
             self.redirect.local,
             self.redirect.forwarded,
+            self.redirect.forwarded_quic,
             self.redirect.dropped,
             self.lost,
             self.max_gap_ms,
@@ -814,7 +813,7 @@ impl Report {
 
     fn row(&self) -> String {
         format!(
-            "| {} | {} | {}/{} | {} ({}/{}/{}/{}) | {} | {}/{} | {:?} | {:?} | {}/{} | {} | {} | {} |",
+            "| {} | {} | {}/{} | {} ({}/{}/{}/{}) | {} | {}/{} | {:?} | {:?} | {}/{} | {} ({}) | {} | {} |",
             self.scenario,
             self.mode,
             self.long_opened,
@@ -832,13 +831,14 @@ impl Report {
             self.routed,
             self.hashed,
             self.redirect.forwarded,
+            self.redirect.forwarded_quic,
             self.lost,
             self.max_gap_ms,
         )
     }
 }
 
-const HEADER: &str = "| scenario | QUIC-LB | long opened/alive | broken (closed/stalled/corrupt/connect) | rebound | new ok/judged | lived on b0..b4 | alive at end on b0..b4 | directors: routed by CID/hashed | redirect forwards | lost packets | longest echo gap (ms) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |";
+const HEADER: &str = "| scenario | QUIC-LB | long opened/alive | broken (closed/stalled/corrupt/connect) | rebound | new ok/judged | lived on b0..b4 | alive at end on b0..b4 | directors: routed by CID/hashed | redirect forwards (QUIC by CID) | lost packets | longest echo gap (ms) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |";
 
 /// The whole fleet. Fields drop in order: processes and runtimes before namespaces.
 struct Fleet {
@@ -1156,6 +1156,7 @@ impl Fleet {
             redirect.rx += now.rx.saturating_sub(was.rx);
             redirect.local += now.local.saturating_sub(was.local);
             redirect.forwarded += now.forwarded.saturating_sub(was.forwarded);
+            redirect.forwarded_quic += now.forwarded_quic.saturating_sub(was.forwarded_quic);
             redirect.dropped += now.dropped.saturating_sub(was.dropped);
         }
         let (mut routed, mut hashed) = (0, 0);
@@ -1282,7 +1283,10 @@ fn judge(r: &Report) -> Vec<String> {
                 check(r.new_ok == r.new_judged, "new connections failed");
             }
             if matches!(r.scenario, "add_backend" | "drain") {
-                check(r.redirect.forwarded > 0, "second chance never used");
+                check(
+                    r.redirect.forwarded_quic > 0,
+                    "QUIC's second chance never used",
+                );
             }
         }
         _ => {}
