@@ -55,7 +55,8 @@
 //! - `rebind_addr`: the same onto another client address (a new source address and port:
 //!   migration).
 //! - `director_change`: director 0 is SIGKILLed and leaves the router's ECMP group 200 ms
-//!   later (what BFD and BGP do in tests/e2e.rs), then comes back 1.5 s after.
+//!   later (what BFD and BGP do in tests/e2e.rs); 1.5 s after the kill it is started again
+//!   and rejoins the group (its flows move back).
 //!
 //! ```sh
 //! cargo test --features quinn --test e2e_quic -- --nocapture   # a line per run, then the table
