@@ -113,25 +113,30 @@ const SERVER_NAME: &str = "rondo.test";
 
 /// Long-lived connections per scenario, opened over [`RAMP`].
 const LONG: usize = 160;
-const RAMP: Duration = Duration::from_millis(2000);
+const RAMP: Duration = Duration::from_millis(2500);
 /// Each long connection sends a chunk, waits for its echo, then waits this long.
 const INTERVAL: Duration = Duration::from_millis(250);
 const CHUNK: usize = 64;
-/// No echo progress for this long: stalled (broken).
-const STALL: Duration = Duration::from_secs(4);
+/// No echo progress for this long: stalled (broken). A connection whose packets reach the
+/// wrong server never recovers; one that lost packets recovers after quinn's probe timeout,
+/// which backs off from an RTT estimate that a loaded 2-vCPU VM inflates (4 s saw one
+/// such recovery counted as a stall at a load average of 24).
+const STALL: Duration = Duration::from_secs(6);
 /// quinn: the connection dies after this long without a packet from the peer; the client
 /// sends keep-alives (PINGs) when it has nothing else to send.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(8);
 const KEEP_ALIVE: Duration = Duration::from_secs(1);
 /// A long connection's handshake and first echo.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A new connection every so often; it must connect, echo and close within NEW_TIMEOUT.
 const NEW_EVERY: Duration = Duration::from_millis(200);
-const NEW_TIMEOUT: Duration = Duration::from_secs(3);
+/// (A new connection whose handshake packets reach the wrong server fails whatever the
+/// timeout; 3 s was short for a debug-build TLS handshake on a loaded VM.)
+const NEW_TIMEOUT: Duration = Duration::from_secs(5);
 /// The first change (after the ramp), and how long to run after the last one (past STALL,
 /// so that a connection broken by the last change is seen broken).
-const CHANGE_AT: Duration = Duration::from_millis(3000);
-const SETTLE: Duration = Duration::from_secs(6);
+const CHANGE_AT: Duration = Duration::from_millis(3500);
+const SETTLE: Duration = Duration::from_secs(8);
 /// director_change: from the SIGKILL to the router's ECMP group losing the director, and
 /// to the director's restart.
 const WITHDRAW_AFTER: Duration = Duration::from_millis(200);
@@ -384,6 +389,11 @@ impl Conn {
         *max = (*max).max(gap);
         *last = Instant::now();
     }
+    /// The handshake is done: the stall clock starts now (a slow handshake on a loaded
+    /// machine has CONNECT_TIMEOUT of its own).
+    fn established(&self) {
+        *self.last_progress.lock().unwrap() = Instant::now();
+    }
     fn idle_for(&self) -> Duration {
         self.last_progress.lock().unwrap().elapsed()
     }
@@ -586,6 +596,7 @@ async fn run_long(t: Arc<Traffic>, c: Arc<Conn>, i: usize) {
         },
         Err(e) => return c.fail(Outcome::ConnectFailed, e.to_string()),
     };
+    c.established();
     let give_up = || {
         if c.idle_for() > STALL {
             Some(Outcome::Stalled)
@@ -766,6 +777,9 @@ struct Report {
     max_gap_ms: u128,
     changes: Vec<(u128, String)>,
     secs: f64,
+    /// The machine's 1-minute load average at the end (a shared 2-vCPU VM: context for a
+    /// failure).
+    load: String,
 }
 
 impl Report {
@@ -775,7 +789,7 @@ impl Report {
 
     fn line(&self) -> String {
         let mut s = format!(
-            "{:<16} quic_lb={:<8} long: opened={} alive={} broken={} (closed={} stalled={} corrupt={} connect_failed={}) rebound={} | new: judged={} ok={} | lived_on={:?} alive_on={:?} broken_on={:?} new_per_backend={:?} | directors: routed={} hashed={} | redirect: rx={} local={} forwarded={} (quic={}) dropped={} | lost_packets={} longest_gap_ms={} | {:.1} s",
+            "{:<16} quic_lb={:<8} long: opened={} alive={} broken={} (closed={} stalled={} corrupt={} connect_failed={}) rebound={} | new: judged={} ok={} | lived_on={:?} alive_on={:?} broken_on={:?} new_per_backend={:?} | directors: routed={} hashed={} | redirect: rx={} local={} forwarded={} (quic={}) dropped={} | lost_packets={} longest_gap_ms={} | {:.1} s, load {}",
             self.scenario,
             self.mode,
             self.long_opened,
@@ -802,6 +816,7 @@ impl Report {
             self.lost,
             self.max_gap_ms,
             self.secs,
+            self.load,
         );
         for (e, n) in &self.errors {
             s.push_str(&format!("\n    {n} x {e}"));
@@ -1234,6 +1249,10 @@ impl Fleet {
         errors.truncate(6);
         r.errors = errors;
         r.secs = t0.elapsed().as_secs_f64();
+        r.load = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next().map(str::to_string))
+            .unwrap_or_default();
         r
     }
 }
@@ -1248,8 +1267,8 @@ fn judge(r: &Report) -> Vec<String> {
     };
     check(r.long_opened >= LONG, "too few long connections");
     check(
-        r.lived_on.iter().sum::<usize>() + r.long_connect_failed >= r.long_opened,
-        "long connections that never said where they live",
+        r.lived_on.iter().sum::<usize>() + r.broken() >= r.long_opened,
+        "long connections neither broken nor saying where they live",
     );
     let rebinds = matches!(r.scenario, "rebind_port" | "rebind_addr");
     match r.mode {
