@@ -45,7 +45,8 @@ use std::time::{Duration, Instant};
 
 use common::bird::BirdProc;
 use common::fleet::{signal, tail, DirectorProc, EchoServer, RedirectCounters, RedirectProc};
-use common::netns::{spawn_in_netns, sysctl};
+use common::netns::spawn_in_netns;
+use common::topology::{Plan, Topology};
 use common::veth::{privileged, skip, Netns};
 use rondo::fleet::bgp::{bird_conf, BgpSettings, Desired};
 use rondo_sim::Scenario;
@@ -101,20 +102,30 @@ const DRAIN_MS: u64 = 1000;
 /// Stack of each connection thread.
 const STACK: usize = 128 << 10;
 
+/// Namespaces `rdo*`, addresses 10.90-91 (clients), 10.80 (director hosts), 10.70
+/// (backends).
+const PLAN: Plan = Plan {
+    prefix: "rdo",
+    directors: HOSTS,
+    backends: BACKENDS,
+    client_net: 90,
+    client_addrs: CLIENT_ADDRS,
+    director_net: 80,
+    backend_net: 70,
+    vips: &[VIP, VIP2],
+};
+
 fn backend_ip(b: usize) -> Ipv4Addr {
-    Ipv4Addr::new(10, 70, 0, 11 + b as u8)
+    PLAN.backend_ip(b)
 }
 fn director_ip(d: usize) -> Ipv4Addr {
-    Ipv4Addr::new(10, 80, d as u8 + 1, 2)
-}
-fn director_mac(d: usize) -> String {
-    format!("02:e2:00:00:{:02x}:02", d + 1)
+    PLAN.director_ip(d)
 }
 fn router_mac(d: usize) -> String {
-    format!("02:e2:00:00:{:02x}:01", d + 1)
+    PLAN.router_mac(d)
 }
 fn client_addr(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(10, 91, 0, 1 + (i % CLIENT_ADDRS as usize) as u8)
+    PLAN.client_addr(i)
 }
 
 /// The tables every director loads.
@@ -776,7 +787,7 @@ fn bfd_protocol(ifaces: &str) -> String {
 }
 
 fn router_side(d: usize) -> Ipv4Addr {
-    Ipv4Addr::new(10, 80, d as u8 + 1, 1)
+    PLAN.router_side(d)
 }
 
 /// The router's bird.conf: a BGP session per director host (BFD on where `bfd` says),
@@ -885,108 +896,12 @@ impl Fleet {
     /// The fleet; `Err` only when no namespace can be made at all (then the test skips).
     /// Any later failure is a test failure.
     fn build() -> Result<Fleet, String> {
-        let c = Netns::new('C')?;
+        let c = PLAN.netns('C')?;
         Fleet::build_in(c).map_err(|e| panic!("building the fleet: {e}"))
     }
 
     fn build_in(c: Netns) -> Result<Fleet, String> {
-        let r = Netns::new('R')?;
-        let d = (0..HOSTS)
-            .map(|i| Netns::new(char::from(b'D' + i as u8)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let b = (0..BACKENDS)
-            .map(|i| Netns::new(char::from(b'0' + i as u8)))
-            .collect::<Result<Vec<_>, _>>()?;
-        for kv in [
-            "net.ipv4.ip_forward=1",
-            "net.ipv4.conf.all.rp_filter=0",
-            "net.ipv4.conf.default.rp_filter=0",
-            "net.ipv4.fib_multipath_hash_policy=1",
-        ] {
-            sysctl(&r, kv);
-        }
-        for ns in b.iter().chain([&c]) {
-            sysctl(ns, "net.ipv4.conf.all.rp_filter=0");
-            sysctl(ns, "net.ipv4.conf.default.rp_filter=0");
-        }
-        for ns in &d {
-            sysctl(ns, "net.ipv6.conf.all.disable_ipv6=1");
-            sysctl(ns, "net.ipv6.conf.default.disable_ipv6=1");
-        }
-        for ns in [&c, &r].into_iter().chain(&d).chain(&b) {
-            ns.ip(&["link", "set", "lo", "up"])?;
-        }
-        // Clients.
-        r.ip(&[
-            "link", "add", "rc", "type", "veth", "peer", "name", "c0", "netns", &c.name,
-        ])?;
-        r.ip(&["addr", "add", "10.90.0.1/24", "dev", "rc"])?;
-        r.ip(&["link", "set", "rc", "up"])?;
-        c.ip(&["addr", "add", "10.90.0.2/24", "dev", "c0"])?;
-        c.ip(&["link", "set", "c0", "up"])?;
-        c.ip(&["route", "add", "default", "via", "10.90.0.1"])?;
-        for i in 0..CLIENT_ADDRS as usize {
-            c.ip(&[
-                "addr",
-                "add",
-                &format!("{}/32", client_addr(i)),
-                "dev",
-                "lo",
-            ])?;
-        }
-        r.ip(&["route", "add", "10.91.0.0/24", "via", "10.90.0.2"])?;
-        // Directors: a veth each, addressed on both ends (the BGP session runs over it),
-        // the router's neighbour entry for the director's address.
-        for (i, ns) in d.iter().enumerate() {
-            let (rd, dd) = (format!("rd{i}"), format!("d{i}"));
-            r.ip(&[
-                "link",
-                "add",
-                &rd,
-                "address",
-                &router_mac(i),
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &dd,
-                "address",
-                &director_mac(i),
-                "netns",
-                &ns.name,
-            ])?;
-            r.ip(&["addr", "add", &format!("{}/24", router_side(i)), "dev", &rd])?;
-            r.ip(&["link", "set", &rd, "up"])?;
-            r.ip(&[
-                "neigh",
-                "replace",
-                &director_ip(i).to_string(),
-                "lladdr",
-                &director_mac(i),
-                "dev",
-                &rd,
-                "nud",
-                "permanent",
-            ])?;
-            ns.ip(&["addr", "add", &format!("{}/24", director_ip(i)), "dev", &dd])?;
-            ns.ip(&["link", "set", &dd, "up"])?;
-        }
-        // Backends on a bridge in the router.
-        r.ip(&["link", "add", "rbr", "type", "bridge"])?;
-        r.ip(&["addr", "add", "10.70.0.1/24", "dev", "rbr"])?;
-        r.ip(&["link", "set", "rbr", "up"])?;
-        for (i, ns) in b.iter().enumerate() {
-            let (rb, bb) = (format!("rb{i}"), format!("b{i}"));
-            r.ip(&[
-                "link", "add", &rb, "type", "veth", "peer", "name", &bb, "netns", &ns.name,
-            ])?;
-            r.ip(&["link", "set", &rb, "master", "rbr", "up"])?;
-            ns.ip(&["addr", "add", &format!("{}/24", backend_ip(i)), "dev", &bb])?;
-            ns.ip(&["link", "set", &bb, "up"])?;
-            ns.ip(&["route", "add", "default", "via", "10.70.0.1"])?;
-            ns.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
-            ns.ip(&["addr", "add", &format!("{VIP2}/32"), "dev", "lo"])?;
-        }
+        let Topology { c, r, d, b } = Topology::build_in(&PLAN, c)?;
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let path = |f: String| dir.path().join(f);
         // BIRD: the router's, then one per director host with the rondo include seeded

@@ -166,6 +166,8 @@ pub struct RedirectCounters {
     pub rx: u64,
     pub local: u64,
     pub forwarded: u64,
+    /// Of `forwarded`: QUIC packets whose CID named another server (`[redirect.quic_lb]`).
+    pub forwarded_quic: u64,
     pub dropped: u64,
 }
 
@@ -250,6 +252,7 @@ impl RedirectProc {
             rx: value("rx"),
             local: value("local"),
             forwarded: value("forwarded"),
+            forwarded_quic: value("forwarded_quic"),
             dropped: value("dropped"),
         }
     }

@@ -11,6 +11,7 @@ pub mod etcd;
 pub mod fleet;
 pub mod netns;
 pub mod skip;
+pub mod topology;
 pub mod veth;
 
 #[allow(unused_imports)]

@@ -90,14 +90,20 @@ impl Drop for Veth {
     }
 }
 
-/// A network namespace `rdo<tag><pid>`, deleted on drop (with what was moved into it).
+/// A network namespace `rdo<tag><pid>` (or another prefix), deleted on drop (with what was moved into it).
 pub struct Netns {
     pub name: String,
 }
 
 impl Netns {
     pub fn new(tag: char) -> Result<Netns, String> {
-        let name = format!("rdo{tag}{}", std::process::id() % 100_000);
+        Netns::prefixed("rdo", tag)
+    }
+
+    /// A namespace `<prefix><tag><pid>`: tests that may run at the same time as others
+    /// (tests/e2e.rs and tests/e2e_quic.rs) each name theirs with a prefix of their own.
+    pub fn prefixed(prefix: &str, tag: char) -> Result<Netns, String> {
+        let name = format!("{prefix}{tag}{}", std::process::id() % 100_000);
         let _ = ip(&["netns", "del", &name]);
         ip(&["netns", "add", &name])?;
         Ok(Netns { name })
