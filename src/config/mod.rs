@@ -68,6 +68,47 @@ impl ConfigError {
     }
 }
 
+/// QUIC-LB configurations as a table or an array of tables (a director table's `quic_lb`,
+/// a backend's `[redirect.quic_lb] configs`), validated and built. The error is the field
+/// suffix (`""` or `"[k]"`) and what was wrong.
+pub fn quic_lb_configs(
+    v: &toml::Value,
+) -> Result<
+    (
+        Vec<crate::quic_lb::QuicLbSpec>,
+        crate::quic_lb::QuicLbConfigs,
+    ),
+    (String, String),
+> {
+    let values = match v {
+        toml::Value::Array(a) => a.clone(),
+        v @ toml::Value::Table(_) => vec![v.clone()],
+        _ => {
+            return Err((
+                String::new(),
+                "expected a configuration table { config_id, server_id_len, nonce_len, key } or an array of one or two".into(),
+            ))
+        }
+    };
+    let specs = values
+        .into_iter()
+        .enumerate()
+        .map(|(k, v)| {
+            v.try_into::<crate::quic_lb::QuicLbSpec>()
+                .map_err(|e| (format!("[{k}]"), e.message().trim_end().to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let configs = crate::quic_lb::QuicLbConfigs::from_specs(specs.iter())
+        .map_err(|e| (String::new(), e.to_string()))?;
+    if configs.is_empty() {
+        return Err((
+            String::new(),
+            "expected one or two configurations, got none".into(),
+        ));
+    }
+    Ok((specs, configs))
+}
+
 /// Parse an address or CIDR (`1.2.3.0/24`, `fdb4::/64`): `(address as written, prefix length)`.
 pub fn parse_ip_or_cidr(s: &str) -> Result<(std::net::IpAddr, u8), String> {
     let (ip, bits) = match s.split_once('/') {

@@ -29,7 +29,7 @@ use super::{
 };
 use crate::config::settings::DEFAULT_SRC_MAC;
 use crate::hash::parse_hex_key;
-use crate::quic_lb::{QuicLbConfigs, QuicLbSpec, ServerId};
+use crate::quic_lb::ServerId;
 use crate::table::{
     Backend, BackendState, Bind, HealthChecks, Proto, QuicLbTable, RowPolicy, TableSpec,
 };
@@ -854,32 +854,8 @@ fn quic_lb_table(
         return Ok(None);
     };
     let field = at("quic_lb");
-    let values = match specs.get_ref() {
-        toml::Value::Array(a) => a.clone(),
-        v @ toml::Value::Table(_) => vec![v.clone()],
-        _ => {
-            return Err(cx.err(
-                specs.span(),
-                field,
-                "expected a configuration table { config_id, server_id_len, nonce_len, key } or an array of one or two",
-            ))
-        }
-    };
-    let list = values
-        .into_iter()
-        .enumerate()
-        .map(|(k, v)| {
-            v.try_into::<QuicLbSpec>().map_err(|e| {
-                cx.err(
-                    specs.span(),
-                    format!("{field}[{k}]"),
-                    e.message().trim_end().to_string(),
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let configs = QuicLbConfigs::from_specs(list.iter())
-        .map_err(|e| cx.err(specs.span(), field.clone(), e.to_string()))?;
+    let (list, configs) = super::quic_lb_configs(specs.get_ref())
+        .map_err(|(k, m)| cx.err(specs.span(), format!("{field}{k}"), m))?;
     let Some(sid_len) = configs.iter().next().map(|c| c.server_id_len()) else {
         return Err(cx.err(
             specs.span(),

@@ -32,8 +32,8 @@ use toml::Spanned;
 
 use super::decide::AddrSet;
 use super::quic::{QuicPolicy, DEFAULT_PORT};
-use crate::config::{parse_ip_or_cidr, ConfigError};
-use crate::quic_lb::{QuicLbConfigs, QuicLbSpec, ServerId};
+use crate::config::{parse_ip_or_cidr, quic_lb_configs, ConfigError};
+use crate::quic_lb::ServerId;
 use crate::wire::gue;
 
 /// Default TUN interface name.
@@ -325,39 +325,8 @@ fn quic_lb(
         ));
     };
     let field = "redirect.quic_lb.configs";
-    let values = match specs.get_ref() {
-        toml::Value::Array(a) => a.clone(),
-        v @ toml::Value::Table(_) => vec![v.clone()],
-        _ => {
-            return Err(err(
-                specs.span(),
-                field,
-                "expected a configuration table { config_id, server_id_len, nonce_len, key } or an array of one or two".into(),
-            ))
-        }
-    };
-    let list = values
-        .into_iter()
-        .enumerate()
-        .map(|(k, v)| {
-            v.try_into::<QuicLbSpec>().map_err(|e| {
-                err(
-                    specs.span(),
-                    &format!("{field}[{k}]"),
-                    e.message().trim_end().to_string(),
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let configs = QuicLbConfigs::from_specs(list.iter())
-        .map_err(|e| err(specs.span(), field, e.to_string()))?;
-    if configs.is_empty() {
-        return Err(err(
-            specs.span(),
-            field,
-            "expected one or two configurations, got none".into(),
-        ));
-    }
+    let (_, configs) = quic_lb_configs(specs.get_ref())
+        .map_err(|(k, m)| err(specs.span(), &format!("{field}{k}"), m))?;
     if let Some(c) = configs
         .iter()
         .find(|c| c.server_id_len() != server_id.len())
