@@ -723,8 +723,9 @@ impl Report {
 }
 
 /// Retransmitted segments a planned restart may show beyond the undisturbed run (see its
-/// check).
-const PLANNED_RESTART_SLACK: u64 = 2;
+/// check). 2 was exceeded once in CI (3 retransmits, 0 spurious, 0 broken, every other
+/// undisturbed scenario at 0); a restart without drain loses 7 to 55.
+const PLANNED_RESTART_SLACK: u64 = 4;
 
 const HEADER: &str = "| scenario | second chance | long opened/alive | broken (reset/stalled) | on killed backend | new ok/judged | redirect forwards | to FIB withdrawn (ms) | longest echo gap (ms) | client TCP retransmits (spurious) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |";
 
